@@ -1,0 +1,1 @@
+"""Pure token mechanics: layouts, CRC, amounts, TID, digits, MeterPAN.  No I/O, no keys."""

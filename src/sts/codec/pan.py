@@ -1,0 +1,115 @@
+"""MeterPAN, DRN and the key-derivation input blocks (spec digest §7.1, §7.3).
+
+MeterPAN (18 digits) = IIN | DRN | PAN check digit, where the IIN is 600727 with an 11-digit
+DRN or 0000 with a 13-digit DRN, and DRN = MfrCode (2 or 4 digits) | DSN (8) | DRN check digit.
+Both check digits are Luhn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sts.errors import InputError, InvalidDrn, InvalidPan
+
+IIN_STS = "600727"
+IIN_SHORT = "0000"
+_IIN_FOR_DRN_LEN = {11: IIN_STS, 13: IIN_SHORT}
+
+
+def luhn_check_digit(digits: str) -> int:
+    """Check digit to append to `digits` (double every second digit from the right)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return (10 - total % 10) % 10
+
+
+def _require_digits(value: object, field: str, error: type[InputError]) -> str:
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        raise error(f"{field} must be a string of decimal digits, got {value!r}", field=field)
+    return value
+
+
+def check_drn(drn: object, *, field: str = "drn") -> str:
+    """A valid 11- or 13-digit DRN, or InvalidDrn naming the rule."""
+    text = _require_digits(drn, field, InvalidDrn)
+    if len(text) not in (11, 13):
+        raise InvalidDrn(f"{field} must have 11 or 13 digits, got {len(text)}", field=field)
+    expected = luhn_check_digit(text[:-1])
+    if int(text[-1]) != expected:
+        raise InvalidDrn(
+            f"{field} {text} fails its Luhn check digit (expected {expected}, got {text[-1]})",
+            field=field,
+        )
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class MeterPan:
+    iin: str
+    drn: str
+
+    @property
+    def mfr_code(self) -> str:
+        return self.drn[: len(self.drn) - 9]
+
+    @property
+    def pan(self) -> str:
+        body = self.iin + self.drn
+        return body + str(luhn_check_digit(body))
+
+    def __str__(self) -> str:
+        return self.pan
+
+    @classmethod
+    def from_drn(cls, drn: str) -> MeterPan:
+        text = check_drn(drn)
+        return cls(_IIN_FOR_DRN_LEN[len(text)], text)
+
+
+def parse_pan(pan: object, *, field: str = "pan") -> MeterPan:
+    """Validate an 18-digit MeterPAN; the error names which rule failed."""
+    text = _require_digits(pan, field, InvalidPan)
+    if len(text) != 18:
+        raise InvalidPan(f"{field} must have 18 digits, got {len(text)}", field=field)
+    if text.startswith(IIN_STS):
+        iin = IIN_STS
+    elif text.startswith(IIN_SHORT):
+        iin = IIN_SHORT
+    else:
+        raise InvalidPan(
+            f"{field} {text} must start with IIN 600727 (11-digit DRN) or 0000 (13-digit DRN)",
+            field=field,
+        )
+    expected = luhn_check_digit(text[:-1])
+    if int(text[-1]) != expected:
+        raise InvalidPan(
+            f"{field} {text} fails its Luhn check digit (expected {expected}, got {text[-1]})",
+            field=field,
+        )
+    drn = text[len(iin) : -1]
+    try:
+        check_drn(drn)
+    except InvalidDrn as exc:
+        raise InvalidPan(f"{field} {text}: {exc.message}", field=field) from None
+    return MeterPan(iin, drn)
+
+
+def pan_block(pan: MeterPan, kt: int) -> int:
+    """PANBlock: the IIN's rightmost digits then the DRN, 16 digits read as hex nibbles.
+
+    For a common key (KT 3) the DRN digits are zeroed, since one key serves many meters.
+    """
+    drn = "0" * len(pan.drn) if kt == 3 else pan.drn
+    digits = (pan.iin + drn)[-16:]
+    return int(digits, 16)
+
+
+def control_block(kt: int, sgc: str, ti: int, krn: int) -> int:
+    """CONTROLBlock: KT(1) SGC(6) TI(2) KRN(1) FFFFFF, decimal digits read as hex nibbles."""
+    return int(f"{kt:01d}{sgc}{ti:02d}{krn:01d}FFFFFF", 16)

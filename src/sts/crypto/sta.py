@@ -1,0 +1,242 @@
+"""EA07, the Standard Transfer Algorithm (spec digest §6.1), driven by a table set as data.
+
+The standard's sample tables are built in.  The production ("actual") tables are distributed
+by the STS Association to users on request: they are never shipped in this package and are
+loaded from a JSON file in the format of `shared/vectors/sta-tables.json`, named by a flag,
+the STS_STA_TABLES environment variable or configuration.
+
+Implementation: a round is a nibble substitution (S1 or S2, chosen per nibble by a key bit)
+followed by a bit permutation.  Both are folded into per-byte lookup tables: for byte j of
+the state and the two selector bits of its nibbles, one table entry holds the permuted
+64-bit contribution of the substituted byte, so a round is eight lookups OR-ed together.
+The same tables drive the vectorised batch path (`sts.crypto.sta_batch`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sts.errors import ConfigError
+
+MASK64 = (1 << 64) - 1
+ROUNDS = 16
+ENV_TABLES = "STS_STA_TABLES"
+# per-byte selector bits: bit 8j+3 (low nibble) and bit 8j+7 (high nibble) of a round key
+_SEL_LOW = 0x0808080808080808
+_SEL_HIGH = 0x8080808080808080
+
+
+def _perm_check(values: list[int], size: int, what: str) -> tuple[int, ...]:
+    if sorted(values) != list(range(size)):
+        raise ConfigError(f"STA table {what} is not a permutation of 0..{size - 1}", field=what)
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class TableSet:
+    """S1, S2 (4-bit substitutions) and P (64-bit permutation) of an STA table set."""
+
+    name: str
+    s1: tuple[int, ...]
+    s2: tuple[int, ...]
+    p: tuple[int, ...]
+    source: str = ""
+    _tables: list[Any] = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict[str, Any]) -> TableSet:
+        try:
+            s1 = _perm_check(list(data["s1"]), 16, "s1")
+            s2 = _perm_check(list(data["s2"]), 16, "s2")
+            p = _perm_check(list(data["p"]), 64, "p")
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"STA table set {name!r} lacks s1, s2 or p ({exc})") from None
+        # inverses, when given, must agree with the forward tables
+        for key, fwd, size in (("s1_inv", s1, 16), ("s2_inv", s2, 16), ("p_inv", p, 64)):
+            if key in data:
+                inv = list(data[key])
+                if len(inv) != size or any(inv[fwd[i]] != i for i in range(size)):
+                    raise ConfigError(f"STA table set {name!r}: {key} is not the inverse", field=key)
+        return cls(name, s1, s2, p, str(data.get("source", "")))
+
+    @property
+    def cipher(self) -> Sta:
+        if not self._tables:
+            self._tables.append(Sta(self))
+        return self._tables[0]  # type: ignore[no-any-return]
+
+
+def _permute(value: int, p: tuple[int, ...]) -> int:
+    out = 0
+    for i in range(64):
+        if (value >> i) & 1:
+            out |= 1 << p[i]
+    return out
+
+
+def _inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
+    inv = [0] * len(perm)
+    for i, v in enumerate(perm):
+        inv[v] = i
+    return tuple(inv)
+
+
+class Sta:
+    """Encrypt/decrypt 64-bit blocks under 64-bit keys with one table set."""
+
+    def __init__(self, tables: TableSet) -> None:
+        self.tables = tables
+        s = (tables.s1, tables.s2)
+        si = (_inverse(tables.s1), _inverse(tables.s2))
+        p = tables.p
+        pi = _inverse(p)
+        # enc[(j*4 + sel)*256 + b] = P(S_sel(b) << 8j); sel bit0 -> low nibble uses S2
+        enc = [0] * (8 * 4 * 256)
+        # dec[...] = Pinv(Sinv_sel(b) << 8j): an inverse substitution then the next Pinv
+        dec = [0] * (8 * 4 * 256)
+        # sub_inv[...] = Sinv_sel(b) << 8j: the final inverse substitution (no permutation)
+        sub_inv = [0] * (8 * 4 * 256)
+        # pinv[j*256 + b] = Pinv(b << 8j): the first inverse permutation
+        pinv = [0] * (8 * 256)
+        for j in range(8):
+            for b in range(256):
+                pinv[j * 256 + b] = _permute(b << (8 * j), pi)
+                for sel in range(4):
+                    lo_t, hi_t = s[sel & 1], s[sel >> 1]
+                    sub = lo_t[b & 15] | (hi_t[b >> 4] << 4)
+                    lo_i, hi_i = si[sel & 1], si[sel >> 1]
+                    isub = lo_i[b & 15] | (hi_i[b >> 4] << 4)
+                    idx = (j * 4 + sel) * 256 + b
+                    enc[idx] = _permute(sub << (8 * j), p)
+                    dec[idx] = _permute(isub << (8 * j), pi)
+                    sub_inv[idx] = isub << (8 * j)
+        self.enc = enc
+        self.dec = dec
+        self.sub_inv = sub_inv
+        self.pinv = pinv
+
+    @staticmethod
+    def round_offsets(key: int) -> list[tuple[int, ...]]:
+        """Per round, the table offset of each state byte (selectors from the round key)."""
+        k = ((~key & MASK64) >> 12 | (~key & MASK64) << 52) & MASK64  # ROR(NOT key, 12)
+        out = []
+        for _ in range(ROUNDS):
+            sel = ((k & _SEL_LOW) >> 3) | ((k & _SEL_HIGH) >> 6)
+            out.append(
+                tuple(((j * 4 + ((sel >> (8 * j)) & 3)) << 8) for j in range(8))
+            )
+            k = ((k << 1) | (k >> 63)) & MASK64
+        return out
+
+    def encrypt(self, key: int, block: int) -> int:
+        t = self.enc
+        x = block
+        for o0, o1, o2, o3, o4, o5, o6, o7 in self.round_offsets(key):
+            x = (
+                t[o0 | (x & 255)]
+                | t[o1 | ((x >> 8) & 255)]
+                | t[o2 | ((x >> 16) & 255)]
+                | t[o3 | ((x >> 24) & 255)]
+                | t[o4 | ((x >> 32) & 255)]
+                | t[o5 | ((x >> 40) & 255)]
+                | t[o6 | ((x >> 48) & 255)]
+                | t[o7 | (x >> 56)]
+            )
+        return x
+
+    def decrypt(self, key: int, block: int) -> int:
+        offsets = self.round_offsets(key)
+        pi = self.pinv
+        x = block
+        x = (
+            pi[x & 255] | pi[256 | ((x >> 8) & 255)] | pi[512 | ((x >> 16) & 255)]
+            | pi[768 | ((x >> 24) & 255)] | pi[1024 | ((x >> 32) & 255)]
+            | pi[1280 | ((x >> 40) & 255)] | pi[1536 | ((x >> 48) & 255)] | pi[1792 | (x >> 56)]
+        )
+        t = self.dec
+        for r in range(ROUNDS - 1, 0, -1):
+            o0, o1, o2, o3, o4, o5, o6, o7 = offsets[r]
+            x = (
+                t[o0 | (x & 255)]
+                | t[o1 | ((x >> 8) & 255)]
+                | t[o2 | ((x >> 16) & 255)]
+                | t[o3 | ((x >> 24) & 255)]
+                | t[o4 | ((x >> 32) & 255)]
+                | t[o5 | ((x >> 40) & 255)]
+                | t[o6 | ((x >> 48) & 255)]
+                | t[o7 | (x >> 56)]
+            )
+        s = self.sub_inv
+        o = offsets[0]
+        return (
+            s[o[0] | (x & 255)] | s[o[1] | ((x >> 8) & 255)] | s[o[2] | ((x >> 16) & 255)]
+            | s[o[3] | ((x >> 24) & 255)] | s[o[4] | ((x >> 32) & 255)]
+            | s[o[5] | ((x >> 40) & 255)] | s[o[6] | ((x >> 48) & 255)] | s[o[7] | (x >> 56)]
+        )
+
+
+# --- table set resolution -----------------------------------------------------------------
+
+
+@cache
+def sample_tables() -> TableSet:
+    """The sample tables printed in IEC 62055-41 (built in; for tests and demos only)."""
+    text = resources.files("sts.crypto").joinpath("data/sta-sample.json").read_text()
+    return TableSet.from_dict("sample", json.loads(text)["sample"])
+
+
+@cache
+def _load_file(path: str) -> dict[str, TableSet]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"STA table file {path} does not exist", field="sta_tables") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"STA table file {path} is not readable JSON: {exc}",
+                          field="sta_tables") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"STA table file {path} must hold a JSON object", field="sta_tables")
+    return {
+        name: TableSet.from_dict(name, value)
+        for name, value in data.items()
+        if isinstance(value, dict) and "s1" in value
+    }
+
+
+def load_table_sets(path: str | os.PathLike[str]) -> dict[str, TableSet]:
+    """All table sets in a file in the `sta-tables.json` format (cached per path)."""
+    return _load_file(str(Path(path).resolve()))
+
+
+def table_set(name: str = "production", path: str | os.PathLike[str] | None = None) -> TableSet:
+    """Resolve a table set by name: `sample` is built in; others come from a file.
+
+    The file is `path`, else $STS_STA_TABLES.  No file means a clear ConfigError: the
+    production tables are never guessed or embedded.
+    """
+    if name == "sample" and path is None:
+        return sample_tables()
+    chosen = path if path is not None else os.environ.get(ENV_TABLES)
+    if not chosen:
+        if name == "sample":
+            return sample_tables()
+        raise ConfigError(
+            f"the STA table set {name!r} is not built in: give its file with --sta-tables FILE "
+            f"or the {ENV_TABLES} environment variable (format of sta-tables.json)",
+            field="table_set",
+        )
+    sets = load_table_sets(chosen)
+    if name not in sets:
+        if name == "sample":
+            return sample_tables()
+        raise ConfigError(
+            f"STA table file {chosen} has no table set {name!r} (has: {', '.join(sorted(sets))})",
+            field="table_set",
+        )
+    return sets[name]

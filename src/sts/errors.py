@@ -1,0 +1,159 @@
+"""Every error the project raises, each with a stable code.
+
+Codes are part of the public contract: the CLI prints them in JSON Lines output, the REST API
+returns them, scripts match on them.  Exit codes and HTTP statuses are mapped here, once.
+Messages name the field and the rule that failed; they never contain key material.
+"""
+
+from __future__ import annotations
+
+
+class StsError(Exception):
+    """Base class: `code` is stable, `message` is for people, `field` names the culprit."""
+
+    code = "error"
+    exit_code = 1
+    http_status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def as_dict(self) -> dict[str, str]:
+        out = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+        return out
+
+
+# --- bad input: the caller sent something that cannot be what it claims to be -------------
+
+
+class InputError(StsError):
+    code = "invalid_input"
+    exit_code = 2
+    http_status = 422
+
+
+class TokenFormatError(InputError):
+    """The token text is not 20 decimal digits or exceeds 66 bits."""
+
+    code = "token_format"
+
+
+class InvalidPan(InputError):
+    code = "invalid_pan"
+
+
+class InvalidDrn(InputError):
+    code = "invalid_drn"
+
+
+class AmountOutOfRange(InputError):
+    code = "amount_out_of_range"
+
+
+class TidOutOfRange(InputError):
+    """The issue time cannot be expressed as a 24-bit TID for this base date."""
+
+    code = "tid_out_of_range"
+
+
+class KeyDataError(InputError):
+    """Key material (vending key, decoder key) has the wrong length or format."""
+
+    code = "invalid_key"
+
+
+class ConfigError(StsError):
+    """A configuration file (e.g. an STA table set) is missing or malformed."""
+
+    code = "config"
+    exit_code = 3
+    http_status = 500
+
+
+class NotSupported(StsError):
+    """A defined but unimplemented algorithm (e.g. DKGA01/DKGA03: no reliable definition)."""
+
+    code = "not_supported"
+    exit_code = 2
+    http_status = 422
+
+
+# --- vending-side refusals -------------------------------------------------------------
+
+
+class KeyExpired(StsError):
+    """TID >> 16 exceeds the key's KEN: the meter would reject the token."""
+
+    code = "key_expired"
+    exit_code = 4
+    http_status = 409
+
+
+class DdtkError(StsError):
+    """A default key (DDTK, KT 1) may not carry credit."""
+
+    code = "ddtk"
+    exit_code = 4
+    http_status = 409
+
+
+# --- meter-side token rejections (decode) ----------------------------------------------
+
+
+class TokenRejected(StsError):
+    """The token is well-formed digits but a meter would reject it."""
+
+    code = "rejected"
+    exit_code = 5
+    http_status = 422
+    result_code = 0  # the meter's token result register value (Conlog numbering)
+
+
+class CrcError(TokenRejected):
+    """Wrong key, wrong meter or mistyped token: the CRC does not match after decryption."""
+
+    code = "crc"
+    result_code = 13
+
+
+class TokenRangeError(TokenRejected):
+    """A decoded field is outside the range the meter accepts."""
+
+    code = "range"
+    result_code = 7
+
+
+class FunctionError(TokenRejected):
+    """The class/subclass is reserved or not supported by this meter."""
+
+    code = "function"
+    result_code = 8
+
+
+class KeyTypeError(TokenRejected):
+    code = "key_type"
+    result_code = 5
+
+
+class MfrCodeError(TokenRejected):
+    code = "mfr_code"
+    result_code = 14
+
+
+class TokenKeyExpired(TokenRejected):
+    code = "key_expired"
+    result_code = 11
+
+
+class TokenDdtk(TokenRejected):
+    code = "ddtk"
+    result_code = 12
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The CLI's process exit status for an exception (1 for anything unexpected)."""
+    return exc.exit_code if isinstance(exc, StsError) else 1
