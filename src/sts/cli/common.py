@@ -1,0 +1,71 @@
+"""What every CLI command shares: JSON output, the STA tables option and error rendering.
+
+Errors are mapped to exit codes once, here (`sts.errors.exit_code_for`): no traceback reaches
+a user for bad input; an unexpected exception prints a one-line message and exits 1 (set
+STS_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from sts.errors import StsError, exit_code_for
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable JSON output")
+
+
+def tables_option(func: F) -> F:
+    return click.option(
+        "--sta-tables",
+        "sta_tables",
+        type=click.Path(dir_okay=False),
+        envvar="STS_STA_TABLES",
+        default=None,
+        help="STA table file (format of sta-tables.json) with the production tables "
+        "[env STS_STA_TABLES]",
+    )(func)
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, separators=(",", ":"), default=str))
+
+
+def run_guarded(command: click.Command, argv: list[str] | None) -> int:
+    """Run a click command; map our errors to messages and exit codes."""
+    wants_json = "--json" in (argv if argv is not None else sys.argv[1:])
+    try:
+        result = command.main(args=argv, standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except StsError as exc:
+        if wants_json:
+            click.echo(json.dumps({"error": exc.code, "message": exc.message,
+                                   **({"field": exc.field} if exc.field else {})}))
+        else:
+            where = f" ({exc.field})" if exc.field else ""
+            click.echo(f"error [{exc.code}]{where}: {exc.message}", err=True)
+        return exit_code_for(exc)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence for a user-facing tool
+        if os.environ.get("STS_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+        return 1
