@@ -37,3 +37,34 @@ def tables_file() -> str:
     if path is None:
         pytest.skip("shared/vectors/sta-tables.json not available (outside CI)")
     return path
+
+
+def load_vectors(*kinds: str) -> list[dict[str, object]]:
+    """Every line of every *.jsonl file in the vectors directory (optionally of some kinds).
+
+    Extra directories in the same format can be added with STS_EXTRA_VECTORS (os.pathsep
+    separated); they are run exactly like the shared ones.
+    """
+    import json
+
+    dirs = [d for d in [vectors_dir()] if d is not None]
+    extra = os.environ.get("STS_EXTRA_VECTORS", "")
+    dirs += [Path(p) for p in extra.split(os.pathsep) if p]
+    out: list[dict[str, object]] = []
+    for d in dirs:
+        for path in sorted(d.glob("*.jsonl")):
+            with path.open() as fh:
+                for line in fh:
+                    if line.strip():
+                        v = json.loads(line)
+                        if not kinds or v.get("kind") in kinds:
+                            out.append(v)
+    return out
+
+
+def vector_params(*kinds: str) -> list[object]:
+    """pytest params, one per vector, with the vector id as the test id."""
+    vectors = load_vectors(*kinds)
+    if not vectors:
+        return [pytest.param(None, marks=pytest.mark.skip(reason="no vectors available"))]
+    return [pytest.param(v, id=str(v["id"])) for v in vectors]

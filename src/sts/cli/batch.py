@@ -1,0 +1,57 @@
+"""`sts generate` and `sts decode`: JSON Lines in, JSON Lines out, one line per line, in order.
+
+Exit status 0 when every line succeeded, 1 when any line failed (each failure is reported on
+its own output line as {"id", "error", "message"}).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO
+
+import click
+
+from sts.cli.common import tables_option
+
+
+def _run(job: str, infile: IO[str], outfile: IO[str], sta_tables: str | None) -> int:
+    from sts.engine.batch import run_batch
+
+    failed = 0
+    write = outfile.write
+    dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+    for result, ok in run_batch(infile, job, sta_tables):
+        if not ok:
+            failed += 1
+        write(dumps(result))
+        write("\n")
+    outfile.flush()
+    if failed:
+        click.echo(f"{failed} line(s) failed", err=True)
+    return 1 if failed else 0
+
+
+@click.command()
+@click.option("-i", "--input", "infile", type=click.File("r"), default="-",
+              help="JSON Lines of {id, meter, request} (default stdin)")
+@click.option("-o", "--output", "outfile", type=click.File("w"), default="-",
+              help="where to write {id, tokens, blocks, tid} lines (default stdout)")
+@tables_option
+def generate(infile: IO[str], outfile: IO[str], sta_tables: str | None) -> int:
+    """Make tokens for JSON Lines requests (meter and request as in FORMAT.md)."""
+    return _run("generate", infile, outfile, sta_tables)
+
+
+@click.command()
+@click.option("-i", "--input", "infile", type=click.File("r"), default="-",
+              help="JSON Lines of {id, token, meter} (default stdin)")
+@click.option("-o", "--output", "outfile", type=click.File("w"), default="-",
+              help="where to write decoded lines (default stdout)")
+@tables_option
+def decode(infile: IO[str], outfile: IO[str], sta_tables: str | None) -> int:
+    """Decode JSON Lines tokens: class, subclass, block and the request's fields."""
+    return _run("decode", infile, outfile, sta_tables)
+
+
+__all__ = ["decode", "generate", "sys"]
