@@ -157,3 +157,95 @@ class TokenDdtk(TokenRejected):
 def exit_code_for(exc: BaseException) -> int:
     """The CLI's process exit status for an exception (1 for anything unexpected)."""
     return exc.exit_code if isinstance(exc, StsError) else 1
+
+
+# --- vending server (sts.vending): API codes are upper case, as in the REST error model -----
+
+
+class VendingError(StsError):
+    """A refusal by the vending server; `code` is the stable REST error code."""
+
+    code = "VENDING_ERROR"
+    exit_code = 6
+    http_status = 400
+
+
+class UnknownMeter(VendingError):
+    code = "UNKNOWN_METER"
+    http_status = 404
+
+
+class UnknownRecord(VendingError):
+    """No purchase, receipt, key, vendor, ... with that identifier."""
+
+    code = "UNKNOWN_RECORD"
+    http_status = 404
+
+
+class AmountTooLow(VendingError):
+    code = "AMOUNT_TOO_LOW"
+    http_status = 422
+
+
+class AmountTooHigh(VendingError):
+    code = "AMOUNT_TOO_HIGH"
+    http_status = 422
+
+
+class DuplicateRequest(VendingError):
+    """A request id was reused with a different body."""
+
+    code = "DUPLICATE_REQUEST"
+    http_status = 409
+
+
+class MeterBlocked(VendingError):
+    code = "METER_BLOCKED"
+    http_status = 409
+
+
+class VendKeyExpired(VendingError):
+    """The vending key is past its issued-until date, or the TID range is exhausted."""
+
+    code = "KEY_EXPIRED"
+    http_status = 409
+
+
+class KeyCreditLimit(VendingError):
+    code = "KEY_CREDIT_LIMIT"
+    http_status = 409
+
+
+class NotAuthenticated(VendingError):
+    code = "NOT_AUTHENTICATED"
+    http_status = 401
+
+
+class NotAuthorised(VendingError):
+    code = "NOT_AUTHORISED"
+    http_status = 403
+
+
+class InsufficientFloat(VendingError):
+    code = "INSUFFICIENT_FLOAT"
+    http_status = 409
+
+
+class RateLimited(VendingError):
+    code = "RATE_LIMITED"
+    http_status = 429
+
+
+class ReversalNotAllowed(VendingError):
+    code = "REVERSAL_NOT_ALLOWED"
+    http_status = 409
+
+
+class AlreadyExists(VendingError):
+    code = "ALREADY_EXISTS"
+    http_status = 409
+
+
+class Unavailable(VendingError):
+    code = "UNAVAILABLE"
+    http_status = 503

@@ -64,7 +64,7 @@ def run_guarded(command: click.Command, argv: list[str] | None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - last line of defence for a user-facing tool
+    except Exception as exc:
         if os.environ.get("STS_DEBUG"):
             raise
         click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)

@@ -51,10 +51,13 @@ def meter_options(func: F) -> F:
 def _meter_obj(o: dict[str, Any]) -> dict[str, Any]:
     if o["meter_file"]:
         try:
-            obj = json.loads(Path(o["meter_file"]).read_text())
+            loaded = json.loads(Path(o["meter_file"]).read_text())
         except ValueError as exc:
             raise InputError(f"--meter file is not valid JSON: {exc}", field="meter") from None
-        return obj.get("meter", obj) if isinstance(obj, dict) else obj  # type: ignore[no-any-return]
+        if not isinstance(loaded, dict):
+            raise InputError("--meter file must hold a JSON object", field="meter")
+        inner = loaded.get("meter", loaded)
+        return dict(inner) if isinstance(inner, dict) else loaded
     obj: dict[str, Any] = {"ea": int(o["ea"]), "table_set": o["table_set"], "ken": o["ken"],
                            "base_date": int(o["base_date"])}
     if o["vending_key"]:

@@ -17,13 +17,10 @@ from sts.errors import AmountOutOfRange
 
 MANTISSA_LIMIT = 1 << 14
 # offset(e) = sum_{n=1..e} 2^14 * 10^(n-1)
-_OFFSETS = tuple(MANTISSA_LIMIT * (10**e - 1) // 9 for e in range(32))
+POW10: tuple[int, ...] = tuple(10**e for e in range(32))
+_OFFSETS: tuple[int, ...] = tuple(MANTISSA_LIMIT * (POW10[e] - 1) // 9 for e in range(32))
 TRANSFER_MAX = 16383 * 1000 + _OFFSETS[3]  # 18 201 624
 CURRENCY_MAX = 16383 * 10**31 + _OFFSETS[31]  # in 10^-5 units
-
-
-def _offset(e: int) -> int:
-    return _OFFSETS[e]
 
 
 def encode_transfer(value: int, *, field: str = "amount") -> int:
@@ -34,7 +31,7 @@ def encode_transfer(value: int, *, field: str = "amount") -> int:
         )
     for e in range(4):
         base = _OFFSETS[e]
-        m = -((base - value) // 10**e)  # ceil((value - base) / 10^e)
+        m = -((base - value) // POW10[e])  # ceil((value - base) / 10^e)
         if m < MANTISSA_LIMIT:
             return (e << 14) | max(m, 0)
     raise AssertionError("unreachable: value checked against TRANSFER_MAX")
@@ -43,7 +40,7 @@ def encode_transfer(value: int, *, field: str = "amount") -> int:
 def decode_transfer(field_value: int) -> int:
     """The integer count encoded by a 16-bit TransferAmount field."""
     e = field_value >> 14
-    return (field_value & 0x3FFF) * 10**e + _OFFSETS[e]
+    return (field_value & 0x3FFF) * POW10[e] + _OFFSETS[e]
 
 
 def parse_decimal(text: object, *, field: str) -> Decimal:
@@ -114,7 +111,7 @@ def encode_currency(amount: object, *, field: str = "currency") -> tuple[int, in
         )
     for e in range(32):
         excess = magnitude - _OFFSETS[e]
-        step = 10**e
+        step = POW10[e]
         m = excess // step if sign else -(-excess // step)
         if m < MANTISSA_LIMIT:
             return sign, e, m
@@ -122,7 +119,7 @@ def encode_currency(amount: object, *, field: str = "currency") -> tuple[int, in
 
 
 def decode_currency(sign: int, exponent: int, mantissa: int) -> Decimal:
-    magnitude = mantissa * 10**exponent + _OFFSETS[exponent]
+    magnitude = mantissa * POW10[exponent] + _OFFSETS[exponent]
     value = Decimal(magnitude) / 100000
     return -value if sign else value
 

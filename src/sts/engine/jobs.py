@@ -25,7 +25,7 @@ def error_line(line_id: Any, exc: StsError) -> dict[str, Any]:
 def parse_line(text: str, number: int) -> tuple[Any, dict[str, Any]]:
     try:
         obj = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise InputError(f"line {number} is not valid JSON: {exc.msg} at column {exc.colno}",
                          field="line") from None
     if not isinstance(obj, dict):
