@@ -249,3 +249,20 @@ class AlreadyExists(VendingError):
 class Unavailable(VendingError):
     code = "UNAVAILABLE"
     http_status = 503
+
+
+# --- virtual meter (sts.meter) -----------------------------------------------------------
+
+
+class MeterStateError(StsError):
+    """A meter state file is missing, unreadable, corrupt or of an unknown format."""
+
+    code = "meter_state"
+    exit_code = 3
+    http_status = 500
+
+
+class MeterTimeError(InputError):
+    """The simulated time of an action is earlier than the meter's last recorded time."""
+
+    code = "time_backwards"

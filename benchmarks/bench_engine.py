@@ -1,0 +1,114 @@
+"""Engine throughput: tokens/s for single calls and for `sts generate` batches, decodes/s.
+
+Every token is for a different meter (as a vending system or a key-change campaign sees
+them): a fresh MeterPAN per token, so nothing is cached per meter.  Figures only; nothing
+here asserts speed.  Run: `./run bench` (all benchmarks) or `python benchmarks/bench_engine.py`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sts.codec.pan import MeterPan, luhn_check_digit
+from sts.crypto.sta import sample_tables, table_set
+from sts.engine import MeterKey, TokenRequest, decode, generate
+from sts.engine.batch import run_batch
+
+VK16 = bytes.fromhex("abababababababab949494949494949401234567")
+VK8 = bytes.fromhex("abababababababab")
+COMBOS = {"DKGA02+EA07": (2, 7, VK8), "DKGA04+EA07": (4, 7, VK16), "DKGA04+EA11": (4, 11, VK16)}
+
+
+def _tables_name() -> tuple[str, str | None]:
+    path = os.environ.get("STS_STA_TABLES")
+    default = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "sta-tables.json"
+    if not path and default.is_file():
+        path = str(default)
+    return ("production", path) if path else ("sample", None)
+
+
+def pans(n: int, seed: int = 7) -> list[MeterPan]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        body = f"{rng.randrange(10**10):010d}"
+        out.append(MeterPan("600727", body + str(luhn_check_digit(body))))
+    return out
+
+
+def bench_single(n: int) -> dict[str, float]:
+    name, path = _tables_name()
+    tables = table_set(name, path) if path else sample_tables()
+    out: dict[str, float] = {}
+    for label, (dkga, ea, vk) in COMBOS.items():
+        meters = pans(n)
+        t0 = time.perf_counter()
+        for i, pan in enumerate(meters):
+            meter = MeterKey.derive(dkga=dkga, vending_key=vk, pan=pan, kt=2, sgc="123456", ti=1,
+                                    krn=1, ea=ea, base_date=2014, table_set=tables)
+            generate(meter, TokenRequest(0, 0, {"units": "12.5"}, tid=5_000_000 + i))
+        out[f"single {label} tokens/s"] = n / (time.perf_counter() - t0)
+        # decode with the meter's own key (as a meter or a verification service does)
+        keys = [MeterKey.derive(dkga=dkga, vending_key=vk, pan=p, kt=2, sgc="123456", ti=1, krn=1,
+                                ea=ea, base_date=2014, table_set=tables) for p in meters]
+        tokens = [generate(k, TokenRequest(0, 0, {"units": "1"}, tid=7 + i)).tokens[0].token
+                  for i, k in enumerate(keys)]
+        t0 = time.perf_counter()
+        for tok, k in zip(tokens, keys, strict=True):
+            decode(tok, k)
+        out[f"decode {label} decodes/s"] = n / (time.perf_counter() - t0)
+    return out
+
+
+def batch_lines(n: int, dkga: int, ea: int, vk: bytes, table_name: str) -> list[str]:
+    lines = []
+    for i, pan in enumerate(pans(n, seed=dkga * 100 + ea)):
+        meter = {"pan": pan.pan, "dkga": dkga, "ea": ea, "vending_key": vk.hex(), "kt": 2,
+                 "sgc": "123456", "ti": 1, "krn": 1, "ken": 255, "base_date": 2014}
+        if ea == 7:
+            meter["table_set"] = table_name
+        minute = 10 + i % 1400
+        request = {"class": 0, "subclass": 0, "rnd": i % 16, "units": f"{1 + i % 500}.5",
+                   "issued_at": f"2026-11-21T{minute // 60:02d}:{minute % 60:02d}:00"}
+        lines.append(json.dumps({"id": f"b{i}", "meter": meter, "request": request}) + "\n")
+    return lines
+
+
+def bench_batch(n: int) -> dict[str, float]:
+    name, path = _tables_name()
+    out: dict[str, float] = {}
+    for label, (dkga, ea, vk) in COMBOS.items():
+        lines = batch_lines(n, dkga, ea, vk, name)
+        sink = io.StringIO()
+        t0 = time.perf_counter()
+        failed = 0
+        for text, ok in run_batch(lines, "generate", path):
+            failed += not ok
+            sink.write(text)
+        elapsed = time.perf_counter() - t0
+        assert failed == 0, f"{failed} batch lines failed"
+        out[f"batch {label} tokens/s"] = n / elapsed
+    return out
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    single_n = 2_000 if quick else 20_000
+    batch_n = 10_000 if quick else 100_000
+    figures: dict[str, Any] = {"tables": _tables_name()[0], "single_n": single_n,
+                               "batch_n": batch_n}
+    figures.update(bench_single(single_n))
+    figures.update(bench_batch(batch_n))
+    return figures
+
+
+if __name__ == "__main__":
+    result = run(quick="--quick" in sys.argv)
+    print(json.dumps({k: round(v) if isinstance(v, float) else v for k, v in result.items()},
+                     indent=1))

@@ -1,0 +1,107 @@
+"""The append-only audit log: every entry carries the hash of the one before.
+
+Appending locks the single `audit_head` row (SELECT ... FOR UPDATE on PostgreSQL; SQLite's
+write lock already serialises), so entries written by several server processes still form one
+chain.  `verify` recomputes the chain, and each meter's chain of transactions (sales,
+reversals, engineering and key change issues), which is kept per meter so that sales need no
+global lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from sts.vending.db import Database
+from sts.vending.models import audit_head, audit_log, meters, transactions
+
+GENESIS = "0" * 64
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def entry_hash(prev: str, seq: int, at: datetime, actor: str, action: str, subject: str,
+               details: str) -> str:
+    body = canonical([seq, at.isoformat(), actor, action, subject, details])
+    return hashlib.sha256(f"{prev}|{body}".encode()).hexdigest()
+
+
+def txn_hash(prev: str, request_id: str, kind: str, response: str) -> str:
+    return hashlib.sha256(f"{prev}|{request_id}|{kind}|{response}".encode()).hexdigest()
+
+
+def append(db: Database, conn: Connection, *, at: datetime, actor: str, action: str,
+           subject: str, details: dict[str, Any] | None = None) -> int:
+    """Add one entry inside the caller's transaction; returns its sequence number."""
+    head = conn.execute(db.locked(select(audit_head.c.seq, audit_head.c.hash)
+                                  .where(audit_head.c.id == 1))).one()
+    seq = head.seq + 1
+    text = canonical(details or {})
+    digest = entry_hash(head.hash, seq, at, actor, action, subject, text)
+    conn.execute(audit_log.insert().values(seq=seq, at=at, actor=actor, action=action,
+                                           subject=subject, details=text, prev_hash=head.hash,
+                                           hash=digest))
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+    return seq
+
+
+@dataclass
+class Verification:
+    entries: int = 0
+    meters: int = 0
+    transactions: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "entries": self.entries, "meters": self.meters,
+                "transactions": self.transactions, "problems": self.problems[:100]}
+
+
+def verify(db: Database) -> Verification:
+    out = Verification()
+    with db.engine.connect() as conn:
+        prev = GENESIS
+        expect = 1
+        for row in conn.execute(select(audit_log).order_by(audit_log.c.seq)):
+            out.entries += 1
+            if row.seq != expect:
+                out.problems.append(f"audit entry {expect} is missing (found {row.seq})")
+            if row.prev_hash != prev:
+                out.problems.append(f"audit entry {row.seq}: link to the previous entry broken")
+            digest = entry_hash(row.prev_hash, row.seq, row.at, row.actor, row.action,
+                                row.subject, row.details)
+            if digest != row.hash:
+                out.problems.append(f"audit entry {row.seq}: content does not match its hash")
+            prev, expect = row.hash, row.seq + 1
+        head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).first()
+        if head is not None and (head.seq != expect - 1 or head.hash != prev):
+            out.problems.append("audit head does not match the last entry (entries removed?)")
+        chains: dict[int, str] = {}
+        for row in conn.execute(
+            select(transactions.c.seq, transactions.c.meter_id, transactions.c.request_id,
+                   transactions.c.kind, transactions.c.response, transactions.c.prev_hash,
+                   transactions.c.hash).order_by(transactions.c.seq)
+        ):
+            out.transactions += 1
+            prev_m = chains.get(row.meter_id, GENESIS)
+            if row.prev_hash != prev_m:
+                out.problems.append(f"transaction {row.seq}: meter chain link broken")
+            if txn_hash(row.prev_hash, row.request_id, row.kind, row.response) != row.hash:
+                out.problems.append(f"transaction {row.seq}: content does not match its hash")
+            chains[row.meter_id] = row.hash
+        for m in conn.execute(select(meters.c.id, meters.c.pan, meters.c.last_hash)):
+            out.meters += 1
+            if chains.get(m.id, "") != m.last_hash:
+                out.problems.append(f"meter {m.pan}: last transaction hash does not match")
+    return out

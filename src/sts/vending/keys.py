@@ -1,0 +1,219 @@
+"""Vending keys and the security module that alone may use them.
+
+A `SecurityModule` performs every operation that needs a vending key: creating or importing
+one (returning an opaque blob for the database), deriving decoder keys, making tokens and
+decoding them.  `SoftwareSecurityModule` keeps keys in the database encrypted with AES-256-GCM
+under a key-encryption key (KEK) that never enters the database: a file or the STS_KEK
+environment variable.  A hardware module would store a key handle in the blob instead.
+
+Raw vending keys exist only inside the module's methods; they are never returned, logged,
+put in an exception message or exported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sts.codec.pan import MeterPan, parse_pan
+from sts.crypto.sta import TableSet, table_set
+from sts.engine import DecodedToken, Issue, KeyChangeRequest, MeterKey, TokenRequest
+from sts.engine import decode as engine_decode
+from sts.engine import generate as engine_generate
+from sts.errors import ConfigError, KeyDataError
+
+ENV_KEK = "STS_KEK"
+ENV_KEK_FILE = "STS_KEK_FILE"
+BLOB_VERSION = b"\x01"
+VENDING_KEY_BYTES = {2: 8, 4: 20}  # DKGA02: 64-bit DES key; DKGA04: 160-bit key
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What the database holds about a vending key; `blob` means something only to `module`."""
+
+    id: int
+    sgc: str
+    krn: int
+    key_type: str
+    dkga: int
+    ea: int
+    base_date: int
+    table_set: str | None
+    module: str
+    blob: bytes
+    issued_until: datetime | None = None
+    kct_until: datetime | None = None
+
+    def binding(self) -> bytes:
+        """Associated data: a blob only decrypts for the SGC/KRN it was made for."""
+        return f"sts-vk|{self.sgc}|{self.krn}".encode()
+
+
+@dataclass(frozen=True)
+class MeterIdentity:
+    """A meter's key-relevant identity apart from the vending key."""
+
+    pan: str
+    kt: int
+    ti: int
+    ken: int = 255
+    mfr_code: str | None = None
+
+
+class SecurityModule(ABC):
+    name: str
+
+    @abstractmethod
+    def create_key(self, *, sgc: str, krn: int, dkga: int) -> bytes:
+        """A fresh vending key from a CSPRNG; returns the blob to store."""
+
+    @abstractmethod
+    def import_key(self, raw: bytes, *, sgc: str, krn: int, dkga: int) -> bytes:
+        """Take a vending key from outside (e.g. a key-load file); returns the blob."""
+
+    @abstractmethod
+    def issue(self, key: KeyRecord, meter: MeterIdentity, request: TokenRequest) -> Issue:
+        """Tokens for one request under the meter's key."""
+
+    @abstractmethod
+    def key_change(self, old: KeyRecord, meter: MeterIdentity, new: KeyRecord,
+                   new_meter: MeterIdentity, *, ro: bool,
+                   then: TokenRequest | None) -> Issue:
+        """A key change set from the meter's key to the new one, plus an optional token."""
+
+    @abstractmethod
+    def decode(self, key: KeyRecord, meter: MeterIdentity, token: str) -> DecodedToken:
+        """What a meter holding this key would make of a token."""
+
+
+# --- the key-encryption key ------------------------------------------------------------------
+
+
+def _parse_kek(text: str, where: str) -> bytes:
+    text = text.strip()
+    try:
+        kek = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError(f"the KEK in {where} must be 64 hex digits", field="kek") from None
+    if len(kek) != 32:
+        raise ConfigError(f"the KEK in {where} must be 256 bits (64 hex digits)", field="kek")
+    return kek
+
+
+def create_kek_file(path: Path) -> None:
+    """Write a fresh random KEK, readable by the owner only (the dev/demo default)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_bytes(32).hex() + "\n")
+
+
+def load_kek(path: str | Path | None = None) -> bytes:
+    """The KEK from STS_KEK (hex), else the file `path` or STS_KEK_FILE."""
+    env = os.environ.get(ENV_KEK)
+    if env:
+        return _parse_kek(env, f"${ENV_KEK}")
+    chosen = path if path is not None else os.environ.get(ENV_KEK_FILE)
+    if not chosen:
+        raise ConfigError(
+            f"no key-encryption key: give --kek-file FILE, ${ENV_KEK_FILE} or ${ENV_KEK}",
+            field="kek",
+        )
+    try:
+        return _parse_kek(Path(chosen).read_text(), str(chosen))
+    except FileNotFoundError:
+        raise ConfigError(f"the KEK file {chosen} does not exist", field="kek") from None
+
+
+# --- the software module ------------------------------------------------------------------------
+
+
+class SoftwareSecurityModule(SecurityModule):
+    """Keys encrypted with AES-256-GCM under the KEK; tokens made by the engine in-process."""
+
+    name = "software"
+
+    def __init__(self, kek: bytes, *, sta_tables: str | None = None) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if len(kek) != 32:
+            raise ConfigError("the KEK must be 256 bits", field="kek")
+        self._aead = AESGCM(kek)
+        self.kek_id = hashlib.sha256(b"sts-kek-id|" + kek).hexdigest()[:8]
+        self._sta_tables = sta_tables
+
+    def __repr__(self) -> str:
+        return f"SoftwareSecurityModule(kek_id={self.kek_id})"
+
+    # key storage
+    def _wrap(self, raw: bytes, aad: bytes) -> bytes:
+        nonce = secrets.token_bytes(12)
+        return BLOB_VERSION + nonce + self._aead.encrypt(nonce, raw, aad)
+
+    def _unwrap(self, key: KeyRecord) -> bytes:
+        from cryptography.exceptions import InvalidTag
+
+        blob = key.blob
+        if key.module != self.name or blob[:1] != BLOB_VERSION:
+            raise ConfigError(f"vending key {key.sgc}/{key.krn} is held by module {key.module!r}",
+                              field="key")
+        try:
+            return self._aead.decrypt(blob[1:13], blob[13:], key.binding())
+        except InvalidTag:
+            raise ConfigError(
+                f"vending key {key.sgc}/{key.krn} does not decrypt: wrong KEK or altered record",
+                field="kek",
+            ) from None
+
+    @staticmethod
+    def _check_len(raw: bytes, dkga: int) -> None:
+        want = VENDING_KEY_BYTES.get(dkga)
+        if want is None:
+            raise KeyDataError(f"DKGA{dkga:02d} is not supported (02 or 04)", field="dkga")
+        if len(raw) != want:
+            raise KeyDataError(f"a DKGA{dkga:02d} vending key has {want * 8} bits",
+                               field="vending_key")
+
+    def create_key(self, *, sgc: str, krn: int, dkga: int) -> bytes:
+        raw = secrets.token_bytes(VENDING_KEY_BYTES.get(dkga, 0) or 20)
+        self._check_len(raw, dkga)
+        return self._wrap(raw, f"sts-vk|{sgc}|{krn}".encode())
+
+    def import_key(self, raw: bytes, *, sgc: str, krn: int, dkga: int) -> bytes:
+        self._check_len(raw, dkga)
+        return self._wrap(raw, f"sts-vk|{sgc}|{krn}".encode())
+
+    # token operations
+    def _tables(self, key: KeyRecord) -> TableSet | None:
+        if key.ea != 7:
+            return None
+        return table_set(key.table_set or "sample", self._sta_tables)
+
+    def meter_key(self, key: KeyRecord, meter: MeterIdentity) -> MeterKey:
+        pan: MeterPan = parse_pan(meter.pan)
+        return MeterKey.derive(
+            dkga=key.dkga, vending_key=self._unwrap(key), pan=pan, kt=meter.kt, sgc=key.sgc,
+            ti=meter.ti, krn=key.krn, ea=key.ea, base_date=key.base_date,
+            table_set=self._tables(key), ken=meter.ken, mfr_code=meter.mfr_code,
+        )
+
+    def issue(self, key: KeyRecord, meter: MeterIdentity, request: TokenRequest) -> Issue:
+        if request.token_class == 1:
+            return engine_generate(None, request)
+        return engine_generate(self.meter_key(key, meter), request)
+
+    def key_change(self, old: KeyRecord, meter: MeterIdentity, new: KeyRecord,
+                   new_meter: MeterIdentity, *, ro: bool,
+                   then: TokenRequest | None) -> Issue:
+        current = self.meter_key(old, meter)
+        target = self.meter_key(new, new_meter)
+        return engine_generate(current, KeyChangeRequest(new_key=target, ro=ro, then=then))
+
+    def decode(self, key: KeyRecord, meter: MeterIdentity, token: str) -> DecodedToken:
+        return engine_decode(token, self.meter_key(key, meter), check_ken=False)

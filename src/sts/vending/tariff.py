@@ -1,0 +1,203 @@
+"""Money to units: the tariff calculation, free of any database or clock.
+
+A purchase amount (VAT inclusive) pays, in this order: the fixed monthly charge still due
+this month, a share of it towards the customer's debt, and energy.  Energy is priced per unit
+excluding VAT in monthly blocks (a step tariff with rising blocks, or one open block for a flat
+tariff).  Units are rounded down to the token resolution (0.1); all arithmetic is Decimal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from sts.errors import AmountTooHigh, AmountTooLow, InputError
+
+CENT = Decimal("0.01")
+TENTH = Decimal("0.1")
+ZERO = Decimal(0)
+MAX_AMOUNT_DIGITS = 12
+
+
+def money(value: Decimal) -> str:
+    """A money amount as the API shows it: two places."""
+    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def units_str(value: Decimal) -> str:
+    return str(value.quantize(TENTH, rounding=ROUND_DOWN))
+
+
+def parse_amount(value: object, *, field_name: str = "amount") -> Decimal:
+    """A positive money amount with at most two decimal places, from a decimal string."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InputError(f"{field_name} must be a decimal string such as \"50.00\"",
+                         field=field_name)
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InputError(f"{field_name} {value!r} is not a decimal number",
+                         field=field_name) from None
+    if not amount.is_finite():
+        raise InputError(f"{field_name} must be a finite number", field=field_name)
+    if amount <= 0:
+        raise AmountTooLow(f"{field_name} must be greater than zero", field=field_name)
+    if amount != amount.quantize(CENT, rounding=ROUND_DOWN):
+        raise InputError(f"{field_name} has more than two decimal places", field=field_name)
+    if amount.adjusted() >= MAX_AMOUNT_DIGITS:
+        raise AmountTooHigh(f"{field_name} is too large", field=field_name)
+    return amount.quantize(CENT)
+
+
+def parse_decimal(value: object, field_name: str, *, allow_none: bool = False) -> Decimal | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool | float) or not isinstance(value, str | int | Decimal):
+        raise InputError(f"{field_name} must be a decimal string", field=field_name)
+    try:
+        dec = Decimal(str(value))
+    except InvalidOperation:
+        raise InputError(f"{field_name} {value!r} is not a decimal number",
+                         field=field_name) from None
+    if not dec.is_finite() or dec < 0:
+        raise InputError(f"{field_name} must be a non-negative number", field=field_name)
+    return dec
+
+
+@dataclass(frozen=True)
+class Block:
+    up_to: Decimal | None  # cumulative monthly units where this block ends; None = open
+    price: Decimal  # per unit, excluding VAT
+
+
+@dataclass(frozen=True)
+class Tariff:
+    name: str
+    blocks: tuple[Block, ...]
+    vat_rate: Decimal = ZERO
+    fixed_monthly: Decimal = ZERO
+    debt_share: Decimal = ZERO
+    free_units: Decimal = ZERO
+    min_amount: Decimal = ZERO
+    max_amount: Decimal | None = None
+    description: str = ""
+    ti: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.blocks:
+            raise InputError("a tariff needs at least one price block", field="blocks")
+        last = None
+        for i, b in enumerate(self.blocks):
+            if b.price <= 0:
+                raise InputError("block prices must be positive", field=f"blocks[{i}].price")
+            if b.up_to is not None and last is not None and b.up_to <= last:
+                raise InputError("block limits must rise", field=f"blocks[{i}].up_to")
+            if b.up_to is None and i != len(self.blocks) - 1:
+                raise InputError("only the last block may be open", field=f"blocks[{i}].up_to")
+            last = b.up_to
+        if self.blocks[-1].up_to is not None:
+            raise InputError("the last block must be open (no up_to)", field="blocks")
+        if not ZERO <= self.debt_share <= 1:
+            raise InputError("debt_share must be between 0 and 1", field="debt_share")
+        if self.vat_rate < 0:
+            raise InputError("vat_rate must not be negative", field="vat_rate")
+
+    def blocks_json(self) -> str:
+        return json.dumps([[None if b.up_to is None else str(b.up_to), str(b.price)]
+                           for b in self.blocks])
+
+    @staticmethod
+    def blocks_from_json(text: str) -> tuple[Block, ...]:
+        return tuple(Block(None if u is None else Decimal(u), Decimal(p))
+                     for u, p in json.loads(text))
+
+
+@dataclass(frozen=True)
+class Step:
+    units: Decimal
+    price: Decimal
+    amount: Decimal  # excluding VAT
+
+
+@dataclass(frozen=True)
+class Quote:
+    amount: Decimal
+    fixed_charge: Decimal  # incl. VAT
+    debt: Decimal
+    debt_after: Decimal
+    energy_amount: Decimal  # incl. VAT
+    energy_net: Decimal
+    vat: Decimal  # on energy and the fixed charge
+    units: Decimal
+    free_units: Decimal
+    steps: tuple[Step, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "amount": money(self.amount),
+            "units": units_str(self.units),
+            "energy_amount": money(self.energy_amount),
+            "vat": money(self.vat),
+            "fixed_charge": money(self.fixed_charge),
+            "debt_recovery": money(self.debt),
+            "debt_balance": money(self.debt_after),
+            "free_units": units_str(self.free_units),
+        }
+
+
+def check_limits(tariff: Tariff, amount: Decimal) -> None:
+    if amount < tariff.min_amount:
+        raise AmountTooLow(f"the minimum purchase is {money(tariff.min_amount)}", field="amount")
+    if tariff.max_amount is not None and amount > tariff.max_amount:
+        raise AmountTooHigh(f"the maximum purchase is {money(tariff.max_amount)}",
+                            field="amount")
+
+
+def quote(tariff: Tariff, amount: Decimal, *, month_units: Decimal, fixed_paid: Decimal,
+          free_issued: Decimal, debt_balance: Decimal) -> Quote:
+    """What `amount` buys this month, given what the meter already had this month."""
+    check_limits(tariff, amount)
+    one_vat = 1 + tariff.vat_rate
+    fixed_due = max(ZERO, tariff.fixed_monthly - fixed_paid)
+    fixed = min(fixed_due, amount)
+    rest = amount - fixed
+    debt = min(debt_balance, (rest * tariff.debt_share).quantize(CENT, rounding=ROUND_DOWN))
+    debt = max(debt, ZERO)
+    energy_amount = rest - debt
+    energy_net = (energy_amount / one_vat).quantize(CENT, rounding=ROUND_HALF_UP)
+    fixed_net = (fixed / one_vat).quantize(CENT, rounding=ROUND_HALF_UP)
+    vat = (energy_amount - energy_net) + (fixed - fixed_net)
+
+    steps: list[Step] = []
+    remaining = energy_net
+    used = month_units
+    units = ZERO
+    for block in tariff.blocks:
+        if remaining <= 0:
+            break
+        if block.up_to is not None and used >= block.up_to:
+            continue
+        room = None if block.up_to is None else block.up_to - used
+        cost_room = None if room is None else room * block.price
+        if cost_room is None or remaining <= cost_room:
+            got = remaining / block.price
+            steps.append(Step(got, block.price, remaining))
+            units += got
+            remaining = ZERO
+            break
+        assert room is not None
+        steps.append(Step(room, block.price, cost_room))
+        units += room
+        used += room
+        remaining -= cost_room
+    units = units.quantize(TENTH, rounding=ROUND_DOWN)
+    if units <= 0:
+        raise AmountTooLow(
+            f"{money(amount)} buys no units after charges and debt (energy {money(energy_amount)})",
+            field="amount",
+        )
+    free = tariff.free_units if tariff.free_units > 0 and free_issued <= 0 else ZERO
+    return Quote(amount, fixed, debt, debt_balance - debt, energy_amount, energy_net, vat, units,
+                 free, tuple(steps))
