@@ -54,9 +54,9 @@ def run_batch(
             if isinstance(item, StsError):
                 yield _encode(error_line(None, item)), False
                 continue
-            text = done.get(pos)
-            if text is not None:
-                yield text, True
+            ready = done.get(pos)
+            if ready is not None:
+                yield ready, True
                 continue
             try:
                 result = work(item, tables_file)

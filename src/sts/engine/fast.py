@@ -16,14 +16,14 @@ import hmac
 import json
 import secrets
 from datetime import datetime
-from typing import Any
+from json.encoder import encode_basestring_ascii
+from typing import Any, TypeGuard
 
 import numpy as np
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 
 from sts.codec.crc import TABLE as CRC_TABLE
 from sts.codec.layouts import layout_for
-from sts.codec.pan import control_block
+from sts.codec.pan import IIN_SHORT, IIN_STS, MeterPan, control_block
 from sts.codec.tid import BASE_DATES, MINUTES_PER_DAY, RESERVED_MINUTE_OF_DAY, TID_MAX
 from sts.crypto import des
 from sts.crypto.dkga import dkga04_input
@@ -53,7 +53,7 @@ def _json_id(value: Any) -> str:
     return encode_basestring_ascii(value) if type(value) is str else _encode(value)
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return type(v) is int
 
 
@@ -89,15 +89,57 @@ def _minutes(issued_at: Any, base_date: int) -> int | None:
     return minutes if 0 <= minutes <= TID_MAX else None
 
 
-class _Line:
-    __slots__ = ("base_date", "dk", "dkga", "ken", "kt", "krn", "pan", "rnd", "sgc", "subclass",
-                 "tables", "tenths", "ti", "tid", "vk")
-
-
 class _MeterShape:
     """What a batch's meters share (all but the PAN), checked once per distinct shape."""
 
-    __slots__ = ("base_date", "dk", "dkga", "ken", "kt", "krn", "sgc", "tables", "ti", "vk")
+    __slots__ = ("base_date", "dk", "dkga", "ken", "krn", "kt", "sgc", "tables", "ti", "vk")
+    base_date: int | None
+    dk: int | None
+    dkga: int | None
+    ken: int
+    kt: int | None
+    krn: int | None
+    sgc: str | None
+    tables: TableSet
+    ti: int | None
+    vk: bytes | None
+
+
+class _Line:
+    """One accepted line: its meter's shape plus the per-line values."""
+
+    __slots__ = (
+        "base_date",
+        "dk",
+        "dkga",
+        "ken",
+        "krn",
+        "kt",
+        "pan",
+        "rnd",
+        "sgc",
+        "subclass",
+        "tables",
+        "tenths",
+        "ti",
+        "tid",
+        "vk",
+    )
+    base_date: int | None
+    dk: int | None
+    dkga: int | None
+    ken: int
+    kt: int | None
+    krn: int | None
+    pan: str
+    rnd: int
+    sgc: str | None
+    subclass: int
+    tables: TableSet
+    tenths: int
+    ti: int | None
+    tid: int
+    vk: bytes | None
 
 
 _SHAPE_FIELDS = ("ea", "vending_key", "dkga", "kt", "sgc", "ti", "krn", "ken", "base_date",
@@ -116,7 +158,7 @@ def _shape(meter: dict[str, Any], tables_file: str | None,
     if ts is None:
         try:
             ts = tables[ts_name] = table_set(ts_name, tables_file)
-        except Exception:  # noqa: BLE001 - the generic path reports it
+        except Exception:
             return None
     shape.tables = ts
     ken = meter.get("ken", 255)
@@ -151,7 +193,8 @@ def _shape(meter: dict[str, Any], tables_file: str | None,
         return None
     if len(dk) != 8:
         return None
-    shape.dk, shape.dkga, shape.kt = int.from_bytes(dk, "big"), None, None
+    shape.dk = int.from_bytes(dk, "big")
+    shape.dkga = shape.kt = shape.ti = shape.krn = shape.sgc = shape.vk = None
     return shape
 
 
@@ -249,16 +292,22 @@ def _derive(lines: list[_Line]) -> list[bool]:
         if not valid[pos]:
             ok[i] = False
             continue
+        kt, sgc, ti, krn, vk = ln.kt, ln.sgc, ln.ti, ln.krn, ln.vk
+        assert kt is not None and sgc is not None and ti is not None and krn is not None
+        assert vk is not None  # identity lines always carry these (see _shape)
         if ln.dkga == 4:
-            msg = dkga04_input_fast(ln)
-            ln.dk = int.from_bytes(hmac.digest(ln.vk, msg, hashlib.sha256)[:8], "big")
+            assert ln.base_date is not None
+            iin = IIN_STS if ln.pan.startswith(IIN_STS) else IIN_SHORT
+            msg = dkga04_input(MeterPan(iin, ln.pan[len(iin):17]), kt, sgc, ti, krn, 7,
+                               ln.base_date, 64)
+            ln.dk = int.from_bytes(hmac.digest(vk, msg, hashlib.sha256)[:8], "big")
         else:
-            ck = (ln.kt, ln.sgc, ln.ti, ln.krn)
+            ck = (kt, sgc, ti, krn)
             cb = controls.get(ck)
             if cb is None:
                 cb = controls[ck] = control_block(*ck)
             ln.dk = blocks[pos] ^ cb  # X for now; finished below per vending key
-            groups.setdefault(ln.vk, []).append(i)
+            groups.setdefault(vk, []).append(i)
     for vk, members in groups.items():
         x = np.array([lines[i].dk for i in members], dtype=U64)
         enc = np.frombuffer(des.encrypt_blocks(vk, x.astype(">u8").tobytes()), dtype=">u8")
@@ -266,14 +315,6 @@ def _derive(lines: list[_Line]) -> list[bool]:
         for i, dk in zip(members, dks, strict=True):
             lines[i].dk = dk
     return ok
-
-
-def dkga04_input_fast(ln: _Line) -> bytes:
-    from sts.codec.pan import IIN_STS, IIN_SHORT, MeterPan
-
-    iin = IIN_STS if ln.pan.startswith(IIN_STS) else IIN_SHORT
-    pan = MeterPan(iin, ln.pan[len(iin):17])
-    return dkga04_input(pan, ln.kt, ln.sgc, ln.ti, ln.krn, 7, ln.base_date, 64)
 
 
 def _transfer(tenths: Any) -> Any:
@@ -343,6 +384,96 @@ def generate_chunk(objs: list[tuple[int, dict[str, Any]]], tables_file: str | No
     return out
 
 
+def _decode_accept(obj: dict[str, Any], tables_file: str | None, tables: dict[str, TableSet],
+                   shapes: dict[tuple[Any, ...], _MeterShape | None]) -> tuple[_Line, int] | None:
+    token = obj.get("token")
+    meter = obj.get("meter")
+    if type(token) is not str or len(token) != 20 or not token.isdigit() or not token.isascii():
+        return None
+    if type(meter) is not dict or len(obj) > 3:
+        return None
+    number = int(token)
+    if number >> 66 or (number >> 27) & 3:  # only class 0 here
+        return None
+    get = meter.get
+    key = (len(meter), *(get(k) for k in _SHAPE_FIELDS))
+    try:
+        shape = shapes[key]
+    except KeyError:
+        shape = shapes[key] = _shape(meter, tables_file, tables)
+    except TypeError:
+        return None
+    if shape is None:
+        return None
+    line = _Line()
+    if shape.dk is None:
+        pan = get("pan")
+        if type(pan) is not str or len(pan) != 18 or not pan.isdigit() or not pan.isascii():
+            return None
+        line.pan = pan
+    line.dk = shape.dk
+    line.dkga, line.kt, line.ti, line.krn, line.sgc, line.vk = (
+        shape.dkga, shape.kt, shape.ti, shape.krn, shape.sgc, shape.vk)
+    line.base_date, line.tables, line.ken = shape.base_date, shape.tables, shape.ken
+    return line, number
+
+
 def decode_chunk(objs: list[tuple[int, dict[str, Any]]], tables_file: str | None,
                  tables: dict[str, TableSet]) -> dict[int, str]:
-    return {}
+    """JSON output for the chunk's plain class 0 credit tokens (subclasses 0-3), by position."""
+    shapes: dict[tuple[Any, ...], _MeterShape | None] = {}
+    lines: list[_Line] = []
+    numbers: list[int] = []
+    where: list[int] = []
+    ids: list[Any] = []
+    for pos, obj in objs:
+        found = _decode_accept(obj, tables_file, tables, shapes)
+        if found is not None:
+            lines.append(found[0])
+            numbers.append(found[1])
+            where.append(pos)
+            ids.append(obj.get("id"))
+    if not lines:
+        return {}
+    ok = _derive(lines)
+    n = len(lines)
+    cipher_blocks = np.array([(x & _MASK_27_28) | ((x >> 64) << 27) for x in numbers], dtype=U64)
+    keys = np.array([ln.dk if ok[i] else 0 for i, ln in enumerate(lines)], dtype=U64)
+    plain = np.empty(n, dtype=U64)
+    by_tables: dict[int, list[int]] = {}
+    for i, ln in enumerate(lines):
+        by_tables.setdefault(id(ln.tables), []).append(i)
+    for members in by_tables.values():
+        cipher = batch_cipher(lines[members[0]].tables.cipher)
+        sel = np.array(members)
+        plain[sel] = cipher.decrypt(keys[sel], cipher_blocks[sel])
+    sub = (plain >> U64(60)).astype(np.int64)
+    crc_ok = _crc(plain >> U64(16)).astype(U64) == (plain & U64(0xFFFF))
+    tid = ((plain >> U64(32)) & U64(0xFFFFFF)).astype(np.int64)
+    field = ((plain >> U64(16)) & U64(0xFFFF)).astype(np.int64)
+    e = field >> 14
+    tenths = (field & 0x3FFF) * _POW[e] + _OFFSETS[e]
+    good = (sub <= 3) & crc_ok & np.array(ok)
+    ken = np.array([ln.ken for ln in lines], dtype=np.int64)
+    good &= (tid >> 16) <= ken
+    stamps: list[str | None] = [None] * n
+    for bd in {ln.base_date for ln in lines if ln.base_date is not None}:
+        sel = np.array([i for i, ln in enumerate(lines) if ln.base_date == bd])
+        when = np.datetime64(f"{bd}-01-01T00:00:00") + tid[sel].astype("timedelta64[m]")
+        for i, text in zip(sel.tolist(), np.datetime_as_string(when, unit="s").tolist(),
+                           strict=True):
+            stamps[i] = text
+    out: dict[int, str] = {}
+    blocks, subs, tids, amounts, goods = (plain.tolist(), sub.tolist(), tid.tolist(),
+                                          tenths.tolist(), good.tolist())
+    for i in range(n):
+        if not goods[i]:
+            continue
+        s = subs[i]
+        stamp = f',"issued_at":"{stamps[i]}"' if stamps[i] is not None else ""
+        out[where[i]] = (
+            f'{{"id":{_json_id(ids[i])},"class":0,"subclass":{s},"block":"{blocks[i]:016x}",'
+            f'"kind":"{_KINDS[s]}","description":"{_DESCRIPTIONS[s]}","rnd":{(blocks[i] >> 56) & 15},'
+            f'"tid":{tids[i]},"units":"{amounts[i] // 10}.{amounts[i] % 10}"{stamp}}}'
+        )
+    return out

@@ -37,13 +37,16 @@ def _keyed_decryptor(key: MeterKey) -> Callable[[int], int]:
     for name in ("round_selectors", "round_offsets"):
         schedule_of = getattr(cipher, name, None)
         if callable(schedule_of):
-            schedule = schedule_of(key_int)
-            keyed = copy.copy(cipher)
-            setattr(keyed, name, lambda _key: schedule)
-            decrypt = keyed.decrypt
-            return lambda block: decrypt(key_int, block)
+            return _with_schedule(cipher, name, schedule_of(key_int), key_int)
     plain = cipher.decrypt
     return lambda block: plain(key_int, block)
+
+
+def _with_schedule(cipher: Any, name: str, schedule: Any, key_int: int) -> Callable[[int], int]:
+    keyed = copy.copy(cipher)
+    setattr(keyed, name, lambda _key: schedule)
+    decrypt = keyed.decrypt
+    return lambda block: decrypt(key_int, block)
 
 
 @dataclass(frozen=True)

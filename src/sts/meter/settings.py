@@ -98,7 +98,7 @@ class Settings:
             return None
         if extra >= 64:
             return self.lockout_max
-        return min(self.lockout_initial * 2**extra, self.lockout_max)
+        return float(min(self.lockout_initial * 2**extra, self.lockout_max))
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

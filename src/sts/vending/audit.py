@@ -49,7 +49,7 @@ def append(db: Database, conn: Connection, *, at: datetime, actor: str, action: 
                                            subject=subject, details=text, prev_hash=head.hash,
                                            hash=digest))
     conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
-    return seq
+    return int(seq)
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Verification:
 
 def verify(db: Database) -> Verification:
     out = Verification()
-    with db.engine.connect() as conn:
+    with db.read() as conn:
         prev = GENESIS
         expect = 1
         for row in conn.execute(select(audit_log).order_by(audit_log.c.seq)):

@@ -67,6 +67,13 @@ class Database:
                 raise Unavailable("the database is busy; retry the same request") from None
             raise
 
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection (on SQLite it does not take the write lock)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(sts_read=True)
+            yield conn
+
     def locked(self, stmt: Select[Any]) -> Select[Any]:
         """SELECT ... FOR UPDATE on PostgreSQL; SQLite already holds the write lock."""
         return stmt if self.is_sqlite else stmt.with_for_update()
@@ -88,7 +95,8 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read = conn.get_execution_options().get("sts_read", False)
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
 def migrate(db: Database) -> str:

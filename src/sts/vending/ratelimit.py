@@ -23,11 +23,11 @@ def hit(db: Database, conn: Connection, bucket: str, now: datetime, limit: int) 
     window = int(now.timestamp()) // 60
     ins = sqlite.insert(rate_counters) if db.is_sqlite else postgresql.insert(rate_counters)
     stmt = ins.values(bucket=bucket, window_start=window, count=1)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[rate_counters.c.bucket, rate_counters.c.window_start],
         set_={"count": rate_counters.c.count + 1},
     ).returning(rate_counters.c.count)
-    count = int(conn.execute(stmt).scalar_one())
+    count = int(conn.execute(upsert).scalar_one())
     if count == 1:
         conn.execute(delete(rate_counters).where(rate_counters.c.bucket == bucket,
                                                  rate_counters.c.window_start < window))

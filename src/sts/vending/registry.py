@@ -139,7 +139,7 @@ class Registry:
 
     def list_keys(self) -> list[dict[str, Any]]:
         k = vending_keys.c
-        with self.db.engine.connect() as conn:
+        with self.db.read() as conn:
             rows = conn.execute(
                 select(supply_groups.c.sgc, k.krn, k.key_type, k.dkga, k.ea, k.base_date,
                        k.table_set, k.ken, k.issued_until, k.kct_until, k.credit_limit,
@@ -265,7 +265,7 @@ class Registry:
                          .values(float_balance=vendors.c.float_balance + value))
             bal = conn.scalar(select(vendors.c.float_balance).where(vendors.c.id == vid))
             self._audit(conn, "vendor.top_up", vendor, amount=amount)
-        return Decimal(bal)
+        return Decimal(str(bal))
 
     def add_operator(self, username: str, role: str, *, name: str = "",
                      vendor: str | None = None) -> int:
@@ -304,7 +304,7 @@ class Registry:
         return int(done.rowcount)
 
     def is_empty(self) -> bool:
-        with self.db.engine.connect() as conn:
+        with self.db.read() as conn:
             return conn.scalar(select(utilities.c.id).limit(1)) is None
 
 

@@ -198,7 +198,7 @@ _METER_QUERY = (
 )
 
 
-def _meter_view(row: Row[Any]) -> MeterView:
+def _meter_view(row: Any) -> MeterView:
     tariff = Tariff(
         name=row.t_name, description=row.t_description, ti=row.t_ti,
         blocks=Tariff.blocks_from_json(row.blocks), vat_rate=row.vat_rate,
@@ -310,7 +310,7 @@ class VendingService:
         return int(conn.scalar(
             text("SELECT nextval(pg_get_serial_sequence('transactions', 'seq'))")) or 0)
 
-    def _month_state(self, conn: Connection, meter_id: int, month: str) -> Row[Any] | None:
+    def _month_state(self, conn: Connection, meter_id: int, month: str) -> Any:
         return conn.execute(
             select(meter_months.c.units, meter_months.c.fixed_paid, meter_months.c.free_units)
             .where(meter_months.c.meter_id == meter_id, meter_months.c.month == month)
@@ -447,7 +447,7 @@ class VendingService:
         conn.execute(update(meters).where(meters.c.id == m.id).values(**values))
         return digest
 
-    def _stored(self, conn: Connection, request_id: str) -> Row[Any] | None:
+    def _stored(self, conn: Connection, request_id: str) -> Any:
         return conn.execute(
             select(transactions.c.seq, transactions.c.kind, transactions.c.request_hash,
                    transactions.c.response, transactions.c.status, transactions.c.vendor_id)
@@ -613,7 +613,7 @@ class VendingService:
                 return self._sell(conn, purchase_id, m, amount, rhash, caller, extra), True
         except IntegrityError:
             # a concurrent twin with the same id committed first: answer as a repeat
-            with self.db.engine.connect() as conn:
+            with self.db.read() as conn:
                 stored = self._stored(conn, purchase_id)
             if stored is None:
                 raise
@@ -671,7 +671,7 @@ class VendingService:
         """The stored answer for a purchase id (what a client asks after a timeout)."""
         caller.require("purchase")
         check_request_id(purchase_id, "purchase_id")
-        with self.db.engine.connect() as conn:
+        with self.db.read() as conn:
             stored = self._stored(conn, purchase_id)
         if stored is None or stored.kind != "sale":
             raise UnknownRecord(f"no purchase {purchase_id}", field="purchase_id")
@@ -908,7 +908,7 @@ class VendingService:
         digits = token.replace(" ", "").replace("-", "")
         if len(digits) != 20 or not digits.isdigit():
             raise InputError("token must be 20 digits", field="token")
-        with self.db.engine.connect() as conn:
+        with self.db.read() as conn:
             m = self.load_meter(conn, str(pan), lock=False)
             tk = tokens.c
             row = conn.execute(

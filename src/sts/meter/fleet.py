@@ -1,0 +1,161 @@
+"""Many meters at once: JSON Lines of `{"meter": id, "token": ..., "at": ...}` in, results out.
+
+Meters come from a directory (`<id>.json`: a config or a state file made by `sts meter new`)
+or from a JSON Lines file of configs, each with an `"id"`.  A meter defined by a config is
+built on first use, at the time of its first line, so a fleet of a hundred thousand meters
+costs nothing until it is used.  Each meter keeps its prepared cipher for the whole run;
+nothing is written until `save`, so the runner's cost is the token decoding itself.
+
+Output lines come in input order, one per input line: the meter id, the line number and
+the token result (as `sts meter enter --json`), or `error`/`message` for a bad line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from sts.errors import InputError, MeterStateError, StsError
+from sts.meter import store
+from sts.meter.clock import FakeClock, parse_time
+from sts.meter.machine import Meter
+from sts.meter.settings import MeterConfig, parse_config
+from sts.meter.state import STATE_FORMAT, MeterState
+
+
+class Fleet:
+    def __init__(self, *, tables_file: str | None = None) -> None:
+        self.tables_file = tables_file
+        self.meters: dict[str, Meter] = {}
+        self.clocks: dict[str, FakeClock] = {}
+        self.pending: dict[str, MeterConfig] = {}  # configs not yet built
+
+    # --- definition -------------------------------------------------------------------
+
+    def add_config(self, meter_id: str, config: Any) -> None:
+        if meter_id in self.meters or meter_id in self.pending:
+            raise InputError(f"meter id {meter_id!r} is defined twice", field="id")
+        self.pending[meter_id] = parse_config(config)
+
+    def add_state(self, meter_id: str, state: MeterState) -> None:
+        if meter_id in self.meters or meter_id in self.pending:
+            raise InputError(f"meter id {meter_id!r} is defined twice", field="id")
+        clock = FakeClock(state.env.now)
+        self.clocks[meter_id] = clock
+        self.meters[meter_id] = Meter(state, clock)
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], *, tables_file: str | None = None) -> Fleet:
+        """Meters from a directory of `<id>.json` files or a JSON Lines file of configs."""
+        fleet = cls(tables_file=tables_file)
+        source = Path(path)
+        if source.is_dir():
+            for file in sorted(source.glob("*.json")):
+                try:
+                    doc = json.loads(file.read_text())
+                except ValueError as exc:
+                    raise InputError(f"{file} is not valid JSON ({exc})", field="meters") from None
+                if isinstance(doc, Mapping) and doc.get("format") == STATE_FORMAT:
+                    fleet.add_state(file.stem, store.load_state(file, tables_file))
+                else:
+                    fleet.add_config(file.stem, doc)
+            return fleet
+        try:
+            lines = source.read_text().splitlines()
+        except OSError as exc:
+            raise InputError(f"cannot read meters from {path}: {exc.strerror}",
+                             field="meters") from None
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except ValueError as exc:
+                raise InputError(f"{path} line {number} is not valid JSON ({exc})",
+                                 field="meters") from None
+            if not isinstance(doc, Mapping) or not isinstance(doc.get("id"), str):
+                raise InputError(f"{path} line {number} needs a string \"id\"", field="id")
+            fleet.add_config(doc["id"], doc)
+        return fleet
+
+    def __len__(self) -> int:
+        return len(self.meters) + len(self.pending)
+
+    def meter(self, meter_id: str, at: float) -> Meter | None:
+        found = self.meters.get(meter_id)
+        if found is not None:
+            return found
+        config = self.pending.pop(meter_id, None)
+        if config is None:
+            return None
+        clock = FakeClock(at)
+        built = Meter.create(config, clock, tables_file=self.tables_file)
+        self.clocks[meter_id] = clock
+        self.meters[meter_id] = built
+        return built
+
+    # --- running ----------------------------------------------------------------------
+
+    def process(self, obj: Any, default_at: float) -> dict[str, Any]:
+        """One input object -> one output object (never raises for a bad line)."""
+        if not isinstance(obj, Mapping):
+            return {"error": "invalid_input", "message": "each line must be a JSON object"}
+        meter_id = obj.get("meter")
+        out: dict[str, Any] = {"meter": meter_id}
+        try:
+            token = obj.get("token")
+            if not isinstance(meter_id, str):
+                raise InputError("\"meter\" must be a meter id string", field="meter")
+            if not isinstance(token, str):
+                raise InputError("\"token\" must be a string of 20 digits", field="token")
+            at_text = obj.get("at")
+            at = default_at if at_text is None else parse_time(at_text)
+            meter = self.meter(meter_id, at)
+            if meter is None:
+                out.update(error="unknown_meter", message=f"no meter {meter_id!r} in the fleet")
+                return out
+            clock = self.clocks[meter_id]
+            if at > clock.t:
+                clock.t = at
+            result = meter.enter(token)
+            meter.events.clear()
+        except StsError as exc:
+            out.update(error=exc.code, message=exc.message)
+            return out
+        out.update(result.as_dict())
+        return out
+
+    def run(self, lines: Iterable[str], default_at: float) -> Iterator[str]:
+        """JSON Lines in, JSON Lines out, in input order (blank lines are skipped)."""
+        dumps = json.dumps
+        loads = json.loads
+        process = self.process
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = loads(line)
+            except ValueError as exc:
+                yield dumps({"line": number, "error": "invalid_input",
+                             "message": f"not valid JSON ({exc})"})
+                continue
+            out = process(obj, default_at)
+            out["line"] = number
+            yield dumps(out, separators=(",", ":"))
+
+    def save(self, directory: str | os.PathLike[str]) -> int:
+        """Write every meter that was used (or loaded) as `<id>.json` state files."""
+        target = Path(directory)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MeterStateError(f"cannot create {directory}: {exc.strerror}",
+                                  field="save_dir") from None
+        for meter_id, meter in self.meters.items():
+            if "/" in meter_id or meter_id in ("", ".", ".."):
+                raise InputError(f"meter id {meter_id!r} cannot be a file name", field="id")
+            store.save_state(target / f"{meter_id}.json", meter.state)
+        return len(self.meters)
