@@ -192,3 +192,13 @@ def test_token_for_another_meter_fails_authentication(key: bytes, other: bytes, 
         return
     # a 1-in-65536 CRC collision is possible in principle; hypothesis would report it
     raise AssertionError("a token decoded under another meter's key")
+
+
+@settings(max_examples=20)
+@given(keys64, tids, rnds)
+def test_ea09_des_round_trip(key: bytes, tid: int, rnd: int) -> None:
+    """EA09 (deprecated DES) still works for legacy meters."""
+    meter = MeterKey(ea=9, decoder_key=key, base_date=2014, kt=2)
+    issue = generate(meter, TokenRequest(0, 0, {"units": "3.3"}, tid=tid, rnd=rnd))
+    d = decode(issue.tokens[0].token, meter)
+    assert (d.tid, d.fields["rnd"], d.fields["units"]) == (tid, rnd, "3.3")

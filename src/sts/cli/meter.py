@@ -296,42 +296,71 @@ def advance(state: str, seconds: float, at: str | None, sta_tables: str | None,
     _finish(m, as_json)
 
 
-def _simple(name: str, help_text: str, arg: click.Argument | None,
-            action: Callable[..., None]) -> None:
-    @meter.command(name, help=help_text)
-    @STATE_ARG
-    @at_option
-    @tables_option
-    @json_option
-    def command(state: str, at: str | None, sta_tables: str | None, as_json: bool,
-                **values: Any) -> None:
-        with _session(state, at, sta_tables) as m:
-            action(m, **values)
-        _finish(m, as_json)
-
-    if arg is not None:
-        command.params.insert(1, arg)
+def _act(state: str, at: str | None, sta_tables: str | None, as_json: bool,
+         action: Callable[[Meter], None]) -> None:
+    with _session(state, at, sta_tables) as m:
+        action(m)
+    _finish(m, as_json)
 
 
-_simple("load", "Set the load in watts (drawn while the relay is closed).",
-        click.Argument(["watts"], type=click.FloatRange(min=0)),
-        lambda m, watts: m.set_load(watts))
-_simple("voltage", "Set the supply voltage in volts (relay operates within 68-132 % Un).",
-        click.Argument(["volts"], type=click.FloatRange(min=0)),
-        lambda m, volts: m.set_voltage(volts))
-_simple("tamper", "Signal a tamper event (cover, magnetic, terminal): relay opens.",
-        click.Argument(["kind"], type=click.Choice(["cover", "magnetic", "terminal"]),
-                       default="cover", required=False),
-        lambda m, kind: m.tamper(kind))
-_simple("power", "Switch the meter's supply off or on (a power cycle resets the lockout).",
-        click.Argument(["switch"], type=click.Choice(["off", "on"])),
-        lambda m, switch: m.power(switch == "on"))
-_simple("flow", "Set a water/gas/time consumption rate in units per hour.",
-        None, lambda m, service, rate: m.set_flow(service, rate))
-_flow_command = meter.commands["flow"]
-_flow_command.params.insert(1, click.Argument(["service"],
-                                              type=click.Choice(["water", "gas", "time"])))
-_flow_command.params.insert(2, click.Argument(["rate"], type=click.FloatRange(min=0)))
+@meter.command("load")
+@STATE_ARG
+@click.argument("watts", type=click.FloatRange(min=0))
+@at_option
+@tables_option
+@json_option
+def load(state: str, watts: float, at: str | None, sta_tables: str | None, as_json: bool) -> None:
+    """Set the load in watts (drawn while the relay is closed)."""
+    _act(state, at, sta_tables, as_json, lambda m: m.set_load(watts))
+
+
+@meter.command("voltage")
+@STATE_ARG
+@click.argument("volts", type=click.FloatRange(min=0))
+@at_option
+@tables_option
+@json_option
+def voltage(state: str, volts: float, at: str | None, sta_tables: str | None,
+            as_json: bool) -> None:
+    """Set the supply voltage (the relay operates only within 68-132 % of Un)."""
+    _act(state, at, sta_tables, as_json, lambda m: m.set_voltage(volts))
+
+
+@meter.command("tamper")
+@STATE_ARG
+@click.argument("kind", type=click.Choice(["cover", "magnetic", "terminal"]), default="cover",
+                required=False)
+@at_option
+@tables_option
+@json_option
+def tamper(state: str, kind: str, at: str | None, sta_tables: str | None, as_json: bool) -> None:
+    """Signal a tamper event: raised hand, relay open until a Clear Tamper token."""
+    _act(state, at, sta_tables, as_json, lambda m: m.tamper(kind))
+
+
+@meter.command("power")
+@STATE_ARG
+@click.argument("switch", type=click.Choice(["off", "on"]))
+@at_option
+@tables_option
+@json_option
+def power(state: str, switch: str, at: str | None, sta_tables: str | None,
+          as_json: bool) -> None:
+    """Switch the supply off or on (a power cycle resets the keypad lockout)."""
+    _act(state, at, sta_tables, as_json, lambda m: m.power(switch == "on"))
+
+
+@meter.command("flow")
+@STATE_ARG
+@click.argument("service", type=click.Choice(["water", "gas", "time"]))
+@click.argument("rate", type=click.FloatRange(min=0))
+@at_option
+@tables_option
+@json_option
+def flow(state: str, service: str, rate: float, at: str | None, sta_tables: str | None,
+         as_json: bool) -> None:
+    """Set a water/gas/time consumption rate in units per hour."""
+    _act(state, at, sta_tables, as_json, lambda m: m.set_flow(service, rate))
 
 
 # === sts fleet ================================================================================

@@ -70,9 +70,10 @@ class Int(Value):
 
 @dataclass(frozen=True)
 class Flag(Value):
-    """A boolean stored in a one-bit raw field (request may say true/false or 0/1)."""
+    """A one-bit raw field; the request may say true/false or 0/1 (decoded as FORMAT.md has it)."""
 
     name: str
+    as_bool: bool = False
 
     def encode(self, value: Any, raw: dict[str, int], layout: Layout) -> None:
         if value not in (0, 1):  # True == 1, False == 0
@@ -80,7 +81,7 @@ class Flag(Value):
         raw[self.name] = int(value)
 
     def decode(self, raw: Mapping[str, int]) -> Any:
-        return raw[self.name]
+        return bool(raw[self.name]) if self.as_bool else raw[self.name]
 
 
 @dataclass(frozen=True)
@@ -238,18 +239,22 @@ class Layout:
         return {f.name: (block >> f.lo) & f.mask for f in self.fields}
 
     def check_crc(self, block: int) -> None:
-        if block & 0xFFFF != block_crc(self.token_class, block, self.crc_c):
-            raise CrcError(
-                "token failed authentication: CRC mismatch (wrong meter or key, or a mistyped "
-                "token)",
-                field="token",
-            )
+        check_crc(self.token_class, block, self.crc_c)
 
     def unpack(self, block: int) -> dict[str, Any]:
         """Request fields from a plain block; CrcError if the block does not authenticate."""
         self.check_crc(block)
         raw = self.unpack_raw(block)
         return {v.name: v.decode(raw) for v in self.values}
+
+
+def check_crc(token_class: int, block: int, currency: bool = False) -> None:
+    """CrcError unless the block's CRC field matches (how a wrong key or meter shows up)."""
+    if block & 0xFFFF != block_crc(token_class, block, currency):
+        raise CrcError(
+            "token failed authentication: CRC mismatch (wrong meter or key, or a mistyped token)",
+            field="token",
+        )
 
 
 def _register_family(subclass: int, name: str, description: str, value: Value) -> Layout:
@@ -305,7 +310,7 @@ _ALL += [
     Layout(2, 3, "key_change_1", "set 1st section decoder key",
            (Field("ken_high", 56, 4), Field("krn", 52, 4), Field("ro", 51, 1),
             Field("third_token", 50, 1), Field("kt", 48, 2), Field("key_part", 16, 32)),
-           (Int("ken_high"), Int("krn"), Flag("ro"), Flag("third_token"), Int("kt"),
+           (Int("ken_high"), Int("krn"), Flag("ro"), Flag("third_token", as_bool=True), Int("kt"),
             Int("key_part"))),
     Layout(2, 4, "key_change_2", "set 2nd section decoder key",
            (Field("ken_low", 56, 4), Field("ti", 48, 8), Field("key_part", 16, 32)),

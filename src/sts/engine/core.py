@@ -11,7 +11,7 @@ import secrets
 from typing import Any
 
 from sts.codec.digits import extract_class, insert_class, parse_token, to_digits
-from sts.codec.layouts import Layout, layout_for
+from sts.codec.layouts import Layout, check_crc, layout_for
 from sts.codec.tid import check_tid, tid_at, time_of
 from sts.engine.model import (
     DecodedToken,
@@ -172,7 +172,7 @@ def decode(token: str | int, meter: MeterKey | None = None, *, check_ken: bool =
         layout = layout_for(token_class, subclass, key_bits)
     except FunctionError:
         # authenticate first: a wrong key is a CRC failure, not an unknown function
-        Layout(token_class, subclass, "", "", (), ()).check_crc(block)
+        check_crc(token_class, block)
         raise
     fields = layout.unpack(block)
     tid = fields.get("tid")

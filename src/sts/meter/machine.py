@@ -67,7 +67,7 @@ from sts.engine.core import decode
 from sts.engine.model import DecodedToken
 from sts.engine.wire import meter_from_json
 from sts.errors import InputError, MeterTimeError, StsError, TokenFormatError, TokenRejected
-from sts.meter.clock import Clock
+from sts.meter.clock import Clock, iso
 from sts.meter.keys import OwnKey
 from sts.meter.settings import REGISTERS, SERVICES, UNITS, MeterConfig, decimal_of
 from sts.meter.state import ZERO, Environment, Memory, MeterState, Screen, Volatile
@@ -884,7 +884,7 @@ class Meter:
         target = self.clock.now()
         if target < s.env.now:
             raise MeterTimeError(
-                f"the meter's time is {s.env.now:.0f}; it cannot go back to {target:.0f}",
+                f"the meter's time is {iso(s.env.now)}; it cannot go back to {iso(target)}",
                 field="at",
             )
         self._settle()
