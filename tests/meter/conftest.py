@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from meter_helpers import Rig, make_rig
+
+from tests.meter.meter_helpers import Rig, make_rig
 
 
 @pytest.fixture

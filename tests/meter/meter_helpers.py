@@ -6,15 +6,13 @@ file; the vector tests use the production tables from the shared vectors directo
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sts.engine import MeterKey, generate, wire
 from sts.meter import FakeClock, Meter, parse_config
 from sts.meter.clock import parse_time
+from tests.conftest import load_vectors
 
 START = "2024-03-01T08:00:00"
 
@@ -81,25 +79,6 @@ def make_rig(meter_obj: dict[str, Any] | None = None, start: str = START,
 
 
 
-def _root_conftest() -> Any:
-    """tests/conftest.py, loaded by path (its directory logic decides where vectors live)."""
-    path = Path(__file__).resolve().parent.parent / "conftest.py"
-    spec = importlib.util.spec_from_file_location("sts_tests_root_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_ROOT = _root_conftest()
-vectors_dir = _ROOT.vectors_dir
-sta_tables_file = _ROOT.sta_tables_file
-
-
 def token_vectors() -> list[dict[str, Any]]:
     """Every token line of tokens.jsonl (empty outside CI when the vectors are absent)."""
-    directory = vectors_dir()
-    if directory is None:
-        return []
-    with open(directory / "tokens.jsonl") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return [dict(v) for v in load_vectors("token")]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -160,20 +161,28 @@ class Sta:
             x = step(t, s, x)
         return x
 
-    def decrypt(self, key: int, block: int) -> int:
+    def decryptor(self, key: int) -> Callable[[int], int]:
+        """Decryption under one key with its schedule computed once (a meter's own key)."""
         sels = self.round_selectors(key)
-        pi = self.pinv
-        x = block
-        x = (
-            pi[x & 255] | pi[256 | (x >> 8 & 255)] | pi[512 | (x >> 16 & 255)]
-            | pi[768 | (x >> 24 & 255)] | pi[1024 | (x >> 32 & 255)]
-            | pi[1280 | (x >> 40 & 255)] | pi[1536 | (x >> 48 & 255)] | pi[1792 | (x >> 56)]
-        )
-        step = self._round
-        t = self.dec
-        for r in range(ROUNDS - 1, 0, -1):
-            x = step(t, sels[r], x)
-        return step(self.sub_inv, sels[0], x)
+        pi, t, last, step = self.pinv, self.dec, self.sub_inv, self._round
+        inner = sels[ROUNDS - 1 : 0 : -1]
+        first = sels[0]
+
+        def decrypt(block: int) -> int:
+            x = (
+                pi[block & 255] | pi[256 | (block >> 8 & 255)] | pi[512 | (block >> 16 & 255)]
+                | pi[768 | (block >> 24 & 255)] | pi[1024 | (block >> 32 & 255)]
+                | pi[1280 | (block >> 40 & 255)] | pi[1536 | (block >> 48 & 255)]
+                | pi[1792 | (block >> 56)]
+            )
+            for s in inner:
+                x = step(t, s, x)
+            return step(last, first, x)
+
+        return decrypt
+
+    def decrypt(self, key: int, block: int) -> int:
+        return self.decryptor(key)(block)
 
 
 # --- table set resolution -----------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -105,6 +105,17 @@ class MeterKey:
         if self.ea == EA_MISTY1:
             return misty1.decrypt(self.decoder_key, block)
         return des.decrypt(self.decoder_key, block)
+
+    def decryptor(self) -> Callable[[int], int]:
+        """Decryption under this key with the per-key work done once (for a meter's own key)."""
+        if self.ea == EA_STA:
+            assert self.table_set is not None
+            return self.table_set.cipher.decryptor(self.key_int)
+        if self.ea == EA_MISTY1:
+            key = self.decoder_key
+            return lambda block: misty1.decrypt(key, block)
+        key = self.decoder_key
+        return lambda block: des.decrypt(key, block)
 
     def with_changes(self, **changes: Any) -> MeterKey:
         return replace(self, **changes)

@@ -8,7 +8,6 @@ checked against the engine's plain decryption by the tests.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,50 +18,32 @@ from sts.engine.model import EA_STA, KEN_NO_EXPIRY, MeterKey
 from sts.errors import InputError, KeyDataError, MeterStateError
 
 
-def _keyed_decryptor(key: MeterKey) -> Callable[[int], int]:
-    """A decrypt function for one key with the per-key schedule computed once (EA07).
-
-    Uses the table set's own `decryptor` if the engine offers one; otherwise a copy of the
-    shared cipher whose key-schedule method returns the precomputed schedule.  Falls back to
-    the plain engine call if neither applies.
-    """
-    if key.ea != EA_STA or key.table_set is None:
-        return lambda block: MeterKey.decrypt(key, block)
-    cipher = key.table_set.cipher
-    key_int = key.key_int
-    maker = getattr(cipher, "decryptor", None)
-    if callable(maker):
-        fn: Callable[[int], int] = maker(key_int)
-        return fn
-    for name in ("round_selectors", "round_offsets"):
-        schedule_of = getattr(cipher, name, None)
-        if callable(schedule_of):
-            return _with_schedule(cipher, name, schedule_of(key_int), key_int)
-    plain = cipher.decrypt
-    return lambda block: plain(key_int, block)
-
-
-def _with_schedule(cipher: Any, name: str, schedule: Any, key_int: int) -> Callable[[int], int]:
-    keyed = copy.copy(cipher)
-    setattr(keyed, name, lambda _key: schedule)
-    decrypt = keyed.decrypt
-    return lambda block: decrypt(key_int, block)
-
-
 @dataclass(frozen=True)
 class OwnKey(MeterKey):
     """A meter's decoder key with its cipher schedule prepared once."""
 
     _decrypt: Callable[[int], int] = field(init=False, repr=False, compare=False)
+    # cipher block -> plain block, computed ahead in bulk by the fleet runner (see `hint`)
+    hints: dict[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.vending_key is not None:
             raise KeyDataError("a meter never holds a vending key", field="vending_key")
-        object.__setattr__(self, "_decrypt", _keyed_decryptor(self))
+        object.__setattr__(self, "_decrypt", self.decryptor())
+        object.__setattr__(self, "hints", {})
 
     def decrypt(self, block: int) -> int:
+        if self.hints:
+            plain = self.hints.pop(block, None)
+            if plain is not None:
+                return plain
         return self._decrypt(block)
+
+    def hint(self, cipher_block: int, plain_block: int) -> None:
+        """Offer the decryption of `cipher_block` under this very key, computed elsewhere
+        (a vectorised batch); used once, by the next `decrypt` of that block."""
+        self.hints[cipher_block] = plain_block
 
     @classmethod
     def of(cls, key: MeterKey, **changes: Any) -> OwnKey:

@@ -480,7 +480,8 @@ class Meter:
             if seconds is not None:
                 v.lockout_until = now + seconds
                 self._event("keypad_lockout", seconds=seconds, wrong_inputs=v.wrong)
-        return self._result(name, message, token_class=token_class)
+        # every wrong input shows Reject-x, whatever its result code
+        return self._result(name, message, text=f"Reject-{v.wrong}", token_class=token_class)
 
     def _lockout(self) -> TokenResult:
         s = self.state
@@ -542,7 +543,8 @@ class Meter:
         result = self._result("accept", screens=screens, register=register, amount=text,
                               unit=unit, **info)
         self._event("credit", register=register, amount=text)
-        self._settle()
+        if amount < 0 or not m.relay_closed:
+            self._settle()  # only then can the relay move
         return result
 
     # === 7. management tokens ==============================================================
@@ -882,6 +884,8 @@ class Meter:
         """Walk from deadline to deadline up to the clock's time."""
         s = self.state
         target = self.clock.now()
+        if target == s.env.now:
+            return  # every input leaves the state settled: nothing can be due
         if target < s.env.now:
             raise MeterTimeError(
                 f"the meter's time is {iso(s.env.now)}; it cannot go back to {iso(target)}",

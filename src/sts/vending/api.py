@@ -9,6 +9,8 @@ same id with another body is 409 DUPLICATE_REQUEST.  Every /v1 endpoint needs
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
@@ -156,5 +158,26 @@ def create_app(service: VendingService) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """The uvicorn factory used by `sts serve` workers (settings come from the environment)."""
-    return create_app(open_service(Settings.from_env()))
+    """The uvicorn factory used by `sts serve` workers (settings come from the environment).
+
+    Request handlers run in a thread pool.  A thread holding a hot row lock (the vendor's
+    float, a meter) must get the GIL back quickly to send its COMMIT, so workers use a short
+    GIL switch interval and a small pool (STS_THREADS, default 4): more threads per process
+    only lengthen lock hold times; scale out with more processes instead.
+    """
+    import sys
+    from contextlib import asynccontextmanager
+
+    threads = int(os.environ.get("STS_THREADS", "4"))
+    sys.setswitchinterval(float(os.environ.get("STS_SWITCH_INTERVAL", "0.0005")))
+    app = create_app(open_service(Settings.from_env()))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -3,7 +3,9 @@
 A campaign is a fixed list of meters (one row each).  Running it issues, per meter and in its
 own transaction, the key change set and moves the meter to the new key; the item is marked done
 in that same transaction, and the transaction's request id is derived from campaign and meter,
-so an interrupted run resumes where it stopped and can never issue a meter twice.
+so an interrupted run resumes where it stopped and can never issue a meter twice.  Creating a
+campaign makes its target key the SGC's current key, so a meter that buys before the campaign
+reaches it gets the key change with that sale (and the campaign then skips it).
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ def create(service: VendingService, name: str, *, sgc: str, to_krn: int,
         sel = sel.where(meters.c.key_id == from_id) if from_id is not None else sel.where(
             meters.c.key_id.in_(select(vk.c.id).where(vk.c.sgc_id == sid)))
         ids = [r.id for r in conn.execute(sel.order_by(meters.c.id))]
+        # the target becomes the SGC's current key: meters the campaign has not reached yet
+        # get the same key change with their next sale
+        conn.execute(update(supply_groups).where(supply_groups.c.id == sid)
+                     .values(current_key_id=to_id))
         if ids:
             conn.execute(insert(campaign_items),
                          [{"campaign_id": cid, "meter_id": i, "status": "pending", "error": ""}
@@ -68,7 +74,7 @@ def status(service: VendingService, name: str) -> dict[str, Any]:
                             .where(campaign_items.c.campaign_id == cid)
                             .group_by(campaign_items.c.status))
         counts = {r[0]: int(r[1]) for r in rows}
-    return {"campaign": name, **{k: counts.get(k, 0) for k in ("pending", "done", "failed")}}
+    return {"campaign": name, **{k: counts.get(k, 0) for k in ("pending", "done", "failed", "skipped")}}
 
 
 def _campaign_id(conn: Any, name: str) -> int:
@@ -123,12 +129,17 @@ def run(service: VendingService, name: str, *, actor: str = "campaign",
                 m = service.load_meter(conn, p.pan, lock=True)
                 state = conn.scalar(select(ci.status).where(ci.campaign_id == cid,
                                                             ci.meter_id == p.meter_id))
-                if state != "pending":  # another runner got here first
+                target = load_key(conn, camp.to_key_id)
+                if state == "pending" and m.key.record.id == target.record.id:
+                    state = "skipped"  # moved by a sale in the meantime
+                    conn.execute(update(campaign_items)
+                                 .where(ci.campaign_id == cid, ci.meter_id == p.meter_id)
+                                 .values(status="skipped"))
+                if state != "pending":  # another runner or a sale got here first
                     stored = service._stored(conn, rid)
                     rec = _record(p.pan, str(state),
                                   json.loads(stored.response) if stored else None)
                 else:
-                    target = load_key(conn, camp.to_key_id)
                     ti = m.tariff.ti if m.tariff.ti is not None else m.ti
                     kc = KeyChange(target, ti, camp.ro)
                     resp = service.key_change_meter(conn, m, kc, request_id=rid, actor=actor,

@@ -1,0 +1,181 @@
+"""Fixtures for the vending server: every database test runs on SQLite and PostgreSQL.
+
+PostgreSQL comes from STS_TEST_PG_URL (default: the local server, database sts_vending_test);
+each xdist worker gets its own database, reset before every test.  Under CI=true an unreachable
+PostgreSQL fails the run; elsewhere those tests are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_URL = os.environ.get("STS_TEST_PG_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/sts_vending_test")
+TEST_VENDING_KEY = bytes.fromhex("abababababababab949494949494949401234567")
+START = datetime(2025, 3, 3, 10, 0, 0)
+KNOWN_SGC = "999920"
+
+
+class FakeClock:
+    """Vending time that moves only when told to."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.t = start
+
+    def __call__(self) -> datetime:
+        return self.t
+
+    def advance(self, **kw: float) -> None:
+        self.t += timedelta(**kw)
+
+
+def _pg_admin_url(url: str) -> tuple[str, str]:
+    base, _, name = url.rpartition("/")
+    return base + "/postgres", name
+
+
+def pg_worker_url(worker: str) -> str:
+    """A per-worker PostgreSQL database, created if needed and emptied."""
+    import sqlalchemy as sa
+
+    admin_url, name = _pg_admin_url(PG_URL)
+    db_name = f"{name}_{worker}"
+    try:
+        eng = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with eng.connect() as conn:
+            exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                 {"n": db_name})
+            if not exists:
+                conn.exec_driver_sql(f'CREATE DATABASE "{db_name}"')
+        eng.dispose()
+    except Exception as exc:
+        if IN_CI:
+            raise RuntimeError(f"CI run without PostgreSQL at {PG_URL}: {exc}") from exc
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    url = admin_url.rsplit("/", 1)[0] + "/" + db_name
+    eng = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    eng.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, worker_id: str) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "vending.sqlite3")
+    return pg_worker_url(worker_id)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def kek_file(tmp_path: Path) -> str:
+    path = tmp_path / "kek.hex"
+    path.write_text(secrets.token_bytes(32).hex())
+    return str(path)
+
+
+@pytest.fixture
+def settings(db_url: str, kek_file: str) -> Any:
+    from sts.vending.config import Settings
+
+    return Settings(db_url=db_url, kek_file=kek_file, lookup_limit=1000)
+
+
+@pytest.fixture
+def service(settings: Any, clock: FakeClock) -> Iterator[Any]:
+    from sts.vending.config import open_service
+
+    svc = open_service(settings, clock=clock, run_migrations=True)
+    yield svc
+    svc.db.dispose()
+
+
+@dataclass
+class Demo:
+    service: Any
+    registry: Any
+    keys: dict[str, str]
+    meters: list[str]
+    client: Any
+    clock: FakeClock
+
+    def h(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    def buy(self, meter: str | None = None, amount: str = "100", pid: str | None = None,
+            role: str = "vendor", **extra: Any) -> Any:
+        pid = pid or str(uuid.uuid4())
+        return self.client.post(f"/v1/purchases/{pid}",
+                                json={"meter": meter or self.meters[0], "amount": amount, **extra},
+                                headers=self.h(role))
+
+
+def make_demo(service: Any, clock: FakeClock, *, raw_key: bytes | None = TEST_VENDING_KEY) -> Demo:
+    from fastapi.testclient import TestClient
+
+    from sts.vending.api import create_app
+    from sts.vending.registry import Registry, fill_demo
+
+    reg = Registry(service.db, service.sm, clock=clock)
+    info = fill_demo(reg, production_tables=False)
+    if raw_key is not None:  # a second SGC on a known key, so tests can check tokens themselves
+        reg.add_sgc(KNOWN_SGC, utility="Demo Utility")
+        reg.add_key(KNOWN_SGC, 1, raw=raw_key, base_date=2014)
+        reg.authorise_vendor("Demo Vendor", KNOWN_SGC)
+        reg.add_meter(known_pan(), sgc=KNOWN_SGC, tariff="Flat", ti=1)
+    client = TestClient(create_app(service), raise_server_exceptions=False)
+    return Demo(service, reg, info["api_keys"], info["meters"], client, clock)
+
+
+def known_pan() -> str:
+    from sts.codec.pan import MeterPan, luhn_check_digit
+
+    body = "0420000001"
+    return MeterPan.from_drn(body + str(luhn_check_digit(body))).pan
+
+
+@pytest.fixture
+def demo(service: Any, clock: FakeClock) -> Demo:
+    return make_demo(service, clock)
+
+
+def meter_key(pan: str, *, krn: int = 1, ti: int = 1, base_date: int = 2014,
+              vending_key: bytes = TEST_VENDING_KEY, sgc: str = KNOWN_SGC) -> Any:
+    """The engine's key for a meter on the known test vending key."""
+    from sts.codec.pan import parse_pan
+    from sts.crypto.sta import table_set
+    from sts.engine import MeterKey
+
+    return MeterKey.derive(dkga=4, vending_key=vending_key, pan=parse_pan(pan), kt=2, sgc=sgc,
+                           ti=ti, krn=krn, ea=7, base_date=base_date,
+                           table_set=table_set("sample"))
+
+
+def virtual_meter(pan: str, clock: FakeClock, *, krn: int = 1, ti: int = 1,
+                  base_date: int = 2014, sgc: str = KNOWN_SGC) -> Any:
+    """A virtual meter (sts.meter) holding the known key, on the vending clock's time."""
+    from sts.meter import FakeClock as MeterClock
+    from sts.meter import Meter, parse_config
+    from sts.meter.clock import EPOCH
+
+    config = parse_config({"pan": pan, "dkga": 4, "ea": 7, "table_set": "sample",
+                           "vending_key": TEST_VENDING_KEY.hex(), "kt": 2, "sgc": sgc, "ti": ti,
+                           "krn": krn, "ken": 255, "base_date": base_date})
+    mclock = MeterClock((clock() - EPOCH).total_seconds())
+    return Meter.create(config, mclock)

@@ -1,0 +1,65 @@
+"""Run a real `sts serve` (uvicorn) subprocess on a free loopback port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, db_url: str, kek_file: str, *, workers: int = 1, log: Path | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.db_url, self.kek_file, self.workers = db_url, kek_file, workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> Server:
+        sts = Path(sys.executable).parent / "sts"
+        env = os.environ | {"STS_LOOKUP_LIMIT": "100000"} | self.extra_env
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(sts), "serve", "--db", self.db_url, "--kek-file", self.kek_file, "--port",
+             str(self.port), "--workers", str(self.workers), "--log-level", "info"],
+            stdout=out, stderr=out, env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)  # polling for readiness, not waiting for an outcome
+        self.kill()
+        raise RuntimeError("server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (uvicorn's supervisor and its workers)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
