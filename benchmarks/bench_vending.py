@@ -118,9 +118,10 @@ def _pg_fresh(url: str) -> str | None:
 
 def bench_backend(db_url: str, tmp: Path, *, count: int, seconds: float, inflight: int,
                   meters: int) -> dict[str, Any]:
+    from tests.vending.server import Server
+
     from sts.vending.config import Settings, open_service
     from sts.vending.registry import Registry, fill_demo
-    from tests.vending.server import Server
 
     kek = tmp / f"kek-{secrets.token_hex(4)}"
     kek.write_text(secrets.token_bytes(32).hex())

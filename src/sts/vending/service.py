@@ -603,11 +603,10 @@ class VendingService:
                               "vendor": caller.vendor_id})
         try:
             with self.db.begin() as conn:
-                stored = self._stored(conn, purchase_id)
-                if stored is not None:
-                    return self._repeat(stored, "sale", rhash, purchase_id), False
+                # lock the meter first, then look for the id: a twin that held the lock before
+                # us has committed by now, so its answer is visible
                 m = self.load_meter(conn, pan, lock=True)
-                stored = self._stored(conn, purchase_id)  # a twin may have won the lock
+                stored = self._stored(conn, purchase_id)
                 if stored is not None:
                     return self._repeat(stored, "sale", rhash, purchase_id), False
                 return self._sell(conn, purchase_id, m, amount, rhash, caller, extra), True
