@@ -44,12 +44,31 @@ def _pg_admin_url(url: str) -> tuple[str, str]:
     return base + "/postgres", name
 
 
+# one id per test run, inherited by the xdist workers: concurrent runs never share a database
+RUN_ID = os.environ.setdefault("STS_TEST_RUN_ID", str(os.getpid()))
+_CREATED: set[str] = set()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the databases this process created (a crash leaves them for the next cleanup)."""
+    if not _CREATED:
+        return
+    import sqlalchemy as sa
+
+    admin_url, _ = _pg_admin_url(PG_URL)
+    eng = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        for db_name in _CREATED:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    eng.dispose()
+
+
 def pg_worker_url(worker: str) -> str:
     """A per-worker PostgreSQL database, created if needed and emptied."""
     import sqlalchemy as sa
 
     admin_url, name = _pg_admin_url(PG_URL)
-    db_name = f"{name}_{worker}"
+    db_name = f"{name}_{RUN_ID}_{worker}"
     try:
         eng = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
         with eng.connect() as conn:
@@ -58,6 +77,7 @@ def pg_worker_url(worker: str) -> str:
             if not exists:
                 conn.exec_driver_sql(f'CREATE DATABASE "{db_name}"')
         eng.dispose()
+        _CREATED.add(db_name)
     except Exception as exc:
         if IN_CI:
             raise RuntimeError(f"CI run without PostgreSQL at {PG_URL}: {exc}") from exc
