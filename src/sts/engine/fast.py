@@ -198,18 +198,9 @@ def _shape(meter: dict[str, Any], tables_file: str | None,
     return shape
 
 
-def _accept(obj: dict[str, Any], tables_file: str | None, tables: dict[str, TableSet],
-            shapes: dict[tuple[Any, ...], _MeterShape | None]) -> _Line | None:
-    """The line's fields if it is a plainly well-formed EA07 credit request, else None."""
-    meter = obj.get("meter")
-    request = obj.get("request")
-    if type(meter) is not dict or type(request) is not dict or len(obj) > 3:
-        return None
-    if request.get("class") != 0 or not request.keys() <= _REQUEST_KEYS:
-        return None
-    sub = request.get("subclass")
-    if type(sub) is not int or not 0 <= sub <= 3:
-        return None
+def _line_for(meter: dict[str, Any], tables_file: str | None, tables: dict[str, TableSet],
+              shapes: dict[tuple[Any, ...], _MeterShape | None]) -> _Line | None:
+    """A line carrying its meter's (cached) shape and PAN, or None if the meter is not plain."""
     get = meter.get
     key = (len(meter), *(get(k) for k in _SHAPE_FIELDS))
     try:
@@ -227,7 +218,28 @@ def _accept(obj: dict[str, Any], tables_file: str | None, tables: dict[str, Tabl
             return None
         line.pan = pan
     line.dk = shape.dk
-    bd = shape.base_date
+    line.dkga, line.kt, line.ti, line.krn, line.sgc, line.vk = (
+        shape.dkga, shape.kt, shape.ti, shape.krn, shape.sgc, shape.vk)
+    line.base_date, line.tables, line.ken = shape.base_date, shape.tables, shape.ken
+    return line
+
+
+def _accept(obj: dict[str, Any], tables_file: str | None, tables: dict[str, TableSet],
+            shapes: dict[tuple[Any, ...], _MeterShape | None]) -> _Line | None:
+    """The line's fields if it is a plainly well-formed EA07 credit request, else None."""
+    meter = obj.get("meter")
+    request = obj.get("request")
+    if type(meter) is not dict or type(request) is not dict or len(obj) > 3:
+        return None
+    if request.get("class") != 0 or not request.keys() <= _REQUEST_KEYS:
+        return None
+    sub = request.get("subclass")
+    if type(sub) is not int or not 0 <= sub <= 3:
+        return None
+    line = _line_for(meter, tables_file, tables, shapes)
+    if line is None:
+        return None
+    bd = line.base_date
     if "issued_at" in request:
         if "tid" in request or bd is None:
             return None
@@ -236,7 +248,7 @@ def _accept(obj: dict[str, Any], tables_file: str | None, tables: dict[str, Tabl
         tid = request.get("tid")
         if not _is_int(tid) or not 0 <= tid <= TID_MAX:
             return None
-    if tid is None or tid >> 16 > shape.ken:
+    if tid is None or tid >> 16 > line.ken:
         return None
     rnd = request.get("rnd", -1)
     if not _is_int(rnd) or not -1 <= rnd <= 15 or ("rnd" in request and rnd < 0):
@@ -245,9 +257,6 @@ def _accept(obj: dict[str, Any], tables_file: str | None, tables: dict[str, Tabl
     if tenths is None:
         return None
     line.tid, line.rnd, line.tenths, line.subclass = tid, rnd, tenths, sub
-    line.dkga, line.kt, line.ti, line.krn, line.sgc, line.vk = (
-        shape.dkga, shape.kt, shape.ti, shape.krn, shape.sgc, shape.vk)
-    line.base_date, line.tables = bd, shape.tables
     return line
 
 
@@ -395,26 +404,9 @@ def _decode_accept(obj: dict[str, Any], tables_file: str | None, tables: dict[st
     number = int(token)
     if number >> 66 or (number >> 27) & 3:  # only class 0 here
         return None
-    get = meter.get
-    key = (len(meter), *(get(k) for k in _SHAPE_FIELDS))
-    try:
-        shape = shapes[key]
-    except KeyError:
-        shape = shapes[key] = _shape(meter, tables_file, tables)
-    except TypeError:
+    line = _line_for(meter, tables_file, tables, shapes)
+    if line is None:
         return None
-    if shape is None:
-        return None
-    line = _Line()
-    if shape.dk is None:
-        pan = get("pan")
-        if type(pan) is not str or len(pan) != 18 or not pan.isdigit() or not pan.isascii():
-            return None
-        line.pan = pan
-    line.dk = shape.dk
-    line.dkga, line.kt, line.ti, line.krn, line.sgc, line.vk = (
-        shape.dkga, shape.kt, shape.ti, shape.krn, shape.sgc, shape.vk)
-    line.base_date, line.tables, line.ken = shape.base_date, shape.tables, shape.ken
     return line, number
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from sts.codec.tid import parse_datetime
 from sts.errors import InputError
 
 EPOCH = datetime(1970, 1, 1)
@@ -50,13 +51,7 @@ def to_datetime(t: float) -> datetime:
 
 def parse_time(text: str, *, field: str = "at") -> float:
     """Simulated wall time from ISO-8601 text (a zone, if given, is dropped)."""
-    if not isinstance(text, str):
-        raise InputError(f"{field} must be an ISO-8601 date-time string", field=field)
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"{field} {text!r} is not an ISO-8601 date-time", field=field) from None
-    return to_seconds(value)
+    return to_seconds(parse_datetime(text, field=field))
 
 
 def iso(t: float) -> str:
