@@ -92,9 +92,21 @@ def bench_batch(n: int) -> dict[str, float]:
         for text, ok in run_batch(lines, "generate", path):
             failed += not ok
             sink.write(text)
+            sink.write("\n")
         elapsed = time.perf_counter() - t0
         assert failed == 0, f"{failed} batch lines failed"
         out[f"batch {label} tokens/s"] = n / elapsed
+        # decode the same tokens back as a batch (each line carries its meter)
+        made = [json.loads(text) for text in sink.getvalue().splitlines()]
+        decode_lines = [
+            json.dumps({"id": m["id"], "token": m["tokens"][0], "meter": json.loads(src)["meter"]})
+            for m, src in zip(made, lines, strict=True)
+        ]
+        t0 = time.perf_counter()
+        failed = sum(not ok for _, ok in run_batch(decode_lines, "decode", path))
+        elapsed = time.perf_counter() - t0
+        assert failed == 0, f"{failed} decode lines failed"
+        out[f"batch decode {label} decodes/s"] = n / elapsed
     return out
 
 
