@@ -7,6 +7,7 @@ stays fast.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from datetime import datetime
 from decimal import Decimal
@@ -98,8 +99,35 @@ def serve(db_url: str, kek_file: str | None, sta_tables: str | None, host: str, 
     os.environ.update(settings.env())
     click.echo(f"serving on http://{host}:{port} (docs at /docs), database {settings.db_url}",
                err=True)
-    uvicorn.run("sts.vending.api:app_from_env", factory=True, host=host, port=port,
-                workers=workers if workers > 1 else None, log_level=log_level)
+    app = "sts.vending.api:app_from_env"
+    if workers <= 1:
+        uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level)
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
+                            log_level=log_level)
+    Multiprocess(config, sockets=[_listen(host, port)]).run()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The workers' shared listening socket, made as asyncio expects a TCP socket to be.
+
+    uvicorn's own (`--workers`) is made without IPPROTO_TCP, so asyncio in the workers does not
+    recognise its connections as TCP and leaves Nagle's algorithm on: a response written as
+    head and body then waits for the client's delayed ACK, about 40 ms per request.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 # --- admin ------------------------------------------------------------------------------------

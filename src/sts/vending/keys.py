@@ -31,6 +31,7 @@ ENV_KEK = "STS_KEK"
 ENV_KEK_FILE = "STS_KEK_FILE"
 BLOB_VERSION = b"\x01"
 VENDING_KEY_BYTES = {2: 8, 4: 20}  # DKGA02: 64-bit DES key; DKGA04: 160-bit key
+DERIVED_CACHE_SIZE = 50_000  # derived decoder keys kept per process (SoftwareSecurityModule)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class SoftwareSecurityModule(SecurityModule):
         self._aead = AESGCM(kek)
         self.kek_id = hashlib.sha256(b"sts-kek-id|" + kek).hexdigest()[:8]
         self._sta_tables = sta_tables
+        self._derived: dict[tuple[object, ...], MeterKey] = {}
 
     def __repr__(self) -> str:
         return f"SoftwareSecurityModule(kek_id={self.kek_id})"
@@ -196,12 +198,28 @@ class SoftwareSecurityModule(SecurityModule):
         return table_set(key.table_set or "sample", self._sta_tables)
 
     def meter_key(self, key: KeyRecord, meter: MeterIdentity) -> MeterKey:
+        """The meter's decoder key, derived once per key record and meter identity.
+
+        The cache holds derived decoder keys only (never a vending key), in this process's
+        memory; it is keyed on everything the derivation reads, including the stored blob, so
+        a changed key record never meets an old entry.  TIDs, floats and exactly-once do not
+        depend on it: they live in the database.
+        """
+        ident = (key.id, key.blob, key.sgc, key.krn, key.dkga, key.ea, key.base_date,
+                 key.table_set, meter.pan, meter.kt, meter.ti, meter.ken, meter.mfr_code)
+        cached = self._derived.get(ident)
+        if cached is not None:
+            return cached
         pan: MeterPan = parse_pan(meter.pan)
-        return MeterKey.derive(
+        derived = MeterKey.derive(
             dkga=key.dkga, vending_key=self._unwrap(key), pan=pan, kt=meter.kt, sgc=key.sgc,
             ti=meter.ti, krn=key.krn, ea=key.ea, base_date=key.base_date,
             table_set=self._tables(key), ken=meter.ken, mfr_code=meter.mfr_code,
         )
+        if len(self._derived) >= DERIVED_CACHE_SIZE:
+            self._derived.clear()  # simple bound; a miss only costs a derivation
+        self._derived[ident] = derived
+        return derived
 
     def issue(self, key: KeyRecord, meter: MeterIdentity, request: TokenRequest) -> Issue:
         if request.token_class == 1:

@@ -11,12 +11,14 @@ UNIQUE(meter, epoch, tid) are the database's backstops for both rules.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, select, text, update
@@ -32,6 +34,7 @@ from sts.errors import (
     InsufficientFloat,
     KeyCreditLimit,
     MeterBlocked,
+    NotAuthenticated,
     NotAuthorised,
     ReversalNotAllowed,
     StsError,
@@ -39,9 +42,10 @@ from sts.errors import (
     UnknownRecord,
     VendKeyExpired,
 )
-from sts.vending import audit, receipts
-from sts.vending.auth import Caller
+from sts.vending import audit, hotsql, receipts
+from sts.vending.auth import Caller, hash_key
 from sts.vending.db import Database
+from sts.vending.hotsql import HotSQL
 from sts.vending.keys import KeyRecord, MeterIdentity, SecurityModule
 from sts.vending.models import (
     customers,
@@ -59,6 +63,7 @@ from sts.vending.models import (
 from sts.vending.ratelimit import hit as rate_hit
 from sts.vending.tariff import (
     ZERO,
+    Block,
     Quote,
     Tariff,
     money,
@@ -221,6 +226,19 @@ def _meter_view(row: Any) -> MeterView:
     )
 
 
+@dataclass(frozen=True)
+class VendorView:
+    id: int
+    name: str
+    address: str
+
+
+@lru_cache(maxsize=256)
+def _blocks(text: str) -> tuple[Block, ...]:
+    """A tariff's parsed blocks, by their JSON text (immutable, so safe to share)."""
+    return Tariff.blocks_from_json(text)
+
+
 # --- token plans ---------------------------------------------------------------------------------
 
 
@@ -286,6 +304,10 @@ class VendingService:
         self.sm = sm
         self.clock = clock
         self.lookup_limit = lookup_limit  # per API key per minute, across all processes
+        self.hot = HotSQL(db.is_sqlite)
+        dbapi = db.engine.dialect.loaded_dbapi
+        self._integrity_errors: tuple[type[Exception], ...] = (IntegrityError,
+                                                                dbapi.IntegrityError)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -524,7 +546,7 @@ class VendingService:
                                 "FREE BASIC UNITS"))
         return plan
 
-    def _receipt(self, *, m: MeterView, q: Quote, vendor: Row[Any] | None, receipt_no: str,
+    def _receipt(self, *, m: MeterView, q: Quote, vendor: Any, receipt_no: str,
                  now: datetime, kc: KeyChange | None, tokens_out: list[dict[str, Any]],
                  trial: bool = False) -> dict[str, Any]:
         charges = []
@@ -592,56 +614,149 @@ class VendingService:
     def purchase(self, purchase_id: str, body: dict[str, Any],
                  caller: Caller) -> tuple[dict[str, Any], bool]:
         """(answer, created): a new sale, or the stored answer for a repeated id."""
-        caller.require("purchase")
-        check_request_id(purchase_id, "purchase_id")
-        pan = body.get("meter")
-        if not isinstance(pan, str):
-            raise InputError("meter is required (the 18-digit meter number)", field="meter")
-        amount = parse_amount(body.get("amount"))
-        extra = {k: body[k] for k in ("reference", "pay_type") if body.get(k) is not None}
-        rhash = request_hash({"meter": pan, "amount": str(amount), **extra,
-                              "vendor": caller.vendor_id})
+        text, created = self._purchase(purchase_id, body, caller, None)
+        out: dict[str, Any] = json.loads(text)
+        return out, created
+
+    def purchase_json(self, purchase_id: str, body: dict[str, Any],
+                      api_key: str) -> tuple[str, bool]:
+        """The REST face of `purchase`: the API key is checked inside the sale's transaction
+        (no second connection), and the answer is the stored JSON text itself."""
+        return self._purchase(purchase_id, body, None, api_key)
+
+    def _purchase(self, purchase_id: str, body: dict[str, Any], caller: Caller | None,
+                  api_key: str | None) -> tuple[str, bool]:
+        """A sale on the hot path (`sts.vending.hotsql`): auth, meter lock with everything the
+        sale reads, one read after the lock, the writes, commit."""
+        h = self.hot
+        rhash = ""
         try:
             with self.db.begin() as conn:
-                # lock the meter first, then look for the id: a twin that held the lock before
-                # us has committed by now, so its answer is visible
-                m = self.load_meter(conn, pan, lock=True)
-                stored = self._stored(conn, purchase_id)
-                if stored is not None:
-                    return self._repeat(stored, "sale", rhash, purchase_id), False
-                return self._sell(conn, purchase_id, m, amount, rhash, caller, extra), True
-        except IntegrityError:
+                cur = h.cursor(conn)
+                try:
+                    if caller is None:
+                        caller = self._authenticate_raw(cur, api_key or "")
+                    caller.require("purchase")
+                    check_request_id(purchase_id, "purchase_id")
+                    pan = body.get("meter")
+                    if not isinstance(pan, str):
+                        raise InputError("meter is required (the 18-digit meter number)",
+                                         field="meter")
+                    amount = parse_amount(body.get("amount"))
+                    extra = {k: body[k] for k in ("reference", "pay_type")
+                             if body.get(k) is not None}
+                    rhash = request_hash({"meter": pan, "amount": str(amount), **extra,
+                                          "vendor": caller.vendor_id})
+                    if not pan.isdigit() or len(pan) != 18:
+                        raise InputError("meter must be the 18-digit meter number",
+                                         field="meter")
+                    # lock the meter first, then look for the id: a twin that held the lock
+                    # before us has committed by now, so its answer is visible
+                    cur.execute(h.meter, {"pan": pan, "vendor_id": caller.vendor_id})
+                    row = cur.fetchone()
+                    if row is None:
+                        raise UnknownMeter(f"meter {pan} is not registered", field="meter")
+                    m = self._hot_meter_view(row)
+                    now = self.now()
+                    month = now.strftime("%Y-%m")
+                    cur.execute(h.after_lock, {"request_id": purchase_id, "meter_id": m.id,
+                                               "month": month})
+                    after = cur.fetchone()
+                    if after[0] is not None:
+                        return self._repeat_text(after[1], after[2], after[3], "sale", rhash,
+                                                 purchase_id), False
+                    return self._sell(conn, cur, purchase_id, m, row, after, amount, rhash,
+                                      caller, extra, now, month), True
+                finally:
+                    cur.close()
+        except self._integrity_errors:
             # a concurrent twin with the same id committed first: answer as a repeat
             with self.db.read() as conn:
                 stored = self._stored(conn, purchase_id)
             if stored is None:
                 raise
-            return self._repeat(stored, "sale", rhash, purchase_id), False
+            return self._repeat_text(stored.kind, stored.request_hash, stored.response, "sale",
+                                     rhash, purchase_id), False
 
-    def _sell(self, conn: Connection, purchase_id: str, m: MeterView, amount: Decimal,
-              rhash: str, caller: Caller, extra: dict[str, Any]) -> dict[str, Any]:
-        now = self.now()
+    def _authenticate_raw(self, cur: Any, key: str) -> Caller:
+        digest = hash_key(key)
+        cur.execute(self.hot.auth, {"digest": digest})
+        row = cur.fetchone()
+        if row is None or not hmac.compare_digest(row[4], digest) or row[5] is not None:
+            raise NotAuthenticated("unknown or revoked API key", field="authorization")
+        return Caller(row[0], row[1], row[2], row[3])
+
+    @staticmethod
+    def _repeat_text(kind: str, stored_hash: str, response: str, want: str, rhash: str,
+                     request_id: str) -> str:
+        if kind != want or stored_hash != rhash:
+            raise DuplicateRequest(
+                f"request id {request_id} was already used for a different request",
+                field="id")
+        return response
+
+    def _hot_meter_view(self, r: Any) -> MeterView:
+        mo, ts = self.hot.money_out, self.hot.ts_out
+
+        def dec(value: Any) -> Decimal:
+            out = mo(value)
+            return out if out is not None else ZERO
+
+        tariff = Tariff(
+            name=r[31], description=r[32], ti=r[33], blocks=_blocks(r[34]),
+            vat_rate=dec(r[35]), fixed_monthly=dec(r[36]), debt_share=dec(r[37]),
+            free_units=dec(r[38]), min_amount=dec(r[39]), max_amount=mo(r[40]),
+        )
+        key = KeyInfo(KeyRecord(
+            id=r[16], sgc=r[29], krn=r[17], key_type=r[18], dkga=r[19], ea=r[20],
+            base_date=r[21], table_set=r[22], module=r[23], blob=bytes(r[24]),
+            issued_until=ts(r[25]), kct_until=ts(r[26])), r[27], mo(r[28]))
+        customer = None
+        if r[15] is not None:
+            customer = {"account_no": r[41], "name": r[42], "address": r[43]}
+        return MeterView(
+            id=r[0], pan=r[1], status=r[2], status_reason=r[3], service=r[4], kt=r[5], ti=r[6],
+            ken=r[7], mfr_code=r[8], last_tid=r[9], tid_epoch=r[10], max_epoch=r[11],
+            last_hash=r[12], key=key, sgc_id=r[13], current_key_id=r[30], tariff_id=r[14],
+            tariff=tariff, customer=customer, customer_id=r[15],
+            debt_balance=dec(r[44]),
+            utility={"name": r[45], "address": r[46], "vat_reg_num": r[47], "currency": r[48]},
+        )
+
+    def _sell(self, conn: Connection, cur: Any, purchase_id: str, m: MeterView, row: Any,
+              after: Any, amount: Decimal, rhash: str, caller: Caller, extra: dict[str, Any],
+              now: datetime, month: str) -> str:
+        h = self.hot
+        mi, mo = h.money_in, h.money_out
         if m.status != "active":
             raise MeterBlocked(f"meter {m.pan} is blocked: {m.status_reason}", field="meter")
-        vendor = self._vendor(conn, caller, m.sgc_id)
-        if vendor.float_balance < amount:
+        if caller.vendor_id is None:
+            raise NotAuthorised("this API key is not bound to a vendor, so it cannot sell",
+                                field="authorization")
+        vendor = VendorView(row[49], row[50], row[51])
+        if row[52] != "active":
+            raise NotAuthorised("the vendor is suspended", field="authorization")
+        if row[54] is None:
+            raise NotAuthorised("the vendor is not authorised for this meter's supply group",
+                                field="meter")
+        float_balance = mo(row[53]) or ZERO
+        if float_balance < amount:
             raise InsufficientFloat(
-                f"the vendor's float ({money(vendor.float_balance)}) does not cover "
+                f"the vendor's float ({money(float_balance)}) does not cover "
                 f"{money(amount)}", field="amount")
-        q = self._quote(conn, m, amount, now)
+        q = quote(m.tariff, amount,
+                  month_units=mo(after[4]) or ZERO, fixed_paid=mo(after[5]) or ZERO,
+                  free_issued=mo(after[6]) or ZERO,
+                  debt_balance=m.debt_balance)
         kc = self.key_change_due(conn, m)
         res = self._issue(m, self._plan_sale(m, q), kc, now)
         credit_key = kc.new_key if kc is not None else m.key
         if credit_key.credit_limit is not None:
-            vk = vending_keys.c
-            done = conn.execute(
-                update(vending_keys)
-                .where(vk.id == credit_key.record.id,
-                       vk.credit_used + q.energy_amount <= vk.credit_limit)
-                .values(credit_used=vk.credit_used + q.energy_amount))
-            if done.rowcount != 1:
+            cur.execute(h.key_credit, {"id": credit_key.record.id,
+                                       "amount": mi(q.energy_amount)})
+            if cur.rowcount != 1:
                 raise KeyCreditLimit("the vending key's credit limit is reached", field="meter")
-        seq = self._next_seq(conn)
+        seq = int(after[7])
         receipt_no = f"{seq:010d}"
         toks = res.public()
         receipt = self._receipt(m=m, q=q, vendor=vendor, receipt_no=receipt_no, now=now, kc=kc,
@@ -650,21 +765,40 @@ class VendingService:
             receipt["request"] = extra
         response = {"purchase_id": purchase_id, "receipt": receipt, "tokens": toks,
                     "slip": receipts.slip(receipt, toks, title="CREDIT VEND - TAX INVOICE")}
-        month = now.strftime("%Y-%m")
-        self._store(conn, seq=seq, request_id=purchase_id, kind="sale", m=m, caller=caller,
-                    rhash=rhash, response=response, now=now, res=res, month=month,
-                    amount=amount, vat=q.vat, charges=q.fixed_charge, debt=q.debt, units=q.units)
-        self._upsert_month(conn, m.id, month, q.units, q.fixed_charge, q.free_units)
+        body = canonical(response)
+        prev = m.last_hash or GENESIS
+        digest = audit.txn_hash(prev, purchase_id, "sale", body)
+        created = h.ts_in(now)
+        writes: list[tuple[str, dict[str, Any]]] = [
+            (hotsql.INSERT_TXN, {
+                "seq": seq, "request_id": purchase_id, "kind": "sale", "meter_id": m.id,
+                "vendor_id": caller.vendor_id,
+                "api_key_id": caller.key_id if caller.key_id > 0 else None,
+                "request_hash": rhash, "amount": mi(amount), "vat": mi(q.vat),
+                "charges": mi(q.fixed_charge), "debt": mi(q.debt), "units": mi(q.units),
+                "month": month, "prev_key": canonical(res.prev_key), "response": body,
+                "created_at": created, "prev_hash": prev, "hash": digest}),
+            *((hotsql.INSERT_TOKEN, {
+                "txn_seq": seq, "meter_id": m.id, "position": i, "token": t["token"],
+                "token_class": t["token_class"], "subclass": t["subclass"], "tid": t["tid"],
+                "tid_epoch": t["tid_epoch"], "units": mi(t["units"]), "kind": t["kind"],
+                "description": t["description"], "key_id": t["key_id"], "kt": t["kt"],
+                "ti": t["ti"], "ken": t["ken"], "created_at": created})
+              for i, t in enumerate(res.tokens)),
+            (hotsql.UPDATE_METER, {
+                "id": m.id, "last_hash": digest, "key_id": res.key_id, "ti": res.ti,
+                "ken": res.ken, "tid_epoch": res.tid_epoch, "max_epoch": res.max_epoch,
+                "last_tid": res.last_tid}),
+            (hotsql.UPSERT_MONTH, {"meter_id": m.id, "month": month, "units": mi(q.units),
+                              "fixed_paid": mi(q.fixed_charge), "free_units": mi(q.free_units)}),
+        ]
         if q.debt > 0 and m.customer_id is not None:
-            conn.execute(update(customers).where(customers.c.id == m.customer_id)
-                         .values(debt_balance=customers.c.debt_balance - q.debt))
+            writes.append((hotsql.CUSTOMER_DEBT, {"id": m.customer_id, "debt": mi(q.debt)}))
         # the vendor row is the hottest row: touch it last, so its lock is held briefly
-        vc = vendors.c
-        done = conn.execute(update(vendors).where(vc.id == vendor.id, vc.float_balance >= amount)
-                            .values(float_balance=vc.float_balance - amount))
-        if done.rowcount != 1:
+        writes.append((hotsql.VENDOR_FLOAT, {"id": vendor.id, "amount": mi(amount)}))
+        if h.write(cur, writes) != 1:
             raise InsufficientFloat("the vendor's float does not cover this sale", field="amount")
-        return response
+        return body
 
     def get_purchase(self, purchase_id: str, caller: Caller) -> dict[str, Any]:
         """The stored answer for a purchase id (what a client asks after a timeout)."""
