@@ -5,7 +5,8 @@ compiling SQLAlchemy statements and wrapping their results, not the database.  T
 therefore runs a few fixed SQL strings straight on the DBAPI connection of the caller's
 SQLAlchemy transaction (so it is the same transaction: same BEGIN IMMEDIATE on SQLite, same
 commit or rollback).  On PostgreSQL psycopg prepares repeated statements on the server after a
-few uses, so the server skips parsing and planning too.
+few uses, so the server skips parsing and planning too; the writes of a sale go as one
+statement of data-modifying CTEs there (`HotSQL.write`).
 
 The strings use `:name` parameters; for psycopg they become `%(name)s`.  Money and time stamps
 are converted here exactly as the column types in `sts.vending.models` do it (SQLite stores
