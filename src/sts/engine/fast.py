@@ -341,6 +341,20 @@ def _crc(values56: Any) -> Any:
     return ((reg & 0xFF) << 8) | (reg >> 8)
 
 
+def _sta(lines: list[_Line], keys: Any, blocks: Any, *, decrypt: bool) -> Any:
+    """STA over the chunk, one vectorised call per table set in use."""
+    out = np.empty(len(lines), dtype=U64)
+    by_tables: dict[int, list[int]] = {}
+    for i, ln in enumerate(lines):
+        by_tables.setdefault(id(ln.tables), []).append(i)
+    for members in by_tables.values():
+        cipher = batch_cipher(lines[members[0]].tables.cipher)
+        sel = np.array(members)
+        run = cipher.decrypt if decrypt else cipher.encrypt
+        out[sel] = run(keys[sel], blocks[sel])
+    return out
+
+
 def generate_chunk(objs: list[tuple[int, dict[str, Any]]], tables_file: str | None,
                    tables: dict[str, TableSet]) -> dict[int, str]:
     """JSON output lines for the chunk's fast-path lines, by position; others are left out."""
@@ -373,14 +387,7 @@ def generate_chunk(objs: list[tuple[int, dict[str, Any]]], tables_file: str | No
     block = (sub << U64(60)) | (rnd << U64(56)) | (tid << U64(32)) | (amount << U64(16))
     block |= _crc(block >> U64(16)).astype(U64)
     keys = np.array([ln.dk for ln in lines], dtype=U64)
-    enc = np.empty(n, dtype=U64)
-    by_tables: dict[int, list[int]] = {}
-    for i, ln in enumerate(lines):
-        by_tables.setdefault(id(ln.tables), []).append(i)
-    for members in by_tables.values():
-        cipher = batch_cipher(lines[members[0]].tables.cipher)
-        sel = np.array(members)
-        enc[sel] = cipher.encrypt(keys[sel], block[sel])
+    enc = _sta(lines, keys, block, decrypt=False)
     # class 0: bits 28..27 move to 65..64 and become 00
     high = ((enc >> U64(27)) & U64(3)).tolist()
     low = (enc & U64(_MASK_27_28)).tolist()
@@ -431,14 +438,7 @@ def decode_chunk(objs: list[tuple[int, dict[str, Any]]], tables_file: str | None
     n = len(lines)
     cipher_blocks = np.array([(x & _MASK_27_28) | ((x >> 64) << 27) for x in numbers], dtype=U64)
     keys = np.array([ln.dk if ok[i] else 0 for i, ln in enumerate(lines)], dtype=U64)
-    plain = np.empty(n, dtype=U64)
-    by_tables: dict[int, list[int]] = {}
-    for i, ln in enumerate(lines):
-        by_tables.setdefault(id(ln.tables), []).append(i)
-    for members in by_tables.values():
-        cipher = batch_cipher(lines[members[0]].tables.cipher)
-        sel = np.array(members)
-        plain[sel] = cipher.decrypt(keys[sel], cipher_blocks[sel])
+    plain = _sta(lines, keys, cipher_blocks, decrypt=True)
     sub = (plain >> U64(60)).astype(np.int64)
     crc_ok = _crc(plain >> U64(16)).astype(U64) == (plain & U64(0xFFFF))
     tid = ((plain >> U64(32)) & U64(0xFFFFFF)).astype(np.int64)
