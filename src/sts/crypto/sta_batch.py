@@ -66,11 +66,9 @@ class StaBatch:
         return self._apply(self.sub_inv, sels[0], x)
 
 
-_CACHE: dict[int, StaBatch] = {}
-
-
 def batch_cipher(sta: Sta) -> StaBatch:
-    found = _CACHE.get(id(sta))
-    if found is None:
-        found = _CACHE[id(sta)] = StaBatch(sta)
+    """The numpy form of a cipher, kept on the cipher itself (lives and dies with it)."""
+    if sta.batch is None:
+        sta.batch = StaBatch(sta)
+    found: StaBatch = sta.batch
     return found

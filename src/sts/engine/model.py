@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -117,8 +117,6 @@ class MeterKey:
         key = self.decoder_key
         return lambda block: des.decrypt(key, block)
 
-    def with_changes(self, **changes: Any) -> MeterKey:
-        return replace(self, **changes)
 
 
 def check_identity(*, kt: int, sgc: str, ti: int, krn: int) -> None:

@@ -6,7 +6,6 @@ error names the offending field with its path (`meter.pan`, `request.units`, ...
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -264,7 +263,3 @@ def decoded_to_json(decoded: DecodedToken) -> dict[str, Any]:
     if decoded.tid is not None:
         out["tid"] = decoded.tid
     return out
-
-
-def default_tables_file() -> str | None:
-    return os.environ.get("STS_STA_TABLES") or None
