@@ -1,8 +1,26 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, types, then pytest (vectors, properties, database on SQLite and
-# PostgreSQL).  Under CI=true a missing ../shared/vectors or PostgreSQL is a failure.
+# PostgreSQL, browser, MQTT, SMTP, PKCS#11).  Under CI=true a missing ../shared/vectors,
+# PostgreSQL, Chromium or SoftHSM2 is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# System packages the tests drive for real: Debian's Chromium (Playwright cannot download its
+# own browser offline), SoftHSM2 (the PKCS#11 security module) and Mosquitto (MQTT broker).
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
+[ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing ${need[*]}"
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || true
+    else
+        echo "   (not root or no apt-get: install ${need[*]} by hand)" >&2
+    fi
+fi
+
 echo "== ruff"; uv run --frozen --no-sync ruff check src tests benchmarks
 echo "== mypy"; uv run --frozen --no-sync mypy
 echo "== pytest"
