@@ -79,7 +79,8 @@ def test_fleet_directory_with_state_files_and_configs(tmp_path: Path) -> None:
     ], AT)]
     assert [o.get("result") for o in out[:2]] == ["used", "accept"]
     assert out[2]["error"] == "time_backwards"
-    assert out[3]["error"] == "invalid_input" and out[4]["error"] == "invalid_input"
+    assert out[3]["error"] == "token_format" and "got null" in out[3]["message"]
+    assert out[4]["error"] == "invalid_input"
     saved = fleet.save(tmp_path / "saved")
     assert saved == 2
 
@@ -120,3 +121,57 @@ def test_prepared_cipher_matches_the_engine() -> None:
     for _ in range(200):
         block = rng.getrandbits(64)
         assert own.decrypt(block) == plain.decrypt(block)
+
+
+def test_every_line_gets_its_answer_whatever_it_holds(tmp_path: Path) -> None:
+    """Issue 7: junk lines, odd types, huge numbers and a bug on one line lose nothing."""
+    rig = make_rig()
+    (tmp_path / "m.json").write_text(json.dumps(METER64))
+    fleet = Fleet.from_path(tmp_path)
+    token = rig.credit("5")
+    raw: list[str | bytes] = [
+        json.dumps({"meter": "m", "token": 70630503470028726114}),
+        "null",
+        "{",
+        '{"meter": "m", "token": ' + "9" * 5000 + "}",
+        "[" * 50_000 + "]" * 50_000,
+        b'{"meter": "m", "token": "\xff"}',
+        json.dumps({"meter": ["m"], "token": token}),
+        json.dumps({"meter": "m", "token": token, "at": 5}),
+        json.dumps({"meter": "boom", "token": token}),
+        json.dumps({"meter": "m", "token": token}),
+    ]
+    real = fleet.process
+
+    def flaky(obj: object, default_at: float) -> dict[str, object]:
+        if isinstance(obj, dict) and obj.get("meter") == "boom":
+            raise ZeroDivisionError("a bug")
+        return real(obj, default_at)
+
+    fleet.process = flaky  # type: ignore[method-assign]
+    out = [json.loads(x) for x in fleet.run(raw, AT)]
+    assert [o["line"] for o in out] == list(range(1, 11))
+    assert [o.get("error") for o in out] == [
+        "token_format", "invalid_input", "invalid_input", "token_format", "invalid_input",
+        "invalid_input", "invalid_input", "invalid_input", "internal", None]
+    assert "got a number (70630503470028726114)" in out[0]["message"]
+    assert out[9]["result"] == "accept"
+    assert fleet.failed == 9
+
+
+def test_fleet_cli_exit_status(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from sts.cli import cli
+
+    rig = make_rig()
+    (tmp_path / "m.json").write_text(json.dumps(METER64))
+    good = json.dumps({"meter": "m", "token": rig.credit("5")}) + "\n"
+    args = ["fleet", "run", "--meters", str(tmp_path), "--at", "2024-03-01T08:00:00"]
+    runner = CliRunner()
+    ok = runner.invoke(cli, args, input=good, standalone_mode=False)
+    assert ok.return_value == 0, ok.output
+    bad = runner.invoke(cli, [*args, "--input", "-"], input=good + "null\n",
+                        standalone_mode=False)
+    assert bad.return_value == 1 and len(bad.stdout.splitlines()) == 2
+    assert "1 line(s) failed" in bad.stderr

@@ -1,8 +1,9 @@
 """What every CLI command shares: JSON output, the STA tables option and error rendering.
 
 Errors are mapped to exit codes once, here (`sts.errors.exit_code_for`): no traceback reaches
-a user for bad input; an unexpected exception prints a one-line message and exits 1 (set
-STS_DEBUG=1 for the traceback).
+a user for bad input; an unexpected exception (a crash of the tool) prints a one-line message
+and exits 70 (EX_SOFTWARE), distinct from 1 = "some lines/inputs failed" (set STS_DEBUG=1 for
+the traceback).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import click
 from sts.errors import StsError, exit_code_for
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CRASH = 70  # sysexits EX_SOFTWARE: the tool itself failed, not the input
 
 json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable JSON output")
 
@@ -68,4 +71,4 @@ def run_guarded(command: click.Command, argv: list[str] | None) -> int:
         if os.environ.get("STS_DEBUG"):
             raise
         click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
-        return 1
+        return EXIT_CRASH

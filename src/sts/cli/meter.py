@@ -386,14 +386,19 @@ def fleet() -> None:
 @tables_option
 @json_option
 def run(meters_path: str, input_path: str, output_path: str, save_dir: str | None,
-        progress: bool | None, at: str | None, sta_tables: str | None, as_json: bool) -> None:
-    """Feed tokens to a fleet of meters; one result line per input line."""
+        progress: bool | None, at: str | None, sta_tables: str | None, as_json: bool) -> int:
+    """Feed tokens to a fleet of meters; one result line per input line.
+
+    Exit 0 when every line was processed (a meter's rejection of a token is a result, not a
+    failure), 1 when some lines were answered with an error, 70 when the tool crashed.
+    """
     from sts.meter.clock import parse_time
     from sts.meter.fleet import Fleet
 
     runner = Fleet.from_path(meters_path, tables_file=sta_tables)
     default_at = parse_time(at) if at is not None else _wall_now()
-    source = sys.stdin if input_path == "-" else open(input_path)  # noqa: SIM115
+    # bytes: a line that is not UTF-8 is one failed line, not a crash
+    source = sys.stdin.buffer if input_path == "-" else open(input_path, "rb")  # noqa: SIM115
     sink = sys.stdout if output_path == "-" else open(output_path, "w")  # noqa: SIM115
     if progress is None:
         progress = sys.stderr.isatty()
@@ -418,7 +423,7 @@ def run(meters_path: str, input_path: str, output_path: str, save_dir: str | Non
                 write(out + "\n")
                 count += 1
     finally:
-        if source is not sys.stdin:
+        if source is not sys.stdin.buffer:
             source.close()
         if sink is not sys.stdout:
             sink.close()
@@ -426,14 +431,16 @@ def run(meters_path: str, input_path: str, output_path: str, save_dir: str | Non
             sink.flush()
     saved = runner.save(save_dir) if save_dir is not None else 0
     elapsed = time.perf_counter() - started
-    summary = {"lines": count, "meters": len(runner), "used_meters": len(runner.meters),
-               "saved": saved, "seconds": round(elapsed, 3),
+    summary = {"lines": count, "failed": runner.failed, "meters": len(runner),
+               "used_meters": len(runner.meters), "saved": saved, "seconds": round(elapsed, 3),
                "per_second": round(count / elapsed) if elapsed > 0 else None}
     if as_json:
         click.echo(json.dumps({"summary": summary}), err=True)
     else:
-        click.echo(f"{count} lines, {len(runner.meters)} meters used, "
+        failed = f", {runner.failed} line(s) failed" if runner.failed else ""
+        click.echo(f"{count} lines{failed}, {len(runner.meters)} meters used, "
                    f"{summary['per_second']} lines/s", err=True)
+    return 1 if runner.failed else 0
 
 
 def _stderr_console() -> Any:

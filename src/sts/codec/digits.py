@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sts.codec.describe import describe
 from sts.errors import TokenFormatError
 
 TOKEN_DIGITS = 20
@@ -35,7 +36,10 @@ def group(token: str, size: int = 4, sep: str = " ") -> str:
 def parse_token(text: object, *, field: str = "token") -> int:
     """The 66-bit number of a token typed by a person: spaces and dashes are allowed."""
     if not isinstance(text, str):
-        raise TokenFormatError(f"{field} must be a string of 20 digits", field=field)
+        raise TokenFormatError(f"{field} must be a string of 20 digits, got {describe(text)}",
+                               field=field)
+    if len(text) > 4 * TOKEN_DIGITS:
+        raise TokenFormatError(f"{field} must have 20 digits, got {describe(text)}", field=field)
     compact = text.strip().translate(_SEPARATORS)
     bad = sorted({c for c in compact if not ("0" <= c <= "9")})
     if bad:
@@ -47,9 +51,18 @@ def parse_token(text: object, *, field: str = "token") -> int:
         raise TokenFormatError(
             f"{field} must have 20 digits, got {len(compact)}", field=field
         )
-    number = int(compact)
-    if number >= TOKEN_LIMIT:
+    return check_token_number(int(compact), field=field)
+
+
+def check_token_number(number: object, *, field: str = "token") -> int:
+    """A token given as its 66-bit number (Python API): an int 0 .. 2^66-1, never a bool."""
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise TokenFormatError(f"{field} must be a string of 20 digits, got {describe(number)}",
+                               field=field)
+    if not 0 <= number < TOKEN_LIMIT:
+        shown = f"{number:020d}" if number.bit_length() <= 128 else describe(number)
         raise TokenFormatError(
-            f"{field} {compact} exceeds the 66-bit token range (max {TOKEN_LIMIT - 1})", field=field
+            f"{field} {shown} is outside the 66-bit token range (0..{TOKEN_LIMIT - 1})",
+            field=field,
         )
     return number

@@ -111,7 +111,7 @@ class Flag(Value):
 
     def encode(self, value: Any, raw: dict[str, int], layout: Layout) -> None:
         if value not in (0, 1):  # True == 1, False == 0
-            raise InputError(f"{self.name} must be 0/1 or true/false, got {value!r}", field=self.name)
+            raise InputError(f"{self.name} must be 0/1 or true/false, got {describe(value)}", field=self.name)
         raw[self.name] = int(value)
 
     def decode(self, raw: Mapping[str, int]) -> Any:
@@ -177,7 +177,7 @@ class MfrCode(Value):
         if not isinstance(value, str) or len(value) != self.digits or not value.isdigit():
             raise InputError(
                 f"mfr_code must be {self.digits} decimal digits for class 1 subclass "
-                f"{layout.subclass}, got {value!r}",
+                f"{layout.subclass}, got {describe(value)}",
                 field=self.name,
             )
         raw[self.name] = int(value)
@@ -197,7 +197,7 @@ class Sgc(Value):
         if isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:06d}"
         if not isinstance(value, str) or len(value) != 6 or not value.isdigit():
-            raise InputError(f"sgc must be 6 decimal digits, got {value!r}", field="sgc")
+            raise InputError(f"sgc must be 6 decimal digits, got {describe(value)}", field="sgc")
         number = int(value)
         if self.raw_high is None:
             raw[self.name] = number

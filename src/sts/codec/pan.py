@@ -34,7 +34,7 @@ def luhn_check_digit(digits: str) -> int:
 
 def _require_digits(value: object, field: str, error: type[InputError]) -> str:
     if not isinstance(value, str) or not value.isascii() or not value.isdigit():
-        raise error(f"{field} must be a string of decimal digits, got {value!r}", field=field)
+        raise error(f"{field} must be a string of decimal digits, got {describe(value)}", field=field)
     return value
 
 

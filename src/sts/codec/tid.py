@@ -28,7 +28,7 @@ def base_datetime(base_date: int) -> datetime:
         return BASE_DATES[base_date]
     except KeyError:
         raise InputError(
-            f"base_date {base_date!r} is not one of 1993, 2014, 2035", field="base_date"
+            f"base_date {describe(base_date)} is not one of 1993, 2014, 2035", field="base_date"
         ) from None
 
 
@@ -123,5 +123,5 @@ def time_of(tid: int, base_date: int) -> datetime:
 
 def check_tid(tid: object, *, field: str = "tid") -> int:
     if isinstance(tid, bool) or not isinstance(tid, int) or not 0 <= tid <= TID_MAX:
-        raise TidOutOfRange(f"{field} {tid!r} is not a 24-bit TID (0..{TID_MAX})", field=field)
+        raise TidOutOfRange(f"{field} {describe(tid)} is not a 24-bit TID (0..{TID_MAX})", field=field)
     return tid

@@ -1,27 +1,29 @@
-"""Batch runner for `sts generate` / `sts decode`: text lines in, JSON text lines out, in order.
+"""Batch runner for `sts generate` / `sts decode`: lines in, JSON text lines out, in order.
 
-Lines are read in chunks; the vectorised fast path (`sts.engine.fast`) takes the plainly
-well-formed common lines, the generic path (`sts.engine.jobs`) everything else, including
-every error.  Blank lines are skipped.
+One output line per non-blank input line, whatever the line holds.  Lines are read in chunks;
+the vectorised fast path (`sts.engine.fast`) takes the plainly well-formed common lines, the
+generic path (`sts.engine.jobs`) everything else, including every error.  A bug met on one line
+(any exception that is not one of ours) answers that line with `"error": "internal"`; a bug in
+the fast path sends its chunk down the generic path.  The run always goes on.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
 from sts.crypto.sta import TableSet
-from sts.engine.jobs import decode_obj, error_line, generate_obj, parse_line
+from sts.engine.jobs import decode_obj, error_line, generate_obj, internal_line, parse_line
+from sts.engine.lines import dump_line, has_float, is_blank
 from sts.errors import StsError
 
 CHUNK = 4096
-_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_PLAIN_IDS = (str, int, type(None))  # ids the fast path echoes as is
 
 
 def run_batch(
-    lines: Iterable[str], job: str, tables_file: str | None, *, fast: bool = True
+    lines: Iterable[str | bytes], job: str, tables_file: str | None, *, fast: bool = True
 ) -> Iterator[tuple[str, bool]]:
     """(JSON text, ok) per non-blank input line."""
     from sts.engine import fast as fastpath
@@ -34,33 +36,55 @@ def run_batch(
         chunk = list(islice(numbered, CHUNK))
         if not chunk:
             return
-        parsed: list[Any] = []
+        # per line: (number, the object, or the answer already known when it is no object)
+        parsed: list[tuple[int, str | bytes, dict[str, Any] | None, str | None]] = []
         candidates: list[tuple[int, dict[str, Any]]] = []
         for number, text in chunk:
-            if not text.strip():
-                parsed.append(None)
+            if is_blank(text):
                 continue
             try:
                 _, obj = parse_line(text, number)
             except StsError as exc:
-                parsed.append(exc)
+                parsed.append((number, text, None, dump_line(error_line(None, exc, number))))
                 continue
-            candidates.append((len(parsed), obj))
-            parsed.append(obj)
-        done = fast_chunk(candidates, tables_file, tables) if fast and candidates else {}
-        for pos, item in enumerate(parsed):
+            except Exception as exc:
+                parsed.append((number, text, None,
+                               dump_line(internal_line(None, exc, number))))
+                continue
+            if type(obj.get("id")) in _PLAIN_IDS:
+                candidates.append((len(parsed), obj))
+            parsed.append((number, text, obj, None))
+        done: dict[int, str] = {}
+        if fast and candidates:
+            try:
+                done = fast_chunk(candidates, tables_file, tables)
+            except Exception:
+                done = {}
+        for pos, (number, text, item, answer) in enumerate(parsed):
             if item is None:
-                continue
-            if isinstance(item, StsError):
-                yield _encode(error_line(None, item)), False
+                assert answer is not None
+                yield answer, False
                 continue
             ready = done.get(pos)
             if ready is not None:
                 yield ready, True
                 continue
             try:
+                if has_float(item):  # a long integer read as a float: read it as written
+                    _, item = parse_line(text, number, exact=True)
+            except Exception:
+                pass
+            line_id = item.get("id")
+            try:
                 result = work(item, tables_file)
             except StsError as exc:
-                yield _encode(error_line(item.get("id"), exc)), False
+                out = error_line(line_id, exc, number)
+                expected = item.get("expected")
+                if isinstance(expected, dict) and expected.get("error") == exc.code:
+                    out["expected_error"] = True  # a vector line that states this very error
+                yield dump_line(out), False
                 continue
-            yield _encode({"id": item.get("id"), **result}), True
+            except Exception as exc:
+                yield dump_line(internal_line(line_id, exc, number)), False
+                continue
+            yield dump_line({"id": line_id, **result}), True

@@ -10,7 +10,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sts.codec.digits import extract_class, insert_class, parse_token, to_digits
+from sts.codec.digits import (
+    check_token_number,
+    extract_class,
+    insert_class,
+    parse_token,
+    to_digits,
+)
 from sts.codec.layouts import Layout, check_crc, layout_for
 from sts.codec.tid import check_tid, local_vending_time, tid_at, time_of
 from sts.engine.model import (
@@ -79,8 +85,12 @@ def build_token(meter: MeterKey | None, request: TokenRequest) -> IssuedToken:
     fields: dict[str, Any] = dict(request.values)
     tid: int | None = None
     if layout.has_tid:
+        if meter is None:
+            raise InputError(
+                f"a class {layout.token_class} token ({layout.description}) needs the meter's key",
+                field="meter",
+            )
         tid = _resolve_tid(meter, request)
-        assert meter is not None
         _check_ken(tid, meter.ken)
         if layout.token_class == 0 and meter.kt == KT_DDTK:
             raise DdtkError(
@@ -153,8 +163,15 @@ def generate(meter: MeterKey | None, request: Request) -> Issue:
 
 
 def decode(token: str | int, meter: MeterKey | None = None, *, check_ken: bool = True) -> DecodedToken:
-    """Typed fields of a token, or the error a meter holding `meter` would report."""
-    number = parse_token(token) if isinstance(token, str) else token
+    """Typed fields of a token, or the error a meter holding `meter` would report.
+
+    `token` is the text a person typed or the 66-bit number; anything else (a bool, a float,
+    a number of 2^66 or more) is a TokenFormatError, never a guess.
+    """
+    number = parse_token(token) if isinstance(token, str) else check_token_number(token)
+    if meter is not None and not isinstance(meter, MeterKey):
+        raise InputError("meter must be a MeterKey (see sts.engine.wire.meter_from_json)",
+                         field="meter")
     token_class, cipher_block = extract_class(number)
     if token_class == 3:
         raise FunctionError("class 3 is reserved for the STS Association", field="token")

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sts.codec.describe import describe
 from sts.codec.pan import MeterPan
 from sts.crypto import des, misty1
 from sts.crypto.dkga import derive
@@ -48,7 +49,7 @@ class MeterKey:
 
     def __post_init__(self) -> None:
         if self.ea not in EA_KEY_BYTES:
-            raise InputError(f"ea must be 7 (STA), 9 (DES) or 11 (MISTY1), got {self.ea!r}",
+            raise InputError(f"ea must be 7 (STA), 9 (DES) or 11 (MISTY1), got {describe(self.ea)}",
                              field="ea")
         if len(self.decoder_key) != EA_KEY_BYTES[self.ea]:
             raise KeyDataError(
@@ -126,13 +127,13 @@ class MeterKey:
 def check_identity(*, kt: int, sgc: str, ti: int, krn: int) -> None:
     """Range rules for the identity fields that enter key derivation and key change tokens."""
     if isinstance(kt, bool) or kt not in KEY_TYPES:
-        raise InputError(f"kt must be 0..3 (DITK, DDTK, DUTK, DCTK), got {kt!r}", field="kt")
+        raise InputError(f"kt must be 0..3 (DITK, DDTK, DUTK, DCTK), got {describe(kt)}", field="kt")
     if not isinstance(sgc, str) or len(sgc) != 6 or not sgc.isdigit():
-        raise InputError(f"sgc must be 6 decimal digits, got {sgc!r}", field="sgc")
+        raise InputError(f"sgc must be 6 decimal digits, got {describe(sgc)}", field="sgc")
     if isinstance(ti, bool) or not isinstance(ti, int) or not 0 <= ti <= 99:
-        raise InputError(f"ti must be 0..99, got {ti!r}", field="ti")
+        raise InputError(f"ti must be 0..99, got {describe(ti)}", field="ti")
     if isinstance(krn, bool) or not isinstance(krn, int) or not 1 <= krn <= 9:
-        raise InputError(f"krn must be 1..9, got {krn!r}", field="krn")
+        raise InputError(f"krn must be 1..9, got {describe(krn)}", field="krn")
 
 
 @dataclass(frozen=True)

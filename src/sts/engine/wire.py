@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sts.codec.describe import describe
 from sts.codec.layouts import layout_for
 from sts.codec.pan import parse_pan
 from sts.codec.tid import parse_datetime, parse_time_zone
@@ -45,7 +46,8 @@ def _int(obj: Mapping[str, Any], name: str, path: str, *, required: bool = True)
             raise InputError(f"{path}.{name} is required", field=f"{path}.{name}")
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{path}.{name} must be an integer, got {value!r}", field=f"{path}.{name}")
+        raise InputError(f"{path}.{name} must be an integer, got {describe(value)}",
+                         field=f"{path}.{name}")
     return value
 
 
@@ -169,6 +171,10 @@ def _token_request(
     if rnd is not None and not 0 <= rnd <= 15:
         raise InputError(f"{path}.rnd must be 0..15, got {rnd}", field=f"{path}.rnd")
     values = {k: v for k, v in obj.items() if k in names and k not in ("tid", "rnd")}
+    raw: dict[str, int] = {}
+    for value in layout.values:  # check here so that errors carry the field's path
+        if value.name in values:
+            value.encode(values[value.name], raw, layout)
     return TokenRequest(token_class, subclass, values, issued_at, tid, rnd)
 
 

@@ -7,7 +7,9 @@ costs nothing until it is used.  Each meter keeps its prepared cipher for the wh
 nothing is written until `save`, so the runner's cost is the token decoding itself.
 
 Output lines come in input order, one per input line: the meter id, the line number and
-the token result (as `sts meter enter --json`), or `error`/`message` for a bad line.
+the token result (as `sts meter enter --json`), or `error`/`message`/`field` for a bad line.
+Whatever a line holds, it gets its answer: a bug met on one line answers it with
+`"error": "internal"` and the run goes on.  `failed` counts the lines answered with an error.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sts.codec.describe import describe
 from sts.codec.digits import extract_class, parse_token
-from sts.errors import InputError, MeterStateError, StsError
+from sts.engine.lines import dump_line, is_blank, read_json_line
+from sts.errors import InputError, MeterStateError, StsError, TokenFormatError
 from sts.meter import store
 from sts.meter.clock import FakeClock, parse_time
 from sts.meter.keys import OwnKey
@@ -33,7 +37,7 @@ CHUNK = 2048  # lines decrypted together
 
 @dataclass(frozen=True)
 class _BadLine:
-    message: str
+    error: StsError
 
 
 class Fleet:
@@ -42,6 +46,7 @@ class Fleet:
         self.meters: dict[str, Meter] = {}
         self.clocks: dict[str, FakeClock] = {}
         self.pending: dict[str, MeterConfig] = {}  # configs not yet built
+        self.failed = 0  # lines answered with an error (not counting meter rejections)
 
     # --- definition -------------------------------------------------------------------
 
@@ -114,15 +119,19 @@ class Fleet:
     def process(self, obj: Any, default_at: float) -> dict[str, Any]:
         """One input object -> one output object (never raises for a bad line)."""
         if not isinstance(obj, Mapping):
-            return {"error": "invalid_input", "message": "each line must be a JSON object"}
+            return {"meter": None, "error": "invalid_input", "field": "line",
+                    "message": f"each line must be a JSON object, got {describe(obj)}"}
         meter_id = obj.get("meter")
         out: dict[str, Any] = {"meter": meter_id}
         try:
             token = obj.get("token")
             if not isinstance(meter_id, str):
-                raise InputError("\"meter\" must be a meter id string", field="meter")
+                raise InputError(f"\"meter\" must be a meter id string, got {describe(meter_id)}",
+                                 field="meter")
             if not isinstance(token, str):
-                raise InputError("\"token\" must be a string of 20 digits", field="token")
+                raise TokenFormatError(
+                    f"\"token\" must be a string of 20 digits, got {describe(token)}",
+                    field="token")
             at_text = obj.get("at")
             at = default_at if at_text is None else parse_time(at_text)
             meter = self.meter(meter_id, at)
@@ -134,11 +143,13 @@ class Fleet:
             meter.events.clear()
         except StsError as exc:
             out.update(error=exc.code, message=exc.message)
+            if exc.field:
+                out["field"] = exc.field
             return out
         out.update(result.as_dict())
         return out
 
-    def run(self, lines: Iterable[str], default_at: float, *,
+    def run(self, lines: Iterable[str | bytes], default_at: float, *,
             batch: bool = True) -> Iterator[str]:
         """JSON Lines in, JSON Lines out, in input order (blank lines are skipped).
 
@@ -148,12 +159,12 @@ class Fleet:
         """
         chunk: list[tuple[int, Any]] = []
         for number, line in enumerate(lines, 1):
-            if not line.strip():
+            if is_blank(line):
                 continue
             try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                obj = _BadLine(f"not valid JSON ({exc})")
+                obj = read_json_line(line, number, exact=True)
+            except StsError as exc:
+                obj = _BadLine(exc)
             chunk.append((number, obj))
             if len(chunk) >= CHUNK:
                 yield from self._run_chunk(chunk, default_at, batch)
@@ -163,16 +174,30 @@ class Fleet:
 
     def _run_chunk(self, chunk: list[tuple[int, Any]], default_at: float,
                    batch: bool) -> Iterator[str]:
-        dumps = json.dumps
-        touched = self._predecrypt(chunk, default_at) if batch else []
+        touched: list[OwnKey] = []
+        if batch:
+            try:
+                touched = self._predecrypt(chunk, default_at)
+            except Exception:  # an optimisation only: the lines decrypt one by one instead
+                touched = []
         try:
             for number, obj in chunk:
+                out: dict[str, Any]
                 if isinstance(obj, _BadLine):
-                    yield dumps({"line": number, "error": "invalid_input", "message": obj.message})
-                    continue
-                out = self.process(obj, default_at)
+                    out = {"meter": None, "error": obj.error.code, "message": obj.error.message,
+                           "field": obj.error.field or "line"}
+                else:
+                    try:
+                        out = self.process(obj, default_at)
+                    except Exception as exc:  # a bug of ours: answer this line, go on
+                        meter_id = obj.get("meter") if isinstance(obj, Mapping) else None
+                        out = {"meter": meter_id, "error": "internal",
+                               "message": f"internal error ({type(exc).__name__}); please "
+                               "report this line"}
                 out["line"] = number
-                yield dumps(out, separators=(",", ":"))
+                if "error" in out:
+                    self.failed += 1
+                yield dump_line(out)
         finally:
             for key in touched:
                 key.hints.clear()  # hints not used (lockout, key changed) are dropped

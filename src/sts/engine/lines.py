@@ -1,0 +1,90 @@
+"""Reading and writing JSON Lines so that every input line gets exactly one answer.
+
+Shared by `sts generate`, `sts decode` and `sts fleet run`.  Whatever a line holds (bytes that
+are not UTF-8, invalid JSON, a 5,000-digit number, nesting 100,000 deep, NaN), reading it either
+gives a JSON value or raises InputError naming the line; writing never fails on such values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import orjson
+
+from sts.codec.describe import LongNumber
+from sts.errors import InputError
+
+_INT_DIGITS = 4000  # below Python's int <-> text limit (4,300)
+
+
+def _parse_int(text: str) -> int | LongNumber:
+    return int(text) if len(text) <= _INT_DIGITS else LongNumber(text)
+
+
+def read_json_line(raw: str | bytes, number: int, *, exact: bool = False) -> Any:
+    """The JSON value of one line, or InputError (field "line") saying why it is not JSON.
+
+    The fast reader (orjson) turns integers beyond 64 bits into floats; callers that see a
+    float (`has_float`) read the line again with `exact=True` to get the integer as written.
+    """
+    if not exact:
+        try:
+            return orjson.loads(raw)  # fast; refuses NaN and deep nesting
+        except orjson.JSONDecodeError:
+            pass
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"line {number} is not UTF-8 text (byte {exc.start + 1})",
+                             field="line") from None
+    try:
+        return json.loads(raw, parse_int=_parse_int)  # big integers, NaN; names the problem
+    except json.JSONDecodeError as exc:
+        raise InputError(f"line {number} is not valid JSON: {exc.msg} at column {exc.colno}",
+                         field="line") from None
+    except RecursionError:
+        raise InputError(f"line {number} is nested too deeply to be a request",
+                         field="line") from None
+
+
+def has_float(value: Any, depth: int = 0) -> bool:
+    """True if a float appears in the value (a line's objects, a few levels deep)."""
+    kind = type(value)
+    if kind is float:
+        return True
+    if depth > 4:
+        return False
+    if kind is dict:
+        return any(has_float(v, depth + 1) for v in value.values())
+    if kind is list:
+        return any(has_float(v, depth + 1) for v in value)
+    return False
+
+
+_strict = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False).encode
+
+
+def dump_line(obj: dict[str, Any]) -> str:
+    """One output line of strict JSON; an echoed id that JSON cannot hold (NaN) is quoted."""
+    try:
+        return _strict(obj)
+    except ValueError:
+        return _strict(_finite(obj))
+
+
+def _finite(value: Any) -> Any:
+    """The value with NaN and infinities (which strict JSON cannot hold) written as text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def is_blank(raw: str | bytes) -> bool:
+    return not raw.strip()
