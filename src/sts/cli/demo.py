@@ -56,9 +56,11 @@ def demo(sta_tables: str | None, at: str, as_json: bool) -> None:
         click.echo(f"decoder key: {meter.decoder_key.hex()}  (derived from the published test "
                    "vending key)\n")
     current = meter
+    last_tid: int | None = None  # same-minute tokens for the meter get successive TIDs
     for title, req in steps:
         request = request_from_json(req, current, tables_file=sta_tables)
-        issue = generate(current if req["class"] != 1 else None, request)
+        issue = generate(current if req["class"] != 1 else None, request, after_tid=last_tid)
+        last_tid = issue.tid if issue.tid is not None else last_tid
         readers = [current] * len(issue.tokens)
         new_key = getattr(request, "new_key", None)
         if new_key is not None:

@@ -113,6 +113,17 @@ def tid_at(issued_at: datetime, base_date: int, *, reserve: bool = True) -> int:
     return minutes
 
 
+def next_tid(tid: int) -> int:
+    """The TID after `tid` for another token in the same minute (reserved minute skipped)."""
+    following = tid + 1
+    if is_reserved(following):
+        following += 1
+    if following > TID_MAX:
+        raise TidOutOfRange(f"no TID is left after {tid} (the last is {TID_MAX}): the meter needs "
+                            "a key change to a later base date (TID rollover)", field="issued_at")
+    return following
+
+
 def is_reserved(tid: int) -> bool:
     return tid % MINUTES_PER_DAY == RESERVED_MINUTE_OF_DAY
 

@@ -1,6 +1,6 @@
 """The token engine: `generate(meter, request)` and `decode(token, meter)`."""
 
-from sts.engine.core import decode, generate
+from sts.engine.core import decode, generate, generate_many
 from sts.engine.model import (
     DecodedToken,
     Issue,
@@ -19,4 +19,5 @@ __all__ = [
     "TokenRequest",
     "decode",
     "generate",
+    "generate_many",
 ]

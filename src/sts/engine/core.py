@@ -8,6 +8,7 @@ transposition.  Decoding runs the same steps backwards and reports what a meter 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from sts.codec.digits import (
@@ -18,7 +19,7 @@ from sts.codec.digits import (
     to_digits,
 )
 from sts.codec.layouts import Layout, check_crc, layout_for
-from sts.codec.tid import check_tid, local_vending_time, tid_at, time_of
+from sts.codec.tid import check_tid, local_vending_time, next_tid, tid_at, time_of
 from sts.engine.model import (
     DecodedToken,
     Issue,
@@ -41,16 +42,27 @@ from sts.errors import (
 KT_DDTK = 1
 
 
-def _resolve_tid(meter: MeterKey | None, request: TokenRequest) -> int:
+def _resolve_tid(meter: MeterKey | None, request: TokenRequest, after_tid: int | None) -> int:
+    """The token's TID; with `after_tid` (an earlier token of the same issue for the same
+    meter) never at or below it: same-minute tokens get successive TIDs (spec digest §4.2),
+    or the meter would answer Used and the credit would be lost."""
     if request.issued_at is not None:
         if meter is None or meter.base_date is None:
             raise InputError(
                 "issued_at needs the meter's base_date to compute a TID", field="base_date"
             )
         local = local_vending_time(request.issued_at, meter.time_zone, field="issued_at")
-        return tid_at(local, meter.base_date)
+        tid = tid_at(local, meter.base_date)
+        return next_tid(after_tid) if after_tid is not None and tid <= after_tid else tid
     if request.tid is not None:
-        return check_tid(request.tid)
+        tid = check_tid(request.tid)
+        if after_tid is not None and tid <= after_tid:
+            raise InputError(
+                f"tid {tid} is not above {after_tid}, the TID of an earlier token for this meter "
+                "in the same issue: the meter would refuse it as Used or Old",
+                field="tid",
+            )
+        return tid
     raise InputError("a TID-bearing token needs issued_at (or a raw tid)", field="issued_at")
 
 
@@ -75,8 +87,9 @@ def _finish(meter: MeterKey | None, layout: Layout, block: int, tid: int | None)
                        layout.description)
 
 
-def build_token(meter: MeterKey | None, request: TokenRequest) -> IssuedToken:
-    """One non-key-change token."""
+def build_token(meter: MeterKey | None, request: TokenRequest, *,
+                after_tid: int | None = None) -> IssuedToken:
+    """One non-key-change token (TID above `after_tid` when given)."""
     key_bits = meter.key_bits if meter is not None else 64
     layout = layout_for(request.token_class, request.subclass, key_bits)
     if layout.is_key_change:
@@ -90,7 +103,7 @@ def build_token(meter: MeterKey | None, request: TokenRequest) -> IssuedToken:
                 f"a class {layout.token_class} token ({layout.description}) needs the meter's key",
                 field="meter",
             )
-        tid = _resolve_tid(meter, request)
+        tid = _resolve_tid(meter, request, after_tid)
         _check_ken(tid, meter.ken)
         if layout.token_class == 0 and meter.kt == KT_DDTK:
             raise DdtkError(
@@ -143,20 +156,46 @@ def build_key_change(meter: MeterKey, request: KeyChangeRequest) -> list[IssuedT
     return out
 
 
-def generate(meter: MeterKey | None, request: Request) -> Issue:
-    """Tokens for one request: a single token, or a key change set (+ its follow-up)."""
+def generate(meter: MeterKey | None, request: Request, *, after_tid: int | None = None) -> Issue:
+    """Tokens for one request: a single token, or a key change set (+ its follow-up).
+
+    `after_tid`: the TID of a token already issued for this meter in the same sale/command;
+    this issue's TID-bearing token then gets a later TID (see `generate_many`).
+    """
     if isinstance(request, KeyChangeRequest):
         if meter is None:
             raise InputError("a key change needs the meter's current key", field="meter")
         tokens = build_key_change(meter, request)
         tid = None
         if request.then is not None:
-            follow = build_token(request.new_key, request.then)
+            # RO=1 clears the meter's TID memory: earlier TIDs no longer matter
+            follow = build_token(request.new_key, request.then,
+                                 after_tid=None if request.ro else after_tid)
             tokens.append(follow)
             tid = follow.tid
         return Issue(tuple(tokens), tid)
-    token = build_token(meter, request)
+    token = build_token(meter, request, after_tid=after_tid)
     return Issue((token,), token.tid)
+
+
+def generate_many(meter: MeterKey | None, requests: Sequence[Request]) -> list[Issue]:
+    """Several requests for one meter, in entry order, as one command or sale issues them.
+
+    Two tokens never share a TID: a token in the same minute as an earlier one gets the next
+    TID (the meter would answer Used and the credit would be lost).  After a key change the
+    later requests are made under the new key, as the meter will hold it.
+    """
+    issues: list[Issue] = []
+    last: int | None = None
+    current = meter
+    for request in requests:
+        issue = generate(current, request, after_tid=last)
+        issues.append(issue)
+        if issue.tid is not None:
+            last = issue.tid
+        if isinstance(request, KeyChangeRequest):
+            current = request.new_key
+    return issues
 
 
 # --- decoding ---------------------------------------------------------------------------------
