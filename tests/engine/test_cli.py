@@ -112,7 +112,13 @@ def test_human_commands_and_exit_codes(capsys: Any) -> None:
     assert run_guarded(cli, ["token", "decode", token, *other, "--json"]) == 5
     assert json.loads(capsys.readouterr().out)["error"] in ("crc", "function")
     assert run_guarded(cli, ["pan", "check", "600727000000000008"]) == 2
-    assert "invalid_pan" in capsys.readouterr().err
+    assert "invalid_meter_number" in capsys.readouterr().err
+    assert run_guarded(cli, ["pan", "check", "1234 5678 903", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pan"] == "600727123456789030"
+    # the number printed on the meter names the meter for token commands too
+    drn_args = [a if a != "600727000000000009" else "00000000000" for a in DEMO_ARGS]
+    assert run_guarded(cli, ["key", "derive", *drn_args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["decoder_key"] == "87f3ecbb2e46b48f"
 
 
 def test_keychange_and_mgmt_commands(capsys: Any) -> None:
@@ -148,3 +154,22 @@ def test_cli_startup_imports_stay_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_time_zone_option_converts_offsets_and_never_drops_them(capsys: Any) -> None:
+    base = ["token", "credit", *DEMO_ARGS, "--units", "1", "--rnd", "1", "--json"]
+    assert run_guarded(cli, [*base, "--at", "2026-05-01T12:00"]) == 0
+    local = json.loads(capsys.readouterr().out)["tid"]
+    assert run_guarded(cli, [*base, "--at", "2026-05-01T10:00Z"]) == 2
+    assert "no vending time zone is configured" in capsys.readouterr().err
+    assert run_guarded(cli, [*base, "--at", "2026-05-01T10:00Z",
+                             "--time-zone", "Africa/Johannesburg"]) == 0
+    assert json.loads(capsys.readouterr().out)["tid"] == local
+    assert run_guarded(cli, [*base, "--at", "2026-05-01T12:00", "--time-zone", "Mars/Base"]) == 2
+    assert "time_zone" in capsys.readouterr().err
+
+
+def test_cli_amounts_follow_the_one_rule(capsys: Any) -> None:
+    for units in ("1_000", " 50 ", "5e1", "\uff15\uff10"):
+        assert run_guarded(cli, ["token", "credit", *DEMO_ARGS, "--units", units]) == 2
+        assert "invalid_amount" in capsys.readouterr().err

@@ -171,3 +171,28 @@ def test_fleet_run_over_a_directory(tmp_path: Path) -> None:
     assert shown["registers"]["electricity"] == "3.00"
     summary = json.loads(result.stderr.strip().splitlines()[-1])["summary"]
     assert summary["lines"] == 18 and summary["used_meters"] == 5
+
+
+def test_keys_as_docs_show_them_with_spaces(state: str) -> None:
+    """docs/meter.md: `sts meter keys STATE '1234 5678 #'` (issue 7: was `unknown key ' '`)."""
+    token = make_rig().credit("2")
+    grouped = " ".join(token[i:i + 4] for i in range(0, 20, 4))
+    out = sts("meter", "keys", state, f"{grouped} #", "--at", "2024-03-01T08:01:00", "--json")
+    assert out["result"] == "accept" and out["amount"] == "2.0"
+    dashed = sts("meter", "keys", state, "1234-5678", "back", "--at", "2024-03-01T08:02:00",
+                 "--json")
+    assert dashed["entry"] == "1234567"
+
+
+def test_options_after_or_before_the_subcommand(tmp_path: Path) -> None:
+    """--sta-tables works on the command and on `sts` itself; --json on the command."""
+    tables = sta_tables_file()
+    if tables is None:
+        pytest.skip("shared vectors not available")
+    line = json.dumps({"id": "p", "token": "70630503470028726114",
+                       "meter": {"ea": 7, "table_set": "production",
+                                 "decoder_key": "87f3ecbb2e46b48f"}}) + "\n"
+    for args in (["decode", "--sta-tables", str(tables)], ["--sta-tables", str(tables), "decode"]):
+        result = CliRunner().invoke(cli, args, input=line, standalone_mode=False)
+        assert result.return_value == 0, (args, result.output)
+        assert json.loads(result.stdout)["units"] == "0.1"

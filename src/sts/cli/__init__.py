@@ -55,7 +55,9 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sts", prog_name="sts")
-def cli() -> None:
+@click.option("--sta-tables", "sta_tables", type=click.Path(dir_okay=False), default=None,
+              help="STA table file for every command (same as the command's own --sta-tables)")
+def cli(sta_tables: str | None) -> None:
     """STS (IEC 62055-41) prepayment tokens: engine, virtual meter and vending server."""
 
 

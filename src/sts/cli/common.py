@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from sts.errors import StsError, exit_code_for
 
@@ -25,6 +26,14 @@ EXIT_CRASH = 70  # sysexits EX_SOFTWARE: the tool itself failed, not the input
 json_option = click.option("--json", "as_json", is_flag=True, help="machine-readable JSON output")
 
 
+def _tables_from_root(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--sta-tables given to `sts` itself counts when the command has none of its own."""
+    if ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
+        return value
+    root = ctx.find_root().params.get("sta_tables")
+    return root if isinstance(root, str) else value
+
+
 def tables_option(func: F) -> F:
     return click.option(
         "--sta-tables",
@@ -32,8 +41,9 @@ def tables_option(func: F) -> F:
         type=click.Path(dir_okay=False),
         envvar="STS_STA_TABLES",
         default=None,
+        callback=_tables_from_root,
         help="STA table file (format of sta-tables.json) with the production tables "
-        "[env STS_STA_TABLES]",
+        "[env STS_STA_TABLES]; may also be given before the command (`sts --sta-tables F ...`)",
     )(func)
 
 

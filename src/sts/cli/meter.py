@@ -212,16 +212,12 @@ def keys(state: str, keys: tuple[str, ...], gap: float, at: str | None, sta_tabl
          as_json: bool) -> None:
     """Press keypad keys: digits, '#' or 'enter' (enter), '*' or 'back' (backspace).
 
-    Each argument is a run of keys ('1234', '#') or a key name ('enter', 'back').
+    Each argument is a run of keys ('1234', '#') or key names ('enter', 'back'); spaces and
+    dashes separate groups as a token is printed ('1234 5678 #').
     """
     from sts.meter.clock import FakeClock
 
-    presses: list[str] = []
-    for word in keys:
-        if word in ("enter", "back"):
-            presses.append(word)
-        else:
-            presses.extend(word)
+    presses = keypad_presses(keys)
     results: list[TokenResult] = []
     with _session(state, at, sta_tables) as m:
         clock = m.clock
@@ -243,6 +239,19 @@ def keys(state: str, keys: tuple[str, ...], gap: float, at: str | None, sta_tabl
     for result in results:
         click.echo(_result_line(result))
     _print_human(_summary(m))
+
+
+def keypad_presses(words: tuple[str, ...]) -> list[str]:
+    """Key presses from the arguments: names stay whole, runs split into keys, spaces and
+    dashes between groups are separators (not keys)."""
+    presses: list[str] = []
+    for word in words:
+        for part in word.replace("-", " ").split():
+            if part in ("enter", "back"):
+                presses.append(part)
+            else:
+                presses.extend(part)
+    return presses
 
 
 @meter.command("show")

@@ -23,7 +23,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 _METER_OPTIONS = [
     click.option("--meter", "meter_file", type=click.Path(dir_okay=False, exists=True),
                  help="JSON file with a FORMAT.md meter object (instead of the options below)"),
-    click.option("--pan", help="18-digit MeterPAN"),
+    click.option("--pan", help="the meter number: 11/13 digits as printed on the meter, or the "
+                 "18-digit MeterPAN (spaces and dashes allowed)"),
     click.option("--vending-key", envvar="STS_VENDING_KEY",
                  help="vending key, hex [env STS_VENDING_KEY; prefer the env: argv is visible]"),
     click.option("--decoder-key", help="decoder key, hex (instead of vending key + identity)"),
@@ -38,6 +39,10 @@ _METER_OPTIONS = [
     click.option("--ken", type=int, default=255, show_default=True),
     click.option("--base-date", type=click.Choice(["1993", "2014", "2035"]), default="2014",
                  show_default=True),
+    click.option("--time-zone", envvar="STS_TIME_ZONE", default=None,
+                 help="IANA zone of the vending system's clock (e.g. Africa/Johannesburg): "
+                 "--at with an offset is converted into it; without it such a time is refused "
+                 "[env STS_TIME_ZONE]"),
     tables_option,
 ]
 
@@ -57,11 +62,16 @@ def _meter_obj(o: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             raise InputError("--meter file must hold a JSON object", field="meter")
         inner = loaded.get("meter", loaded)
-        return dict(inner) if isinstance(inner, dict) else loaded
+        from_file = dict(inner) if isinstance(inner, dict) else dict(loaded)
+        if o["time_zone"]:
+            from_file["time_zone"] = o["time_zone"]
+        return from_file
     obj: dict[str, Any] = {"ea": int(o["ea"]), "table_set": o["table_set"], "ken": o["ken"],
                            "base_date": int(o["base_date"])}
+    if o["time_zone"]:
+        obj["time_zone"] = o["time_zone"]
     if o["vending_key"]:
-        obj.update(pan=o["pan"], dkga=o["dkga"], vending_key=o["vending_key"], kt=o["kt"],
+        obj.update(pan=_pan(o["pan"]), dkga=o["dkga"], vending_key=o["vending_key"], kt=o["kt"],
                    sgc=o["sgc"], ti=o["ti"], krn=o["krn"])
     elif o["decoder_key"]:
         obj.update(decoder_key=o["decoder_key"], kt=o["kt"])
@@ -69,6 +79,15 @@ def _meter_obj(o: dict[str, Any]) -> dict[str, Any]:
         raise InputError("give --vending-key (with --pan and identity), --decoder-key or --meter",
                          field="meter")
     return obj
+
+
+def _pan(number: str | None) -> str | None:
+    """--pan: the 18-digit MeterPAN or the 11/13-digit number printed on the meter."""
+    if number is None:
+        return None
+    from sts.codec.pan import parse_meter_number
+
+    return parse_meter_number(number, field="pan").pan
 
 
 def _load_meter(o: dict[str, Any]) -> Any:
@@ -92,8 +111,16 @@ def _print_issue(issue: Any, as_json: bool, extra: dict[str, Any] | None = None)
         click.echo(f"{n}. {group(t.token)}   {t.description}{tid}")
 
 
-def _when(at: str | None) -> str:
-    return at if at else datetime.now().replace(second=0, microsecond=0).isoformat()
+def _when(at: str | None, zone: str | None = None) -> str:
+    """--at as given, else now: in the vending time zone when one is set (converted by the
+    engine), else the machine's local time."""
+    if at:
+        return at
+    if zone:
+        from sts.codec.tid import parse_time_zone
+
+        return datetime.now(parse_time_zone(zone)).replace(second=0, microsecond=0).isoformat()
+    return datetime.now().replace(second=0, microsecond=0).isoformat()
 
 
 def _issue(o: dict[str, Any], request: dict[str, Any]) -> None:
@@ -119,7 +146,8 @@ _SERVICES = {"electricity": 0, "water": 1, "gas": 2, "time": 3}
 @click.option("--currency", help="currency credit instead of units (5 decimals)")
 @click.option("--service", type=click.Choice(list(_SERVICES)), default="electricity",
               show_default=True)
-@click.option("--at", help="issue time, ISO-8601 local time (default now)")
+@click.option("--at", help="issue time, ISO-8601: local time, or with an offset (Z, +02:00) "
+              "and --time-zone (default now)")
 @click.option("--rnd", type=click.IntRange(0, 15), help="random field (default random)")
 @json_option
 def credit(**o: Any) -> None:
@@ -127,7 +155,7 @@ def credit(**o: Any) -> None:
     if bool(o["units"]) == bool(o["currency"]):
         raise InputError("give exactly one of --units or --currency", field="units")
     sub = _SERVICES[o["service"]]
-    req: dict[str, Any] = {"class": 0, "issued_at": _when(o["at"])}
+    req: dict[str, Any] = {"class": 0, "issued_at": _when(o["at"], o["time_zone"])}
     if o["units"]:
         req.update(subclass=sub, units=o["units"])
     else:
@@ -145,11 +173,13 @@ def mgmt() -> None:
 def _mgmt_command(name: str, subclass: int, value: str | None, help_text: str,
                   value_type: Any = str) -> None:
     @meter_options
-    @click.option("--at", help="issue time, ISO-8601 local time (default now)")
+    @click.option("--at", help="issue time, ISO-8601: local time, or with an offset (Z, +02:00) "
+              "and --time-zone (default now)")
     @click.option("--rnd", type=click.IntRange(0, 15), help="random field (default random)")
     @json_option
     def command(**o: Any) -> None:
-        req: dict[str, Any] = {"class": 2, "subclass": subclass, "issued_at": _when(o["at"])}
+        req: dict[str, Any] = {"class": 2, "subclass": subclass,
+                               "issued_at": _when(o["at"], o["time_zone"])}
         if value is not None:
             req[value] = o[value]
         if o["rnd"] is not None:
@@ -232,7 +262,7 @@ def keychange(**o: Any) -> None:
         kc["ken"] = o["new_ken"]
     req: dict[str, Any] = {"class": 2, "subclass": 3, "key_change": kc}
     if o["then_units"]:
-        req["then"] = {"class": 0, "subclass": 0, "issued_at": _when(o["at"]),
+        req["then"] = {"class": 0, "subclass": 0, "issued_at": _when(o["at"], o["time_zone"]),
                        "units": o["then_units"]}
     _issue(o, req)
 
@@ -290,11 +320,11 @@ def pan() -> None:
 @click.argument("number")
 @json_option
 def check(number: str, as_json: bool) -> None:
-    """Check an 18-digit MeterPAN or an 11/13-digit DRN (exit 2 if invalid)."""
-    from sts.codec.pan import MeterPan, check_drn, parse_pan
+    """Check a meter number: 11/13 digits as printed on the meter, or the 18-digit MeterPAN
+    (spaces and dashes allowed; exit 2 if invalid)."""
+    from sts.codec.pan import parse_meter_number
 
-    text = number.replace(" ", "").replace("-", "")
-    p = MeterPan.from_drn(check_drn(text)) if len(text) in (11, 13) else parse_pan(text)
+    p = parse_meter_number(number, field="number")
     out = {"valid": True, "pan": p.pan, "iin": p.iin, "drn": p.drn, "mfr_code": p.mfr_code}
     if as_json:
         emit_json(out)

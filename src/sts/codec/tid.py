@@ -61,8 +61,8 @@ def local_vending_time(dt: datetime, tz: ZoneInfo | None, *, field: str = "issue
     if tz is None:
         raise InputError(
             f"{field} {dt.isoformat()} has a UTC offset but no vending time zone is configured "
-            "to convert it into (give time_zone, e.g. \"Africa/Johannesburg\", or a local time "
-            "without an offset)",
+            "to convert it into (configure one: `time_zone` in the meter JSON, --time-zone on the "
+            "CLI, e.g. \"Africa/Johannesburg\"; or give the local time without an offset)",
             field=field,
         )
     return dt.astimezone(tz).replace(tzinfo=None)
@@ -98,7 +98,9 @@ def tid_at(issued_at: datetime, base_date: int, *, reserve: bool = True) -> int:
     minutes = delta.days * MINUTES_PER_DAY + delta.seconds // 60
     if minutes < 0:
         raise TidOutOfRange(
-            f"issued_at {issued_at:%Y-%m-%d %H:%M} is before base date {base_date}-01-01",
+            f"issued_at {issued_at:%Y-%m-%d %H:%M} is before base date {base_date}-01-01: a key "
+            f"on base date {base_date} can carry no token issued before then (a key change to it "
+            "can be issued now, its credit tokens only from that date)",
             field="issued_at",
         )
     if reserve and minutes % MINUTES_PER_DAY == RESERVED_MINUTE_OF_DAY:
