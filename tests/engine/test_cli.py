@@ -161,12 +161,12 @@ def test_time_zone_option_converts_offsets_and_never_drops_them(capsys: Any) -> 
     assert run_guarded(cli, [*base, "--at", "2026-05-01T12:00"]) == 0
     local = json.loads(capsys.readouterr().out)["tid"]
     assert run_guarded(cli, [*base, "--at", "2026-05-01T10:00Z"]) == 2
-    assert "no vending time zone is configured" in capsys.readouterr().err
+    assert "no vending time zone is configured" in capsys.readouterr().out  # --json: stdout
     assert run_guarded(cli, [*base, "--at", "2026-05-01T10:00Z",
                              "--time-zone", "Africa/Johannesburg"]) == 0
     assert json.loads(capsys.readouterr().out)["tid"] == local
     assert run_guarded(cli, [*base, "--at", "2026-05-01T12:00", "--time-zone", "Mars/Base"]) == 2
-    assert "time_zone" in capsys.readouterr().err
+    assert "time_zone" in capsys.readouterr().out
 
 
 def test_cli_amounts_follow_the_one_rule(capsys: Any) -> None:
