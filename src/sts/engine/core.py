@@ -8,9 +8,11 @@ transposition.  Decoding runs the same steps backwards and reports what a meter 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
+from sts.codec.describe import describe
 from sts.codec.digits import (
     check_token_number,
     extract_class,
@@ -87,9 +89,23 @@ def _finish(meter: MeterKey | None, layout: Layout, block: int, tid: int | None)
                        layout.description)
 
 
+def _check_request(request: TokenRequest) -> None:
+    """Python API callers get the project's errors for wrong types, never a guess."""
+    for name, value in (("class", request.token_class), ("subclass", request.subclass)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{name} must be an integer, got {describe(value)}", field=name)
+    if not isinstance(request.values, Mapping):
+        raise InputError(f"values must be a mapping of field names, got {describe(request.values)}",
+                         field="values")
+    if request.issued_at is not None and not isinstance(request.issued_at, datetime):
+        raise InputError(f"issued_at must be a datetime, got {describe(request.issued_at)}",
+                         field="issued_at")
+
+
 def build_token(meter: MeterKey | None, request: TokenRequest, *,
                 after_tid: int | None = None) -> IssuedToken:
     """One non-key-change token (TID above `after_tid` when given)."""
+    _check_request(request)
     key_bits = meter.key_bits if meter is not None else 64
     layout = layout_for(request.token_class, request.subclass, key_bits)
     if layout.is_key_change:
@@ -162,6 +178,11 @@ def generate(meter: MeterKey | None, request: Request, *, after_tid: int | None 
     `after_tid`: the TID of a token already issued for this meter in the same sale/command;
     this issue's TID-bearing token then gets a later TID (see `generate_many`).
     """
+    if meter is not None and not isinstance(meter, MeterKey):
+        raise InputError(f"meter must be a MeterKey, got {describe(meter)}", field="meter")
+    if not isinstance(request, (TokenRequest, KeyChangeRequest)):
+        raise InputError(f"request must be a TokenRequest or KeyChangeRequest, got "
+                         f"{describe(request)}", field="request")
     if isinstance(request, KeyChangeRequest):
         if meter is None:
             raise InputError("a key change needs the meter's current key", field="meter")
@@ -209,8 +230,7 @@ def decode(token: str | int, meter: MeterKey | None = None, *, check_ken: bool =
     """
     number = parse_token(token) if isinstance(token, str) else check_token_number(token)
     if meter is not None and not isinstance(meter, MeterKey):
-        raise InputError("meter must be a MeterKey (see sts.engine.wire.meter_from_json)",
-                         field="meter")
+        raise InputError(f"meter must be a MeterKey, got {describe(meter)}", field="meter")
     token_class, cipher_block = extract_class(number)
     if token_class == 3:
         raise FunctionError("class 3 is reserved for the STS Association", field="token")
