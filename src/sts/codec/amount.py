@@ -101,11 +101,6 @@ def parse_amount_text(value: object, *, field: str, signed: bool = False) -> Dec
     return Decimal(value)  # exact: construction from text never rounds
 
 
-def parse_decimal(text: object, *, field: str) -> Decimal:
-    """A signed amount under the one rule (kept for callers of the older name)."""
-    return parse_amount_text(text, field=field, signed=True)
-
-
 def units_to_tenths(units: object, *, field: str = "units") -> int:
     """Tenths of a unit for a credit amount, rounded up (customer's favour)."""
     value = parse_amount_text(units, field=field, signed=True)
