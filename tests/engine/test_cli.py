@@ -173,3 +173,17 @@ def test_cli_amounts_follow_the_one_rule(capsys: Any) -> None:
     for units in ("1_000", " 50 ", "5e1", "\uff15\uff10"):
         assert run_guarded(cli, ["token", "credit", *DEMO_ARGS, "--units", units]) == 2
         assert "invalid_amount" in capsys.readouterr().err
+
+
+def test_a_crash_of_the_tool_exits_70(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    """1 means "some lines failed"; a crash of the whole tool is a different status."""
+    from sts.engine import batch
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the tool itself broke")
+
+    monkeypatch.setattr(batch, "run_batch", broken)
+    monkeypatch.delenv("STS_DEBUG", raising=False)
+    assert run_guarded(cli, ["decode", "-i", "/dev/null"]) == 70
+    err = capsys.readouterr().err
+    assert "internal error" in err and "Traceback" not in err
