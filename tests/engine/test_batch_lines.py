@@ -254,3 +254,11 @@ def test_python_api_generate_refuses_wrong_types() -> None:
             generate(meter, request)
     with pytest.raises(InputError):
         generate("meter", TokenRequest(0, 0, {"units": "1"}, tid=5))  # type: ignore[arg-type]
+
+
+def test_long_integers_are_echoed_and_named_as_written() -> None:
+    """orjson reads integers beyond 64 bits as floats: such lines are read again exactly."""
+    lines = ['{"id": 70630503470028726115, "token": 70630503470028726114}']
+    out, = check_answers(lines, "decode")
+    assert out["id"] == 70630503470028726115
+    assert "got a number (70630503470028726114)" in out["message"]

@@ -56,7 +56,9 @@ def local_vending_time(dt: datetime, tz: ZoneInfo | None, *, field: str = "issue
     an error (dropping its offset would silently shift the TID); a naive time is taken as
     already local.
     """
-    if dt.tzinfo is None or dt.utcoffset() is None:
+    if dt.tzinfo is None:
+        return dt
+    if dt.utcoffset() is None:  # a tzinfo that knows no offset: a naive time after all
         return dt.replace(tzinfo=None)
     if tz is None:
         raise InputError(

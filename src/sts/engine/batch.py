@@ -16,7 +16,7 @@ from typing import Any
 
 from sts.crypto.sta import TableSet
 from sts.engine.jobs import decode_obj, error_line, generate_obj, internal_line, parse_line
-from sts.engine.lines import dump_line, has_float, is_blank
+from sts.engine.lines import dump_line, is_blank, may_hold_long_int
 from sts.errors import StsError
 
 CHUNK = 4096
@@ -70,7 +70,7 @@ def run_batch(
             if ready is not None:
                 yield ready, True
                 continue
-            if has_float(item):  # a long integer read as a float: read it as written
+            if may_hold_long_int(text):  # orjson reads long integers as floats: re-read
                 with suppress(Exception):  # (it parsed once; keep that value if not again)
                     _, item = parse_line(text, number, exact=True)
             line_id = item.get("id")

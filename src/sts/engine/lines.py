@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import orjson
@@ -26,8 +27,8 @@ def _parse_int(text: str) -> int | LongNumber:
 def read_json_line(raw: str | bytes, number: int, *, exact: bool = False) -> Any:
     """The JSON value of one line, or InputError (field "line") saying why it is not JSON.
 
-    The fast reader (orjson) turns integers beyond 64 bits into floats; callers that see a
-    float (`has_float`) read the line again with `exact=True` to get the integer as written.
+    The fast reader (orjson) turns integers beyond 64 bits into floats; callers read a line
+    that `may_hold_long_int` again with `exact=True` to get the integer as written.
     """
     if not exact:
         try:
@@ -50,18 +51,17 @@ def read_json_line(raw: str | bytes, number: int, *, exact: bool = False) -> Any
                          field="line") from None
 
 
-def has_float(value: Any, depth: int = 0) -> bool:
-    """True if a float appears in the value (a line's objects, a few levels deep)."""
-    kind = type(value)
-    if kind is float:
-        return True
-    if depth > 4:
-        return False
-    if kind is dict:
-        return any(has_float(v, depth + 1) for v in value.values())
-    if kind is list:
-        return any(has_float(v, depth + 1) for v in value)
-    return False
+# a JSON integer of 19+ digits (beyond 64 bits orjson reads it as a float) starts a value:
+# after ':', ',' or '[' (or the line); a match inside a string only costs an exact re-read
+_LONG_INT_TEXT = re.compile(r"(?:^|[:,\[])\s*-?[0-9]{19}")
+_LONG_INT_BYTES = re.compile(rb"(?:^|[:,\[])\s*-?[0-9]{19}")
+
+
+def may_hold_long_int(raw: str | bytes) -> bool:
+    """True if the line may hold an integer that the fast reader turned into a float."""
+    if isinstance(raw, bytes):
+        return _LONG_INT_BYTES.search(raw) is not None
+    return _LONG_INT_TEXT.search(raw) is not None
 
 
 _strict = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False).encode
