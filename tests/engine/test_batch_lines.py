@@ -159,11 +159,11 @@ DEEP = "[" * 100_000 + "]" * 100_000
     ("generate", '{"id":"b","request":{"class":2,"subclass":1,"register":1,"tid":5}}',
      "invalid_input", "meter"),
     ("generate", '{"id":"b","meter":' + json.dumps(METER) + ',"request":{"class":0,'
-     '"subclass":0,"units":' + HUGE + ',"tid":5}}', "invalid_amount", "request.units"),
+     '"subclass":0,"units":' + HUGE + ',"tid":5}}', "invalid_amount", "units"),
     ("generate", '{"id":"b","meter":' + json.dumps(METER) + ',"request":{"class":0,'
      '"subclass":0,"units":"10","tid":' + HUGE + "}}", "invalid_input", "request.tid"),
     ("generate", '{"id":"b","meter":' + json.dumps(METER) + ',"request":{"class":2,'
-     '"subclass":1,"register":99,"tid":5}}', "invalid_input", "request.register"),
+     '"subclass":1,"register":99,"tid":5}}', "invalid_input", "register"),
 ])
 def test_named_bad_lines(job: str, line: str, code: str, field: str) -> None:
     lines = [line, json.dumps({"id": "after", "request": {"class": 1, "subclass": 0,

@@ -171,10 +171,6 @@ def _token_request(
     if rnd is not None and not 0 <= rnd <= 15:
         raise InputError(f"{path}.rnd must be 0..15, got {rnd}", field=f"{path}.rnd")
     values = {k: v for k, v in obj.items() if k in names and k not in ("tid", "rnd")}
-    raw: dict[str, int] = {}
-    for value in layout.values:  # check here so that errors carry the field's path
-        if value.name in values:
-            value.encode(values[value.name], raw, layout)
     return TokenRequest(token_class, subclass, values, issued_at, tid, rnd)
 
 
