@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sts.codec import amount as amt
@@ -41,6 +42,8 @@ class Value:
 
     def encode(self, value: Any, raw: dict[str, int], layout: Layout) -> None:
         raise NotImplementedError
+
+    restricts = False  # True when `check` can refuse a decoded value
 
     def check(self, raw: Mapping[str, int], layout: Layout) -> None:
         """Raise TokenRangeError when a meter would refuse the decoded value (default: never)."""
@@ -75,6 +78,9 @@ class Int(Value):
 
     def encode(self, value: Any, raw: dict[str, int], layout: Layout) -> None:
         hi = layout.field(self.name).mask if self.hi_limit is None else self.hi_limit
+        if type(value) is int and self.lo_limit <= value <= hi and self.accepted is None:
+            raw[self.name] = value  # the common case, without the general checks below
+            return
         if isinstance(value, bool) or not isinstance(value, int) or not self._accepts(value, hi):
             raise InputError(
                 f"{self.name} must be {self._rule(layout)}, got {describe(value)}",
@@ -82,10 +88,12 @@ class Int(Value):
             )
         raw[self.name] = value
 
+    @property
+    def restricts(self) -> bool:  # type: ignore[override]
+        return self.hi_limit is not None or self.lo_limit != 0 or self.accepted is not None
+
     def check(self, raw: Mapping[str, int], layout: Layout) -> None:
         """TokenRangeError if a decoded value is outside what a meter accepts."""
-        if self.hi_limit is None and self.lo_limit == 0 and self.accepted is None:
-            return
         value = raw[self.name]
         hi = layout.field(self.name).mask if self.hi_limit is None else self.hi_limit
         if not self._accepts(value, hi):
@@ -279,9 +287,14 @@ class Layout:
         """Request fields from a plain block; CrcError if the block does not authenticate."""
         self.check_crc(block)
         raw = self.unpack_raw(block)
-        for v in self.values:
+        for v in self.restricted:
             v.check(raw, self)
         return {v.name: v.decode(raw) for v in self.values}
+
+    @cached_property
+    def restricted(self) -> tuple[Value, ...]:
+        """The values a meter may refuse once decoded (see Int)."""
+        return tuple(v for v in self.values if v.restricts)
 
 
 def check_crc(token_class: int, block: int, currency: bool = False) -> None:

@@ -9,7 +9,7 @@ the fast path sends its chunk down the generic path.  The run always goes on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from itertools import islice
 from typing import Any
@@ -61,29 +61,37 @@ def run_batch(
                 done = fast_chunk(candidates, tables_file, tables)
             except Exception:  # a bug in the fast path: the generic path answers every line
                 done = {}
-        for pos, (number, text, item, answer) in enumerate(parsed):
+        for pos, (number, text, item, known) in enumerate(parsed):
             if item is None:
-                assert answer is not None
-                yield answer, False
+                assert known is not None
+                yield known, False
                 continue
             ready = done.get(pos)
             if ready is not None:
                 yield ready, True
                 continue
-            if may_hold_long_int(text):  # orjson reads long integers as floats: re-read
-                with suppress(Exception):  # (it parsed once; keep that value if not again)
+            reply = _answer(work, item, tables_file, number)
+            if (not reply[1] or type(item.get("id")) not in _PLAIN_IDS) and may_hold_long_int(text):
+                # the fast reader reads integers beyond 64 bits as floats: answer from the line
+                # as written (only failed lines and echoed ids can depend on it)
+                with suppress(Exception):
                     _, item = parse_line(text, number, exact=True)
-            line_id = item.get("id")
-            try:
-                result = work(item, tables_file)
-            except StsError as exc:
-                out = error_line(line_id, exc, number)
-                expected = item.get("expected")
-                if isinstance(expected, dict) and expected.get("error") == exc.code:
-                    out["expected_error"] = True  # a vector line that states this very error
-                yield dump_line(out), False
-                continue
-            except Exception as exc:  # a bug of ours on this line must not lose the others
-                yield dump_line(internal_line(line_id, exc, number)), False
-                continue
-            yield dump_line({"id": line_id, **result}), True
+                    reply = _answer(work, item, tables_file, number)
+            yield reply
+
+
+def _answer(work: Callable[[dict[str, Any], str | None], dict[str, Any]], item: dict[str, Any],
+            tables_file: str | None, number: int) -> tuple[str, bool]:
+    """One line's answer: its result, its error, or `internal` for a bug of ours."""
+    line_id = item.get("id")
+    try:
+        result = work(item, tables_file)
+    except StsError as exc:
+        out = error_line(line_id, exc, number)
+        expected = item.get("expected")
+        if isinstance(expected, dict) and expected.get("error") == exc.code:
+            out["expected_error"] = True  # a vector line that states this very error
+        return dump_line(out), False
+    except Exception as exc:  # a bug of ours on this line must not lose the others
+        return dump_line(internal_line(line_id, exc, number)), False
+    return dump_line({"id": line_id, **result}), True

@@ -94,7 +94,7 @@ def _check_request(request: TokenRequest) -> None:
     for name, value in (("class", request.token_class), ("subclass", request.subclass)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise InputError(f"{name} must be an integer, got {describe(value)}", field=name)
-    if not isinstance(request.values, Mapping):
+    if type(request.values) is not dict and not isinstance(request.values, Mapping):
         raise InputError(f"values must be a mapping of field names, got {describe(request.values)}",
                          field="values")
     if request.issued_at is not None and not isinstance(request.issued_at, datetime):
