@@ -19,6 +19,8 @@ import json
 import secrets
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
+from collections.abc import Callable
+from operator import itemgetter
 from typing import Any, TypeGuard
 
 import numpy as np
@@ -159,50 +161,56 @@ def _shape(meter: dict[str, Any], tables_file: str | None,
     return MeterShape.keyed(ea, ken, bd, ts, dk)
 
 
+def _getter(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """The values of a meter object with these keys, all but its PAN, as a tuple."""
+    names = [k for k in keys if k != "pan"]
+    if len(names) == 1:
+        name = names[0]
+        return lambda meter: (meter[name],)
+    getter: Callable[[dict[str, Any]], tuple[Any, ...]] = itemgetter(*names)
+    return getter
+
+
 class _Chunk:
     """Column lists of the accepted lines of a chunk."""
 
     def __init__(self, tables_file: str | None, tables: dict[str, TableSet]) -> None:
         self.tables_file, self.tables = tables_file, tables
-        self.shape_ids: dict[tuple[Any, ...], int | None] = {}
+        self.getters: dict[tuple[str, ...], Callable[[dict[str, Any]], tuple[Any, ...]]] = {}
+        self.shape_ids: dict[tuple[Any, ...], int] = {}
         self.shapes: list[MeterShape] = []
         self.where: list[int] = []
         self.ids: list[Any] = []
         self.shape_of: list[int] = []
         self.pans: list[str | None] = []
 
-    def meter(self, meter: Any) -> tuple[int, MeterShape, str | None] | None:
-        """(shape index, shape, PAN) of a plain meter object, else None."""
+    def meter(self, meter: Any) -> int:
+        """The shape index of a plain meter object, else -1.
+
+        The cache key is the object's keys, its other values and their types (2.0 == 2 and
+        True == 1 in Python, not in the generic path's checks).  The PAN is read by the caller.
+        """
         if type(meter) is not dict:
-            return None
+            return -1
+        keys = tuple(meter)
         try:
-            values = tuple(map(meter.get, _SHAPE_FIELDS))
-            key = (tuple(meter), values, tuple(map(type, values)))
-            s = self.shape_ids[key]
+            getter = self.getters[keys]
+        except KeyError:
+            getter = self.getters[keys] = _getter(keys)
+        values = getter(meter)
+        try:
+            key = (keys, values, tuple(map(type, values)))
+            return self.shape_ids[key]
         except KeyError:
             shape = _shape(meter, self.tables_file, self.tables)
-            s = None
+            s = -1
             if shape is not None:
                 s = len(self.shapes)
                 self.shapes.append(shape)
             self.shape_ids[key] = s
+            return s
         except TypeError:  # unhashable values: let the generic path explain
-            return None
-        if s is None:
-            return None
-        shape = self.shapes[s]
-        if shape.dk is not None:
-            return s, shape, None
-        pan = meter.get("pan")
-        if type(pan) is not str or len(pan) != 18 or not pan.isdigit() or not pan.isascii():
-            return None
-        return s, shape, pan
-
-    def add(self, pos: int, line_id: Any, s: int, pan: str | None) -> None:
-        self.where.append(pos)
-        self.ids.append(line_id)
-        self.shape_of.append(s)
-        self.pans.append(pan)
+            return -1
 
     def valid(self) -> Any:
         """Per accepted line: False where its PAN fails a check (the generic path reports it)."""
@@ -282,16 +290,28 @@ def generate_chunk(objs: list[tuple[int, dict[str, Any]]], tables_file: str | No
     """JSON output lines for the chunk's fast-path lines, by position; others are left out."""
     chunk = _Chunk(tables_file, tables)
     fields: list[tuple[int, int, int, int]] = []
+    shapes, shape_of, pans, where, ids = (chunk.shapes, chunk.shape_of, chunk.pans, chunk.where,
+                                          chunk.ids)
     for pos, obj in objs:
         if not obj.keys() <= _GENERATE_KEYS:
             continue
-        found = chunk.meter(obj.get("meter"))
-        if found is None:
+        meter: Any = obj.get("meter")
+        s = chunk.meter(meter)
+        if s < 0:
             continue
-        req = _request(obj.get("request"), found[1])
+        shape = shapes[s]
+        pan = None
+        if shape.dk is None:
+            pan = meter.get("pan")
+            if type(pan) is not str or len(pan) != 18:
+                continue
+        req = _request(obj.get("request"), shape)
         if req is None:
             continue
-        chunk.add(pos, obj.get("id"), found[0], found[2])
+        where.append(pos)
+        ids.append(obj.get("id"))
+        shape_of.append(s)
+        pans.append(pan)
         fields.append(req)
     if not fields:
         return {}
@@ -323,7 +343,8 @@ def decode_chunk(objs: list[tuple[int, dict[str, Any]]], tables_file: str | None
     """JSON output for the chunk's plain class 0 credit tokens (subclasses 0-3), by position."""
     chunk = _Chunk(tables_file, tables)
     numbers: list[int] = []
-    kens: list[int] = []
+    shapes, shape_of, pans, where, ids = (chunk.shapes, chunk.shape_of, chunk.pans, chunk.where,
+                                          chunk.ids)
     for pos, obj in objs:
         token = obj.get("token")
         if (type(token) is not str or len(token) != 20 or not token.isdigit()
@@ -332,12 +353,20 @@ def decode_chunk(objs: list[tuple[int, dict[str, Any]]], tables_file: str | None
         number = int(token)
         if number >> 66 or (number >> 27) & 3:  # only class 0 here
             continue
-        found = chunk.meter(obj.get("meter"))
-        if found is None:
+        meter: Any = obj.get("meter")
+        s = chunk.meter(meter)
+        if s < 0:
             continue
-        chunk.add(pos, obj.get("id"), found[0], found[2])
+        pan = None
+        if shapes[s].dk is None:
+            pan = meter.get("pan")
+            if type(pan) is not str or len(pan) != 18:
+                continue
+        where.append(pos)
+        ids.append(obj.get("id"))
+        shape_of.append(s)
+        pans.append(pan)
         numbers.append(number)
-        kens.append(found[1].ken)
     if not numbers:
         return {}
     n = len(numbers)
@@ -350,7 +379,8 @@ def decode_chunk(objs: list[tuple[int, dict[str, Any]]], tables_file: str | None
     field = ((plain >> U64(16)) & U64(0xFFFF)).astype(np.int64)
     e = field >> 14
     tenths = (field & 0x3FFF) * _POW[e] + _OFFSETS[e]
-    good = (sub <= 3) & crc_ok & keep & ((tid >> 16) <= np.array(kens, dtype=np.int64))
+    kens = np.array([shape.ken for shape in shapes], dtype=np.int64)[chunk.shape_of]
+    good = (sub <= 3) & crc_ok & keep & ((tid >> 16) <= kens)
     stamps: list[str | None] = [None] * n
     bds = np.array([chunk.shapes[s].base_date or 0 for s in chunk.shape_of], dtype=np.int64)
     for bd in set(bds.tolist()) - {0}:

@@ -22,8 +22,9 @@ from sts.crypto.sta import TableSet
 from sts.crypto.sta_batch import batch_cipher
 
 U64 = np.uint64
-_DOUBLE = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.int64)
-_STS_IIN = np.array([6, 0, 0, 7, 2, 7])
+# Luhn: what doubling adds to a digit (2d, less 9 past 9, minus d)
+_DOUBLE_EXTRA = np.array([0, 1, 2, 3, 4, -4, -3, -2, -1, 0], dtype=np.int32)
+_STS_IIN = np.array([6, 0, 0, 7, 2, 7], dtype=np.uint8)
 _SAMPLE_PAN = "600727000000000009"
 
 
@@ -81,25 +82,30 @@ class MeterShape:
 def _luhn_ok(d: Any, first: int, check: int) -> Any:
     """Rows whose digit `check` is the Luhn check digit of digits first..check-1."""
     digits = d[:, first:check]
-    doubled = (check - 1 - np.arange(first, check)) % 2 == 0
-    total = np.where(doubled[None, :], _DOUBLE[digits], digits).sum(axis=1)
+    doubled = digits[:, (check - 1 - first) % 2 :: 2]  # every second digit from the right
+    total = digits.sum(axis=1, dtype=np.int32) + _DOUBLE_EXTRA[doubled].sum(axis=1, dtype=np.int32)
     return (10 - total % 10) % 10 == d[:, check]
 
 
 def _digits(pans: list[str]) -> Any:
-    return (np.frombuffer("".join(pans).encode("ascii"), dtype=np.uint8).reshape(-1, 18)
-            .astype(np.int64) - 48)
+    """(n, 18) uint8 digit values; a non-digit shows as a value above 9."""
+    return np.frombuffer("".join(pans).encode(), dtype=np.uint8).reshape(-1, 18) - np.uint8(48)
 
 
 def pans_valid(pans: list[str]) -> Any:
-    """Vectorised MeterPAN checks (18 ASCII digits each): IIN, PAN and DRN check digits."""
+    """Vectorised MeterPAN checks (18 characters each): digits, IIN, PAN and DRN check digits."""
     if not pans:
         return np.zeros(0, dtype=bool)
+    text = "".join(pans)
+    if not text.isascii():  # rare: check line by line
+        return np.array([p.isascii() and bool(pans_valid([p])[0]) for p in pans], dtype=bool)
     d = _digits(pans)
+    digits_ok = (d <= 9).all(axis=1)
+    d = np.minimum(d, 9)
     sts_iin = (d[:, :6] == _STS_IIN).all(axis=1)
     short_iin = (d[:, :4] == 0).all(axis=1)
     drn_ok = np.where(sts_iin, _luhn_ok(d, 6, 16), short_iin & _luhn_ok(d, 4, 16))
-    return _luhn_ok(d, 0, 17) & drn_ok
+    return digits_ok & _luhn_ok(d, 0, 17) & drn_ok
 
 
 def _pan_blocks(pans: list[str]) -> Any:
