@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
-from collections.abc import Callable
 from operator import itemgetter
 from typing import Any, TypeGuard
 
