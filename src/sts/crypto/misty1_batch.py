@@ -1,4 +1,5 @@
-"""EA11 (MISTY1) over many blocks at once (numpy), each block under its own key.
+"""EA11 (MISTY1) over many blocks at once, each block under its own key: one call of the compiled
+core (`sts.crypto.native`) when built, else numpy.
 
 The table form of `sts.crypto.misty1` on arrays: FI(x, k) = FI_OUT[FI_IN[x] ^ k] with the two
 64K tables as uint16 arrays, and the 64-bit blocks held as four uint16 columns.  A chunk of
@@ -12,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from sts.crypto.misty1 import FL_PAIRS, FO_WORDS, fi_tables
+from sts.crypto.misty1 import FL_PAIRS, FO_WORDS, fi_tables, native_tables
+from sts.crypto.native import native
 
 U16 = np.uint16
 
@@ -20,7 +22,25 @@ U16 = np.uint16
 @cache
 def _tables() -> tuple[Any, Any]:
     fin, fout = fi_tables()
-    return np.array(fin, dtype=U16), np.array(fout, dtype=U16)
+    return np.frombuffer(fin, dtype=U16).copy(), np.frombuffer(fout, dtype=U16).copy()
+
+
+def crypt(keys: Any, blocks: Any, *, decrypt: bool) -> Any:
+    """uint64 results for uint64 `blocks` under (n, 16) uint8 `keys`: the compiled core when
+    built, else the numpy form (same result)."""
+    nat = native()
+    if nat is None:
+        ek = expand_keys(keys)
+        return decrypt_numpy(ek, blocks) if decrypt else encrypt_numpy(ek, blocks)
+    k = np.ascontiguousarray(keys, dtype=np.uint8)
+    x = np.ascontiguousarray(blocks, dtype=np.uint64)
+    if k.shape != (len(x), 16):
+        raise ValueError("MISTY1 needs one 16-byte key per block")
+    out = np.empty(len(x), dtype=np.uint64)
+    fin, fout = native_tables()
+    nat.misty1_many(fin, fout, k.ctypes.data, x.ctypes.data, out.ctypes.data, len(x),
+                    int(decrypt))
+    return out
 
 
 def expand_keys(keys: Any) -> Any:
@@ -54,7 +74,7 @@ def _join(a: Any, b: Any, c: Any, d: Any) -> Any:
             | d.astype(u))
 
 
-def encrypt(ek: Any, blocks: Any) -> Any:
+def encrypt_numpy(ek: Any, blocks: Any) -> Any:
     """uint64 ciphertexts of uint64 `blocks` under the expanded keys `ek` (same length)."""
     if not len(blocks):
         return np.asarray(blocks, dtype=np.uint64)
@@ -82,7 +102,7 @@ def encrypt(ek: Any, blocks: Any) -> Any:
     return _join(c, d, a, b)
 
 
-def decrypt(ek: Any, blocks: Any) -> Any:
+def decrypt_numpy(ek: Any, blocks: Any) -> Any:
     if not len(blocks):
         return np.asarray(blocks, dtype=np.uint64)
     fin, fout = _tables()

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from sts.crypto.native import native
 from sts.crypto.sta import ROUNDS, Sta
 
 U64 = np.uint64
@@ -21,8 +22,15 @@ _J4 = (np.arange(8, dtype=np.uint8) * 4)[None, :, None]
 _ROUND_SHIFTS = np.arange(ROUNDS, dtype=U64)[:, None]
 
 
+def _u64(values: Any) -> Any:
+    if len(values) and np.ndim(values) != 1:
+        raise ValueError("expected a 1-d array of 64-bit values")
+    return np.ascontiguousarray(values, dtype=U64)
+
+
 class StaBatch:
     def __init__(self, sta: Sta) -> None:
+        self.sta = sta
         self.enc = np.array(sta.enc, dtype=U64)
         self.dec = np.array(sta.dec, dtype=U64)
         self.sub_inv = np.array(sta.sub_inv, dtype=U64)
@@ -47,7 +55,29 @@ class StaBatch:
         return g[0] | g[1] | g[2] | g[3] | g[4] | g[5] | g[6] | g[7]
 
     def encrypt(self, keys: Any, blocks: Any) -> Any:
-        """uint64 ciphertexts of uint64 `blocks` under uint64 `keys` (same length)."""
+        """uint64 ciphertexts of uint64 `blocks` under uint64 `keys` (same length): the
+        compiled core when built, else the numpy form (same result)."""
+        nat = native()
+        if nat is None:
+            return self.encrypt_numpy(keys, blocks)
+        k, x = _u64(keys), _u64(blocks)
+        out = np.empty(len(x), dtype=U64)
+        nat.sta_encrypt_many(self.sta.native_tables()[0], k.ctypes.data, x.ctypes.data,
+                             out.ctypes.data, len(x))
+        return out
+
+    def decrypt(self, keys: Any, blocks: Any) -> Any:
+        nat = native()
+        if nat is None:
+            return self.decrypt_numpy(keys, blocks)
+        k, x = _u64(keys), _u64(blocks)
+        out = np.empty(len(x), dtype=U64)
+        _, dec, sub_inv, pinv = self.sta.native_tables()
+        nat.sta_decrypt_many(dec, sub_inv, pinv, k.ctypes.data, x.ctypes.data, out.ctypes.data,
+                             len(x))
+        return out
+
+    def encrypt_numpy(self, keys: Any, blocks: Any) -> Any:
         x = np.ascontiguousarray(blocks, dtype=U64)
         if not len(x):
             return x
@@ -55,7 +85,7 @@ class StaBatch:
             x = self._apply(self.enc, offsets, x)
         return x
 
-    def decrypt(self, keys: Any, blocks: Any) -> Any:
+    def decrypt_numpy(self, keys: Any, blocks: Any) -> Any:
         x = np.ascontiguousarray(blocks, dtype=U64)
         if not len(x):
             return x

@@ -177,9 +177,7 @@ def run_ciphers(shapes: list[MeterShape], shape_of: Any, pans: list[str | None],
                     same = keys[part] == U64(int.from_bytes(shape.stated, "big"))
                 agrees[sel] = same
         if wide:
-            ek = misty1_batch.expand_keys(keys)
-            run = misty1_batch.decrypt if decrypt else misty1_batch.encrypt
-            out[idx] = run(ek, blocks[idx])
+            out[idx] = misty1_batch.crypt(keys, blocks[idx], decrypt=decrypt)
         else:
             cipher = batch_cipher(group.cipher)
             sta_run = cipher.decrypt if decrypt else cipher.encrypt
