@@ -12,6 +12,7 @@ import hmac
 import random
 import warnings
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -20,11 +21,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sts.codec import amount as amt
+from sts.codec.layouts import layout_for
 from sts.codec.pan import _luhn_slow, luhn_check_digit
+from sts.codec.tid import TID_MAX
 from sts.crypto import des
 from sts.crypto.dkga import _hmac_sha256
-from sts.engine.core import random_nibble
-from sts.errors import AmountOutOfRange
+from sts.engine.core import credit_block, random_nibble
+from sts.errors import AmountOutOfRange, StsError
 
 
 def test_hmac_from_pads_equals_hmac_digest() -> None:
@@ -89,6 +92,30 @@ def test_reused_des_contexts_equal_fresh_ones() -> None:
         assert des.decrypt_blocks(key, want) == data
     with pytest.raises(ValueError):
         des.encrypt_blocks(keys[0], b"1234567")  # a partial block would poison the context
+
+
+def test_credit_block_equals_layout_pack() -> None:
+    rng = random.Random(12)
+    units = ["0", "0.1", "0.05", "1.25", "16383", "16383.1", "180223.9", "1820162.4",
+             "1820162.5", "9999999", "12.", ".5", "-1", "1e3", " 5", "7.000", "abc"]
+    for _ in range(3000):
+        sub = rng.randrange(4)
+        fields: dict[str, Any] = {
+            "units": rng.choice([*units, f"{rng.randrange(2_000_000)}.{rng.randrange(100)}",
+                                 rng.randrange(100), Decimal("1.5")]),
+            "tid": rng.choice([0, TID_MAX, TID_MAX + 1, -1, rng.randrange(TID_MAX), True, 5.0]),
+            "rnd": rng.choice([0, 15, 16, -1, rng.randrange(16), True, None]),
+        }
+        fast = credit_block(sub, fields)
+        try:
+            want: int | str = layout_for(0, sub).pack(fields)
+        except StsError as exc:
+            want = exc.code
+        if fast is not None:
+            assert fast == want, fields
+        # the shortcut declines everything it cannot do exactly
+        if isinstance(want, str):
+            assert fast is None
 
 
 def test_random_nibbles_cover_the_range() -> None:

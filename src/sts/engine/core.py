@@ -11,9 +11,11 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from sts.codec.amount import TRANSFER_MAX, encode_transfer, plain_tenths
+from sts.codec.crc import crc_field_of
 from sts.codec.digits import extract_class, insert_class, parse_token, to_digits
 from sts.codec.layouts import Layout, check_crc, layout_for
-from sts.codec.tid import check_tid, tid_at, time_of
+from sts.codec.tid import TID_MAX, check_tid, tid_at, time_of
 from sts.engine.model import (
     DecodedToken,
     Issue,
@@ -93,6 +95,20 @@ def _finish(meter: MeterKey | None, layout: Layout, block: int, tid: int | None)
                        layout.description)
 
 
+def credit_block(subclass: int, fields: dict[str, Any]) -> int | None:
+    """The plain block of a class 0 credit token (subclass 0-3) straight from its values, when
+    they are plainly valid (units a plain decimal string in range, int tid and rnd); None sends
+    the caller to `Layout.pack`, which it equals (tests/engine/test_single_forms.py)."""
+    units, tid, rnd = fields.get("units"), fields.get("tid"), fields.get("rnd")
+    if type(units) is not str or type(tid) is not int or type(rnd) is not int:
+        return None
+    tenths = plain_tenths(units)
+    if tenths is None or tenths > TRANSFER_MAX or not 0 <= tid <= TID_MAX or not 0 <= rnd <= 15:
+        return None
+    block = (subclass << 60) | (rnd << 56) | (tid << 32) | (encode_transfer(tenths) << 16)
+    return block | crc_field_of(block >> 16)
+
+
 def build_token(meter: MeterKey | None, request: TokenRequest) -> IssuedToken:
     """One non-key-change token."""
     key_bits = meter.key_bits if meter is not None else 64
@@ -115,7 +131,10 @@ def build_token(meter: MeterKey | None, request: TokenRequest) -> IssuedToken:
         fields["tid"] = tid
         if "rnd" in layout.value_names():
             fields["rnd"] = random_nibble() if request.rnd is None else request.rnd
-    return _finish(meter, layout, layout.pack(fields), tid)
+    block = None
+    if layout.token_class == 0 and layout.subclass <= 3:
+        block = credit_block(layout.subclass, fields)
+    return _finish(meter, layout, layout.pack(fields) if block is None else block, tid)
 
 
 def build_key_change(meter: MeterKey, request: KeyChangeRequest) -> list[IssuedToken]:
