@@ -104,12 +104,16 @@ def _line(rng: random.Random, i: int) -> dict[str, Any]:
         del request["issued_at"]
         request["tid"] = rng.randrange(1 << 24)
     elif roll < 0.18:
-        request[rng.choice(["class", "subclass", "rnd"])] = rng.choice([0.0, False, True, None])
+        # (rnd null means "draw one": random in both paths, so not compared here)
+        name = rng.choice(["class", "subclass", "rnd"])
+        request[name] = rng.choice([0.0, False, True] + ([None] if name != "rnd" else []))
     elif roll < 0.19:
         request["colour"] = "red"
     line = {"id": f"l{i}", "meter": meter, "request": request}
     if rng.random() < 0.01:
         line["extra"] = 1
+    if rng.random() < 0.01:  # next to nothing
+        line["meter"] = rng.choice([{}, {"pan": meter.get("pan", "1")}, {"ea": 7}, [], None])
     return line
 
 

@@ -119,8 +119,9 @@ def build_token(meter: MeterKey | None, request: TokenRequest) -> IssuedToken:
     fields: dict[str, Any] = dict(request.values)
     tid: int | None = None
     if layout.has_tid:
+        if meter is None:  # every TID-bearing token is a class 0/2 token
+            raise InputError("a class 0/2 token needs the meter's key", field="meter")
         tid = _resolve_tid(meter, request)
-        assert meter is not None
         _check_ken(tid, meter.ken)
         if layout.token_class == 0 and meter.kt == KT_DDTK:
             raise DdtkError(

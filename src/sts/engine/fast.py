@@ -164,9 +164,8 @@ def _shape(meter: dict[str, Any], tables_file: str | None,
 def _getter(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     """The values of a meter object with these keys, all but its PAN, as a tuple."""
     names = [k for k in keys if k != "pan"]
-    if len(names) == 1:
-        name = names[0]
-        return lambda meter: (meter[name],)
+    if len(names) < 2:  # itemgetter returns a bare value for one name, fails for none
+        return lambda meter: tuple(meter[name] for name in names)
     getter: Callable[[dict[str, Any]], tuple[Any, ...]] = itemgetter(*names)
     return getter
 
