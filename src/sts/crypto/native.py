@@ -15,11 +15,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -61,7 +57,7 @@ def _source() -> bytes:
 
 
 def _library_name(source: bytes) -> str:
-    tag = hashlib.sha256(source + platform.machine().encode() + sys.platform.encode())
+    tag = hashlib.sha256(source + os.uname().machine.encode() + sys.platform.encode())
     return f"sts-native-{tag.hexdigest()[:16]}.so"
 
 
@@ -83,11 +79,16 @@ def _owned_private_dir(path: Path) -> bool:
 
 
 def _compiler() -> str | None:
+    import shutil
+
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
 def build(directory: Path, source: bytes) -> Path:
     """Compile the library into `directory` (atomically); raises on any failure."""
+    import subprocess  # only when building: a plain start stays light
+    import tempfile
+
     cc = _compiler()
     if cc is None:
         raise RuntimeError("no C compiler (cc, gcc or $CC)")
@@ -132,7 +133,7 @@ def _load() -> Native | None:
     for d in dirs:
         try:
             return _open(build(d, source))
-        except (OSError, RuntimeError, subprocess.SubprocessError):
+        except Exception:  # no compiler, a failed compile, an unwritable directory
             continue
     return None
 
@@ -152,7 +153,7 @@ def main() -> int:
     found = native()
     if found is None:
         reason = ("disabled by STS_NATIVE=0" if os.environ.get(ENV_SWITCH) == "0"
-                  else "no C compiler or no writable private cache directory")
+                  else "no C compiler, a failed build or no private cache directory")
         print(f"sts native cipher core: not available ({reason}); pure Python in use")
         return 0
     print(f"sts native cipher core: {found.path}")
