@@ -137,11 +137,11 @@ def _run_cli(job: str, src: Path, dst: Path, tables: str | None) -> tuple[float,
     if tables:
         env["STS_STA_TABLES"] = tables
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = _clock()
+    t0 = time.perf_counter()
     with src.open("rb") as fin, dst.open("wb") as fout:
         done = subprocess.run([sys.executable, "-c", _CLI, job], stdin=fin, stdout=fout,
                               env=env, check=False)
-    wall = _clock() - t0
+    wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert done.returncode == 0, f"sts {job} failed ({done.returncode})"
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
