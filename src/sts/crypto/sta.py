@@ -9,7 +9,9 @@ Implementation: a round is a nibble substitution (S1 or S2, chosen per nibble by
 followed by a bit permutation.  Both are folded into per-byte lookup tables: for byte j of
 the state and the two selector bits of its nibbles, one table entry holds the permuted
 64-bit contribution of the substituted byte, so a round is eight lookups OR-ed together.
-The same tables drive the vectorised batch path (`sts.crypto.sta_batch`).
+The same tables drive the vectorised batch path (`sts.crypto.sta_batch`) and, when it is
+built, the compiled core (`sts.crypto.native`), which takes them from here: `encrypt_py` /
+`decryptor_py` are the Python forms it must equal.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ A chunk's lines are grouped by meter *shape*: everything a meter object says exc
 Per shape the fixed work is done once (the DKGA02 control block and DES context, the DKGA04
 HMAC pads and the PRF input around the PAN); per line only what differs is computed:
 DKGA02 as one DES call over the group, DKGA04 as one HMAC of 22 bytes past the precomputed
-inner pad.  The ciphers then run over each group (numpy STA per table set, numpy MISTY1).
+inner pad.  The ciphers then run over each group, one call per table set for STA and one for
+MISTY1 (the compiled core when built, else numpy).
 """
 
 from __future__ import annotations
