@@ -1,8 +1,9 @@
 """The vectorised batch path must give exactly what the generic path gives, line for line.
 
 Lines are drawn at random (seeded) from a mix of the common case and its near misses: both
-IINs, bad check digits, DKGA02/04, key-only meters, reserved minutes, KEN expiry, odd amounts,
-other token types, malformed values.
+IINs, bad check digits, DKGA02/04, EA07/EA11, key-only meters, reserved minutes, KEN expiry,
+odd amounts, other token types, malformed values, values of the wrong JSON type (2.0 for 2,
+true for 1), unknown or null fields.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 from sts.codec.pan import luhn_check_digit
 from sts.engine.batch import run_batch
 from sts.engine.fast import decode_chunk, generate_chunk
+from sts.engine.wire import meter_from_json
+from sts.errors import StsError
 
 VK = {2: "abababababababab", 4: "abababababababab949494949494949401234567"}
 
@@ -35,19 +38,49 @@ def _pan(rng: random.Random, valid: bool = True) -> str:
     return head + str(check)
 
 
-def _line(rng: random.Random, i: int) -> dict[str, Any]:
+# wrong-typed or odd stand-ins for a meter field: equal in Python (2.0 == 2, True == 1) but
+# not valid JSON input for an integer field, null, or an unknown field
+_ODD: list[tuple[str, Any]] = [("dkga", 2.0), ("dkga", 4.0), ("ea", 7.0), ("ea", 11.0),
+                               ("kt", False), ("ti", True), ("krn", True), ("ken", 255.0),
+                               ("base_date", 2014.0), ("ken", None), ("base_date", None),
+                               ("mfr_code", "96"), ("colour", "red"), ("table_set", None),
+                               ("vending_key", "abc"), ("sgc", 123456), ("dkga", 3)]
+
+
+def _meter(rng: random.Random) -> dict[str, Any]:
     dkga = rng.choice([2, 4])
+    ea = rng.choice([7, 7, 11, 11]) if dkga == 4 else rng.choice([7] * 9 + [11])
     bd = rng.choice([1993, 2014, 2035])
     meter: dict[str, Any]
     if rng.random() < 0.15:
-        meter = {"ea": 7, "table_set": "sample", "decoder_key": f"{rng.getrandbits(64):016x}",
+        size = 16 if ea == 11 else 8
+        if rng.random() < 0.05:
+            size = 24 - size  # the other EA's key size
+        meter = {"ea": ea, "table_set": "sample", "decoder_key": rng.randbytes(size).hex(),
                  "base_date": bd, "ken": rng.choice([255, 200, 3])}
     else:
-        meter = {"pan": _pan(rng, rng.random() > 0.05), "dkga": dkga, "ea": 7,
+        meter = {"pan": _pan(rng, rng.random() > 0.05), "dkga": dkga, "ea": ea,
                  "table_set": "sample", "vending_key": VK[dkga], "kt": rng.choice([2, 2, 0, 1]),
                  "sgc": rng.choice(["123456", "201457", "12345"]), "ti": rng.choice([1, 2, 99]),
                  "krn": rng.choice([1, 2, 9]), "ken": rng.choice([255, 255, 100, 10]),
                  "base_date": bd}
+    if ea == 11 and rng.random() < 0.5:
+        del meter["table_set"]
+    if "pan" in meter and rng.random() < 0.15:  # a stated decoder key, right or wrong
+        try:
+            right = meter_from_json(meter).decoder_key
+        except StsError:
+            right = bytes(16 if ea == 11 else 8)
+        meter["decoder_key"] = (right if rng.random() < 0.7 else rng.randbytes(len(right))).hex()
+    if rng.random() < 0.06:
+        name, value = rng.choice(_ODD)
+        meter[name] = value
+    return meter
+
+
+def _line(rng: random.Random, i: int) -> dict[str, Any]:
+    meter = _meter(rng)
+    bd = meter.get("base_date") if type(meter.get("base_date")) is int else 2014
     day = rng.randrange(28) + 1
     hour, minute = rng.choice([(0, 1), (0, 0), (13, 59), (23, 59)])
     year = bd + rng.randrange(0, 33)
@@ -70,7 +103,26 @@ def _line(rng: random.Random, i: int) -> dict[str, Any]:
     elif roll < 0.16:
         del request["issued_at"]
         request["tid"] = rng.randrange(1 << 24)
-    return {"id": f"l{i}", "meter": meter, "request": request}
+    elif roll < 0.18:
+        # (rnd null means "draw one": random in both paths, so not compared here)
+        name = rng.choice(["class", "subclass", "rnd"])
+        request[name] = rng.choice([0.0, False, True] + ([None] if name != "rnd" else []))
+    elif roll < 0.19:
+        request["colour"] = "red"
+    line = {"id": f"l{i}", "meter": meter, "request": request}
+    if rng.random() < 0.01:
+        line["extra"] = 1
+    if rng.random() < 0.01:  # next to nothing
+        line["meter"] = rng.choice([{}, {"pan": meter.get("pan", "1")}, {"ea": 7}, [], None])
+    return line
+
+
+def _assert_mix(objs: list[tuple[int, Any]], taken: dict[int, str]) -> None:
+    """The mix really exercises the fast path, for both ciphers and both DKGAs."""
+    kinds = {(obj["meter"].get("ea"), obj["meter"].get("dkga")) for pos, obj in objs
+             if pos in taken}
+    assert {(7, 2), (7, 4), (11, 4), (7, None), (11, None)} <= kinds
+    assert len(taken) > 60
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -81,7 +133,8 @@ def test_fast_generate_equals_generic(seed: int) -> None:
     slow = list(run_batch(lines, "generate", None, fast=False))
     assert fast == slow
     objs = [(i, json.loads(x)) for i, x in enumerate(lines)]
-    assert len(generate_chunk(objs, None, {})) > 80  # the mix really exercises the fast path
+    taken = generate_chunk(objs, None, {})
+    _assert_mix(objs, taken)
     assert sum(not ok for _, ok in fast) > 50
 
 
@@ -101,7 +154,7 @@ def test_fast_decode_equals_generic(seed: int) -> None:
     slow = list(run_batch(lines, "decode", None, fast=False))
     assert fast == slow
     objs = [(i, json.loads(x)) for i, x in enumerate(lines)]
-    assert len(decode_chunk(objs, None, {})) > 60  # (the mix holds many refused amounts)
+    _assert_mix(objs, decode_chunk(objs, None, {}))
 
 
 def test_random_rnd_is_filled_in_and_decodes() -> None:

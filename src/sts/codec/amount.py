@@ -101,12 +101,32 @@ def parse_amount_text(value: object, *, field: str, signed: bool = False) -> Dec
     return Decimal(value)  # exact: construction from text never rounds
 
 
+def plain_tenths(text: str) -> int | None:
+    """Tenths, rounded up, of a plain `123.45` string of ASCII digits (the common case, without
+    Decimal); None for anything else (signs, spaces, exponents, `.5`, `12.`)."""
+    if len(text) > AMOUNT_MAX_CHARS:
+        return None
+    whole, dot, frac = text.partition(".")
+    if not whole or not whole.isascii() or not whole.isdigit():
+        return None
+    if dot and (not frac or not frac.isascii() or not frac.isdigit()):
+        return None
+    tenths = int(whole) * 10
+    if frac:
+        tenths += ord(frac[0]) - 48
+        if frac[1:].strip("0"):
+            tenths += 1
+    return tenths
+
+
 def units_to_tenths(units: object, *, field: str = "units") -> int:
     """Tenths of a unit for a credit amount, rounded up (customer's favour)."""
-    value = parse_amount_text(units, field=field, signed=True)
-    if value < 0:
-        raise AmountOutOfRange(f"{field} {units} is negative", field=field)
-    tenths = int(EXACT.multiply(value, Decimal(10)).to_integral_value(rounding=ROUND_CEILING))
+    tenths = plain_tenths(units) if type(units) is str else None
+    if tenths is None:  # anything but the common plain form: the one rule says why
+        value = parse_amount_text(units, field=field, signed=True)
+        if value < 0:
+            raise AmountOutOfRange(f"{field} {units} is negative", field=field)
+        tenths = int(EXACT.multiply(value, Decimal(10)).to_integral_value(rounding=ROUND_CEILING))
     if tenths > TRANSFER_MAX:
         raise AmountOutOfRange(
             f"{field} {units} exceeds the maximum {Decimal(TRANSFER_MAX) / 10}", field=field

@@ -233,17 +233,27 @@ class Layout:
     crc_c: bool = False
     variant: str = ""  # "64"/"128" where a subclass means different things per key size
 
-    @property
+    # derived facts are cached on the (frozen) layout: a token asks for them every time
+
+    @cached_property
     def encrypted(self) -> bool:
         return self.token_class != 1
 
-    @property
+    @cached_property
     def has_tid(self) -> bool:
         return any(f.name == "tid" for f in self.fields)
 
-    @property
+    @cached_property
     def is_key_change(self) -> bool:
         return self.token_class == 2 and self.subclass in (3, 4, 8, 9)
+
+    @cached_property
+    def _value_names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.values)
+
+    @cached_property
+    def _packing(self) -> tuple[tuple[str, int, int, int], ...]:
+        return tuple((f.name, f.lo, f.mask, f.width) for f in self.fields)
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -252,16 +262,17 @@ class Layout:
         raise KeyError(name)
 
     def value_names(self) -> tuple[str, ...]:
-        return tuple(v.name for v in self.values)
+        return self._value_names
 
     def pack_raw(self, raw: Mapping[str, int]) -> int:
         """64-bit plain block (subclass, payload, CRC) from raw field values."""
         block = self.subclass << 60
-        for f in self.fields:
-            v = raw.get(f.name, 0)
-            if not 0 <= v <= f.mask:
-                raise InputError(f"{f.name} {v} does not fit {f.width} bits", field=f.name)
-            block |= v << f.lo
+        get = raw.get
+        for name, lo, mask, width in self._packing:
+            v = get(name, 0)
+            if not 0 <= v <= mask:
+                raise InputError(f"{name} {v} does not fit {width} bits", field=name)
+            block |= v << lo
         return block | block_crc(self.token_class, block, self.crc_c)
 
     def pack(self, request: Mapping[str, Any]) -> int:

@@ -7,7 +7,8 @@ rather than produce keys nobody can vouch for.  Key material never enters an exc
 from __future__ import annotations
 
 import hashlib
-import hmac
+from functools import lru_cache
+from typing import Any
 
 from sts.codec.pan import MeterPan, control_block, pan_block
 from sts.crypto import des
@@ -34,13 +35,38 @@ def _lv(text: str) -> bytes:
     return bytes([len(raw)]) + raw
 
 
+@lru_cache(maxsize=1024)
+def _dkga04_prefix(kt: int, sgc: str, ti: int, krn: int, ea: int, base_date: int) -> bytes:
+    """Label | 00 | Context up to (not including) the length-prefixed PAN."""
+    label = b"\x04" + _lv("04") + _lv(f"{base_date % 100:02d}") + _lv(f"{ea:02d}") + _lv(f"{ti:02d}")
+    return label + b"\x00" + b"\x04" + _lv(sgc) + _lv(f"{kt:d}") + _lv(f"{krn:d}")
+
+
 def dkga04_input(
     pan: MeterPan, kt: int, sgc: str, ti: int, krn: int, ea: int, base_date: int, bits: int
 ) -> bytes:
     """The PRF input: Label | 00 | Context | L (each field length-prefixed ASCII)."""
-    label = b"\x04" + _lv("04") + _lv(f"{base_date % 100:02d}") + _lv(f"{ea:02d}") + _lv(f"{ti:02d}")
-    context = b"\x04" + _lv(sgc) + _lv(f"{kt:d}") + _lv(f"{krn:d}") + _lv(pan.pan)
-    return label + b"\x00" + context + bits.to_bytes(4, "big")
+    return (_dkga04_prefix(kt, sgc, ti, krn, ea, base_date) + _lv(pan.pan)
+            + bits.to_bytes(4, "big"))
+
+
+@lru_cache(maxsize=64)
+def _hmac_pads(vending_key: bytes) -> tuple[Any, Any]:
+    """SHA-256 states after the HMAC inner and outer pads of a 16..64-byte key (RFC 2104:
+    such a key is zero-padded to the block, never hashed), so one HMAC costs two copies."""
+    key = vending_key.ljust(64, b"\0")
+    return (hashlib.sha256(bytes(b ^ 0x36 for b in key)),
+            hashlib.sha256(bytes(b ^ 0x5C for b in key)))
+
+
+def _hmac_sha256(vending_key: bytes, message: bytes) -> bytes:
+    inner_pad, outer_pad = _hmac_pads(vending_key)
+    inner = inner_pad.copy()
+    inner.update(message)
+    outer = outer_pad.copy()
+    outer.update(inner.digest())
+    digest: bytes = outer.digest()
+    return digest
 
 
 def dkga04(
@@ -61,7 +87,7 @@ def dkga04(
         )
     bits = 128 if ea == 11 else 64
     message = dkga04_input(pan, kt, sgc, ti, krn, ea, base_date, bits)
-    return hmac.digest(vending_key, message, hashlib.sha256)[: bits // 8]
+    return _hmac_sha256(vending_key, message)[: bits // 8]
 
 
 def derive(

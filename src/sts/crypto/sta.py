@@ -9,11 +9,14 @@ Implementation: a round is a nibble substitution (S1 or S2, chosen per nibble by
 followed by a bit permutation.  Both are folded into per-byte lookup tables: for byte j of
 the state and the two selector bits of its nibbles, one table entry holds the permuted
 64-bit contribution of the substituted byte, so a round is eight lookups OR-ed together.
-The same tables drive the vectorised batch path (`sts.crypto.sta_batch`).
+The same tables drive the vectorised batch path (`sts.crypto.sta_batch`) and, when it is
+built, the compiled core (`sts.crypto.native`), which takes them from here: `encrypt_py` /
+`decryptor_py` are the Python forms it must equal.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sts.crypto.native import native
 from sts.errors import ConfigError
 
 MASK64 = (1 << 64) - 1
@@ -121,6 +125,15 @@ class Sta:
         self.sub_inv = sub_inv
         self.pinv = pinv
         self.batch: Any = None  # the numpy form, made on first batch use (sts.crypto.sta_batch)
+        self._c_tables: tuple[Any, ...] | None = None  # C copies for the compiled core
+
+    def native_tables(self) -> tuple[int, int, int, int]:
+        """Addresses of C copies of (enc, dec, sub_inv, pinv) for the compiled core."""
+        if self._c_tables is None:
+            self._c_tables = tuple((ctypes.c_uint64 * len(t))(*t)
+                                   for t in (self.enc, self.dec, self.sub_inv, self.pinv))
+        enc, dec, sub_inv, pinv = (ctypes.addressof(t) for t in self._c_tables)
+        return enc, dec, sub_inv, pinv
 
     @staticmethod
     def round_selectors(key: int) -> list[int]:
@@ -153,6 +166,15 @@ class Sta:
         )
 
     def encrypt(self, key: int, block: int) -> int:
+        """EA07 encryption: the compiled core when built, else `encrypt_py` (same result)."""
+        nat = native()
+        if nat is not None and 0 <= key <= MASK64 and 0 <= block <= MASK64:
+            result: int = nat.sta_encrypt(self.native_tables()[0], key, block)
+            return result
+        return self.encrypt_py(key, block)
+
+    def encrypt_py(self, key: int, block: int) -> int:
+        """The table form in Python (the fallback, and the compiled core's reference)."""
         step = self._round
         t = self.enc
         x = block
@@ -162,6 +184,22 @@ class Sta:
 
     def decryptor(self, key: int) -> Callable[[int], int]:
         """Decryption under one key with its schedule computed once (a meter's own key)."""
+        nat = native()
+        if nat is not None and 0 <= key <= MASK64:
+            _, dec, sub_inv, pinv = self.native_tables()
+            run = nat.sta_decrypt
+
+            def decrypt_native(block: int) -> int:
+                if not 0 <= block <= MASK64:
+                    return self.decryptor_py(key)(block)
+                result: int = run(dec, sub_inv, pinv, key, block)
+                return result
+
+            return decrypt_native
+        return self.decryptor_py(key)
+
+    def decryptor_py(self, key: int) -> Callable[[int], int]:
+        """The Python form of `decryptor`."""
         sels = self.round_selectors(key)
         pi, t, last, step = self.pinv, self.dec, self.sub_inv, self._round
         inner = sels[ROUNDS - 1 : 0 : -1]
@@ -181,7 +219,15 @@ class Sta:
         return decrypt
 
     def decrypt(self, key: int, block: int) -> int:
-        return self.decryptor(key)(block)
+        nat = native()
+        if nat is not None and 0 <= key <= MASK64 and 0 <= block <= MASK64:
+            _, dec, sub_inv, pinv = self.native_tables()
+            result: int = nat.sta_decrypt(dec, sub_inv, pinv, key, block)
+            return result
+        return self.decryptor_py(key)(block)
+
+    def decrypt_py(self, key: int, block: int) -> int:
+        return self.decryptor_py(key)(block)
 
 
 # --- table set resolution -----------------------------------------------------------------

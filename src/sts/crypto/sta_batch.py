@@ -12,41 +12,72 @@ from typing import Any
 
 import numpy as np
 
+from sts.crypto.native import native
 from sts.crypto.sta import ROUNDS, Sta
 
 U64 = np.uint64
 _SEL_LOW = U64(0x0101010101010101)
 _SEL_HIGH = U64(0x0202020202020202)
-_BYTE_BASE = (np.arange(8, dtype=np.int32) * 1024)[None, :]
+_J4 = (np.arange(8, dtype=np.uint8) * 4)[None, :, None]
+_ROUND_SHIFTS = np.arange(ROUNDS, dtype=U64)[:, None]
+
+
+def _u64(values: Any) -> Any:
+    if len(values) and np.ndim(values) != 1:
+        raise ValueError("expected a 1-d array of 64-bit values")
+    return np.ascontiguousarray(values, dtype=U64)
 
 
 class StaBatch:
     def __init__(self, sta: Sta) -> None:
+        self.sta = sta
         self.enc = np.array(sta.enc, dtype=U64)
         self.dec = np.array(sta.dec, dtype=U64)
         self.sub_inv = np.array(sta.sub_inv, dtype=U64)
         self.pinv = np.array(sta.pinv, dtype=U64)
 
     @staticmethod
-    def _selectors(keys: Any) -> list[Any]:
-        """Per round, an (n, 8) int32 array of table offsets j*1024 + sel*256."""
-        k = ~keys.astype(U64)
-        k = (k >> U64(12)) | (k << U64(52))
-        out = []
-        for r in range(ROUNDS):
-            kr = k if r == 0 else (k << U64(r)) | (k >> U64(64 - r))
-            sel = ((kr >> U64(3)) & _SEL_LOW) | ((kr >> U64(6)) & _SEL_HIGH)
-            sel_bytes = sel.view(np.uint8).reshape(-1, 8).astype(np.int32)
-            out.append((sel_bytes << 8) + _BYTE_BASE)
-        return out
+    def _selectors(keys: Any) -> Any:
+        """(rounds, 8, n) int32 table offsets j*1024 + sel*256: per round, byte j of every
+        block in one contiguous row, so a round's gathers and ORs run along rows."""
+        k = ~np.asarray(keys, dtype=U64)
+        k = ((k >> U64(12)) | (k << U64(52)))[None, :]
+        r = _ROUND_SHIFTS
+        kr = (k << r) | (k >> ((U64(64) - r) & U64(63)))  # round 0: k | k
+        sel = ((kr >> U64(3)) & _SEL_LOW) | ((kr >> U64(6)) & _SEL_HIGH)
+        # (sel + 4j) << 8 == j*1024 + sel*256: add in bytes, widen once while shifting
+        table_rows = sel.view(np.uint8).reshape(ROUNDS, -1, 8).transpose(0, 2, 1) + _J4
+        return np.left_shift(table_rows, 8, dtype=np.int32)
 
     @staticmethod
     def _apply(table: Any, offsets: Any, x: Any) -> Any:
-        idx = offsets + x.view(np.uint8).reshape(-1, 8)
-        return np.bitwise_or.reduce(table[idx], axis=1)
+        g = table.take(offsets + x.view(np.uint8).reshape(-1, 8).T)
+        return g[0] | g[1] | g[2] | g[3] | g[4] | g[5] | g[6] | g[7]
 
     def encrypt(self, keys: Any, blocks: Any) -> Any:
-        """uint64 ciphertexts of uint64 `blocks` under uint64 `keys` (same length)."""
+        """uint64 ciphertexts of uint64 `blocks` under uint64 `keys` (same length): the
+        compiled core when built, else the numpy form (same result)."""
+        nat = native()
+        if nat is None:
+            return self.encrypt_numpy(keys, blocks)
+        k, x = _u64(keys), _u64(blocks)
+        out = np.empty(len(x), dtype=U64)
+        nat.sta_encrypt_many(self.sta.native_tables()[0], k.ctypes.data, x.ctypes.data,
+                             out.ctypes.data, len(x))
+        return out
+
+    def decrypt(self, keys: Any, blocks: Any) -> Any:
+        nat = native()
+        if nat is None:
+            return self.decrypt_numpy(keys, blocks)
+        k, x = _u64(keys), _u64(blocks)
+        out = np.empty(len(x), dtype=U64)
+        _, dec, sub_inv, pinv = self.sta.native_tables()
+        nat.sta_decrypt_many(dec, sub_inv, pinv, k.ctypes.data, x.ctypes.data, out.ctypes.data,
+                             len(x))
+        return out
+
+    def encrypt_numpy(self, keys: Any, blocks: Any) -> Any:
         x = np.ascontiguousarray(blocks, dtype=U64)
         if not len(x):
             return x
@@ -54,13 +85,14 @@ class StaBatch:
             x = self._apply(self.enc, offsets, x)
         return x
 
-    def decrypt(self, keys: Any, blocks: Any) -> Any:
+    def decrypt_numpy(self, keys: Any, blocks: Any) -> Any:
         x = np.ascontiguousarray(blocks, dtype=U64)
         if not len(x):
             return x
         sels = self._selectors(keys)
-        idx = x.view(np.uint8).reshape(-1, 8) + (np.arange(8, dtype=np.int32) * 256)[None, :]
-        x = np.bitwise_or.reduce(self.pinv[idx], axis=1)
+        idx = x.view(np.uint8).reshape(-1, 8).T + (np.arange(8, dtype=np.int32) * 256)[:, None]
+        g = self.pinv.take(idx)
+        x = g[0] | g[1] | g[2] | g[3] | g[4] | g[5] | g[6] | g[7]
         for r in range(ROUNDS - 1, 0, -1):
             x = self._apply(self.dec, sels[r], x)
         return self._apply(self.sub_inv, sels[0], x)

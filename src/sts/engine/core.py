@@ -7,11 +7,13 @@ transposition.  Decoding runs the same steps backwards and reports what a meter 
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from sts.codec.amount import TRANSFER_MAX, encode_transfer, plain_tenths
+from sts.codec.crc import crc_field_of
 from sts.codec.describe import describe
 from sts.codec.digits import (
     check_token_number,
@@ -21,7 +23,7 @@ from sts.codec.digits import (
     to_digits,
 )
 from sts.codec.layouts import Layout, check_crc, layout_for
-from sts.codec.tid import check_tid, local_vending_time, next_tid, tid_at, time_of
+from sts.codec.tid import TID_MAX, check_tid, local_vending_time, next_tid, tid_at, time_of
 from sts.engine.model import (
     DecodedToken,
     Issue,
@@ -42,6 +44,28 @@ from sts.errors import (
 )
 
 KT_DDTK = 1
+
+# random nibbles for RND: bytes from the OS generator, drawn a block at a time (one system call
+# per 4,096 tokens instead of one per token); each byte is used once, a forked child starts afresh
+_random_pool: Iterator[int] = iter(())
+
+
+def _drop_random_pool() -> None:
+    global _random_pool
+    _random_pool = iter(())
+
+
+os.register_at_fork(after_in_child=_drop_random_pool)
+
+
+def random_nibble() -> int:
+    """A uniformly random 0..15 from os.urandom (256 is a multiple of 16)."""
+    global _random_pool
+    try:
+        return next(_random_pool) & 15
+    except StopIteration:
+        _random_pool = iter(os.urandom(4096))
+        return next(_random_pool) & 15
 
 
 def _resolve_tid(meter: MeterKey | None, request: TokenRequest, after_tid: int | None) -> int:
@@ -89,6 +113,20 @@ def _finish(meter: MeterKey | None, layout: Layout, block: int, tid: int | None)
                        layout.description)
 
 
+def credit_block(subclass: int, fields: dict[str, Any]) -> int | None:
+    """The plain block of a class 0 credit token (subclass 0-3) straight from its values, when
+    they are plainly valid (units a plain decimal string in range, int tid and rnd); None sends
+    the caller to `Layout.pack`, which it equals (tests/engine/test_single_forms.py)."""
+    units, tid, rnd = fields.get("units"), fields.get("tid"), fields.get("rnd")
+    if type(units) is not str or type(tid) is not int or type(rnd) is not int:
+        return None
+    tenths = plain_tenths(units)
+    if tenths is None or tenths > TRANSFER_MAX or not 0 <= tid <= TID_MAX or not 0 <= rnd <= 15:
+        return None
+    block = (subclass << 60) | (rnd << 56) | (tid << 32) | (encode_transfer(tenths) << 16)
+    return block | crc_field_of(block >> 16)
+
+
 def _check_request(request: TokenRequest) -> None:
     """Python API callers get the project's errors for wrong types, never a guess."""
     for name, value in (("class", request.token_class), ("subclass", request.subclass)):
@@ -129,8 +167,11 @@ def build_token(meter: MeterKey | None, request: TokenRequest, *,
             )
         fields["tid"] = tid
         if "rnd" in layout.value_names():
-            fields["rnd"] = secrets.randbelow(16) if request.rnd is None else request.rnd
-    return _finish(meter, layout, layout.pack(fields), tid)
+            fields["rnd"] = random_nibble() if request.rnd is None else request.rnd
+    block = None
+    if layout.token_class == 0 and layout.subclass <= 3:
+        block = credit_block(layout.subclass, fields)
+    return _finish(meter, layout, layout.pack(fields) if block is None else block, tid)
 
 
 def build_key_change(meter: MeterKey, request: KeyChangeRequest) -> list[IssuedToken]:

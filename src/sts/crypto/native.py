@@ -1,0 +1,164 @@
+"""The optional compiled cipher core (`native.c`), built with the system C compiler, loaded by ctypes.
+
+Pure Python stays the reference and the fallback: without a compiler, with STS_NATIVE=0, or if
+anything about the library looks wrong, every cipher runs its Python form, with the same
+results (tests/engine/test_native.py holds the two forms byte-identical).
+
+The library is built once per source version into a per-user cache directory (the virtual
+environment's `var/sts-native/` when writable, else ~/.cache/sts) and loaded from there; the
+`./run` bootstrap builds it ahead (`python -m sts.crypto.native`).  No Python headers and no
+extra package are needed: the C functions take plain integers and pointers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+ENV_SWITCH = "STS_NATIVE"  # "0": never use the compiled core
+ENV_DIR = "STS_NATIVE_DIR"  # where to build and find it (default: see _cache_dirs)
+ABI = 1
+
+U64 = ctypes.c_uint64
+PTR = ctypes.c_void_p
+
+
+class Native:
+    """The loaded library with typed entry points."""
+
+    def __init__(self, lib: ctypes.CDLL, path: Path) -> None:
+        self.path = path
+        self.sta_encrypt = lib.sts_sta_encrypt
+        self.sta_encrypt.argtypes = [PTR, U64, U64]
+        self.sta_encrypt.restype = U64
+        self.sta_decrypt = lib.sts_sta_decrypt
+        self.sta_decrypt.argtypes = [PTR, PTR, PTR, U64, U64]
+        self.sta_decrypt.restype = U64
+        self.sta_encrypt_many = lib.sts_sta_encrypt_many
+        self.sta_encrypt_many.argtypes = [PTR, PTR, PTR, PTR, ctypes.c_size_t]
+        self.sta_encrypt_many.restype = None
+        self.sta_decrypt_many = lib.sts_sta_decrypt_many
+        self.sta_decrypt_many.argtypes = [PTR, PTR, PTR, PTR, PTR, PTR, ctypes.c_size_t]
+        self.sta_decrypt_many.restype = None
+        self.misty1 = lib.sts_misty1
+        self.misty1.argtypes = [PTR, PTR, ctypes.c_char_p, U64, ctypes.c_int]
+        self.misty1.restype = U64
+        self.misty1_many = lib.sts_misty1_many
+        self.misty1_many.argtypes = [PTR, PTR, PTR, PTR, PTR, ctypes.c_size_t, ctypes.c_int]
+        self.misty1_many.restype = None
+
+
+def _source() -> bytes:
+    return resources.files("sts.crypto").joinpath("native.c").read_bytes()
+
+
+def _library_name(source: bytes) -> str:
+    tag = hashlib.sha256(source + os.uname().machine.encode() + sys.platform.encode())
+    return f"sts-native-{tag.hexdigest()[:16]}.so"
+
+
+def _cache_dirs() -> list[Path]:
+    chosen = os.environ.get(ENV_DIR)
+    if chosen:
+        return [Path(chosen)]
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return [Path(sys.prefix) / "var" / "sts-native", Path(cache_home) / "sts"]
+
+
+def _owned_private_dir(path: Path) -> bool:
+    """Only load code from a directory of ours that nobody else can write to."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _compiler() -> str | None:
+    import shutil
+
+    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+
+
+def build(directory: Path, source: bytes) -> Path:
+    """Compile the library into `directory` (atomically); raises on any failure."""
+    import subprocess  # only when building: a plain start stays light
+    import tempfile
+
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler (cc, gcc or $CC)")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not _owned_private_dir(directory):
+        raise RuntimeError(f"{directory} is not a private directory of this user")
+    target = directory / _library_name(source)
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        c_file = Path(tmp) / "native.c"
+        c_file.write_bytes(source)
+        out = Path(tmp) / target.name
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-std=c99", "-o", str(out), str(c_file)],
+                       check=True, capture_output=True, timeout=120)
+        os.replace(out, target)
+    return target
+
+
+def _open(path: Path) -> Native | None:
+    try:
+        lib = ctypes.CDLL(str(path))
+        if lib.sts_native_abi() != ABI:
+            return None
+        return Native(lib, path)
+    except (OSError, AttributeError):
+        return None
+
+
+def _load() -> Native | None:
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return None
+    try:
+        source = _source()
+    except OSError:
+        return None
+    name = _library_name(source)
+    dirs = _cache_dirs()
+    for d in dirs:
+        if (d / name).is_file() and _owned_private_dir(d):
+            found = _open(d / name)
+            if found is not None:
+                return found
+    for d in dirs:
+        try:
+            return _open(build(d, source))
+        except Exception:  # no compiler, a failed compile, an unwritable directory
+            continue
+    return None
+
+
+_state: list[Native | None] = []
+
+
+def native() -> Native | None:
+    """The compiled core, or None (pure Python).  Loaded, and built if need be, on first use."""
+    if not _state:
+        _state.append(_load())
+    return _state[0]
+
+
+def main() -> int:
+    """`python -m sts.crypto.native`: build (if need be) and report where the library is."""
+    found = native()
+    if found is None:
+        reason = ("disabled by STS_NATIVE=0" if os.environ.get(ENV_SWITCH) == "0"
+                  else "no C compiler, a failed build or no private cache directory")
+        print(f"sts native cipher core: not available ({reason}); pure Python in use")
+        return 0
+    print(f"sts native cipher core: {found.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
