@@ -231,7 +231,7 @@ def test_errors(demo: Demo) -> None:
         (demo.buy(pan, "5000.01"), 422, "AMOUNT_TOO_HIGH", "amount"),
         (demo.buy(pan, "10.001"), 422, "INVALID_INPUT", "amount"),
         (demo.buy(pan, "ten"), 422, "INVALID_INPUT", "amount"),
-        (demo.buy("60072704100000019", "10"), 422, "INVALID_INPUT", "meter"),
+        (demo.buy("60072704100000019", "10"), 422, "INVALID_METER_NUMBER", "meter"),
         (demo.buy(pan, "10", role="engineer"), 403, "NOT_AUTHORISED", "authorization"),
         (demo.buy(pan, "10", role="auditor"), 403, "NOT_AUTHORISED", "authorization"),
         (demo.buy(pan, "10", pid="x"), 422, "INVALID_INPUT", "purchase_id"),
