@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from sts.errors import InputError
+from sts.codec.tid import parse_time_zone
 
 Clock = Callable[[], datetime]
 DEFAULT_TIME_ZONE = "UTC"
@@ -32,15 +32,8 @@ def utc(t: datetime) -> datetime:
 
 @lru_cache(maxsize=64)
 def zone(name: str) -> ZoneInfo:
-    """The IANA time zone `name`, or InputError naming the rule."""
-    if not isinstance(name, str) or not 1 <= len(name) <= 64 or name.startswith(("/", ".")):
-        raise InputError("time_zone must be an IANA time zone name such as "
-                         "'Africa/Johannesburg' or 'UTC'", field="time_zone")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise InputError(f"time_zone {name!r} is not a known IANA time zone (such as "
-                         "'Africa/Johannesburg' or 'UTC')", field="time_zone") from None
+    """The IANA time zone `name`, or InputError naming the rule (`sts.codec.tid`)."""
+    return parse_time_zone(name)
 
 
 def local(now_utc: datetime, zone_name: str) -> datetime:

@@ -12,8 +12,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sts.codec.pan import MeterPan, parse_pan
-from sts.errors import InputError, InvalidPan, UnknownMeter, UnknownRecord
+from sts.codec.pan import parse_meter_number
+from sts.errors import UnknownMeter, UnknownRecord
 from sts.vending.hotsql import HotSQL, Row
 from sts.vending.keys import KeyRecord, MeterIdentity
 from sts.vending.tariff import Block, Tariff
@@ -132,21 +132,9 @@ def meter_view(r: Row, hot: HotSQL) -> MeterView:
 
 def meter_pan(value: object, field: str = "meter") -> str:
     """The 18-digit PAN of a meter named by the number printed on it (11 or 13 digits, spaces
-    or dashes allowed) or by its PAN; a wrong check digit is INVALID_METER_NUMBER."""
-    rule = ("the meter number printed on the meter (11 or 13 digits, spaces or dashes "
-            "allowed) or the 18-digit PAN")
-    if not isinstance(value, str):
-        raise InvalidPan(f"{field} must be {rule}, as a string", field=field)
-    digits = value.replace(" ", "").replace("-", "")
-    if not digits.isascii() or not digits.isdigit() or len(digits) not in (11, 13, 18):
-        raise InvalidPan(f"{field} must be {rule}", field=field)
-    try:
-        if len(digits) == 18:
-            return parse_pan(digits, field=field).pan
-        return MeterPan.from_drn(digits).pan
-    except InputError as exc:
-        raise InvalidPan(f"{exc.message}: check the number and enter it again",
-                         field=field) from None
+    or dashes allowed) or by its PAN; a malformed number or a wrong check digit is
+    INVALID_METER_NUMBER (`sts.codec.pan.parse_meter_number`: the one rule)."""
+    return parse_meter_number(value, field=field).pan
 
 
 def read_meter(hot: HotSQL, cur: Any, meter: object, *, lock: bool,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from sts.codec.pan import MeterPan, parse_pan
+from sts.codec.pan import MeterPan, parse_meter_number
 from sts.engine.model import check_identity
 from sts.errors import AlreadyExists, InputError, UnknownRecord
 from sts.vending import audit
@@ -23,7 +23,7 @@ from sts.vending.auth import check_role, hash_key, new_key
 from sts.vending.clock import Clock, utc, wall_clock, zone
 from sts.vending.db import Database
 from sts.vending.keys import VENDING_KEY_BYTES, SecurityModule
-from sts.vending.meters import SERVICES
+from sts.vending.meters import SERVICES, meter_pan
 from sts.vending.models import (
     api_keys,
     customers,
@@ -211,7 +211,7 @@ class Registry:
     def add_meter(self, pan: str, *, sgc: str, tariff: str, krn: int | None = None, ti: int = 1,
                   kt: int = 2, ken: int | None = None, service: str = "electricity",
                   customer: str | None = None, last_tid: int = 0) -> int:
-        mp: MeterPan = parse_pan(pan, field="pan")
+        mp: MeterPan = parse_meter_number(pan, field="pan")
         check_identity(kt=kt, sgc=sgc, ti=ti, krn=krn or 1)
         if service not in SERVICES:
             raise InputError(f"service must be one of {', '.join(SERVICES)}", field="service")
@@ -244,6 +244,7 @@ class Registry:
     def set_meter_status(self, pan: str, status: str, reason: str = "") -> None:
         if status not in ("active", "blocked"):
             raise InputError("status must be active or blocked", field="status")
+        pan = meter_pan(pan, "pan")
         with self.db.begin() as conn:
             mid = self._id(conn, meters, meters.c.pan, pan, "meter")
             conn.execute(update(meters).where(meters.c.id == mid)

@@ -37,12 +37,19 @@ def get_purchase(svc: VendingService, purchase_id: str, caller: Caller) -> dict[
     return out
 
 
-def _receipt_no(value: object) -> int:
-    text = value if isinstance(value, str) else str(value) if isinstance(value, int) else ""
-    if isinstance(value, bool) or not text.isascii() or not text.isdigit() or len(text) > 12:
-        raise InputError("receipt_no must be the receipt number: up to 12 digits",
+RECEIPT_DIGITS = 10
+SEQ_MAX = 2**31 - 1  # transactions.seq is a 32-bit integer on PostgreSQL
+
+
+def _receipt_no(value: object) -> int | None:
+    """The transaction number of a receipt number (10 digits), None if no receipt can have it."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit() \
+            or len(text) > RECEIPT_DIGITS:
+        raise InputError(f"receipt_no must be the receipt number: up to {RECEIPT_DIGITS} digits",
                          field="receipt_no")
-    return int(text)
+    seq = int(text)
+    return seq if 0 < seq <= SEQ_MAX else None
 
 
 def reprint(svc: VendingService, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
@@ -52,7 +59,10 @@ def reprint(svc: VendingService, body: dict[str, Any], caller: Caller) -> dict[s
     with svc.db.begin() as conn:
         stmt = select(t.seq, t.request_id, t.response, t.status, t.vendor_id, t.meter_id)
         if receipt_no is not None:
-            stmt = stmt.where(t.seq == _receipt_no(receipt_no), t.kind == "sale")
+            seq = _receipt_no(receipt_no)
+            if seq is None:
+                raise UnknownRecord("no such purchase to reprint", field="receipt_no")
+            stmt = stmt.where(t.seq == seq, t.kind == "sale")
         elif meter is not None:
             cur = svc.hot.cursor(conn)
             try:
