@@ -224,6 +224,16 @@ def test_sale_never_moves_a_meter_to_an_older_key(demo: Demo) -> None:
     assert meter.state.memory.key.krn == 3
 
 
+def test_sale_text_fields_are_limited(demo: Demo) -> None:
+    caller = _caller(demo, "vendor")
+    for name, value in (("reference", "r" * 65), ("pay_type", "p" * 21), ("reference", 5)):
+        with pytest.raises(InputError) as err:
+            demo.service.purchase(str(uuid.uuid4()), {"meter": demo.meters[0], "amount": "20",
+                                                      name: value}, caller)
+        assert err.value.field == name
+    assert _txn_count(demo) == 0
+
+
 # --- reprint numbers -------------------------------------------------------------------------
 
 
