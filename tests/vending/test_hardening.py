@@ -138,6 +138,10 @@ def test_tids_count_the_utilitys_local_minutes(demo: Demo) -> None:
     sale = demo.buy(pan, "20").json()
     assert sale["tokens"][0]["tid"] == tid_at(datetime(2025, 3, 3, 17, 30), 2014)
     assert decode(sale["tokens"][0]["token"], meter_key(pan)).tid == sale["tokens"][0]["tid"]
+    v = demo.client.post("/v1/tokens/verify", json={"meter": pan,
+                                                    "token": sale["tokens"][0]["token"]},
+                         headers=demo.h("vendor")).json()
+    assert v["issue"]["issued_at"] == "2025-03-03T17:30:00+02:00"
     with pytest.raises(InputError) as err:
         demo.registry.set_time_zone("Demo Utility", "Mars/Olympus_Mons")
     assert err.value.field == "time_zone"
