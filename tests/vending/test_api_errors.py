@@ -1,0 +1,142 @@
+"""One error shape on /v1, whatever is wrong with the request, and never a 5xx or a traceback."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.vending.conftest import Demo
+
+SHAPE_KEYS = {"code", "message", "field", "reason"}
+
+
+def assert_error(resp: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
+    """`resp` is an error in the one shape: {"code", "message", "field"?}."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert isinstance(body, dict) and set(body) <= SHAPE_KEYS, body
+    assert body["code"] == code, body
+    assert isinstance(body["message"], str) and body["message"], body
+    assert "Traceback" not in resp.text and "detail" not in body
+    if field is not None:
+        assert body.get("field") == field, body
+    return body
+
+
+@pytest.fixture(autouse=True)
+def quiet_log(caplog: pytest.LogCaptureFixture) -> Any:
+    """After the test: the server logged no error and no traceback for a client's mistakes."""
+    caplog.set_level(logging.DEBUG)
+    yield caplog
+    for rec in caplog.records:
+        assert rec.exc_info is None, rec.getMessage()
+        assert rec.levelno < logging.ERROR, rec.getMessage()
+        assert "Traceback" not in caplog.text
+
+
+def post_raw(demo: Demo, path: str, content: bytes, **headers: str) -> Any:
+    h = demo.h("vendor") | {"content-type": "application/json"} | headers
+    return demo.client.post(path, content=content, headers=h)
+
+
+def test_body_not_utf8(demo: Demo) -> None:
+    body = b'{"meter": "' + b"\xff\xfe\xfa" + b'", "amount": "10"}'
+    r = post_raw(demo, f"/v1/purchases/{uuid.uuid4()}", body)
+    msg = assert_error(r, 422, "INVALID_INPUT", "body")["message"]
+    assert "UTF-8" in msg
+    latin1 = '{"meter": "Müller", "amount": "10"}'.encode("latin-1")
+    assert_error(post_raw(demo, "/v1/trials", latin1), 422, "INVALID_INPUT", "body")
+
+
+DEEP = [
+    lambda n: b"[" * n + b"]" * n,
+    lambda n: b'{"meter": ' + b"[" * n + b"]" * n + b', "amount": "10"}',
+    lambda n: b'{"a":' * (n // 5) + b"1" + b"}" * (n // 5),
+]
+
+
+@pytest.mark.parametrize("make", DEEP)
+def test_body_nested_too_deep(demo: Demo, make: Any) -> None:
+    r = post_raw(demo, "/v1/tokens/verify", make(30_000))  # within the default body limit
+    assert "nested too deeply" in assert_error(r, 422, "INVALID_INPUT", "body")["message"]
+    # the issue's case: 100,000 deep, with the body limit raised so the parser sees it
+    from fastapi.testclient import TestClient
+
+    from sts.vending.api import create_app
+
+    big = TestClient(create_app(demo.service, max_body=1 << 20), raise_server_exceptions=False)
+    r = big.post("/v1/trials", content=make(100_000),
+                 headers=demo.h("vendor") | {"content-type": "application/json"})
+    assert "nested too deeply" in assert_error(r, 422, "INVALID_INPUT", "body")["message"]
+
+
+def test_body_not_json(demo: Demo) -> None:
+    for raw in (b"{not json", b"", b"   ", b'{"meter": "1",}', b"NaN]"):
+        assert_error(post_raw(demo, "/v1/trials", raw), 422, "INVALID_INPUT", "body")
+    for raw in (b"[]", b'"text"', b"42", b"null", b"true"):
+        r = post_raw(demo, "/v1/trials", raw)
+        assert "JSON object" in assert_error(r, 422, "INVALID_INPUT", "body")["message"]
+    # a number too long for Python's int parser
+    r = post_raw(demo, "/v1/trials", b'{"meter": "1", "amount": ' + b"9" * 5000 + b"}")
+    assert_error(r, 422, "INVALID_INPUT", "body")
+
+
+def test_body_without_json_content_type(demo: Demo) -> None:
+    raw = b'{"meter": "1", "amount": "10"}'
+    for ctype in ("text/plain", "application/x-www-form-urlencoded"):
+        r = post_raw(demo, "/v1/trials", raw, **{"content-type": ctype})
+        assert "Content-Type: application/json" in assert_error(r, 422, "INVALID_INPUT",
+                                                                "body")["message"]
+
+
+def test_unknown_route_and_method(demo: Demo) -> None:
+    c = demo.client
+    assert_error(c.get("/v1/nothing", headers=demo.h("vendor")), 404, "NOT_FOUND")
+    assert_error(c.get("/nowhere"), 404, "NOT_FOUND")
+    assert_error(c.post("/v1/meters/600727000000000009", json={}), 405, "METHOD_NOT_ALLOWED")
+    r = c.delete(f"/v1/purchases/{uuid.uuid4()}", headers=demo.h("vendor"))
+    assert_error(r, 405, "METHOD_NOT_ALLOWED")
+    assert r.headers["allow"]
+    assert_error(c.put("/v1/trials", json={}), 405, "METHOD_NOT_ALLOWED")
+
+
+@pytest.mark.parametrize(("path", "body", "field", "words"), [
+    ("/v1/trials", {"meter": 60072704100000019, "amount": "10"}, "meter", "JSON string"),
+    ("/v1/trials", {"meter": "x", "amount": 10}, "amount", "JSON string"),
+    ("/v1/trials", {"meter": "x", "amount": True}, "amount", "JSON string"),
+    ("/v1/trials", {"meter": "x", "amount": 10.05}, "amount", "JSON string"),
+    ("/v1/trials", {"meter": "x", "amount": None}, "amount", "JSON string"),
+    ("/v1/trials", {"meter": "x", "amount": ["10"]}, "amount", "JSON string"),
+    ("/v1/trials", {"meter": "x", "amount": {"v": "10"}}, "amount", "JSON string"),
+    ("/v1/trials", {"meter": "x"}, "amount", "required"),
+    ("/v1/trials", {"meter": "x", "amount": "1", "colour": "red"}, "colour", "not a field"),
+    ("/v1/engineering/abcdefgh-1", {"meter": "x", "type": "test", "reason": "abc",
+                                    "watts": "5000"}, "watts", "JSON integer"),
+    ("/v1/engineering/abcdefgh-1", {"meter": "x", "type": "test", "reason": "abc",
+                                    "watts": 5000.0}, "watts", "JSON integer"),
+    ("/v1/engineering/abcdefgh-1", {"meter": "x", "type": "test", "reason": "abc",
+                                    "to_krn": True}, "to_krn", "JSON integer"),
+    ("/v1/engineering/abcdefgh-1", {"meter": "x", "type": "key_change", "reason": "abc",
+                                    "ro": "yes"}, "ro", "true or false"),
+    ("/v1/engineering/abcdefgh-1", {"meter": "x", "type": "key_change", "reason": "abc",
+                                    "ro": 1}, "ro", "true or false"),
+    ("/v1/tokens/verify", {"meter": "x", "token": 12345678901234567890}, "token", "JSON string"),
+])
+def test_wrong_types_name_the_field(demo: Demo, path: str, body: dict[str, Any],
+                                    field: str, words: str) -> None:
+    role = "engineer" if "engineering" in path else "vendor"
+    r = demo.client.post(path, json=body, headers=demo.h(role))
+    assert words in assert_error(r, 422, "INVALID_INPUT", field)["message"]
+
+
+def test_auth_errors_in_the_shape(demo: Demo) -> None:
+    c = demo.client
+    for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"},
+                    {"Authorization": "Bearer nope"}):
+        assert_error(c.get(f"/v1/meters/{demo.meters[0]}", headers=headers), 401,
+                     "NOT_AUTHENTICATED", "authorization")
+        assert_error(c.get("/v1/audit/verify", headers=headers), 401,
+                     "NOT_AUTHENTICATED", "authorization")
