@@ -65,7 +65,7 @@ class BearerAuth(HTTPBearer):
             scheme="Bearer", credentials=bearer_key(request.headers.get("authorization")))
 
 
-bearer_scheme = BearerAuth(scheme_name="apiKey", bearerFormat="stsk_...",
+bearer_scheme = BearerAuth(scheme_name="bearerAuth", bearerFormat="stsk_...",
                            description="an API key from `sts admin apikey add ROLE`")
 
 

@@ -53,7 +53,7 @@ class Body(BaseModel):
 class PurchaseBody(Body):
     meter: StrictStr = Field(max_length=METER_MAX,
                              description="meter number (MeterPAN, or as printed on the meter)",
-                             examples=["60072704100000019"])
+                             examples=["600727041000000193"])
     amount: StrictStr = Field(max_length=AMOUNT_MAX,
                               description="amount tendered incl. VAT: a plain decimal string",
                               examples=["50.00"])
