@@ -49,6 +49,14 @@ def test_body_not_utf8(demo: Demo) -> None:
     assert "UTF-8" in msg
     latin1 = '{"meter": "Müller", "amount": "10"}'.encode("latin-1")
     assert_error(post_raw(demo, "/v1/trials", latin1), 422, "INVALID_INPUT", "body")
+    # UTF-16 and UTF-32 JSON (which Python's parser would accept) are refused: JSON is UTF-8
+    text = '{"meter": "600727041000000193", "amount": "10"}'
+    for encoding in ("utf-16", "utf-32", "utf-16-be"):
+        r = post_raw(demo, "/v1/trials", text.encode(encoding))
+        assert "UTF-8" in assert_error(r, 422, "INVALID_INPUT", "body")["message"]
+    r = post_raw(demo, "/v1/trials", text.encode(), **{"content-type": "application/json; "
+                                                        "charset=utf-8"})
+    assert r.status_code == 200
 
 
 DEEP = [

@@ -165,7 +165,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
             else:
                 _print_demo(info)
         else:
-            click.echo("database already has data: demo skipped", err=True)
+            click.echo("database already has data: demo skipped (API keys are shown only when "
+                       "made; a new one: sts admin apikey add vendor --vendor 'Demo Vendor' "
+                       f"--db {settings.db_url})", err=True)
     svc.db.dispose()
     os.environ.update(settings.env())
     click.echo(f"serving on http://{host}:{port} (docs at /docs), database {settings.db_url}",

@@ -27,7 +27,13 @@ from sts.errors import StsError
 from sts.vending import audit
 from sts.vending.auth import Caller, authenticate, bearer_key
 from sts.vending.config import DEFAULT_MAX_BODY, Settings, open_service
-from sts.vending.errors import api_error, body_too_large, http_error, validation_error
+from sts.vending.errors import (
+    api_error,
+    body_not_utf8,
+    body_too_large,
+    http_error,
+    validation_error,
+)
 from sts.vending.schemas import (
     AMOUNT_MAX,
     METER_MAX,
@@ -129,6 +135,7 @@ class BodyLimit:
 
     The declared Content-Length is checked first; the body is then read and counted (it may
     come chunked, or longer than declared) and handed on only when it is within the limit.
+    A JSON body must be UTF-8 (RFC 8259): the JSON parser would also take UTF-16 and UTF-32.
     """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
@@ -162,8 +169,11 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks),
-                                   "more_body": False}]
+        body = b"".join(chunks)
+        if body and _is_json(scope) and not _utf8(body):
+            await JSONResponse(body_not_utf8(), status_code=422)(scope, receive, send)
+            return
+        pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replay() -> Message:
             return pending.pop() if pending else await receive()
@@ -174,6 +184,26 @@ class BodyLimit:
         response = JSONResponse(body_too_large(self.limit), status_code=413,
                                 headers={"connection": "close"})
         await response(scope, receive, send)
+
+
+def _utf8(body: bytes) -> bool:
+    """UTF-8 JSON text: valid UTF-8 and no NUL byte (a NUL is never valid JSON in UTF-8, and is
+    how UTF-16 or UTF-32 text, which the JSON parser would guess and accept, gives itself away)."""
+    if b"\x00" in body:
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
 
 
 def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:

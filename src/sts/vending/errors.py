@@ -69,6 +69,11 @@ def body_too_large(limit: int) -> dict[str, Any]:
             "field": "body"}
 
 
+def body_not_utf8() -> dict[str, Any]:
+    return {"code": "INVALID_INPUT", "message": "the body must be JSON encoded as UTF-8",
+            "field": "body"}
+
+
 def http_error(status: int, detail: object, cause: BaseException | None,
                method: str, path: str) -> dict[str, Any]:
     """The body for an error the framework raised (unknown route, wrong method, bad body)."""
@@ -79,8 +84,8 @@ def http_error(status: int, detail: object, cause: BaseException | None,
                 "message": f"{method} is not allowed on {path[:200]}"}
     if status == 400:  # the body could not be read as JSON at all
         if isinstance(cause, UnicodeDecodeError):
-            message = "the body must be JSON encoded as UTF-8"
-        elif isinstance(cause, RecursionError):
+            return body_not_utf8()
+        if isinstance(cause, RecursionError):
             message = "the body's JSON is nested too deeply"
         elif isinstance(cause, ValueError):
             message = f"the body is not valid JSON: {str(cause)[:200]}"
