@@ -54,6 +54,19 @@ class AmountOutOfRange(InputError):
     code = "amount_out_of_range"
 
 
+class InvalidAmount(InputError):
+    """An amount that is not written as a plain ASCII decimal string (e.g. "50.00")."""
+
+    code = "invalid_amount"
+
+
+class InvalidMeterNumber(InputError):
+    """A meter number (11/13-digit DRN or 18-digit MeterPAN) that is malformed or fails its
+    check digit: the customer should re-read the number printed on the meter."""
+
+    code = "invalid_meter_number"
+
+
 class TidOutOfRange(InputError):
     """The issue time cannot be expressed as a 24-bit TID for this base date."""
 

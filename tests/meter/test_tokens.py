@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from sts.codec.crc import block_crc
 from sts.codec.digits import insert_class, to_digits
 from sts.engine import wire
+from sts.errors import InputError
 from sts.meter.machine import TEST_FUNCTIONS
 from tests.meter.meter_helpers import METER64, Rig, make_rig
 
@@ -134,7 +137,9 @@ def _raw_token(rig: Rig, token_class: int, subclass: int, payload: int) -> str:
 
 
 def test_range_and_function_errors_do_not_count_as_wrong_inputs(rig: Rig) -> None:
-    bad_register = rig.management(1, register=9)
+    # the engine refuses to make it (see test_meter_rule_is_one_rule), so build it by hand:
+    # clear_credit (2/1), TID 1000, register 9
+    bad_register = _raw_token(rig, 2, 1, (1000 << 16) | 9)
     result = rig.meter.enter(bad_register)
     assert (result.result, result.code, result.display) == ("range", 7, "Err-07")
     reserved = _raw_token(rig, 2, 11, 0x123456789)
@@ -220,3 +225,20 @@ def test_class1_four_digit_manufacturer() -> None:
 def test_mfr_code_defaults_from_the_pan() -> None:
     rig = make_rig({**METER64, "pan": "600727475001502312"})
     assert rig.meter.state.memory.key.mfr_code == "47"
+
+
+@pytest.mark.parametrize("register", [9, 99, 8, 0xFFFE])
+def test_meter_rule_is_one_rule(rig: Rig, register: int) -> None:
+    """The engine refuses to generate what the meter's decoder refuses (issue 7)."""
+    with pytest.raises(InputError) as info:
+        rig.management(1, register=register)
+    assert info.value.field is not None and info.value.field.endswith("register")
+    assert "credit register" in info.value.message
+    raw = _raw_token(rig, 2, 1, (2000 << 16) | register)
+    assert rig.meter.enter(raw).result == "range"
+
+
+@pytest.mark.parametrize("register", [0, 1, 4, 5, 6, 7, 0xFFFF])
+def test_every_credit_register_is_generated_and_accepted(rig: Rig, register: int) -> None:
+    result = rig.meter.enter(rig.management(1, register=register))
+    assert result.result == "accept"

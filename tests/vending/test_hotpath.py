@@ -19,7 +19,11 @@ def test_placeholders_per_backend() -> None:
     pg, lite = HotSQL(is_sqlite=False), HotSQL(is_sqlite=True)
     assert "%(request_id)s" in pg.insert_txn and ":request_id" not in pg.insert_txn
     assert ":request_id" in lite.insert_txn and "%(" not in lite.insert_txn
-    assert "FOR UPDATE OF m" in pg.meter and "FOR UPDATE" not in lite.meter
+    assert "FOR UPDATE OF m" in pg.meter_locked.sql and "FOR UPDATE" not in lite.meter_locked.sql
+    assert "FOR UPDATE" not in pg.meter.sql
+    # every column of a query has a name, and rows are read by those names
+    assert pg.meter.names == lite.meter.names and len(set(pg.meter.names)) == len(pg.meter.names)
+    assert all(f" AS {n}" in pg.meter.sql for n in pg.meter.names)
     assert lite.money_in(Decimal("1.5")) == 1_500_000
     assert lite.money_out(1_500_000) == Decimal("1.5")
     assert pg.money_in(Decimal("1.5")) == Decimal("1.5")

@@ -54,6 +54,8 @@ def test_limits_and_parsing() -> None:
         with pytest.raises(InputError):
             parse_amount(bad)
     with pytest.raises(AmountTooLow):
+        parse_amount("0.00")
+    with pytest.raises(InputError):
         parse_amount("-1")
 
 

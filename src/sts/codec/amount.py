@@ -11,9 +11,20 @@ positive magnitudes round up, negative magnitudes round down.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+import re
+from decimal import (
+    ROUND_CEILING,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+)
 
-from sts.errors import AmountOutOfRange
+from sts.codec.describe import describe
+from sts.errors import AmountOutOfRange, InvalidAmount
 
 MANTISSA_LIMIT = 1 << 14
 # offset(e) = sum_{n=1..e} 2^14 * 10^(n-1)
@@ -43,25 +54,64 @@ def decode_transfer(field_value: int) -> int:
     return (field_value & 0x3FFF) * POW10[e] + _OFFSETS[e]
 
 
+AMOUNT_MAX_CHARS = 40  # longer than any encodable amount; refuses a 5,000-digit text cheaply
+_PLAIN = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+# exact arithmetic over the whole currency range (35+ significant digits; default is 28)
+EXACT = Context(prec=100, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero,
+                                                           Overflow])
+AMOUNT_RULE = 'must be a plain decimal string of ASCII digits such as "50.00"'
+
+
+def parse_amount_text(value: object, *, field: str, signed: bool = False) -> Decimal:
+    """The one amount rule for the engine, CLI and HTTP.
+
+    Accepts exactly a plain ASCII decimal string (`^[0-9]+(\\.[0-9]+)?$`, a leading '-' only
+    when `signed`) of at most AMOUNT_MAX_CHARS characters, or a finite `Decimal`.  Everything
+    else (other digit scripts, "1_000", " 50 ", "5e1", "+5", JSON numbers, booleans, null, ...)
+    raises InvalidAmount saying the rule and what was received: a number written some other
+    way is a mistake to report, never a value to guess.  Range checks are the caller's
+    (AmountOutOfRange).
+    """
+    sign_rule = "" if signed else " (no sign)"
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidAmount(f"{field} must be a finite decimal, got {value}", field=field)
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)  # finite
+        if value.adjusted() >= AMOUNT_MAX_CHARS or exponent < -AMOUNT_MAX_CHARS:
+            raise InvalidAmount(f"{field} has too many digits (at most {AMOUNT_MAX_CHARS})",
+                                field=field)
+        if value < 0 and not signed:
+            raise InvalidAmount(f"{field} {AMOUNT_RULE}{sign_rule}, got {describe(value)}",
+                                field=field)
+        return value
+    if not isinstance(value, str):
+        raise InvalidAmount(f"{field} {AMOUNT_RULE}{sign_rule}, got {describe(value)}",
+                            field=field)
+    if len(value) > AMOUNT_MAX_CHARS:
+        raise InvalidAmount(
+            f"{field} {AMOUNT_RULE}{sign_rule} of at most {AMOUNT_MAX_CHARS} characters, got "
+            f"{describe(value)}",
+            field=field,
+        )
+    body = value[1:] if signed and value.startswith("-") else value
+    if not _PLAIN.fullmatch(body):
+        raise InvalidAmount(f"{field} {AMOUNT_RULE}{sign_rule}, got {describe(value)}",
+                            field=field)
+    return Decimal(value)  # exact: construction from text never rounds
+
+
 def parse_decimal(text: object, *, field: str) -> Decimal:
-    """A finite decimal from a string or int; anything else names the field."""
-    if isinstance(text, bool) or not isinstance(text, (str, int, Decimal)):
-        raise AmountOutOfRange(f"{field} must be a decimal string, got {text!r}", field=field)
-    try:
-        value = Decimal(text.strip() if isinstance(text, str) else text)
-    except InvalidOperation:
-        raise AmountOutOfRange(f"{field} {text!r} is not a decimal number", field=field) from None
-    if not value.is_finite():
-        raise AmountOutOfRange(f"{field} {text!r} is not a finite number", field=field)
-    return value
+    """A signed amount under the one rule (kept for callers of the older name)."""
+    return parse_amount_text(text, field=field, signed=True)
 
 
 def units_to_tenths(units: object, *, field: str = "units") -> int:
     """Tenths of a unit for a credit amount, rounded up (customer's favour)."""
-    value = parse_decimal(units, field=field)
+    value = parse_amount_text(units, field=field, signed=True)
     if value < 0:
         raise AmountOutOfRange(f"{field} {units} is negative", field=field)
-    tenths = int((value * 10).to_integral_value(rounding=ROUND_CEILING))
+    tenths = int(EXACT.multiply(value, Decimal(10)).to_integral_value(rounding=ROUND_CEILING))
     if tenths > TRANSFER_MAX:
         raise AmountOutOfRange(
             f"{field} {units} exceeds the maximum {Decimal(TRANSFER_MAX) / 10}", field=field
@@ -79,12 +129,19 @@ def decode_units(field_value: int) -> Decimal:
 
 
 def watts_to_int(watts: object, *, field: str = "mpl_watts") -> int:
-    value = parse_decimal(watts, field=field)
-    if value < 0:
-        raise AmountOutOfRange(f"{field} {watts} is negative", field=field)
-    whole = int(value.to_integral_value(rounding=ROUND_CEILING))
+    """Whole watts, rounded up, from a plain decimal string or a JSON integer (watts are a
+    count, and FORMAT.md writes them as integers)."""
+    if isinstance(watts, int) and not isinstance(watts, bool):
+        whole = watts
+    else:
+        whole = int(parse_amount_text(watts, field=field, signed=True)
+                    .to_integral_value(rounding=ROUND_CEILING))
+    if whole < 0:
+        raise AmountOutOfRange(f"{field} {describe(watts)} is negative", field=field)
     if whole > TRANSFER_MAX:
-        raise AmountOutOfRange(f"{field} {watts} exceeds the maximum {TRANSFER_MAX} W", field=field)
+        raise AmountOutOfRange(
+            f"{field} {describe(watts)} exceeds the maximum {TRANSFER_MAX} W", field=field
+        )
     return whole
 
 
@@ -97,8 +154,8 @@ def encode_watts(watts: object, *, field: str = "mpl_watts") -> int:
 
 def encode_currency(amount: object, *, field: str = "currency") -> tuple[int, int, int]:
     """(sign, exponent 0..31, 14-bit mantissa) for a signed amount in currency units."""
-    value = parse_decimal(amount, field=field)
-    scaled = value * 100000
+    value = parse_amount_text(amount, field=field, signed=True)
+    scaled = EXACT.multiply(value, Decimal(100000))
     sign = 1 if value < 0 else 0
     magnitude_exact = -scaled if sign else scaled
     # positive: round the magnitude up; negative: round the magnitude down (customer's favour)
@@ -120,7 +177,7 @@ def encode_currency(amount: object, *, field: str = "currency") -> tuple[int, in
 
 def decode_currency(sign: int, exponent: int, mantissa: int) -> Decimal:
     magnitude = mantissa * POW10[exponent] + _OFFSETS[exponent]
-    value = Decimal(magnitude) / 100000
+    value = Decimal(magnitude).scaleb(-5, EXACT)  # exact: up to 36 significant digits
     return -value if sign else value
 
 

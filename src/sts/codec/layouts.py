@@ -14,7 +14,8 @@ from typing import Any
 
 from sts.codec import amount as amt
 from sts.codec.crc import block_crc
-from sts.errors import CrcError, FunctionError, InputError
+from sts.codec.describe import describe
+from sts.errors import CrcError, FunctionError, InputError, TokenRangeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,31 +42,64 @@ class Value:
     def encode(self, value: Any, raw: dict[str, int], layout: Layout) -> None:
         raise NotImplementedError
 
+    def check(self, raw: Mapping[str, int], layout: Layout) -> None:
+        """Raise TokenRangeError when a meter would refuse the decoded value (default: never)."""
+
     def decode(self, raw: Mapping[str, int]) -> Any:
         raise NotImplementedError
 
 
 @dataclass(frozen=True)
 class Int(Value):
-    """A request integer stored as is in the raw field of the same name."""
+    """A request integer stored as is in the raw field of the same name.
+
+    `lo_limit`/`hi_limit`/`accepted` are what a meter accepts, not only what the bits hold:
+    the generator refuses (InputError) exactly what a meter's decoder rejects (TokenRangeError),
+    so nothing is issued that a meter would refuse.  One rule, used both ways.
+    """
 
     name: str
     lo_limit: int = 0
     hi_limit: int | None = None  # default: what the field width allows
+    accepted: frozenset[int] | None = None  # when only some values of the range are meaningful
+    rule: str = ""  # the accepted values in words, for messages
+
+    def _rule(self, layout: Layout) -> str:
+        if self.rule:
+            return self.rule
+        hi = layout.field(self.name).mask if self.hi_limit is None else self.hi_limit
+        return f"an integer {self.lo_limit}..{hi}"
+
+    def _accepts(self, value: int, hi: int) -> bool:
+        return self.lo_limit <= value <= hi and (self.accepted is None or value in self.accepted)
 
     def encode(self, value: Any, raw: dict[str, int], layout: Layout) -> None:
         hi = layout.field(self.name).mask if self.hi_limit is None else self.hi_limit
-        if isinstance(value, bool) or not isinstance(value, int) or not (
-            self.lo_limit <= value <= hi
-        ):
+        if isinstance(value, bool) or not isinstance(value, int) or not self._accepts(value, hi):
             raise InputError(
-                f"{self.name} must be an integer {self.lo_limit}..{hi}, got {value!r}",
+                f"{self.name} must be {self._rule(layout)}, got {describe(value)}",
                 field=self.name,
             )
         raw[self.name] = value
 
+    def check(self, raw: Mapping[str, int], layout: Layout) -> None:
+        """TokenRangeError if a decoded value is outside what a meter accepts."""
+        if self.hi_limit is None and self.lo_limit == 0 and self.accepted is None:
+            return
+        value = raw[self.name]
+        hi = layout.field(self.name).mask if self.hi_limit is None else self.hi_limit
+        if not self._accepts(value, hi):
+            raise TokenRangeError(
+                f"{self.name} {value} is out of range: a meter accepts {self._rule(layout)}",
+                field=self.name,
+            )
+
     def decode(self, raw: Mapping[str, int]) -> Any:
         return raw[self.name]
+
+
+# registers a clear-credit token may name (spec digest §1.6): 0-3 units, 4-7 currency, all
+CREDIT_REGISTERS = frozenset(range(8)) | {0xFFFF}
 
 
 @dataclass(frozen=True)
@@ -245,6 +279,8 @@ class Layout:
         """Request fields from a plain block; CrcError if the block does not authenticate."""
         self.check_crc(block)
         raw = self.unpack_raw(block)
+        for v in self.values:
+            v.check(raw, self)
         return {v.name: v.decode(raw) for v in self.values}
 
 
@@ -297,7 +333,9 @@ _ALL += [
     Layout(1, 2, "sts202_read", "STS202-5 read control/flag (observed layout)",
            (Field("control", 24, 36), Field("mfr_code", 16, 8)), (Int("control"), MfrCode(2))),
     _register_family(0, "set_max_power_limit", "set maximum power limit", Watts("mpl_watts")),
-    _register_family(1, "clear_credit", "clear credit register", Int("register")),
+    _register_family(1, "clear_credit", "clear credit register",
+                     Int("register", accepted=CREDIT_REGISTERS,
+                         rule="a credit register: 0-7 (0-3 units, 4-7 currency) or 65535 (all)")),
     _register_family(2, "set_tariff_rate", "set tariff rate", Int("rate")),
     _register_family(5, "clear_tamper", "clear tamper condition", Int("pad")),
     _register_family(6, "set_max_phase_unbalance", "set maximum phase power unbalance limit",
@@ -310,8 +348,8 @@ _ALL += [
     Layout(2, 3, "key_change_1", "set 1st section decoder key",
            (Field("ken_high", 56, 4), Field("krn", 52, 4), Field("ro", 51, 1),
             Field("third_token", 50, 1), Field("kt", 48, 2), Field("key_part", 16, 32)),
-           (Int("ken_high"), Int("krn"), Flag("ro"), Flag("third_token", as_bool=True), Int("kt"),
-            Int("key_part"))),
+           (Int("ken_high"), Int("krn", lo_limit=1, hi_limit=9), Flag("ro"),
+            Flag("third_token", as_bool=True), Int("kt"), Int("key_part"))),
     Layout(2, 4, "key_change_2", "set 2nd section decoder key",
            (Field("ken_low", 56, 4), Field("ti", 48, 8), Field("key_part", 16, 32)),
            (Int("ken_low"), Int("ti", hi_limit=99), Int("key_part"))),

@@ -7,9 +7,12 @@ Both check digits are Luhn.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 
-from sts.errors import InputError, InvalidDrn, InvalidPan
+from sts.codec.describe import describe
+from sts.errors import InputError, InvalidDrn, InvalidMeterNumber, InvalidPan
 
 IIN_STS = "600727"
 IIN_SHORT = "0000"
@@ -97,6 +100,67 @@ def parse_pan(pan: object, *, field: str = "pan") -> MeterPan:
         check_drn(drn)
     except InvalidDrn as exc:
         raise InvalidPan(f"{field} {text}: {exc.message}", field=field) from None
+    return MeterPan(iin, drn)
+
+
+METER_NUMBER_MAX_CHARS = 40
+_GROUPED_DIGITS = re.compile(r"[0-9]+(?:[ -]+[0-9]+)*")
+_RE_READ = "the check digit is wrong: please re-read the meter number"
+
+
+def parse_meter_number(value: object, *, field: str = "meter") -> MeterPan:
+    """The meter a person names: the number printed on it or its MeterPAN.
+
+    11 digits are a DRN under IIN 600727, 13 digits a DRN under IIN 0000, 18 digits the full
+    MeterPAN; ASCII spaces or dashes may separate groups of digits.  Every check digit is
+    verified.  InvalidMeterNumber says which rule failed, so a cashier can tell a mistyped
+    number (re-read it) from one written in other digits or of the wrong length.
+    """
+    if not isinstance(value, str):
+        raise InvalidMeterNumber(
+            f"{field} must be the meter number as a string of digits (11 or 13 digits as "
+            f"printed on the meter, or the 18-digit MeterPAN), got {describe(value)}",
+            field=field,
+        )
+    text = value.strip(" ")
+    if len(text) > METER_NUMBER_MAX_CHARS:
+        raise InvalidMeterNumber(
+            f"{field} is too long for a meter number ({len(text)} characters)", field=field
+        )
+    if not _GROUPED_DIGITS.fullmatch(text):
+        if any(ch.isdigit() and not ch.isascii() for ch in text):
+            odd = next(ch for ch in text if ch.isdigit() and not ch.isascii())
+            raise InvalidMeterNumber(
+                f"{field} must be written with the ASCII digits 0-9; found "
+                f"{unicodedata.name(odd, 'a non-ASCII digit').lower()} {odd!r}",
+                field=field,
+            )
+        raise InvalidMeterNumber(
+            f"{field} may contain only the digits 0-9, with spaces or dashes between groups, "
+            f"got {describe(value)}",
+            field=field,
+        )
+    digits = text.replace(" ", "").replace("-", "")
+    if len(digits) == 18:
+        iin = next((i for i in (IIN_STS, IIN_SHORT) if digits.startswith(i)), None)
+        if iin is None:
+            raise InvalidMeterNumber(
+                f"{field} {digits} is not a MeterPAN: 18 digits must start with IIN 600727 or "
+                "0000 (or give the 11- or 13-digit number printed on the meter)",
+                field=field,
+            )
+        drn = digits[len(iin) : -1]
+        ok = luhn_check_digit(digits[:-1]) == int(digits[-1])
+    elif len(digits) in _IIN_FOR_DRN_LEN:
+        iin, drn, ok = _IIN_FOR_DRN_LEN[len(digits)], digits, True
+    else:
+        raise InvalidMeterNumber(
+            f"{field} must have 11 or 13 digits (the number printed on the meter) or 18 (the "
+            f"MeterPAN), got {len(digits)}",
+            field=field,
+        )
+    if not ok or luhn_check_digit(drn[:-1]) != int(drn[-1]):
+        raise InvalidMeterNumber(f"{field} {digits}: {_RE_READ}", field=field)
     return MeterPan(iin, drn)
 
 

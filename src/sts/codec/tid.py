@@ -8,7 +8,9 @@ day is reserved (SpecialReservedTokenIdentifier), so token generation moves it t
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sts.codec.describe import describe
 from sts.errors import InputError, TidOutOfRange
 
 BASE_DATES: dict[int, datetime] = {
@@ -30,19 +32,59 @@ def base_datetime(base_date: int) -> datetime:
         ) from None
 
 
-def parse_datetime(text: str, *, field: str = "issued_at") -> datetime:
-    """`YYYY-MM-DDTHH:MM[:SS]`, naive local time (the vectors' convention)."""
-    if not isinstance(text, str):
-        raise InputError(f"{field} must be an ISO-8601 date-time string", field=field)
+_DATETIME_MAX_CHARS = 40
+_ZONE_MAX_CHARS = 64
+
+
+def parse_time_zone(name: object, *, field: str = "time_zone") -> ZoneInfo:
+    """An IANA time zone (e.g. "Africa/Johannesburg", "UTC") for the vending system's clock."""
+    if not isinstance(name, str) or not 0 < len(name) <= _ZONE_MAX_CHARS:
+        raise InputError(f"{field} must be an IANA time zone name such as \"Africa/Johannesburg\""
+                         f" or \"UTC\", got {describe(name)}", field=field)
     try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise InputError(f"{field} {name!r} is not a known IANA time zone (e.g. "
+                         "\"Africa/Johannesburg\", \"UTC\")", field=field) from None
+
+
+def local_vending_time(dt: datetime, tz: ZoneInfo | None, *, field: str = "issued_at") -> datetime:
+    """The naive local wall time of the vending system that a TID counts.
+
+    STS tokens carry no zone: a TID is minutes of the vending system's local time.  An aware
+    time is converted into the configured zone `tz`; an aware time with no zone configured is
+    an error (dropping its offset would silently shift the TID); a naive time is taken as
+    already local.
+    """
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        return dt.replace(tzinfo=None)
+    if tz is None:
+        raise InputError(
+            f"{field} {dt.isoformat()} has a UTC offset but no vending time zone is configured "
+            "to convert it into (give time_zone, e.g. \"Africa/Johannesburg\", or a local time "
+            "without an offset)",
+            field=field,
+        )
+    return dt.astimezone(tz).replace(tzinfo=None)
+
+
+def parse_datetime(text: object, *, field: str = "issued_at", tz: ZoneInfo | None = None) -> datetime:
+    """`YYYY-MM-DDTHH:MM[:SS]` naive local time (the vectors' convention), or with an offset
+    (`Z`, `+02:00`) converted into the vending time zone `tz` (see local_vending_time)."""
+    if not isinstance(text, str):
+        raise InputError(f"{field} must be an ISO-8601 date-time string, got {describe(text)}",
+                         field=field)
+    try:
+        if len(text) > _DATETIME_MAX_CHARS:
+            raise ValueError
         value = datetime.fromisoformat(text)
     except ValueError:
         raise InputError(
-            f"{field} {text!r} is not an ISO-8601 date-time (YYYY-MM-DDTHH:MM:SS)", field=field
+            f"{field} {describe(text)} is not an ISO-8601 date-time (YYYY-MM-DDTHH:MM:SS, "
+            "optionally with an offset such as +02:00 or Z)",
+            field=field,
         ) from None
-    if value.tzinfo is not None:
-        value = value.replace(tzinfo=None)  # TIDs carry no zone: the wall time counts
-    return value
+    return local_vending_time(value, tz, field=field)
 
 
 def last_valid_time(base_date: int) -> datetime:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sts.codec.digits import extract_class, insert_class, parse_token, to_digits
 from sts.codec.layouts import Layout, check_crc, layout_for
-from sts.codec.tid import check_tid, tid_at, time_of
+from sts.codec.tid import check_tid, local_vending_time, tid_at, time_of
 from sts.engine.model import (
     DecodedToken,
     Issue,
@@ -30,11 +30,9 @@ from sts.errors import (
     MfrCodeError,
     TokenDdtk,
     TokenKeyExpired,
-    TokenRangeError,
 )
 
 KT_DDTK = 1
-VALID_REGISTERS = frozenset(range(8)) | {0xFFFF}
 
 
 def _resolve_tid(meter: MeterKey | None, request: TokenRequest) -> int:
@@ -43,7 +41,8 @@ def _resolve_tid(meter: MeterKey | None, request: TokenRequest) -> int:
             raise InputError(
                 "issued_at needs the meter's base_date to compute a TID", field="base_date"
             )
-        return tid_at(request.issued_at, meter.base_date)
+        local = local_vending_time(request.issued_at, meter.time_zone, field="issued_at")
+        return tid_at(local, meter.base_date)
     if request.tid is not None:
         return check_tid(request.tid)
     raise InputError("a TID-bearing token needs issued_at (or a raw tid)", field="issued_at")
@@ -190,9 +189,6 @@ def decode(token: str | int, meter: MeterKey | None = None, *, check_ken: bool =
         if token_class == 0 and meter.kt == KT_DDTK:
             raise TokenDdtk("credit token refused: the meter holds a default key (DDTK)",
                             field="kt")
-    if layout.name == "clear_credit" and fields["register"] not in VALID_REGISTERS:
-        raise TokenRangeError(f"register {fields['register']} is not a credit register",
-                              field="register")
     issued_at = None
     if tid is not None and meter is not None and meter.base_date is not None:
         issued_at = time_of(tid, meter.base_date)

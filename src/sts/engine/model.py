@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sts.codec.pan import MeterPan
 from sts.crypto import des, misty1
@@ -42,6 +43,8 @@ class MeterKey:
     dkga: int | None = None
     vending_key: bytes | None = field(default=None, repr=False)
     mfr_code: str | None = None
+    # the vending system's zone: an issue time with a UTC offset is converted into it
+    time_zone: ZoneInfo | None = None
 
     def __post_init__(self) -> None:
         if self.ea not in EA_KEY_BYTES:
@@ -74,13 +77,14 @@ class MeterKey:
         table_set: TableSet | None = None,
         ken: int = KEN_NO_EXPIRY,
         mfr_code: str | None = None,
+        time_zone: ZoneInfo | None = None,
     ) -> MeterKey:
         check_identity(kt=kt, sgc=sgc, ti=ti, krn=krn)
         dk = derive(dkga, vending_key, pan, kt=kt, sgc=sgc, ti=ti, krn=krn, ea=ea,
                     base_date=base_date)
         return cls(ea=ea, decoder_key=dk, table_set=table_set, base_date=base_date, ken=ken,
                    kt=kt, krn=krn, ti=ti, sgc=sgc, pan=pan, dkga=dkga, vending_key=vending_key,
-                   mfr_code=mfr_code)
+                   mfr_code=mfr_code, time_zone=time_zone)
 
     @property
     def key_bits(self) -> int:
@@ -135,7 +139,9 @@ def check_identity(*, kt: int, sgc: str, ti: int, krn: int) -> None:
 class TokenRequest:
     """One token: class, subclass and its named fields (FORMAT.md names).
 
-    The TID comes from `issued_at` and the key's base date, or is given raw as `tid`.
+    The TID comes from `issued_at` and the key's base date, or is given raw as `tid`.  A naive
+    `issued_at` is the vending system's local time; an aware one is converted into the meter's
+    `time_zone` (an error when it has none).
     `rnd` None means a fresh random value.
     """
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sts.codec.layouts import layout_for
 from sts.codec.pan import parse_pan
-from sts.codec.tid import parse_datetime
+from sts.codec.tid import parse_datetime, parse_time_zone
 from sts.crypto.sta import TableSet, table_set
 from sts.engine.model import (
     EA_STA,
@@ -26,7 +27,8 @@ from sts.engine.model import (
 from sts.errors import InputError, KeyDataError, StsError
 
 _IDENTITY_FIELDS = ("pan", "dkga", "ea", "vending_key", "kt", "sgc", "ti", "krn", "base_date")
-_METER_FIELDS = frozenset(_IDENTITY_FIELDS) | {"table_set", "ken", "decoder_key", "mfr_code"}
+_METER_FIELDS = frozenset(_IDENTITY_FIELDS) | {"table_set", "ken", "decoder_key", "mfr_code",
+                                               "time_zone"}
 _REQUEST_BASE = frozenset({"class", "subclass", "issued_at", "tid", "rnd", "key_change", "then"})
 
 
@@ -93,6 +95,8 @@ def meter_from_json(
     base_date = _int(obj, "base_date", path, required=False)
     mfr_code = obj.get("mfr_code")
     try:
+        zone = (parse_time_zone(obj["time_zone"], field="time_zone")
+                if obj.get("time_zone") is not None else None)
         if "vending_key" in obj:
             pan = parse_pan(obj.get("pan"), field="pan")
             sgc = obj.get("sgc")
@@ -109,6 +113,7 @@ def meter_from_json(
                 table_set=tables,
                 ken=ken,
                 mfr_code=mfr_code,
+                time_zone=zone,
             )
             if "decoder_key" in obj and hex_key(obj["decoder_key"], "decoder_key") != meter.decoder_key:
                 raise KeyDataError(
@@ -134,12 +139,15 @@ def meter_from_json(
             pan=parse_pan(pan_text) if pan_text is not None else None,
             dkga=obj.get("dkga"),
             mfr_code=mfr_code,
+            time_zone=zone,
         )
     except StsError as exc:
         raise _prefix(exc, path) from None
 
 
-def _token_request(obj: Mapping[str, Any], key_bits: int, path: str) -> TokenRequest:
+def _token_request(
+    obj: Mapping[str, Any], key_bits: int, path: str, zone: ZoneInfo | None
+) -> TokenRequest:
     token_class = _int(obj, "class", path)
     subclass = _int(obj, "subclass", path)
     try:
@@ -155,7 +163,7 @@ def _token_request(obj: Mapping[str, Any], key_bits: int, path: str) -> TokenReq
     _unknown(obj, allowed - {"key_change", "then"}, path)
     issued_at = None
     if "issued_at" in obj:
-        issued_at = parse_datetime(obj["issued_at"], field=f"{path}.issued_at")
+        issued_at = parse_datetime(obj["issued_at"], field=f"{path}.issued_at", tz=zone)
     tid = _int(obj, "tid", path, required=False)
     rnd = _int(obj, "rnd", path, required=False)
     if rnd is not None and not 0 <= rnd <= 15:
@@ -169,9 +177,10 @@ def request_from_json(
 ) -> Request:
     obj = _object(obj, path)
     key_bits = meter.key_bits if meter is not None else 64
+    zone = meter.time_zone if meter is not None else None
     if "key_change" not in obj:
         try:
-            return _token_request(obj, key_bits, path)
+            return _token_request(obj, key_bits, path, zone)
         except StsError as exc:
             raise _prefix(exc, path) from None
     if meter is None:
@@ -192,7 +201,7 @@ def request_from_json(
     if obj.get("then") is not None:
         then_obj = _object(obj["then"], f"{path}.then")
         try:
-            then = _token_request(then_obj, new_key.key_bits, f"{path}.then")
+            then = _token_request(then_obj, new_key.key_bits, f"{path}.then", new_key.time_zone)
         except StsError as exc:
             raise _prefix(exc, f"{path}.then") from None
     return KeyChangeRequest(new_key, bool(ro), bool(third), then)
@@ -227,7 +236,7 @@ def _new_meter(
                 dkga=merged["dkga"], vending_key=vending_key, pan=meter.pan, kt=merged["kt"],
                 sgc=merged["sgc"], ti=merged["ti"], krn=merged["krn"], ea=merged["ea"],
                 base_date=merged["base_date"], table_set=tables, ken=ken,
-                mfr_code=meter.mfr_code,
+                mfr_code=meter.mfr_code, time_zone=meter.time_zone,
             )
             if "decoder_key" in new and hex_key(new["decoder_key"], "decoder_key") != key.decoder_key:
                 raise KeyDataError(
@@ -242,7 +251,7 @@ def _new_meter(
             ea=merged["ea"], decoder_key=hex_key(new["decoder_key"], "decoder_key"),
             table_set=tables, base_date=merged["base_date"], ken=ken, kt=merged["kt"],
             krn=merged["krn"], ti=merged["ti"], sgc=merged["sgc"], pan=meter.pan,
-            dkga=merged["dkga"], mfr_code=meter.mfr_code,
+            dkga=merged["dkga"], mfr_code=meter.mfr_code, time_zone=meter.time_zone,
         )
     except StsError as exc:
         raise _prefix(exc, path) from None

@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from sts.codec.amount import EXACT
 from sts.codec.digits import parse_token
 from sts.engine.core import decode
 from sts.engine.model import DecodedToken
@@ -531,7 +532,7 @@ class Meter:
         refusal = self._tid_refusal(d.tid)
         if refusal is not None:
             return self._result(refusal, f"TID {d.tid} is {refusal}", **info)
-        new = m.registers[register] + amount
+        new = EXACT.add(m.registers[register], amount)  # exact over the whole currency range
         if st.max_credit is not None and amount > 0 and new > st.max_credit:
             return self._result(
                 "full", f"{register} credit would be {new}, above the maximum {st.max_credit}",
@@ -608,14 +609,9 @@ class Meter:
         v, now, st = s.volatile, s.env.now, s.settings
         info = self._info(d)
         f = dict(d.fields)
-        if d.kind == "key_change_1":
-            if not 1 <= f["krn"] <= 9:
-                return self._result("range", f"KRN {f['krn']} is not 1..9", **info)
-            if f["kt"] not in st.key_types:
-                return self._result("key_type", f"key type {f['kt']} may not be installed",
-                                    **info)
-        if d.kind == "key_change_2" and f["ti"] > 99:
-            return self._result("range", f"TI {f['ti']} is not 0..99", **info)
+        # KRN 1..9 and TI 0..99 are refused by the decoder (the layouts' one rule)
+        if d.kind == "key_change_1" and f["kt"] not in st.key_types:
+            return self._result("key_type", f"key type {f['kt']} may not be installed", **info)
         if v.kct_at is not None and now - v.kct_at > st.kct_timeout:
             self._forget_key_change(v.kct_at + st.kct_timeout)
         v.kct[d.subclass] = f

@@ -20,9 +20,11 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from sts.errors import AlreadyExists, StsError, UnknownRecord
+from sts.vending.issue import KeyChange
+from sts.vending.ledger import stored
 from sts.vending.models import campaign_items, campaigns, meters, supply_groups, transactions
 from sts.vending.models import vending_keys as vk
-from sts.vending.service import KeyChange, VendingService, load_key
+from sts.vending.service import VendingService, load_key
 
 CSV_FIELDS = ("meter", "status", "receipt_no", "sgc", "krn", "ti", "base_date", "token1",
               "token2", "token3", "token4", "error")
@@ -136,9 +138,13 @@ def run(service: VendingService, name: str, *, actor: str = "campaign",
                                  .where(ci.campaign_id == cid, ci.meter_id == p.meter_id)
                                  .values(status="skipped"))
                 if state != "pending":  # another runner or a sale got here first
-                    stored = service._stored(conn, rid)
+                    cur = service.hot.cursor(conn)
+                    try:
+                        earlier = stored(service.hot, cur, rid)
+                    finally:
+                        cur.close()
                     rec = _record(p.pan, str(state),
-                                  json.loads(stored.response) if stored else None)
+                                  json.loads(earlier.response) if earlier else None)
                 else:
                     ti = m.tariff.ti if m.tariff.ti is not None else m.ti
                     kc = KeyChange(target, ti, camp.ro)

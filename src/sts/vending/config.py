@@ -10,9 +10,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sts.vending.clock import Clock, wall_clock
 from sts.vending.db import DEFAULT_SQLITE_FILE, Database, migrate, normalise_url, sqlite_path
 from sts.vending.keys import ENV_KEK, SoftwareSecurityModule, create_kek_file, load_kek
-from sts.vending.service import Clock, VendingService, wall_clock
+from sts.vending.service import VendingService
 
 DEFAULT_MAX_BODY = 64 * 1024  # bytes; a sale's body is under 300 (docs/vending.md, API limits)
 

@@ -8,8 +8,9 @@ UPDATE (`Database.locked`).  Nothing here keeps state that other processes would
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,14 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+def create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (it holds wrapped keys and key hashes,
+    like the KEK file beside it).  SQLite gives its -wal and -shm files the database file's
+    mode, so they are private too.  An existing file is left as its owner set it."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class Database:
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         self.url = normalise_url(url)
@@ -49,6 +58,7 @@ class Database:
             if path is None:
                 raise ConfigError("use a SQLite file, not an in-memory database", field="db")
             path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(path)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

@@ -18,6 +18,8 @@ from sts import errors as e
 ENGINE_MAP: tuple[tuple[type[e.StsError], str, int], ...] = (
     (e.TidOutOfRange, "KEY_EXPIRED", 409),
     (e.AmountOutOfRange, "AMOUNT_TOO_HIGH", 422),
+    (e.InvalidAmount, "INVALID_AMOUNT", 422),
+    (e.InvalidMeterNumber, "INVALID_METER_NUMBER", 422),
     (e.InvalidPan, "INVALID_METER_NUMBER", 422),
     (e.InvalidDrn, "INVALID_METER_NUMBER", 422),
     (e.TokenFormatError, "INVALID_TOKEN", 422),

@@ -1,24 +1,28 @@
-"""Hand-written SQL for the purchase hot path.
+"""The SQL of the vending use cases: fixed, hand-written statements on the DBAPI connection.
 
 A sale is the one request that must be fast, and most of its cost was building, caching and
-compiling SQLAlchemy statements and wrapping their results, not the database.  The purchase
-therefore runs a few fixed SQL strings straight on the DBAPI connection of the caller's
-SQLAlchemy transaction (so it is the same transaction: same BEGIN IMMEDIATE on SQLite, same
-commit or rollback).  On PostgreSQL psycopg prepares repeated statements on the server after a
-few uses, so the server skips parsing and planning too; the writes of a sale go as one
-statement of data-modifying CTEs there (`HotSQL.write`).
+compiling SQLAlchemy statements and wrapping their results, not the database.  Every use case
+that issues tokens (sale, engineering, key change, reversal) therefore reads the meter and
+writes its transaction through the same few SQL strings here, run straight on the DBAPI
+connection of the caller's SQLAlchemy transaction (so it is the same transaction: same BEGIN
+IMMEDIATE on SQLite, same commit or rollback).  There is one path, not a fast one beside a
+slow one.  On PostgreSQL psycopg prepares repeated statements on the server after a few uses,
+and the writes of a transaction go as one statement of data-modifying CTEs (`HotSQL.write`).
 
-The strings use `:name` parameters; for psycopg they become `%(name)s`.  Money and time stamps
-are converted here exactly as the column types in `sts.vending.models` do it (SQLite stores
-money as integer micro-units and time stamps as text).
+Queries name every column (`Query`): callers read rows by name, never by position.  The
+strings use `:name` parameters; for psycopg they become `%(name)s`.  Money and time stamps are
+converted here exactly as the column types in `sts.vending.models` do it (SQLite stores money
+as integer micro-units and time stamps as text).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection
@@ -28,22 +32,45 @@ from sts.vending.models import MICRO, TS
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
-AUTH = """
-SELECT id, role, label, vendor_id, key_hash, revoked_at FROM api_keys WHERE key_hash = :digest
-"""
+Row = dict[str, Any]
 
-METER = """
-SELECT m.id, m.pan, m.status, m.status_reason, m.service, m.kt, m.ti, m.ken, m.mfr_code,
-       m.last_tid, m.tid_epoch, m.max_epoch, m.last_hash, m.sgc_id, m.tariff_id, m.customer_id,
-       k.id, k.krn, k.key_type, k.dkga, k.ea, k.base_date, k.table_set, k.module, k.blob,
-       k.issued_until, k.kct_until, k.ken, k.credit_limit,
-       g.sgc, g.current_key_id,
-       t.name, t.description, t.ti, t.blocks, t.vat_rate, t.fixed_monthly, t.debt_share,
-       t.free_units, t.min_amount, t.max_amount,
-       c.account_no, c.name, c.address, c.debt_balance,
-       u.name, u.address, u.vat_reg_num, u.currency,
-       v.id, v.name, v.address, v.status, v.float_balance,
-       (SELECT 1 FROM vendor_sgcs vs WHERE vs.vendor_id = v.id AND vs.sgc_id = m.sgc_id)
+# (name, SQL expression): the select lists, so a row is read by these names
+AUTH_COLUMNS = (("id", "id"), ("role", "role"), ("label", "label"), ("vendor_id", "vendor_id"),
+                ("key_hash", "key_hash"), ("revoked_at", "revoked_at"))
+
+KEY_COLUMNS = (
+    ("key_id", "k.id"), ("key_krn", "k.krn"), ("key_type", "k.key_type"),
+    ("key_dkga", "k.dkga"), ("key_ea", "k.ea"), ("key_base_date", "k.base_date"),
+    ("key_table_set", "k.table_set"), ("key_module", "k.module"), ("key_blob", "k.blob"),
+    ("key_issued_until", "k.issued_until"), ("key_kct_until", "k.kct_until"),
+    ("key_ken", "k.ken"), ("key_credit_limit", "k.credit_limit"), ("sgc", "g.sgc"),
+)
+
+METER_COLUMNS = (
+    ("meter_id", "m.id"), ("pan", "m.pan"), ("status", "m.status"),
+    ("status_reason", "m.status_reason"), ("service", "m.service"), ("kt", "m.kt"),
+    ("ti", "m.ti"), ("ken", "m.ken"), ("mfr_code", "m.mfr_code"), ("last_tid", "m.last_tid"),
+    ("tid_epoch", "m.tid_epoch"), ("max_epoch", "m.max_epoch"), ("last_hash", "m.last_hash"),
+    ("sgc_id", "m.sgc_id"), ("tariff_id", "m.tariff_id"), ("customer_id", "m.customer_id"),
+    *KEY_COLUMNS,
+    ("current_key_id", "g.current_key_id"),
+    ("tariff_name", "t.name"), ("tariff_description", "t.description"), ("tariff_ti", "t.ti"),
+    ("tariff_blocks", "t.blocks"), ("vat_rate", "t.vat_rate"),
+    ("fixed_monthly", "t.fixed_monthly"), ("debt_share", "t.debt_share"),
+    ("free_units", "t.free_units"), ("min_amount", "t.min_amount"),
+    ("max_amount", "t.max_amount"),
+    ("account_no", "c.account_no"), ("customer_name", "c.name"),
+    ("customer_address", "c.address"), ("debt_balance", "c.debt_balance"),
+    ("utility_name", "u.name"), ("utility_address", "u.address"),
+    ("vat_reg_num", "u.vat_reg_num"), ("currency", "u.currency"),
+    ("time_zone", "u.time_zone"),
+    ("vendor_id", "v.id"), ("vendor_name", "v.name"), ("vendor_address", "v.address"),
+    ("vendor_status", "v.status"), ("float_balance", "v.float_balance"),
+    ("vendor_authorised",
+     "(SELECT 1 FROM vendor_sgcs vs WHERE vs.vendor_id = v.id AND vs.sgc_id = m.sgc_id)"),
+)
+
+METER_FROM = """
 FROM meters m
 JOIN vending_keys k ON k.id = m.key_id
 JOIN supply_groups g ON g.id = k.sgc_id
@@ -54,10 +81,22 @@ LEFT JOIN vendors v ON v.id = :vendor_id
 WHERE m.pan = :pan
 """
 
+KEY_FROM = """
+FROM vending_keys k JOIN supply_groups g ON g.id = k.sgc_id WHERE k.id = :id
+"""
+
+STORED_COLUMNS = (("seq", "t.seq"), ("kind", "t.kind"), ("request_hash", "t.request_hash"),
+                  ("response", "t.response"), ("status", "t.status"),
+                  ("vendor_id", "t.vendor_id"))
+
 # read after the meter lock is held (a new statement: on PostgreSQL a new snapshot), so a twin
 # that held the lock before us is visible, and so are the month totals it wrote
-AFTER_LOCK = """
-SELECT t.seq, t.kind, t.request_hash, t.response, mm.units, mm.fixed_paid, mm.free_units, {seq}
+AFTER_LOCK_COLUMNS = (
+    *STORED_COLUMNS,
+    ("month_units", "mm.units"), ("month_fixed_paid", "mm.fixed_paid"),
+    ("month_free_units", "mm.free_units"), ("next_seq", "{seq}"),
+)
+AFTER_LOCK_FROM = """
 FROM (SELECT 1 AS one) AS x
 LEFT JOIN transactions t ON t.request_id = :request_id
 LEFT JOIN meter_months mm ON mm.meter_id = :meter_id AND mm.month = :month
@@ -65,17 +104,13 @@ LEFT JOIN meter_months mm ON mm.meter_id = :meter_id AND mm.month = :month
 SEQ_PG = "nextval(pg_get_serial_sequence('transactions', 'seq'))"
 SEQ_SQLITE = "(SELECT coalesce(max(seq), 0) + 1 FROM transactions)"
 
-STORED = """
-SELECT seq, kind, request_hash, response FROM transactions WHERE request_id = :request_id
-"""
-
 INSERT_TXN = """
 INSERT INTO transactions (seq, request_id, kind, meter_id, vendor_id, api_key_id, request_hash,
     amount, vat, charges, debt, units, month, status, reverses, reason, prev_key, response,
     created_at, prev_hash, hash)
 VALUES (:seq, :request_id, :kind, :meter_id, :vendor_id, :api_key_id, :request_hash,
-    :amount, :vat, :charges, :debt, :units, :month, 'completed', NULL, '', :prev_key, :response,
-    :created_at, :prev_hash, :hash)
+    :amount, :vat, :charges, :debt, :units, :month, 'completed', :reverses, :reason, :prev_key,
+    :response, :created_at, :prev_hash, :hash)
 """
 
 INSERT_TOKEN = """
@@ -100,6 +135,9 @@ ON CONFLICT (meter_id, month) DO UPDATE SET
     free_units = meter_months.free_units + excluded.free_units
 """
 
+MARK_TXN_REVERSED = "UPDATE transactions SET status = 'reversed' WHERE seq = :seq"
+MARK_TOKENS_REVERSED = "UPDATE tokens SET status = 'reversed' WHERE txn_seq = :seq"
+
 KEY_CREDIT = """
 UPDATE vending_keys SET credit_used = credit_used + :amount
 WHERE id = :id AND credit_used + :amount <= credit_limit
@@ -109,14 +147,34 @@ CUSTOMER_DEBT = """
 UPDATE customers SET debt_balance = debt_balance - :debt WHERE id = :id
 """
 
+# conditional: a sale whose amount the float does not cover changes no row
 VENDOR_FLOAT = """
 UPDATE vendors SET float_balance = float_balance - :amount
 WHERE id = :id AND float_balance >= :amount
 """
 
 
+@dataclass(frozen=True)
+class Query:
+    """A SELECT whose columns have names; `one` returns the first row as a dict by name."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    def one(self, cur: Any, params: dict[str, Any]) -> Row | None:
+        cur.execute(self.sql, params)
+        row = cur.fetchone()
+        return None if row is None else dict(zip(self.names, row, strict=True))
+
+
+@lru_cache(maxsize=2)
+def for_backend(is_sqlite: bool) -> HotSQL:
+    """The shared statements for a backend (they hold no connection state)."""
+    return HotSQL(is_sqlite)
+
+
 class HotSQL:
-    """The hot-path statements for one backend, and its money and time conversions."""
+    """The statements for one backend, and its money and time conversions."""
 
     def __init__(self, is_sqlite: bool) -> None:
         self.is_sqlite = is_sqlite
@@ -139,26 +197,47 @@ class HotSQL:
             self.money_out = _same
             self.ts_in = _same
             self.ts_out = _same
-        lock = "" if is_sqlite else " FOR UPDATE OF m"
-        self.auth = self._sql(AUTH)
-        self.meter = self._sql(METER + lock)
-        self.after_lock = self._sql(AFTER_LOCK.format(seq=SEQ_SQLITE if is_sqlite else SEQ_PG))
-        self.stored = self._sql(STORED)
+        seq = SEQ_SQLITE if is_sqlite else SEQ_PG
+        self.auth = self._query(AUTH_COLUMNS, "FROM api_keys WHERE key_hash = :digest")
+        self.meter = self._query(METER_COLUMNS, METER_FROM)
+        self.meter_locked = self._query(METER_COLUMNS,
+                                        METER_FROM + ("" if is_sqlite else " FOR UPDATE OF m"))
+        self.key = self._query(KEY_COLUMNS, KEY_FROM)
+        self.after_lock = self._query(
+            tuple((n, e.format(seq=seq)) for n, e in AFTER_LOCK_COLUMNS), AFTER_LOCK_FROM)
+        self.stored = self._query(STORED_COLUMNS,
+                                  "FROM transactions t WHERE t.request_id = :request_id")
+        self.next_seq = self._query((("next_seq", seq),), "")
+        self.key_by_krn = self._query((("key_id", "id"),),
+                                      "FROM vending_keys WHERE sgc_id = :sgc_id AND krn = :krn")
+        self.month = self._query(
+            (("month_units", "units"), ("month_fixed_paid", "fixed_paid"),
+             ("month_free_units", "free_units")),
+            "FROM meter_months WHERE meter_id = :meter_id AND month = :month")
         self.insert_txn = self._sql(INSERT_TXN)
-        self.key_credit = self._sql(KEY_CREDIT)
         self._combined: dict[tuple[str, ...], str] = {}
 
     def _sql(self, text: str) -> str:
         text = " ".join(text.split())
         return text if self.is_sqlite else _PARAM.sub(r"%(\1)s", text)
 
+    def _query(self, columns: tuple[tuple[str, str], ...], rest: str) -> Query:
+        select_list = ", ".join(f"{expr} AS {name}" for name, expr in columns)
+        return Query(self._sql(f"SELECT {select_list} {rest}"), tuple(n for n, _ in columns))
+
+    def money(self, value: Any) -> Decimal:
+        """A money column's value as a Decimal (NULL as zero)."""
+        out = self.money_out(value)
+        return out if out is not None else Decimal(0)
+
     def write(self, cur: Any, writes: list[tuple[str, dict[str, Any]]]) -> int:
-        """Run the sale's writes (templates from this module, in order; the last one the
-        conditional vendor float UPDATE) and return the number of vendor rows it changed.
+        """Run a transaction's writes (templates from this module, in order) and return the
+        number of rows the last one changed (a sale puts its conditional float UPDATE last).
 
         SQLite runs them one by one under its write lock.  PostgreSQL gets them as one
         statement of data-modifying CTEs (one round trip, one parse): all of them run, and the
-        caller rolls the transaction back if the float did not cover the sale.
+        caller rolls the transaction back if the last one changed nothing it needed.  No two
+        of them may change the same row (a CTE statement sees one snapshot).
         """
         if self.is_sqlite:
             for template, params in writes:
@@ -170,15 +249,23 @@ class HotSQL:
             parts = [f"w{i} AS ({_suffixed(t, i)})" for i, t in enumerate(key[:-1])]
             parts.append(f"v AS ({_suffixed(key[-1], len(key) - 1)} RETURNING 1)")
             sql = self._sql("WITH " + ", ".join(parts) + " SELECT count(*) FROM v")
-            self._combined[key] = sql
+            if len(self._combined) < 256:
+                self._combined[key] = sql
         merged = {f"{name}_{i}": value for i, (_, params) in enumerate(writes)
                   for name, value in params.items()}
         cur.execute(sql, merged)
         return int(cur.fetchone()[0])
 
+    def execute(self, cur: Any, template: str, params: dict[str, Any]) -> int:
+        """One statement from a template; the number of rows it changed."""
+        cur.execute(self._sql(template), params)
+        return int(cur.rowcount)
+
     @staticmethod
     def cursor(conn: Connection) -> Any:
-        """A DBAPI cursor inside `conn`'s transaction."""
+        """A DBAPI cursor inside `conn`'s transaction (begun here if it has not begun)."""
+        if not conn.in_transaction():
+            conn.begin()
         return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 

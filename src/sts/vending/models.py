@@ -83,6 +83,8 @@ utilities = Table(
     Column("address", String(300), nullable=False, default=""),
     Column("vat_reg_num", String(40), nullable=False, default=""),
     Column("currency", String(3), nullable=False, default="ZAR"),
+    # IANA zone whose local minutes the TIDs of this utility's tokens count (0002)
+    Column("time_zone", String(64), nullable=False, default="UTC", server_default="UTC"),
 )
 
 supply_groups = Table(

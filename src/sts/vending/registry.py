@@ -15,13 +15,15 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from sts.codec.pan import MeterPan, parse_pan
+from sts.codec.pan import MeterPan, parse_meter_number
 from sts.engine.model import check_identity
 from sts.errors import AlreadyExists, InputError, UnknownRecord
 from sts.vending import audit
 from sts.vending.auth import check_role, hash_key, new_key
+from sts.vending.clock import Clock, utc, wall_clock, zone
 from sts.vending.db import Database
 from sts.vending.keys import VENDING_KEY_BYTES, SecurityModule
+from sts.vending.meters import SERVICES, meter_pan
 from sts.vending.models import (
     api_keys,
     customers,
@@ -34,7 +36,6 @@ from sts.vending.models import (
     vendor_sgcs,
     vendors,
 )
-from sts.vending.service import SERVICES, Clock, wall_clock
 from sts.vending.tariff import Block, Tariff, parse_decimal
 
 KEY_TYPES = ("VUDK", "VDDK", "VCDK")
@@ -47,8 +48,11 @@ class Registry:
     actor: str = "cli"
     clock: Clock = wall_clock
 
+    def _now(self) -> datetime:
+        return utc(self.clock())
+
     def _audit(self, conn: Connection, action: str, subject: str, **details: Any) -> None:
-        audit.append(self.db, conn, at=self.clock().replace(microsecond=0), actor=self.actor,
+        audit.append(self.db, conn, at=self._now(), actor=self.actor,
                      action=action, subject=subject, details=details)
 
     def _insert(self, conn: Connection, table: Any, what: str, **values: Any) -> int:
@@ -69,12 +73,22 @@ class Registry:
     # --- utility, SGC, keys ----------------------------------------------------------------
 
     def add_utility(self, name: str, *, address: str = "", vat_reg_num: str = "",
-                    currency: str = "ZAR") -> int:
+                    currency: str = "ZAR", time_zone: str = "UTC") -> int:
+        zone(time_zone)
         with self.db.begin() as conn:
             uid = self._insert(conn, utilities, "utility", name=name, address=address,
-                               vat_reg_num=vat_reg_num, currency=currency)
-            self._audit(conn, "utility.add", name)
+                               vat_reg_num=vat_reg_num, currency=currency, time_zone=time_zone)
+            self._audit(conn, "utility.add", name, time_zone=time_zone)
         return uid
+
+    def set_time_zone(self, utility: str, time_zone: str) -> None:
+        """The IANA zone whose local minutes the utility's TIDs count from now on."""
+        zone(time_zone)
+        with self.db.begin() as conn:
+            uid = self._id(conn, utilities, utilities.c.name, utility, "utility")
+            conn.execute(update(utilities).where(utilities.c.id == uid)
+                         .values(time_zone=time_zone))
+            self._audit(conn, "utility.time_zone", utility, time_zone=time_zone)
 
     def add_sgc(self, sgc: str, *, utility: str, name: str = "") -> int:
         check_identity(kt=2, sgc=sgc, ti=1, krn=1)
@@ -118,7 +132,7 @@ class Registry:
                 ea=ea, base_date=base_date, table_set=table_set, ken=ken,
                 issued_until=issued_until, kct_until=kct_until, credit_limit=credit_limit,
                 credit_used=Decimal(0), module=self.sm.name, blob=blob, origin=origin,
-                created_at=self.clock())
+                created_at=self._now())
             if make_current:
                 conn.execute(update(supply_groups).where(supply_groups.c.id == sid)
                              .values(current_key_id=kid))
@@ -197,7 +211,7 @@ class Registry:
     def add_meter(self, pan: str, *, sgc: str, tariff: str, krn: int | None = None, ti: int = 1,
                   kt: int = 2, ken: int | None = None, service: str = "electricity",
                   customer: str | None = None, last_tid: int = 0) -> int:
-        mp: MeterPan = parse_pan(pan, field="pan")
+        mp: MeterPan = parse_meter_number(pan, field="pan")
         check_identity(kt=kt, sgc=sgc, ti=ti, krn=krn or 1)
         if service not in SERVICES:
             raise InputError(f"service must be one of {', '.join(SERVICES)}", field="service")
@@ -223,13 +237,14 @@ class Registry:
                                ken=key_ken if ken is None else ken, mfr_code=mp.mfr_code,
                                service=service, status="active", status_reason="",
                                last_tid=last_tid, tid_epoch=0, max_epoch=0, last_hash="",
-                               created_at=self.clock())
+                               created_at=self._now())
             self._audit(conn, "meter.add", mp.pan, sgc=sgc, ti=ti, kt=kt)
         return mid
 
     def set_meter_status(self, pan: str, status: str, reason: str = "") -> None:
         if status not in ("active", "blocked"):
             raise InputError("status must be active or blocked", field="status")
+        pan = meter_pan(pan, "pan")
         with self.db.begin() as conn:
             mid = self._id(conn, meters, meters.c.pan, pan, "meter")
             conn.execute(update(meters).where(meters.c.id == mid)
@@ -288,7 +303,7 @@ class Registry:
                    if operator else None)
             kid = self._insert(conn, api_keys, "api_key", key_hash=hash_key(key),
                                prefix=key[:12], role=role, label=label or role,
-                               operator_id=oid, vendor_id=vid, created_at=self.clock())
+                               operator_id=oid, vendor_id=vid, created_at=self._now())
             self._audit(conn, "api_key.add", f"key:{kid}", role=role, prefix=key[:12],
                         vendor=vendor)
         return key
@@ -297,7 +312,7 @@ class Registry:
         with self.db.begin() as conn:
             done = conn.execute(update(api_keys).where(api_keys.c.prefix == prefix,
                                                        api_keys.c.revoked_at.is_(None))
-                                .values(revoked_at=self.clock()))
+                                .values(revoked_at=self._now()))
             if done.rowcount == 0:
                 raise UnknownRecord(f"no active API key starting {prefix}", field="prefix")
             self._audit(conn, "api_key.revoke", prefix)

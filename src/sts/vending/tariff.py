@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sts.errors import AmountTooHigh, AmountTooLow, InputError
+from sts.codec.amount import parse_amount_text
+from sts.errors import AmountTooHigh, AmountTooLow, InputError, InvalidAmount
 
 CENT = Decimal("0.01")
 TENTH = Decimal("0.1")
@@ -31,38 +32,28 @@ def units_str(value: Decimal) -> str:
 
 
 def parse_amount(value: object, *, field_name: str = "amount") -> Decimal:
-    """A positive money amount with at most two decimal places, from a decimal string."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InputError(f"{field_name} must be a decimal string such as \"50.00\"",
-                         field=field_name)
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise InputError(f"{field_name} {value!r} is not a decimal number",
-                         field=field_name) from None
-    if not amount.is_finite():
-        raise InputError(f"{field_name} must be a finite number", field=field_name)
+    """A money amount to pay: the codec's one amount rule (a plain ASCII decimal string such
+    as "50.00"), greater than zero, at most two decimal places and below 10^12."""
+    amount = parse_amount_text(value, field=field_name)
+    if amount.adjusted() >= MAX_AMOUNT_DIGITS:
+        raise AmountTooHigh(f"{field_name} is too large: at most {MAX_AMOUNT_DIGITS} digits "
+                            "before the decimal point", field=field_name)
     if amount <= 0:
         raise AmountTooLow(f"{field_name} must be greater than zero", field=field_name)
     if amount != amount.quantize(CENT, rounding=ROUND_DOWN):
-        raise InputError(f"{field_name} has more than two decimal places", field=field_name)
-    if amount.adjusted() >= MAX_AMOUNT_DIGITS:
-        raise AmountTooHigh(f"{field_name} is too large", field=field_name)
+        raise InvalidAmount(f"{field_name} has more than two decimal places (cents)",
+                            field=field_name)
     return amount.quantize(CENT)
 
 
 def parse_decimal(value: object, field_name: str, *, allow_none: bool = False) -> Decimal | None:
+    """A non-negative registry figure (price, rate, float, debt) under the one amount rule."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool | float) or not isinstance(value, str | int | Decimal):
-        raise InputError(f"{field_name} must be a decimal string", field=field_name)
-    try:
-        dec = Decimal(str(value))
-    except InvalidOperation:
-        raise InputError(f"{field_name} {value!r} is not a decimal number",
-                         field=field_name) from None
-    if not dec.is_finite() or dec < 0:
-        raise InputError(f"{field_name} must be a non-negative number", field=field_name)
+    dec = parse_amount_text(value, field=field_name)
+    if dec.adjusted() >= MAX_AMOUNT_DIGITS or dec != dec.quantize(Decimal("0.000001")):
+        raise InvalidAmount(f"{field_name} must be below 10^{MAX_AMOUNT_DIGITS} with at most "
+                            "6 decimal places", field=field_name)
     return dec
 
 

@@ -1,0 +1,209 @@
+"""A sale (credit vend): money in, a credit token (and any key change and free units) out.
+
+The sale is the hot path: one transaction that checks the API key, locks the meter row (read
+with key, tariff, customer, utility and the caller's vendor in one query), reads once after
+the lock (an earlier answer for the id, the month's totals, the receipt number), makes the
+tokens and stores everything.  The answer is the exact JSON text stored, so a repeat returns
+the same bytes.  A trial (`trial.py`) is this same calculation without tokens or writes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sts.errors import InputError, KeyCreditLimit, NotAuthenticated
+from sts.vending import receipts
+from sts.vending.auth import Caller, hash_key
+from sts.vending.clock import local, wall
+from sts.vending.hotsql import CUSTOMER_DEBT, KEY_CREDIT, UPSERT_MONTH, VENDOR_FLOAT, Row
+from sts.vending.issue import KeyChange, Planned, due_key_change, issue
+from sts.vending.ledger import (
+    Entry,
+    Stored,
+    check_request_id,
+    entry_writes,
+    request_hash,
+    stored,
+)
+from sts.vending.meters import SERVICES, UNIT_NAMES, MeterView, VendorView, meter_pan, read_meter
+from sts.vending.tariff import ZERO, Quote, money, parse_amount, quote, units_str
+from sts.vending.vendor import check_float, check_may_sell, float_not_covered
+
+if TYPE_CHECKING:
+    from sts.vending.service import VendingService
+
+SALE_FIELDS = ("reference", "pay_type")  # echoed in the receipt, part of the request's identity
+
+
+def sale_quote(m: MeterView, amount: Decimal, month_row: Row | None, money_out: Any) -> Quote:
+    """What `amount` buys this month, given the meter's month totals row (or None)."""
+    def total(name: str) -> Decimal:
+        if month_row is None:
+            return ZERO
+        value = money_out(month_row[name])
+        return value if value is not None else ZERO
+
+    return quote(m.tariff, amount, month_units=total("month_units"),
+                 fixed_paid=total("month_fixed_paid"), free_issued=total("month_free_units"),
+                 debt_balance=m.debt_balance)
+
+
+def plan_sale(m: MeterView, q: Quote) -> list[Planned]:
+    sub = SERVICES.index(m.service)
+    plan = [Planned("STD", 0, sub, {"units": units_str(q.units)}, q.units, "CREDIT TOKEN")]
+    if q.free_units > 0:
+        plan.append(Planned("FBE", 0, sub, {"units": units_str(q.free_units)}, q.free_units,
+                            "FREE BASIC UNITS"))
+    return plan
+
+
+def sale_receipt(*, m: MeterView, q: Quote, vendor: VendorView | None, receipt_no: str,
+                 now: datetime, kc: KeyChange | None, tokens_out: list[dict[str, Any]],
+                 trial: bool = False) -> dict[str, Any]:
+    """The structured receipt of a sale (or of its trial); `now` is aware local time."""
+    charges = []
+    if q.fixed_charge > 0:
+        charges.append({"description": "Fixed monthly charge", "amount": money(q.fixed_charge)})
+    debt = []
+    if q.debt > 0:
+        debt.append({"description": "Debt recovery", "amount": money(q.debt),
+                     "balance": money(q.debt_after)})
+    r: dict[str, Any] = {
+        "receipt_no": receipt_no, "date": now.isoformat(), "trial": trial,
+        "utility": m.utility,
+        "vendor": {"name": vendor.name, "address": vendor.address} if vendor else None,
+        "meter": m.describe(), "customer": m.customer,
+        "tariff": {"name": m.tariff.name, "description": m.tariff.description},
+        "amount": money(q.amount), "units": units_str(q.units),
+        "unit": UNIT_NAMES[m.service],
+        "energy_amount": money(q.energy_amount), "energy_net": money(q.energy_net),
+        "steps": [{"units": str(s.units.quantize(Decimal("0.0001"))), "price": str(s.price),
+                   "amount": money(s.amount)} for s in q.steps],
+        "vat": {"rate": str(m.tariff.vat_rate), "amount": money(q.vat)},
+        "charges": charges, "debt": debt, "free_units": units_str(q.free_units),
+        "key_change": None,
+        "tokens": tokens_out,
+    }
+    if kc is not None:
+        old = m.key.record
+        r["meter"] = m.describe() | {k: v for k, v in kc.target().items()}
+        r["key_change"] = {
+            "from": {"sgc": old.sgc, "krn": old.krn, "ti": m.ti, "base_date": old.base_date},
+            "to": kc.target(), "rollover": kc.ro,
+        }
+    return r
+
+
+def parse_sale(body: dict[str, Any], caller: Caller) -> tuple[str, Decimal, dict[str, Any], str]:
+    """The meter's PAN, the amount, the echoed extras and the request's identity hash."""
+    if body.get("meter") is None:
+        raise InputError("meter is required: the meter number printed on the meter or its "
+                         "18-digit PAN", field="meter")
+    pan = meter_pan(body.get("meter"))
+    amount = parse_amount(body.get("amount"))
+    extra = {k: body[k] for k in SALE_FIELDS if body.get(k) is not None}
+    rhash = request_hash({"meter": pan, "amount": str(amount), **extra,
+                          "vendor": caller.vendor_id})
+    return pan, amount, extra, rhash
+
+
+def authenticate(svc: VendingService, cur: Any, key: str) -> Caller:
+    digest = hash_key(key)
+    row = svc.hot.auth.one(cur, {"digest": digest})
+    if row is None or not hmac.compare_digest(row["key_hash"], digest) \
+            or row["revoked_at"] is not None:
+        raise NotAuthenticated("unknown or revoked API key", field="authorization")
+    return Caller(row["id"], row["role"], row["label"], row["vendor_id"])
+
+
+def purchase(svc: VendingService, purchase_id: str, body: dict[str, Any], caller: Caller | None,
+             api_key: str | None) -> tuple[str, bool]:
+    """(stored JSON text, created): a new sale, or the stored answer for a repeated id."""
+    hot = svc.hot
+    rhash = ""
+    try:
+        with svc.db.begin() as conn:
+            cur = hot.cursor(conn)
+            try:
+                if caller is None:
+                    caller = authenticate(svc, cur, api_key or "")
+                caller.require("purchase")
+                check_request_id(purchase_id, "purchase_id")
+                meter, amount, extra, rhash = parse_sale(body, caller)
+                # lock the meter first, then look for the id: a twin that held the lock
+                # before us has committed by now, so its answer is visible
+                m = read_meter(hot, cur, meter, lock=True, vendor_id=caller.vendor_id)
+                now = local(svc.now(), m.time_zone)
+                month = now.strftime("%Y-%m")
+                after = hot.after_lock.one(cur, {"request_id": purchase_id, "meter_id": m.id,
+                                                 "month": month})
+                assert after is not None
+                earlier = Stored.from_row(after)
+                if earlier is not None:
+                    return earlier.repeat("sale", rhash, purchase_id), False
+                return _sell(svc, cur, purchase_id, m, after, amount, rhash, caller, extra,
+                             now), True
+            finally:
+                cur.close()
+    except svc.integrity_errors:
+        # a concurrent twin with the same id committed first: answer as a repeat
+        with svc.db.read() as conn:
+            cur = hot.cursor(conn)
+            try:
+                again = stored(hot, cur, purchase_id)
+            finally:
+                cur.close()
+        if again is None:
+            raise
+        return again.repeat("sale", rhash, purchase_id), False
+
+
+def _sell(svc: VendingService, cur: Any, purchase_id: str, m: MeterView, after: Row,
+          amount: Decimal, rhash: str, caller: Caller, extra: dict[str, Any], now: datetime,
+          ) -> str:
+    hot = svc.hot
+    mi = hot.money_in
+    vendor = check_may_sell(caller, m)
+    check_float(vendor, amount)
+    q = sale_quote(m, amount, after, hot.money_out)
+    kc = due_key_change(m, svc.key_loader(cur))
+    res = issue(svc.sm, m, plan_sale(m, q), kc, wall(now))
+    credit_key = kc.new_key if kc is not None else m.key
+    if credit_key.credit_limit is not None and hot.execute(
+            cur, KEY_CREDIT, {"id": credit_key.record.id, "amount": mi(q.energy_amount)}) != 1:
+        raise KeyCreditLimit("the vending key's credit limit is reached", field="meter")
+    seq = int(after["next_seq"])
+    toks = res.public()
+    receipt = sale_receipt(m=m, q=q, vendor=vendor, receipt_no=f"{seq:010d}", now=now, kc=kc,
+                           tokens_out=toks)
+    if extra:
+        receipt["request"] = extra
+    response = {"purchase_id": purchase_id, "receipt": receipt, "tokens": toks,
+                "slip": receipts.slip(receipt, toks, title="CREDIT VEND - TAX INVOICE")}
+    month = now.strftime("%Y-%m")
+    body, writes = entry_writes(hot, Entry(
+        seq=seq, request_id=purchase_id, kind="sale", meter=m, request_hash=rhash,
+        response=response, now=wall(now), issued=res, vendor_id=caller.vendor_id,
+        api_key_id=caller.key_id if caller.key_id > 0 else None, month=month, amount=amount,
+        vat=q.vat, charges=q.fixed_charge, debt=q.debt, units=q.units))
+    writes.append((UPSERT_MONTH, {"meter_id": m.id, "month": month, "units": mi(q.units),
+                                  "fixed_paid": mi(q.fixed_charge),
+                                  "free_units": mi(q.free_units)}))
+    if q.debt > 0 and m.customer_id is not None:
+        writes.append((CUSTOMER_DEBT, {"id": m.customer_id, "debt": mi(q.debt)}))
+    # the vendor row is the hottest row: touch it last, so its lock is held briefly
+    writes.append((VENDOR_FLOAT, {"id": vendor.id, "amount": mi(amount)}))
+    if hot.write(cur, writes) != 1:
+        raise float_not_covered()
+    return body
+
+
+def purchase_dict(svc: VendingService, purchase_id: str, body: dict[str, Any],
+                  caller: Caller) -> tuple[dict[str, Any], bool]:
+    text, created = purchase(svc, purchase_id, body, caller, None)
+    out: dict[str, Any] = json.loads(text)
+    return out, created

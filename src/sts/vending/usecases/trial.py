@@ -1,0 +1,47 @@
+"""A trial sale: the full answer a sale would give, without tokens; nothing is stored."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sts.vending import receipts
+from sts.vending.auth import Caller
+from sts.vending.clock import local
+from sts.vending.issue import due_key_change
+from sts.vending.meters import read_meter
+from sts.vending.tariff import ZERO, units_str
+from sts.vending.usecases.sale import parse_sale, plan_sale, sale_quote, sale_receipt
+from sts.vending.vendor import check_may_sell
+
+if TYPE_CHECKING:
+    from sts.vending.service import VendingService
+
+
+def trial(svc: VendingService, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    caller.require("purchase")
+    pan, amount, _extra, _hash = parse_sale(body, caller)
+    hot = svc.hot
+    with svc.db.read() as conn:
+        cur = hot.cursor(conn)
+        try:
+            m = read_meter(hot, cur, pan, lock=False, vendor_id=caller.vendor_id)
+            vendor = check_may_sell(caller, m)
+            now = local(svc.now(), m.time_zone)
+            q = sale_quote(m, amount, svc.month_totals(cur, m.id, now.strftime("%Y-%m")),
+                           hot.money_out)
+            kc = due_key_change(m, svc.key_loader(cur))
+        finally:
+            cur.close()
+    toks: list[dict[str, Any]] = []
+    if kc is not None:
+        n = 4 if m.key.record.ea == 11 else 2
+        toks += [{"token": None, "kind": "KCT", "class": 2, "subclass": s,
+                  "description": "key change token"} for s in (3, 4, 8, 9)[:n]]
+    for p in plan_sale(m, q):
+        toks.append({"token": None, "kind": p.kind, "class": p.token_class,
+                     "subclass": p.subclass, "units": units_str(p.units or ZERO),
+                     "description": p.label.lower()})
+    receipt = sale_receipt(m=m, q=q, vendor=vendor, receipt_no="", now=now, kc=kc,
+                           tokens_out=toks, trial=True)
+    return {"trial": True, "receipt": receipt, "tokens": toks,
+            "slip": receipts.slip(receipt, [], title="TRIAL - NOT A TAX INVOICE")}

@@ -1,0 +1,43 @@
+"""Who may sell, and the vendor's float: the rules a sale and a trial both apply.
+
+The float is checked here for a clear message, and taken by a conditional UPDATE
+(`hotsql.VENDOR_FLOAT`, `float_balance >= amount`) as the sale's last write, whose failure
+rolls the whole sale back: two concurrent sales can never overdraw it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sts.errors import InsufficientFloat, MeterBlocked, NotAuthorised
+from sts.vending.auth import Caller
+from sts.vending.meters import MeterView, VendorView
+from sts.vending.tariff import money
+
+
+def check_may_sell(caller: Caller, m: MeterView) -> VendorView:
+    """The caller's vendor, if it may sell to this meter now (meter `m` read with the caller's
+    vendor id)."""
+    if m.status != "active":
+        raise MeterBlocked(f"meter {m.pan} is blocked: {m.status_reason}", field="meter")
+    if caller.vendor_id is None or m.vendor is None:
+        raise NotAuthorised("this API key is not bound to a vendor, so it cannot sell",
+                            field="authorization")
+    if m.vendor.status != "active":
+        raise NotAuthorised("the vendor is suspended", field="authorization")
+    if not m.vendor.authorised:
+        raise NotAuthorised("the vendor is not authorised for this meter's supply group",
+                            field="meter")
+    return m.vendor
+
+
+def check_float(vendor: VendorView, amount: Decimal) -> None:
+    if vendor.float_balance < amount:
+        raise InsufficientFloat(
+            f"the vendor's float ({money(vendor.float_balance)}) does not cover "
+            f"{money(amount)}", field="amount")
+
+
+def float_not_covered() -> InsufficientFloat:
+    """What a sale raises when the conditional float UPDATE changed no row."""
+    return InsufficientFloat("the vendor's float does not cover this sale", field="amount")
