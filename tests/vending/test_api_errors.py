@@ -7,6 +7,8 @@ import uuid
 from typing import Any
 
 import pytest
+from fastapi import APIRouter
+from pydantic import BaseModel
 
 from tests.vending.conftest import Demo
 
@@ -148,3 +150,37 @@ def test_auth_errors_in_the_shape(demo: Demo) -> None:
                      "NOT_AUTHENTICATED", "authorization")
         assert_error(c.get("/v1/audit/verify", headers=headers), 401,
                      "NOT_AUTHENTICATED", "authorization")
+
+
+class Echo(BaseModel):
+    n: int
+
+
+router = APIRouter(prefix="/other")
+
+
+@router.post("/echo")
+def echo(body: Echo) -> dict[str, int]:
+    return {"n": body.n}
+
+
+def test_a_face_with_its_own_error_model(demo: Demo) -> None:
+    """Another face on the same app (e.g. Electrum) renders every error under its prefix."""
+    from fastapi.responses import JSONResponse
+    from fastapi.testclient import TestClient
+
+    from sts.vending.api import create_app
+
+    app = create_app(demo.service, max_body=1000)
+    app.include_router(router)
+    app.state.error_renderers["/other"] = lambda _req, status, body: JSONResponse(
+        {"errorDetail": {"errorCode": body["code"], "errorMessage": body["message"]}},
+        status_code=status)
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.post("/other/echo", json={"n": 1}).json() == {"n": 1}
+    for resp, status in ((client.post("/other/echo", json={"n": "x"}), 422),
+                         (client.post("/other/echo", content=b"x" * 2000), 413),
+                         (client.get("/other/nothing"), 404),
+                         (client.get("/other/echo"), 405)):
+        assert resp.status_code == status and set(resp.json()) == {"errorDetail"}, resp.text
+    assert_error(client.post("/v1/trials", content=b"x" * 2000), 413, "BODY_TOO_LARGE")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -56,6 +56,21 @@ from sts.vending.schemas import (
 from sts.vending.service import VendingService
 
 log = logging.getLogger("sts.vending")
+
+# A face mounted on this app with an error model of its own (Electrum's, the web pages') adds
+# its path prefix here: `app.state.error_renderers["/prefix"] = render`; every error under that
+# prefix, the framework's and the middleware's too, is then `render(request, status, body)`
+# with `body` in the one shape.  Everything else answers the one shape.
+ErrorRenderer = Callable[[Request, int, dict[str, Any]], Response]
+
+
+def error_response(request: Request, status: int, body: dict[str, Any],
+                   headers: Mapping[str, str] | None = None) -> Response:
+    renderers: dict[str, ErrorRenderer] = getattr(request.app.state, "error_renderers", {})
+    for prefix, render in renderers.items():
+        if request.url.path.startswith(prefix):
+            return render(request, status, body)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _dump(body: BaseModel) -> dict[str, Any]:
@@ -172,7 +187,7 @@ class BodyLimit:
                 break
         body = b"".join(chunks)
         if body and _is_json(scope) and not _utf8(body):
-            await JSONResponse(body_not_utf8(), status_code=422)(scope, receive, send)
+            await self._reply(scope, receive, send, 422, body_not_utf8())
             return
         pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -182,8 +197,13 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(body_too_large(self.limit), status_code=413,
-                                headers={"connection": "close"})
+        await self._reply(scope, receive, send, 413, body_too_large(self.limit),
+                          {"connection": "close"})
+
+    @staticmethod
+    async def _reply(scope: Scope, receive: Receive, send: Send, status: int,
+                     body: dict[str, Any], headers: Mapping[str, str] | None = None) -> None:
+        response = error_response(Request(scope, receive), status, body, headers)
         await response(scope, receive, send)
 
 
@@ -212,31 +232,32 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
                   description="Prepaid token vending (IEC 62055-41), Electrum-style JSON API. "
                   "Every error is `{code, message, field?}`; limits: docs/vending.md.")
     app.state.service = service
+    app.state.error_renderers = {}
     app.add_middleware(BodyLimit, limit=max_body)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(validation_error(exc.errors()), status_code=422)
+    async def _invalid(req: Request, exc: RequestValidationError) -> Response:
+        return error_response(req, 422, validation_error(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(req: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(req: Request, exc: StarletteHTTPException) -> Response:
         body = http_error(exc.status_code, exc.detail, exc.__cause__, req.method, req.url.path)
         status = 422 if exc.status_code == 400 else exc.status_code
-        return JSONResponse(body, status_code=status, headers=exc.headers)
+        return error_response(req, status, body, exc.headers)
 
     @app.exception_handler(StsError)
-    async def _refused(_req: Request, exc: StsError) -> JSONResponse:
+    async def _refused(req: Request, exc: StsError) -> Response:
         status, body = api_error(exc)
         if status >= 500:
             log.error("request failed: %s [%s]", type(exc).__name__, exc.code)
-        return JSONResponse(body, status_code=status)
+        return error_response(req, status, body)
 
     @app.exception_handler(Exception)
-    async def _error(_req: Request, exc: Exception) -> JSONResponse:
+    async def _error(req: Request, exc: Exception) -> Response:
         status, body = api_error(exc)
         if status >= 500:
             log.error("request failed: %s", type(exc).__name__, exc_info=exc)
-        return JSONResponse(body, status_code=status)
+        return error_response(req, status, body)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:
