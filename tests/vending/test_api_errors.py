@@ -114,15 +114,10 @@ def test_unknown_route_and_method(demo: Demo) -> None:
 
 
 @pytest.mark.parametrize(("path", "body", "field", "words"), [
-    ("/v1/trials", {"meter": 60072704100000019, "amount": "10"}, "meter", "JSON string"),
-    ("/v1/trials", {"meter": "x", "amount": 10}, "amount", "JSON string"),
-    ("/v1/trials", {"meter": "x", "amount": True}, "amount", "JSON string"),
-    ("/v1/trials", {"meter": "x", "amount": 10.05}, "amount", "JSON string"),
-    ("/v1/trials", {"meter": "x", "amount": None}, "amount", "JSON string"),
-    ("/v1/trials", {"meter": "x", "amount": ["10"]}, "amount", "JSON string"),
-    ("/v1/trials", {"meter": "x", "amount": {"v": "10"}}, "amount", "JSON string"),
-    ("/v1/trials", {"meter": "x"}, "amount", "required"),
     ("/v1/trials", {"meter": "x", "amount": "1", "colour": "red"}, "colour", "not a field"),
+    ("/v1/trials", {"meter": "x"}, "amount", "required"),
+    ("/v1/reprints", {"receipt_no": 1}, "receipt_no", "JSON string"),
+    ("/v1/purchases/abcdefgh-1/reversals", {"reason": ["lost"]}, "reason", "JSON string"),
     ("/v1/engineering/abcdefgh-1", {"meter": "x", "type": "test", "reason": "abc",
                                     "watts": "5000"}, "watts", "JSON integer"),
     ("/v1/engineering/abcdefgh-1", {"meter": "x", "type": "test", "reason": "abc",
@@ -131,15 +126,39 @@ def test_unknown_route_and_method(demo: Demo) -> None:
                                     "to_krn": True}, "to_krn", "JSON integer"),
     ("/v1/engineering/abcdefgh-1", {"meter": "x", "type": "key_change", "reason": "abc",
                                     "ro": "yes"}, "ro", "true or false"),
+    ("/v1/engineering/abcdefgh-1", {"meter": "x", "type": "key_change", "reason": 7},
+     "reason", "JSON string"),
     ("/v1/engineering/abcdefgh-1", {"meter": "x", "type": "key_change", "reason": "abc",
                                     "ro": 1}, "ro", "true or false"),
     ("/v1/tokens/verify", {"meter": "x", "token": 12345678901234567890}, "token", "JSON string"),
 ])
-def test_wrong_types_name_the_field(demo: Demo, path: str, body: dict[str, Any],
-                                    field: str, words: str) -> None:
-    role = "engineer" if "engineering" in path else "vendor"
-    r = demo.client.post(path, json=body, headers=demo.h(role))
+def test_wrong_types_name_the_field(demo: Demo, path: str, body: dict[str, Any], field: str,
+                                    words: str) -> None:
+    role = {"engineering": "engineer", "reversals": "supervisor"}
+    who = next((r for k, r in role.items() if k in path), "vendor")
+    r = demo.client.post(path, json=body, headers=demo.h(who))
     assert words in assert_error(r, 422, "INVALID_INPUT", field)["message"]
+
+
+@pytest.mark.parametrize(("field", "value", "code", "words"), [
+    ("amount", 10, "INVALID_AMOUNT", "a number"),
+    ("amount", 10.05, "INVALID_AMOUNT", "plain decimal string"),
+    ("amount", True, "INVALID_AMOUNT", "plain decimal string"),
+    ("amount", None, "INVALID_AMOUNT", "plain decimal string"),
+    ("amount", ["10"], "INVALID_AMOUNT", "plain decimal string"),
+    ("amount", {"v": "10"}, "INVALID_AMOUNT", "plain decimal string"),
+    ("amount", "9" * 5000, "INVALID_AMOUNT", "at most 40 characters"),
+    ("meter", 60072704100000019, "INVALID_METER_NUMBER", "meter"),
+    ("meter", None, "INVALID_METER_NUMBER", "meter"),
+    ("meter", "6" * 100, "INVALID_METER_NUMBER", "meter"),
+])
+def test_fields_with_one_rule_answer_by_it(demo: Demo, field: str, value: Any, code: str,
+                                           words: str) -> None:
+    """A wrong type or length of `amount` or `meter` gets that field's own code and rule."""
+    body = {"meter": demo.meters[0], "amount": "10"} | {field: value}
+    for path in ("/v1/trials", f"/v1/purchases/{uuid.uuid4()}"):
+        r = demo.client.post(path, json=body, headers=demo.h("vendor"))
+        assert words in assert_error(r, 422, code, field)["message"]
 
 
 def test_auth_errors_in_the_shape(demo: Demo) -> None:

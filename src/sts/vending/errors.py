@@ -9,10 +9,12 @@ JSON, too large, or of the wrong shape) take the same form.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sts import errors as e
+from sts.codec.amount import parse_amount_text
+from sts.codec.pan import parse_meter_number
 
 # engine error class -> (API code, HTTP status); the first matching class wins (most specific first)
 ENGINE_MAP: tuple[tuple[type[e.StsError], str, int], ...] = (
@@ -130,10 +132,36 @@ def _message(err: dict[str, Any], field: str) -> str:
     return f"{field}: {str(err.get('msg', 'invalid value'))[:200]}"
 
 
+def _amount_rule(value: object, *, field: str) -> object:
+    return parse_amount_text(value, field=field)
+
+
+# fields with one rule of their own (sts.codec): a wrong type or length there is answered by
+# that rule, so a client sees one code per field (INVALID_AMOUNT, INVALID_METER_NUMBER)
+FIELD_RULES: dict[str, Callable[..., object]] = {
+    "amount": _amount_rule,
+    "meter": parse_meter_number,
+}
+
+
+def _by_rule(field: str, err: dict[str, Any]) -> dict[str, Any] | None:
+    rule = FIELD_RULES.get(field)
+    if rule is None or "input" not in err or err.get("type") in ("missing", "extra_forbidden"):
+        return None
+    try:
+        rule(err["input"], field=field)
+    except e.StsError as exc:
+        return api_error(exc)[1]
+    return None
+
+
 def validation_error(errors: Sequence[Any]) -> dict[str, Any]:
     """The first request validation error (pydantic/FastAPI) in the one error shape."""
     first: dict[str, Any] = dict(errors[0]) if errors else {}
     field = _field(tuple(first.get("loc", ())))
     if first.get("type") == "json_invalid":
         field = "body"
+    by_rule = _by_rule(field, first)
+    if by_rule is not None:
+        return by_rule
     return {"code": "INVALID_INPUT", "message": _message(first, field), "field": field}

@@ -2,8 +2,10 @@
 
 Request bodies check shape only: JSON types (strict: a number is not a string, 1 is not
 `true`), unknown fields refused, and a maximum length on every string, so nothing large reaches
-the service or its audit log.  Every business rule (amount format and limits, meter number
-check digits, reason length, request-id form, ranges) lives in the service, once.
+the service or its audit log.  A wrong type or length of `amount` or `meter` is answered by
+that field's one rule (INVALID_AMOUNT, INVALID_METER_NUMBER; `sts.vending.errors`).  Every
+business rule (amount format and limits, meter number check digits, reason length, request-id
+form, ranges) lives in the service, once.
 
 Response models document what the service answers; they allow fields added later (clients
 ignore what they do not know).  They are used for documentation and conformance tests, not to
@@ -16,9 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from sts.codec.amount import AMOUNT_MAX_CHARS
+
 # maximum lengths of request strings (docs/vending.md, "API limits")
 METER_MAX = 32  # an 18/20-digit PAN or an 11/13-digit meter number, with spaces or dashes
-AMOUNT_MAX = 20
+AMOUNT_MAX = AMOUNT_MAX_CHARS  # the amount rule's own limit (sts.codec.amount)
 REFERENCE_MAX = 64
 PAY_TYPE_MAX = 20
 REASON_MAX = 300
