@@ -122,8 +122,7 @@ _ERROR_TEXT = {
          "KEY_CREDIT_LIMIT, REVERSAL_NOT_ALLOWED, METER_KEY_INVALID",
     413: "BODY_TOO_LARGE: the body is over the size limit",
     422: "INVALID_INPUT (shape, type, length, rule), INVALID_AMOUNT, INVALID_METER_NUMBER, "
-         "AMOUNT_TOO_LOW, "
-         "AMOUNT_TOO_HIGH, INVALID_TOKEN, TOKEN_REJECTED",
+         "AMOUNT_TOO_LOW, AMOUNT_TOO_HIGH, INVALID_TOKEN, TOKEN_REJECTED",
     429: "RATE_LIMITED: too many lookups this minute",
     500: "SYSTEM_ERROR: a fault of the server (never caused by the request)",
     503: "UNAVAILABLE: the database is busy; retry the same request",
