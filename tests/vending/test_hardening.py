@@ -138,6 +138,10 @@ def test_tids_count_the_utilitys_local_minutes(demo: Demo) -> None:
     sale = demo.buy(pan, "20").json()
     assert sale["tokens"][0]["tid"] == tid_at(datetime(2025, 3, 3, 17, 30), 2014)
     assert decode(sale["tokens"][0]["token"], meter_key(pan)).tid == sale["tokens"][0]["tid"]
+    v = demo.client.post("/v1/tokens/verify", json={"meter": pan,
+                                                    "token": sale["tokens"][0]["token"]},
+                         headers=demo.h("vendor")).json()
+    assert v["issue"]["issued_at"] == "2025-03-03T17:30:00+02:00"
     with pytest.raises(InputError) as err:
         demo.registry.set_time_zone("Demo Utility", "Mars/Olympus_Mons")
     assert err.value.field == "time_zone"
@@ -222,6 +226,16 @@ def test_sale_never_moves_a_meter_to_an_older_key(demo: Demo) -> None:
     for t in sale["tokens"]:
         assert meter.enter(t["token"]).result in ("accept", "key_change_1", "key_change_2")
     assert meter.state.memory.key.krn == 3
+
+
+def test_sale_text_fields_are_limited(demo: Demo) -> None:
+    caller = _caller(demo, "vendor")
+    for name, value in (("reference", "r" * 65), ("pay_type", "p" * 21), ("reference", 5)):
+        with pytest.raises(InputError) as err:
+            demo.service.purchase(str(uuid.uuid4()), {"meter": demo.meters[0], "amount": "20",
+                                                      name: value}, caller)
+        assert err.value.field == name
+    assert _txn_count(demo) == 0
 
 
 # --- reprint numbers -------------------------------------------------------------------------

@@ -258,13 +258,17 @@ def _print_demo(info: dict[str, Any]) -> None:
 @click.option("--address", default="")
 @click.option("--vat-reg-num", default="")
 @click.option("--currency", default="ZAR")
+@click.option("--time-zone", default="UTC", show_default=True,
+              help="IANA zone whose local minutes the TIDs count, e.g. Africa/Johannesburg")
 @click.pass_context
 def admin_utility(ctx: click.Context, name: str, address: str, vat_reg_num: str,
-                  currency: str) -> None:
+                  currency: str, time_zone: str) -> None:
     """Add a utility."""
     _, reg = _open(ctx)
-    reg.add_utility(name, address=address, vat_reg_num=vat_reg_num, currency=currency)
-    _say(ctx, f"utility {name} added", {"utility": name, "added": True})
+    reg.add_utility(name, address=address, vat_reg_num=vat_reg_num, currency=currency,
+                    time_zone=time_zone)
+    _say(ctx, f"utility {name} added", {"utility": name, "time_zone": time_zone,
+                                        "added": True})
 
 
 @admin.command("sgc")

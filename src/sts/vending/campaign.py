@@ -72,10 +72,10 @@ def create(service: VendingService, name: str, *, sgc: str, to_krn: int,
 def status(service: VendingService, name: str) -> dict[str, Any]:
     with service.db.read() as conn:
         cid = _campaign_id(conn, name)
-        rows = conn.execute(select(campaign_items.c.status, func.count())
+        rows = conn.execute(select(campaign_items.c.status, func.count().label("n"))
                             .where(campaign_items.c.campaign_id == cid)
                             .group_by(campaign_items.c.status))
-        counts = {r[0]: int(r[1]) for r in rows}
+        counts = {r.status: int(r.n) for r in rows}
     return {"campaign": name, **{k: counts.get(k, 0) for k in ("pending", "done", "failed", "skipped")}}
 
 

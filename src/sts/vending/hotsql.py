@@ -104,14 +104,19 @@ LEFT JOIN meter_months mm ON mm.meter_id = :meter_id AND mm.month = :month
 SEQ_PG = "nextval(pg_get_serial_sequence('transactions', 'seq'))"
 SEQ_SQLITE = "(SELECT coalesce(max(seq), 0) + 1 FROM transactions)"
 
-INSERT_TXN = """
+_TXN_COLUMNS = """
 INSERT INTO transactions (seq, request_id, kind, meter_id, vendor_id, api_key_id, request_hash,
     amount, vat, charges, debt, units, month, status, reverses, reason, prev_key, response,
     created_at, prev_hash, hash)
 VALUES (:seq, :request_id, :kind, :meter_id, :vendor_id, :api_key_id, :request_hash,
-    :amount, :vat, :charges, :debt, :units, :month, 'completed', :reverses, :reason, :prev_key,
+    :amount, :vat, :charges, :debt, :units, :month, 'completed', {reverses_reason}, :prev_key,
     :response, :created_at, :prev_hash, :hash)
 """
+# A transaction with a reason or a reversed sale (engineering, reversal, key change), and one
+# without (a sale).  Two texts only because of the parameter count: psycopg caches the
+# conversion of a statement with at most 50 parameters, and a sale's write CTE has 49.
+INSERT_TXN = _TXN_COLUMNS.format(reverses_reason=":reverses, :reason")
+INSERT_TXN_PLAIN = _TXN_COLUMNS.format(reverses_reason="NULL, ''")
 
 INSERT_TOKEN = """
 INSERT INTO tokens (txn_seq, meter_id, position, token, token_class, subclass, tid, tid_epoch,
@@ -197,6 +202,7 @@ class HotSQL:
             self.money_out = _same
             self.ts_in = _same
             self.ts_out = _same
+        self._text: dict[str, str] = {}
         seq = SEQ_SQLITE if is_sqlite else SEQ_PG
         self.auth = self._query(AUTH_COLUMNS, "FROM api_keys WHERE key_hash = :digest")
         self.meter = self._query(METER_COLUMNS, METER_FROM)
@@ -218,8 +224,13 @@ class HotSQL:
         self._combined: dict[tuple[str, ...], str] = {}
 
     def _sql(self, text: str) -> str:
-        text = " ".join(text.split())
-        return text if self.is_sqlite else _PARAM.sub(r"%(\1)s", text)
+        out = self._text.get(text)
+        if out is None:
+            out = " ".join(text.split())
+            out = out if self.is_sqlite else _PARAM.sub(r"%(\1)s", out)
+            if len(self._text) < 256:
+                self._text[text] = out
+        return out
 
     def _query(self, columns: tuple[tuple[str, str], ...], rest: str) -> Query:
         select_list = ", ".join(f"{expr} AS {name}" for name, expr in columns)

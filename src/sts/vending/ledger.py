@@ -21,7 +21,14 @@ from typing import Any
 
 from sts.errors import DuplicateRequest, InputError
 from sts.vending import audit
-from sts.vending.hotsql import INSERT_TOKEN, INSERT_TXN, UPDATE_METER, HotSQL, Row
+from sts.vending.hotsql import (
+    INSERT_TOKEN,
+    INSERT_TXN,
+    INSERT_TXN_PLAIN,
+    UPDATE_METER,
+    HotSQL,
+    Row,
+)
 from sts.vending.issue import IssueResult
 from sts.vending.meters import MeterView
 
@@ -118,13 +125,17 @@ def entry_writes(hot: HotSQL, e: Entry) -> tuple[str, Writes]:
     digest = audit.txn_hash(prev, e.request_id, e.kind, body)
     created = hot.ts_in(e.now)
     res = e.issued
-    writes: Writes = [(INSERT_TXN, {
+    txn = {
         "seq": e.seq, "request_id": e.request_id, "kind": e.kind, "meter_id": m.id,
         "vendor_id": e.vendor_id, "api_key_id": e.api_key_id, "request_hash": e.request_hash,
         "amount": mi(e.amount), "vat": mi(e.vat), "charges": mi(e.charges),
-        "debt": mi(e.debt), "units": mi(e.units), "month": e.month, "reverses": e.reverses,
-        "reason": e.reason, "prev_key": canonical(res.prev_key) if res else "",
-        "response": body, "created_at": created, "prev_hash": prev, "hash": digest})]
+        "debt": mi(e.debt), "units": mi(e.units), "month": e.month,
+        "prev_key": canonical(res.prev_key) if res else "",
+        "response": body, "created_at": created, "prev_hash": prev, "hash": digest}
+    if e.reverses is None and not e.reason:
+        writes: Writes = [(INSERT_TXN_PLAIN, txn)]
+    else:
+        writes = [(INSERT_TXN, txn | {"reverses": e.reverses, "reason": e.reason})]
     state = {"key_id": m.key.record.id, "ti": m.ti, "ken": m.ken, "tid_epoch": m.tid_epoch,
              "max_epoch": m.max_epoch, "last_tid": m.last_tid}
     if res is not None:

@@ -78,20 +78,19 @@ def plan(m: MeterView, body: dict[str, Any]) -> list[Planned]:
 
 def explicit_key_change(svc: VendingService, cur: Any, m: MeterView,
                         body: dict[str, Any]) -> KeyChange | None:
-    to_krn, to_ti = body.get("to_krn"), body.get("to_ti")
-    if to_krn is None and to_ti is None:
+    to_krn, to_ti, ro = body.get("to_krn"), body.get("to_ti"), body.get("ro")
+    krn = None if to_krn is None else int_field(body, "to_krn", 1, 9)
+    ti = m.ti if to_ti is None else int_field(body, "to_ti", 0, 99)
+    if ro is not None and not isinstance(ro, bool):
+        raise InputError("ro must be true or false", field="ro")
+    if krn is None and to_ti is None:
         return due_key_change(m, svc.key_loader(cur))
     target = m.key
-    if to_krn is not None:
-        krn = int_field(body, "to_krn", 1, 9)
+    if krn is not None:
         kid = svc.key_id(cur, m.sgc_id, krn)
         if kid is None:
             raise UnknownRecord(f"SGC {m.sgc} has no key with KRN {krn}", field="to_krn")
         target = svc.key_loader(cur)(kid)
-    ti = m.ti if to_ti is None else int_field(body, "to_ti", 0, 99)
-    ro = body.get("ro")
-    if ro is not None and not isinstance(ro, bool):
-        raise InputError("ro must be true or false", field="ro")
     return KeyChange(target, ti,
                      ro if ro is not None else target.record.base_date != m.key.record.base_date)
 

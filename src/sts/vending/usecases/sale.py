@@ -36,7 +36,8 @@ from sts.vending.vendor import check_float, check_may_sell, float_not_covered
 if TYPE_CHECKING:
     from sts.vending.service import VendingService
 
-SALE_FIELDS = ("reference", "pay_type")  # echoed in the receipt, part of the request's identity
+# echoed in the receipt and part of the request's identity: name -> longest text allowed
+SALE_FIELDS = {"reference": 64, "pay_type": 20}
 
 
 def sale_quote(m: MeterView, amount: Decimal, month_row: Row | None, money_out: Any) -> Quote:
@@ -98,14 +99,22 @@ def sale_receipt(*, m: MeterView, q: Quote, vendor: VendorView | None, receipt_n
     return r
 
 
-def parse_sale(body: dict[str, Any], caller: Caller) -> tuple[str, Decimal, dict[str, Any], str]:
+def parse_sale(body: dict[str, Any], caller: Caller) -> tuple[str, Decimal, dict[str, str], str]:
     """The meter's PAN, the amount, the echoed extras and the request's identity hash."""
     if body.get("meter") is None:
         raise InputError("meter is required: the meter number printed on the meter or its "
                          "18-digit PAN", field="meter")
     pan = meter_pan(body.get("meter"))
     amount = parse_amount(body.get("amount"))
-    extra = {k: body[k] for k in SALE_FIELDS if body.get(k) is not None}
+    extra: dict[str, str] = {}
+    for name, longest in SALE_FIELDS.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > longest:
+            raise InputError(f"{name} must be text of at most {longest} characters",
+                             field=name)
+        extra[name] = value
     rhash = request_hash({"meter": pan, "amount": str(amount), **extra,
                           "vendor": caller.vendor_id})
     return pan, amount, extra, rhash

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from sts.errors import InputError, StsError
 from sts.vending.auth import Caller
+from sts.vending.clock import zone
 from sts.vending.keys import MeterIdentity
 from sts.vending.meters import read_meter
 from sts.vending.models import tokens, transactions
@@ -64,6 +65,7 @@ def verify_token(svc: VendingService, meter: object, token: object,
         out["issue"] = {"request_id": row.request_id, "receipt_no": f"{row.seq:010d}",
                         "transaction": row.txn_kind, "kind": row.kind,
                         "position": row.position, "status": row.status,
-                        "issued_at": row.created_at.isoformat(),
+                        "issued_at": row.created_at.replace(tzinfo=zone(m.time_zone))
+                        .isoformat(),
                         "key": {"sgc": key.record.sgc, "krn": key.record.krn, "ti": row.ti}}
     return out
