@@ -68,7 +68,7 @@ def test_registry_commands_and_campaign(db_url: str, kek_file: str, tmp_path: Pa
     key = json.loads(run(admin, [*base, "apikey", "add", "vendor", "--vendor", "V1",
                                  "--json"]).output)["api_key"]
     run(admin, [*base, "apikey", "revoke", key[:12]])
-    listed = run(admin, [*base, "key", "list"]).output
+    listed = run(admin, [*base, "key", "list", "--json"]).output
     assert "abab" not in listed and '"origin":"imported"' in listed
     run(admin, [*base, "key", "add", "111111", "2", "--base-date", "2014", "--not-current"])
     c = ["--db", db_url, "--kek-file", kek_file]
@@ -83,7 +83,7 @@ def test_registry_commands_and_campaign(db_url: str, kek_file: str, tmp_path: Pa
     jl = run(campaign, [*c, "run", "roll", "--format", "jsonl"]).output.splitlines()
     recs = [json.loads(x) for x in jl]
     assert [r["status"] for r in recs] == ["done", "done"] and all(r["krn"] == 2 for r in recs)
-    status = json.loads(run(campaign, [*c, "status", "roll"]).output)
+    status = json.loads(run(campaign, [*c, "status", "roll", "--json"]).output)
     assert status["done"] == 2 and status["pending"] == 0
     verdict = json.loads(run(audit, ["verify", "--db", db_url, "--json"]).output)
     assert verdict["ok"] and verdict["entries"] > 10

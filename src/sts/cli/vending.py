@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from sts.cli.common import emit_json, json_option, tables_option
+from sts.cli.common import emit_json
 
 if TYPE_CHECKING:
     from sts.vending.config import Settings
@@ -25,32 +25,101 @@ if TYPE_CHECKING:
 
 DEFAULT_DB = "sts-vending.sqlite3"
 
-
-def db_options(func: Any) -> Any:
-    func = click.option("--db", "db_url", envvar="STS_DB_URL", default=DEFAULT_DB,
-                        show_default=True,
-                        help="database: a SQLite file or postgresql://... [env STS_DB_URL]")(func)
-    func = click.option("--kek-file", envvar="STS_KEK_FILE", default=None,
-                        help="key-encryption key file (64 hex digits) [env STS_KEK_FILE; or "
-                        "STS_KEK]; default for SQLite: <db>.kek")(func)
-    return tables_option(func)
+# --- options shared by every command, accepted before or after the subcommand ----------------
+#
+# `--db`, `--kek-file` and `--sta-tables` are added to the groups (serve, admin, campaign,
+# audit) and to every subcommand under them: `sts admin --db X demo` and `sts admin demo --db X`
+# mean the same; the one nearest the command wins.  Values are remembered in `ctx.obj["shared"]`
+# and resolved (with the environment and the defaults) only when a command opens the database.
+# `--json` is on every command: data as JSON (lists as JSON Lines), errors as JSON too.
 
 
-def _settings(db_url: str, kek_file: str | None, sta_tables: str | None,
-              **extra: Any) -> Settings:
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None and value is not False:
+        obj = ctx.ensure_object(dict)
+        obj.setdefault("shared", {})[param.name] = value
+    return value
+
+
+def _shared_params() -> list[click.Parameter]:
+    return [
+        click.Option(["--db", "db_url"], default=None, expose_value=False, callback=_remember,
+                     help=f"database: a SQLite file or postgresql://... [env STS_DB_URL; "
+                     f"default {DEFAULT_DB}]"),
+        click.Option(["--kek-file"], default=None, expose_value=False, callback=_remember,
+                     help="key-encryption key file (64 hex digits) [env STS_KEK_FILE; or "
+                     "STS_KEK]; default for SQLite: <db>.kek"),
+        click.Option(["--sta-tables"], type=click.Path(dir_okay=False), default=None,
+                     expose_value=False, callback=_remember,
+                     help="STA table file with the production tables [env STS_STA_TABLES]"),
+    ]
+
+
+def _json_param() -> click.Parameter:
+    return click.Option(["--json", "as_json"], is_flag=True, default=False, expose_value=False,
+                        callback=_remember, help="machine-readable JSON output")
+
+
+def _add_shared(params: list[click.Parameter]) -> None:
+    names = {p.name for p in params}
+    params.extend(p for p in [*_shared_params(), _json_param()] if p.name not in names)
+
+
+class VendingCommand(click.Command):
+    """A command that takes the shared options (and `--json`) wherever it is in the line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _add_shared(self.params)
+
+
+class VendingGroup(click.Group):
+    """A group whose commands and subgroups all take the shared options."""
+
+    command_class = VendingCommand
+    group_class = type  # subgroups are VendingGroups too
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _add_shared(self.params)
+
+
+def _shared(ctx: click.Context) -> dict[str, Any]:
+    out: dict[str, Any] = (ctx.find_object(dict) or {}).get("shared", {})
+    return out
+
+
+def _settings_of(ctx: click.Context, **extra: Any) -> Settings:
     from sts.vending.config import Settings
 
-    return Settings(db_url=db_url, kek_file=kek_file, sta_tables=sta_tables, **extra)
+    given = _shared(ctx)
+    return Settings(db_url=given.get("db_url") or os.environ.get("STS_DB_URL") or DEFAULT_DB,
+                    kek_file=given.get("kek_file") or os.environ.get("STS_KEK_FILE") or None,
+                    sta_tables=given.get("sta_tables") or os.environ.get("STS_STA_TABLES")
+                    or None, **extra)
+
+
+def _wants_json(ctx: click.Context) -> bool:
+    return bool(_shared(ctx).get("as_json"))
+
+
+def _say(ctx: click.Context, text: str, data: dict[str, Any]) -> None:
+    """A command's result: `text` for people, `data` as one JSON object with --json."""
+    if _wants_json(ctx):
+        emit_json(data)
+    else:
+        click.echo(text)
 
 
 def _open(ctx: click.Context) -> tuple[VendingService, Registry]:
     from sts.vending.config import open_service
     from sts.vending.registry import Registry
 
-    obj = ctx.obj
+    obj = ctx.ensure_object(dict)
     if "service" not in obj:
-        s = obj["settings"]
-        svc = open_service(s, run_migrations=True, create_kek=True)
+        settings = _settings_of(ctx)
+        obj["settings"] = settings
+        svc = open_service(settings, run_migrations=True, create_kek=True)
         obj["service"] = svc
         obj["registry"] = Registry(svc.db, svc.sm, actor=f"cli:{os.environ.get('USER', '?')}")
     return obj["service"], obj["registry"]
@@ -67,8 +136,7 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
 # --- serve -------------------------------------------------------------------------------------
 
 
-@click.command()
-@db_options
+@click.command(cls=VendingCommand)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8062, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int,
@@ -77,24 +145,29 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
 @click.option("--lookup-limit", default=600, show_default=True, type=int,
               help="meter lookups per API key per minute (kept in the database)")
 @click.option("--log-level", default="warning", show_default=True)
-def serve(db_url: str, kek_file: str | None, sta_tables: str | None, host: str, port: int,
-          workers: int, demo: bool, lookup_limit: int, log_level: str) -> None:
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lookup_limit: int,
+          log_level: str) -> None:
     """Run the vending server: creates and migrates the database, then serves HTTP."""
     import uvicorn
 
     from sts.vending.config import open_service
     from sts.vending.registry import Registry, fill_demo
 
-    settings = _settings(db_url, kek_file, sta_tables, lookup_limit=lookup_limit)
+    settings = _settings_of(ctx, lookup_limit=lookup_limit)
     svc = open_service(settings, run_migrations=True, create_kek=True)
     if demo:
         reg = Registry(svc.db, svc.sm, actor="serve --demo")
         if reg.is_empty():
-            info = fill_demo(reg, production_tables=bool(sta_tables))
-            click.echo("demo data created; API keys (shown once):", err=True)
-            emit_json(info)
+            info = fill_demo(reg, production_tables=bool(settings.sta_tables))
+            if _wants_json(ctx):
+                emit_json(info)
+            else:
+                _print_demo(info)
         else:
-            click.echo("database already has data: demo skipped", err=True)
+            click.echo("database already has data: demo skipped (API keys are shown only when "
+                       "made; a new one: sts admin apikey add vendor --vendor 'Demo Vendor' "
+                       f"--db {settings.db_url})", err=True)
     svc.db.dispose()
     os.environ.update(settings.env())
     click.echo(f"serving on http://{host}:{port} (docs at /docs), database {settings.db_url}",
@@ -133,13 +206,15 @@ def _listen(host: str, port: int) -> socket.socket:
 # --- admin ------------------------------------------------------------------------------------
 
 
-@click.group()
-@db_options
+@click.group(cls=VendingGroup)
 @click.pass_context
-def admin(ctx: click.Context, db_url: str, kek_file: str | None, sta_tables: str | None) -> None:
-    """Manage utilities, SGCs, vending keys, tariffs, meters, vendors, operators, API keys."""
+def admin(ctx: click.Context) -> None:
+    """Manage utilities, SGCs, vending keys, tariffs, meters, vendors, operators, API keys.
+
+    The database options (--db, --kek-file, --sta-tables) and --json go before or after the
+    subcommand.
+    """
     ctx.ensure_object(dict)
-    ctx.obj["settings"] = _settings(db_url, kek_file, sta_tables)
 
 
 @admin.command("migrate")
@@ -149,26 +224,33 @@ def admin_migrate(ctx: click.Context) -> None:
     svc, _ = _open(ctx)
     from sts.vending.db import migrate
 
-    click.echo(f"schema at revision {migrate(svc.db)}")
+    rev = migrate(svc.db)
+    _say(ctx, f"schema at revision {rev}", {"revision": rev})
 
 
 @admin.command("demo")
 @click.option("--meters", "count", default=5, show_default=True, type=int)
-@json_option
 @click.pass_context
-def admin_demo(ctx: click.Context, count: int, as_json: bool) -> None:
+def admin_demo(ctx: click.Context, count: int) -> None:
     """Fill an empty database with a demo utility; prints the API keys once."""
     from sts.vending.registry import fill_demo
 
     _, reg = _open(ctx)
     info = fill_demo(reg, production_tables=bool(ctx.obj["settings"].sta_tables),
                      meters_count=count)
-    if as_json:
+    if _wants_json(ctx):
         emit_json(info)
     else:
-        for role, key in info["api_keys"].items():
-            click.echo(f"{role:10} {key}")
-        click.echo("meters: " + " ".join(info["meters"]))
+        _print_demo(info)
+
+
+def _print_demo(info: dict[str, Any]) -> None:
+    """The demo's API keys and meters as shell lines to paste (the keys are shown only once)."""
+    click.echo("# demo data created. The API keys are shown only this once: paste these lines\n"
+               "# into the shell you will call the API from (README: 'A purchase').")
+    for role, key in info["api_keys"].items():
+        click.echo(f"export {role.upper()}_KEY={key}")
+    click.echo(f"export METER={info['meters'][0]}   # demo meters: {' '.join(info['meters'])}")
 
 
 @admin.command("utility")
@@ -185,7 +267,8 @@ def admin_utility(ctx: click.Context, name: str, address: str, vat_reg_num: str,
     _, reg = _open(ctx)
     reg.add_utility(name, address=address, vat_reg_num=vat_reg_num, currency=currency,
                     time_zone=time_zone)
-    click.echo(f"utility {name} added")
+    _say(ctx, f"utility {name} added", {"utility": name, "time_zone": time_zone,
+                                        "added": True})
 
 
 @admin.command("sgc")
@@ -197,10 +280,10 @@ def admin_sgc(ctx: click.Context, sgc: str, utility: str, name: str) -> None:
     """Add a supply group (SGC)."""
     _, reg = _open(ctx)
     reg.add_sgc(sgc, utility=utility, name=name)
-    click.echo(f"SGC {sgc} added")
+    _say(ctx, f"SGC {sgc} added", {"sgc": sgc, "utility": utility, "added": True})
 
 
-@admin.group("key")
+@admin.group("key", cls=VendingGroup)
 def admin_key() -> None:
     """Vending keys of supply groups."""
 
@@ -248,7 +331,9 @@ def admin_key_add(ctx: click.Context, sgc: str, krn: int, dkga: str, ea: str, ba
                 kct_until=_parse_time(kct_until, "kct_until"),
                 credit_limit=Decimal(credit_limit) if credit_limit else None, raw=raw,
                 make_current=not not_current)
-    click.echo(f"key {sgc}/{krn} {'imported' if raw else 'generated'}")
+    origin = "imported" if raw else "generated"
+    _say(ctx, f"key {sgc}/{krn} {origin}", {"sgc": sgc, "krn": krn, "origin": origin,
+                                            "current": not not_current})
 
 
 @admin_key.command("current")
@@ -259,16 +344,25 @@ def admin_key_current(ctx: click.Context, sgc: str, krn: int) -> None:
     """Make SGC/KRN the key new tokens are made under (meters follow on their next sale)."""
     _, reg = _open(ctx)
     reg.set_current_key(sgc, krn)
-    click.echo(f"current key of {sgc} is KRN {krn}")
+    _say(ctx, f"current key of {sgc} is KRN {krn}", {"sgc": sgc, "current_krn": krn})
 
 
 @admin_key.command("list")
 @click.pass_context
 def admin_key_list(ctx: click.Context) -> None:
-    """Key attributes (never the keys)."""
+    """Key attributes (never the keys); --json: one JSON object per key (JSON Lines)."""
     _, reg = _open(ctx)
-    for row in reg.list_keys():
-        emit_json(row)
+    rows = reg.list_keys()
+    if _wants_json(ctx):
+        for row in rows:
+            emit_json(row)
+        return
+    click.echo(f"{'SGC':8} {'KRN':>3}  {'type':5} {'DKGA':>4} {'EA':>3} {'base':>5} "
+               f"{'tables':10} {'KEN':>4}  {'origin':9} current")
+    for r in rows:
+        click.echo(f"{r['sgc']:8} {r['krn']:>3}  {r['key_type']:5} {r['dkga']:>4} {r['ea']:>3} "
+                   f"{r['base_date']:>5} {r['table_set'] or '-':10} {r['ken']:>4}  "
+                   f"{r['origin']:9} {'yes' if r['current'] else ''}")
 
 
 @admin.command("tariff")
@@ -298,7 +392,7 @@ def admin_tariff(ctx: click.Context, name: str, price: str | None, blocks: tuple
     reg.add_tariff(name, price=price, blocks=parsed, vat_rate=vat_rate,
                    fixed_monthly=fixed_monthly, debt_share=debt_share, free_units=free_units,
                    min_amount=min_amount, max_amount=max_amount, ti=ti)
-    click.echo(f"tariff {name} added")
+    _say(ctx, f"tariff {name} added", {"tariff": name, "added": True})
 
 
 @admin.command("customer")
@@ -313,10 +407,10 @@ def admin_customer(ctx: click.Context, account_no: str, name: str, address: str,
     """Add a customer."""
     _, reg = _open(ctx)
     reg.add_customer(account_no, name, address=address, phone=phone, debt=debt)
-    click.echo(f"customer {account_no} added")
+    _say(ctx, f"customer {account_no} added", {"customer": account_no, "added": True})
 
 
-@admin.group("meter")
+@admin.group("meter", cls=VendingGroup)
 def admin_meter() -> None:
     """Meters."""
 
@@ -340,7 +434,7 @@ def admin_meter_add(ctx: click.Context, pan: str, sgc: str, tariff: str, krn: in
     _, reg = _open(ctx)
     reg.add_meter(pan, sgc=sgc, tariff=tariff, krn=krn, ti=ti, kt=kt, ken=ken, service=service,
                   customer=customer)
-    click.echo(f"meter {pan} added")
+    _say(ctx, f"meter {pan} added", {"meter": pan, "added": True})
 
 
 @admin_meter.command("block")
@@ -351,7 +445,7 @@ def admin_meter_block(ctx: click.Context, pan: str, reason: str) -> None:
     """Stop sales to a meter."""
     _, reg = _open(ctx)
     reg.set_meter_status(pan, "blocked", reason)
-    click.echo(f"meter {pan} blocked")
+    _say(ctx, f"meter {pan} blocked", {"meter": pan, "status": "blocked", "reason": reason})
 
 
 @admin_meter.command("unblock")
@@ -361,10 +455,10 @@ def admin_meter_unblock(ctx: click.Context, pan: str) -> None:
     """Allow sales again."""
     _, reg = _open(ctx)
     reg.set_meter_status(pan, "active")
-    click.echo(f"meter {pan} active")
+    _say(ctx, f"meter {pan} active", {"meter": pan, "status": "active"})
 
 
-@admin.group("vendor")
+@admin.group("vendor", cls=VendingGroup)
 def admin_vendor() -> None:
     """Vendors (points of sale) and their float."""
 
@@ -380,7 +474,7 @@ def admin_vendor_add(ctx: click.Context, name: str, float_balance: str, address:
     """Add a vendor."""
     _, reg = _open(ctx)
     reg.add_vendor(name, float_balance=float_balance, address=address, sgcs=list(sgcs))
-    click.echo(f"vendor {name} added")
+    _say(ctx, f"vendor {name} added", {"vendor": name, "added": True})
 
 
 @admin_vendor.command("authorise")
@@ -391,7 +485,8 @@ def admin_vendor_authorise(ctx: click.Context, name: str, sgc: str) -> None:
     """Let a vendor sell for an SGC."""
     _, reg = _open(ctx)
     reg.authorise_vendor(name, sgc)
-    click.echo(f"vendor {name} may sell for {sgc}")
+    _say(ctx, f"vendor {name} may sell for {sgc}", {"vendor": name, "sgc": sgc,
+                                                    "authorised": True})
 
 
 @admin_vendor.command("topup")
@@ -401,7 +496,10 @@ def admin_vendor_authorise(ctx: click.Context, name: str, sgc: str) -> None:
 def admin_vendor_topup(ctx: click.Context, name: str, amount: str) -> None:
     """Add to a vendor's float."""
     _, reg = _open(ctx)
-    click.echo(f"float of {name}: {reg.top_up(name, amount)}")
+    from sts.vending.tariff import money
+
+    balance = money(reg.top_up(name, amount))
+    _say(ctx, f"float of {name}: {balance}", {"vendor": name, "float_balance": balance})
 
 
 @admin.command("operator")
@@ -416,10 +514,11 @@ def admin_operator(ctx: click.Context, username: str, role: str, name: str,
     """Add an operator with a role."""
     _, reg = _open(ctx)
     reg.add_operator(username, role, name=name, vendor=vendor)
-    click.echo(f"operator {username} ({role}) added")
+    _say(ctx, f"operator {username} ({role}) added", {"operator": username, "role": role,
+                                                      "added": True})
 
 
-@admin.group("apikey")
+@admin.group("apikey", cls=VendingGroup)
 def admin_apikey() -> None:
     """API keys (stored hashed; shown once)."""
 
@@ -430,17 +529,13 @@ def admin_apikey() -> None:
 @click.option("--label", default="")
 @click.option("--vendor", default=None, help="vendor whose float pays (vendor/supervisor)")
 @click.option("--operator", default=None)
-@json_option
 @click.pass_context
 def admin_apikey_add(ctx: click.Context, role: str, label: str, vendor: str | None,
-                     operator: str | None, as_json: bool) -> None:
+                     operator: str | None) -> None:
     """Create an API key and print it (the only time it is shown)."""
     _, reg = _open(ctx)
     key = reg.add_api_key(role, label=label, vendor=vendor, operator=operator)
-    if as_json:
-        emit_json({"role": role, "api_key": key})
-    else:
-        click.echo(key)
+    _say(ctx, key, {"role": role, "api_key": key})
 
 
 @admin_apikey.command("revoke")
@@ -449,21 +544,22 @@ def admin_apikey_add(ctx: click.Context, role: str, label: str, vendor: str | No
 def admin_apikey_revoke(ctx: click.Context, prefix: str) -> None:
     """Revoke the API key starting with PREFIX (its first 12 characters)."""
     _, reg = _open(ctx)
-    reg.revoke_api_key(prefix)
-    click.echo("revoked")
+    count = reg.revoke_api_key(prefix)
+    _say(ctx, "revoked", {"prefix": prefix, "revoked": count})
 
 
 # --- campaign -------------------------------------------------------------------------------
 
 
-@click.group()
-@db_options
+@click.group(cls=VendingGroup)
 @click.pass_context
-def campaign(ctx: click.Context, db_url: str, kek_file: str | None,
-             sta_tables: str | None) -> None:
-    """Bulk key change campaigns (e.g. the TID rollover), resumable."""
+def campaign(ctx: click.Context) -> None:
+    """Bulk key change campaigns (e.g. the TID rollover), resumable.
+
+    The database options (--db, --kek-file, --sta-tables) and --json go before or after the
+    subcommand.
+    """
     ctx.ensure_object(dict)
-    ctx.obj["settings"] = _settings(db_url, kek_file, sta_tables)
 
 
 @campaign.command("create")
@@ -473,36 +569,42 @@ def campaign(ctx: click.Context, db_url: str, kek_file: str | None,
 @click.option("--from-krn", type=int, default=None, help="only meters on this key")
 @click.option("--ro/--no-ro", default=None,
               help="rollover (clear TID memory); default: when the base date changes")
-@json_option
 @click.pass_context
 def campaign_create(ctx: click.Context, name: str, sgc: str, to_krn: int, from_krn: int | None,
-                    ro: bool | None, as_json: bool) -> None:
+                    ro: bool | None) -> None:
     """Select the meters of a campaign."""
     from sts.vending import campaign as camp
 
     svc, _ = _open(ctx)
     out = camp.create(svc, name, sgc=sgc, to_krn=to_krn, from_krn=from_krn, ro=ro)
-    emit_json(out) if as_json else click.echo(f"campaign {name}: {out['meters']} meters")
+    _say(ctx, f"campaign {name}: {out['meters']} meters", out)
 
 
 @campaign.command("run")
 @click.argument("name")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default="-",
               show_default=True, help="output file")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="records as JSON Lines (the default, and with --json) or CSV")
 @click.option("--limit", type=int, default=None, help="stop after this many new issues")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: on a tty)")
 @click.pass_context
-def campaign_run(ctx: click.Context, name: str, out_path: str, fmt: str, limit: int | None,
-                 progress: bool | None) -> None:
-    """Issue the key changes; re-run to resume.  Writes every meter's record (earlier ones too)."""
+def campaign_run(ctx: click.Context, name: str, out_path: str, fmt: str | None,
+                 limit: int | None, progress: bool | None) -> None:
+    """Issue the key changes; re-run to resume.  Writes every meter's record (earlier ones too).
+
+    With --out FILE the summary follows on stdout (JSON with --json).
+    """
     import json
 
     from rich.progress import Progress
 
     from sts.vending import campaign as camp
 
+    if fmt is None:
+        fmt = "jsonl"
+    elif fmt == "csv" and _wants_json(ctx) and out_path == "-":
+        raise click.UsageError("--json and --format csv both name the output: choose one")
     svc, _ = _open(ctx)
     show = sys.stderr.isatty() if progress is None else progress
     out = sys.stdout if out_path == "-" else open(out_path, "w", newline="")  # noqa: SIM115
@@ -522,7 +624,8 @@ def campaign_run(ctx: click.Context, name: str, out_path: str, fmt: str, limit: 
     finally:
         if out is not sys.stdout:
             out.close()
-    emit_json(camp.status(svc, name)) if out_path != "-" else None
+    if out_path != "-":
+        _say_status(ctx, camp.status(svc, name))
 
 
 @campaign.command("status")
@@ -533,29 +636,36 @@ def campaign_status(ctx: click.Context, name: str) -> None:
     from sts.vending import campaign as camp
 
     svc, _ = _open(ctx)
-    emit_json(camp.status(svc, name))
+    _say_status(ctx, camp.status(svc, name))
+
+
+def _say_status(ctx: click.Context, st: dict[str, Any]) -> None:
+    counts = ", ".join(f"{k} {st[k]}" for k in ("pending", "done", "failed", "skipped"))
+    _say(ctx, f"campaign {st['campaign']}: {counts}", st)
 
 
 # --- audit ------------------------------------------------------------------------------------
 
 
-@click.group()
-def audit() -> None:
-    """The audit log."""
+@click.group(cls=VendingGroup)
+@click.pass_context
+def audit(ctx: click.Context) -> None:
+    """The audit log (--db and --json go before or after the subcommand)."""
+    ctx.ensure_object(dict)
 
 
 @audit.command("verify")
-@click.option("--db", "db_url", envvar="STS_DB_URL", default=DEFAULT_DB, show_default=True)
-@json_option
-def audit_verify(db_url: str, as_json: bool) -> None:
+@click.pass_context
+def audit_verify(ctx: click.Context) -> None:
     """Check the hash chains of the audit log and of every meter's transactions."""
     from sts.vending import audit as audit_mod
     from sts.vending.db import Database, migrate
 
-    db = Database(db_url)
+    db = Database(_settings_of(ctx).db_url)
     migrate(db)
     result = audit_mod.verify(db)
-    if as_json:
+    db.dispose()
+    if _wants_json(ctx):
         emit_json(result.as_dict())
     else:
         click.echo(f"audit entries {result.entries}, meters {result.meters}, transactions "

@@ -1,7 +1,7 @@
 """Server settings, from arguments or the environment, and opening a ready service.
 
 Environment (what `sts serve` hands its worker processes): STS_DB_URL, STS_KEK_FILE or STS_KEK,
-STS_STA_TABLES, STS_LOOKUP_LIMIT.
+STS_STA_TABLES, STS_LOOKUP_LIMIT, STS_MAX_BODY (request body limit in bytes).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from sts.vending.db import DEFAULT_SQLITE_FILE, Database, migrate, normalise_url
 from sts.vending.keys import ENV_KEK, SoftwareSecurityModule, create_kek_file, load_kek
 from sts.vending.service import VendingService
 
+DEFAULT_MAX_BODY = 64 * 1024  # bytes; a sale's body is under 300 (docs/vending.md, API limits)
+
 
 @dataclass
 class Settings:
@@ -23,6 +25,7 @@ class Settings:
     sta_tables: str | None = None
     lookup_limit: int = 600
     pool_size: int = 8
+    max_body: int = DEFAULT_MAX_BODY
 
     def __post_init__(self) -> None:
         self.db_url = normalise_url(self.db_url)
@@ -41,11 +44,12 @@ class Settings:
             sta_tables=os.environ.get("STS_STA_TABLES") or None,
             lookup_limit=int(os.environ.get("STS_LOOKUP_LIMIT", "600")),
             pool_size=int(os.environ.get("STS_DB_POOL", "8")),
+            max_body=int(os.environ.get("STS_MAX_BODY", str(DEFAULT_MAX_BODY))),
         )
 
     def env(self) -> dict[str, str]:
         out = {"STS_DB_URL": self.db_url, "STS_LOOKUP_LIMIT": str(self.lookup_limit),
-               "STS_DB_POOL": str(self.pool_size)}
+               "STS_DB_POOL": str(self.pool_size), "STS_MAX_BODY": str(self.max_body)}
         if self.kek_file:
             out["STS_KEK_FILE"] = self.kek_file
         if self.sta_tables:
