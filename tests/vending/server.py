@@ -29,7 +29,7 @@ class Server:
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> Server:
+    def start(self, timeout: float = 120.0) -> Server:  # generous: CI shares 2 cores
         sts = Path(sys.executable).parent / "sts"
         env = os.environ | {"STS_LOOKUP_LIMIT": "100000"} | self.extra_env
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
