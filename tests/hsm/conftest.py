@@ -15,6 +15,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import IN_CI
+from tests.vending.conftest import (  # noqa: F401  (fixtures shared with the vending tests)
+    _CREATED,
+    PG_URL,
+    _pg_admin_url,
+    clock,
+    db_url,
+    kek_file,
+)
 
 SOFTHSM_LIBS = ("/usr/lib/softhsm/libsofthsm2.so",
                 "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
@@ -55,7 +63,7 @@ class SoftHsm:
                sta_tables: str | None = None) -> Any:
         from sts.vending.pkcs11_module import Pkcs11SecurityModule
 
-        chosen = pin or self.pin
+        chosen = self.pin if pin is None else pin
         kw: dict[str, Any] = {}
         if clock is not None:
             kw["clock"] = clock
@@ -99,3 +107,75 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
 @pytest.fixture
 def hsm_clock() -> ManualClock:
     return ManualClock()
+
+
+# --- a vending service whose keys live in the token ----------------------------------------------
+
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop this process's PostgreSQL databases (when only tests/hsm ran, the vending
+    conftest's own hook is not registered)."""
+    if not _CREATED:
+        return
+    import sqlalchemy as sa
+
+    admin_url, _ = _pg_admin_url(PG_URL)
+    eng = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        for db_name in list(_CREATED):
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    eng.dispose()
+
+
+@pytest.fixture
+def pin_file(tmp_path: Path, softhsm: SoftHsm) -> str:
+    path = tmp_path / "pin"
+    path.write_text(softhsm.pin + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+@pytest.fixture
+def hsm_settings(db_url: str, kek_file: str, softhsm: SoftHsm, pin_file: str) -> Any:
+    from sts.vending.config import Settings
+
+    return Settings(db_url=db_url, kek_file=kek_file, lookup_limit=1000,
+                    security_module="pkcs11", pkcs11_lib=softhsm.lib,
+                    pkcs11_token=softhsm.token, pkcs11_pin_file=pin_file)
+
+
+def destroy_module_keys(db: Any, sm: Any) -> None:
+    """Remove from the token the key objects this test's database points at (the token is
+    shared by the tests of one process)."""
+    from sqlalchemy import select
+
+    from sts.vending.models import vending_keys
+    from sts.vending.pkcs11_module import blob_label
+
+    with db.read() as conn:
+        blobs = [r.blob for r in conn.execute(select(vending_keys.c.blob)
+                                              .where(vending_keys.c.module == "pkcs11"))]
+    labels = [blob_label(b) for b in blobs]
+
+    def op(session: Any) -> None:
+        from pkcs11 import Attribute
+
+        for label in labels:
+            for obj in session.get_objects({Attribute.LABEL: label}):
+                obj.destroy()
+
+    sm._run("test clean-up", op)
+
+
+@pytest.fixture
+def hsm_service(hsm_settings: Any, clock: Any) -> Iterator[Any]:
+    from sts.vending.config import open_service
+
+    svc = open_service(hsm_settings, clock=clock, run_migrations=True)
+    yield svc
+    try:
+        destroy_module_keys(svc.db, svc.sm)
+    finally:
+        svc.sm.close()
+        svc.db.dispose()

@@ -204,6 +204,7 @@ class Pkcs11SecurityModule(DerivingSecurityModule):
         try:
             token = lib.get_token(token_label=self.token_label)
         except p11e.NoSuchToken:
+            self._reinit = True  # the library's slot list is stale once a token went away
             raise SecurityModuleUnavailable(
                 f"the security module has no token labelled {self.token_label!r}",
                 field="module") from None
@@ -416,7 +417,7 @@ class Pkcs11SecurityModule(DerivingSecurityModule):
         ident = (key.id, key.blob, key.sgc, key.krn, key.dkga, key.ea, key.base_date,
                  key.table_set, meter.pan, meter.kt, meter.ti, meter.ken, meter.mfr_code)
         now = self._clock()
-        hit = self._cache.get(ident)
+        hit = self._cache.get(ident) if self.cache_seconds > 0 else None
         if hit is not None and now < hit[0]:
             return hit[1]
         self._check_dkga(key.dkga)

@@ -37,6 +37,7 @@ from sts.errors import (
     NotAuthenticated,
     NotAuthorised,
     ReversalNotAllowed,
+    SecurityModuleUnavailable,
     StsError,
     UnknownMeter,
     UnknownRecord,
@@ -1062,6 +1063,8 @@ class VendingService:
             decoded.pop("key_part", None)  # KCTs carry decoder key bits: never shown
             decoded.pop("block", None)
             out["decoded"] = decoded
+        except SecurityModuleUnavailable:
+            raise  # not the token's fault: the whole request answers 503
         except CrcError as exc:
             out["decoded"] = None
             out["error"] = {"code": "TOKEN_REJECTED", "reason": exc.code, "message": exc.message}
