@@ -15,14 +15,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import IN_CI
-from tests.vending.conftest import (  # noqa: F401  (fixtures shared with the vending tests)
-    _CREATED,
-    PG_URL,
-    _pg_admin_url,
-    clock,
-    db_url,
-    kek_file,
-)
+from tests.vending import conftest as vending
+from tests.vending.conftest import _CREATED, PG_URL, _pg_admin_url
 
 SOFTHSM_LIBS = ("/usr/lib/softhsm/libsofthsm2.so",
                 "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
@@ -111,6 +105,12 @@ def hsm_clock() -> ManualClock:
 
 # --- a vending service whose keys live in the token ----------------------------------------------
 
+
+
+# the vending tests' fixtures, shared (SQLite and PostgreSQL, the fake vending clock, a KEK)
+db_url = vending.db_url
+clock = vending.clock
+kek_file = vending.kek_file
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
