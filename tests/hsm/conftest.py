@@ -111,6 +111,7 @@ def hsm_clock() -> ManualClock:
 db_url = vending.db_url
 clock = vending.clock
 kek_file = vending.kek_file
+settings = vending.settings
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sts.cli.common import emit_json, json_option, tables_option
+from sts.cli.keys import add_key_commands, security_module_options, security_module_settings
 
 if TYPE_CHECKING:
     from sts.vending.config import Settings
@@ -33,14 +34,15 @@ def db_options(func: Any) -> Any:
     func = click.option("--kek-file", envvar="STS_KEK_FILE", default=None,
                         help="key-encryption key file (64 hex digits) [env STS_KEK_FILE; or "
                         "STS_KEK]; default for SQLite: <db>.kek")(func)
-    return tables_option(func)
+    return security_module_options(tables_option(func))
 
 
 def _settings(db_url: str, kek_file: str | None, sta_tables: str | None,
               **extra: Any) -> Settings:
     from sts.vending.config import Settings
 
-    return Settings(db_url=db_url, kek_file=kek_file, sta_tables=sta_tables, **extra)
+    return Settings(db_url=db_url, kek_file=kek_file, sta_tables=sta_tables,
+                    **{**security_module_settings(), **extra})
 
 
 def _open(ctx: click.Context) -> tuple[VendingService, Registry]:
@@ -266,6 +268,9 @@ def admin_key_list(ctx: click.Context) -> None:
     _, reg = _open(ctx)
     for row in reg.list_keys():
         emit_json(row)
+
+
+add_key_commands(admin_key)
 
 
 @admin.command("tariff")
