@@ -134,7 +134,15 @@ def test_list_and_migrate(settings: Any, clock: Any, softhsm: SoftHsm,
     summary = json.loads(moved.output.splitlines()[-1])
     assert summary["moved"] == 2 and summary["skipped"] == 1  # the DKGA02 key stays
     assert summary["software_keys_left"] == 1
-    after = _cli(hsm_settings, softhsm, "key", "list", "--check")
+    # the module chosen by options alone (the PIN only ever from a file or the environment)
+    after = CliRunner().invoke(admin, [
+        "--db", hsm_settings.db_url, "--kek-file", hsm_settings.kek_file,
+        "--security-module", "pkcs11", "--pkcs11-lib", softhsm.lib, "--pkcs11-token",
+        softhsm.token, "--pkcs11-pin-file", hsm_settings.pkcs11_pin_file, "--pkcs11-cache-seconds",
+        "10", "key", "list", "--check"], env={k: None for k in (
+            "STS_SECURITY_MODULE", "STS_PKCS11_LIB", "STS_PKCS11_TOKEN", "STS_PKCS11_PIN",
+            "STS_PKCS11_PIN_FILE")})
+    assert after.exit_code == 0, after.output
     rows = [json.loads(x) for x in after.output.splitlines()]
     where = {(r["sgc"], r["krn"]): r for r in rows}
     assert where[(KNOWN_SGC, 1)]["location"].startswith(f"pkcs11:{softhsm.token}:sts-vk/")
