@@ -216,13 +216,15 @@ class Pkcs11SecurityModule(DerivingSecurityModule):
             return token.open(rw=True, user_pin=pin)
         except p11e.PinIncorrect:
             self._refused_pin = digest
+            self._reinit = True  # closes the session the failed login left open
             raise SecurityModuleUnavailable("the security module refused the PIN",
                                             field="module") from None
         except (p11e.PinLocked, p11e.PinExpired, p11e.PinLenRange, p11e.PinInvalid):
             raise SecurityModuleUnavailable("the security module's user PIN is locked, "
                                             "expired or malformed", field="module") from None
         except p11e.UserAlreadyLoggedIn:
-            # this process is logged in already (login state is per process and token)
+            # this process is logged in already (login state is per process and token); the
+            # session the login attempt opened is left to the next re-initialisation
             return token.open(rw=True)
         except p11e.PKCS11Error:
             self._reinit = True
