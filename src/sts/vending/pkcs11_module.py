@@ -396,6 +396,8 @@ class Pkcs11SecurityModule(DerivingSecurityModule):
         """Where a key lives, for `sts admin key list`."""
         if key.module == self.name:
             return f"pkcs11:{self.token_label}:{blob_label(key.blob)}"
+        if key.module == "software" and self.software is not None:
+            return f"software (KEK {self.software.kek_id})"
         return key.module
 
     # --- derivation -------------------------------------------------------------------------
