@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sts.errors import ConfigError
 from sts.vending.db import DEFAULT_SQLITE_FILE, Database, migrate, normalise_url, sqlite_path
 from sts.vending.keys import (
     ENV_KEK,
@@ -45,7 +46,11 @@ class Settings:
         self.pkcs11_token = self.pkcs11_token or env.get("STS_PKCS11_TOKEN") or None
         self.pkcs11_pin_file = self.pkcs11_pin_file or env.get("STS_PKCS11_PIN_FILE") or None
         if self.pkcs11_cache_seconds is None and env.get("STS_PKCS11_CACHE_SECONDS"):
-            self.pkcs11_cache_seconds = float(env["STS_PKCS11_CACHE_SECONDS"])
+            try:
+                self.pkcs11_cache_seconds = float(env["STS_PKCS11_CACHE_SECONDS"])
+            except ValueError:
+                raise ConfigError("STS_PKCS11_CACHE_SECONDS must be a number of seconds",
+                                  field="pkcs11_cache_seconds") from None
         if self.kek_file is None and not os.environ.get(ENV_KEK):
             self.kek_file = os.environ.get("STS_KEK_FILE") or None
         if self.kek_file is None and not os.environ.get(ENV_KEK):
