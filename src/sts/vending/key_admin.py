@@ -167,7 +167,7 @@ def migrate(reg: Registry, *, to: str = "pkcs11",
             if progress:
                 progress(item)
             continue
-        software = sm._software(rec)
+        software = sm.software_for(rec)
         if not isinstance(software, SoftwareSecurityModule):
             raise ConfigError(f"key {subject} is held by {rec.module!r}", field="key")
         before = software.key_check_value(rec)

@@ -388,7 +388,7 @@ class Pkcs11SecurityModule(DerivingSecurityModule):
 
     def key_check_value(self, key: KeyRecord) -> str:
         if key.module != self.name:
-            return self._software(key).key_check_value(key)
+            return self.software_for(key).key_check_value(key)
         self._check_dkga(key.dkga)
         return self._hmac(key, KCV_BLOCK, "a key check value")[:3].hex().upper()
 
@@ -402,7 +402,7 @@ class Pkcs11SecurityModule(DerivingSecurityModule):
 
     # --- derivation -------------------------------------------------------------------------
 
-    def _software(self, key: KeyRecord) -> SoftwareSecurityModule:
+    def software_for(self, key: KeyRecord) -> SoftwareSecurityModule:
         if key.module == "software" and self.software is not None:
             return self.software
         raise ConfigError(f"vending key {key.sgc}/{key.krn} is held by module {key.module!r}, "
@@ -417,7 +417,7 @@ class Pkcs11SecurityModule(DerivingSecurityModule):
     def meter_key(self, key: KeyRecord, meter: MeterIdentity) -> MeterKey:
         """The meter's decoder key: DKGA04 computed by the token, cached `cache_seconds`."""
         if key.module != self.name:
-            return self._software(key).meter_key(key, meter)
+            return self.software_for(key).meter_key(key, meter)
         ident = (key.id, key.blob, key.sgc, key.krn, key.dkga, key.ea, key.base_date,
                  key.table_set, meter.pan, meter.kt, meter.ti, meter.ken, meter.mfr_code)
         now = self._clock()
