@@ -403,6 +403,7 @@ class Pkcs11SecurityModule(DerivingSecurityModule):
     # --- derivation -------------------------------------------------------------------------
 
     def software_for(self, key: KeyRecord) -> SoftwareSecurityModule:
+        """The software module serving a key still held in software (before migration)."""
         if key.module == "software" and self.software is not None:
             return self.software
         raise ConfigError(f"vending key {key.sgc}/{key.krn} is held by module {key.module!r}, "
