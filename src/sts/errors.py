@@ -264,6 +264,14 @@ class Unavailable(VendingError):
     http_status = 503
 
 
+class SecurityModuleUnavailable(Unavailable):
+    """The security module holding the vending keys cannot be reached or refuses to log in
+    (absent, unplugged, wrong PIN): nothing is issued, nothing is stored; retry when it is back."""
+
+    code = "SECURITY_MODULE_UNAVAILABLE"
+    http_status = 503
+
+
 # --- virtual meter (sts.meter) -----------------------------------------------------------
 
 

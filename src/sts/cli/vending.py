@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sts.cli.common import emit_json
+from sts.cli.keys import SECURITY_MODULE_OPTIONS, add_key_commands
 
 if TYPE_CHECKING:
     from sts.vending.config import Settings
@@ -52,6 +53,9 @@ def _shared_params() -> list[click.Parameter]:
         click.Option(["--sta-tables"], type=click.Path(dir_okay=False), default=None,
                      expose_value=False, callback=_remember,
                      help="STA table file with the production tables [env STS_STA_TABLES]"),
+        *(click.Option([flag, name], type=kind, default=None, expose_value=False,
+                       callback=_remember, help=text)
+          for flag, name, kind, text in SECURITY_MODULE_OPTIONS),
     ]
 
 
@@ -96,7 +100,9 @@ def _settings_of(ctx: click.Context, **extra: Any) -> Settings:
     return Settings(db_url=given.get("db_url") or os.environ.get("STS_DB_URL") or DEFAULT_DB,
                     kek_file=given.get("kek_file") or os.environ.get("STS_KEK_FILE") or None,
                     sta_tables=given.get("sta_tables") or os.environ.get("STS_STA_TABLES")
-                    or None, **extra)
+                    or None,
+                    **{name: given[name] for _, name, _, _ in SECURITY_MODULE_OPTIONS
+                       if name in given}, **extra)
 
 
 def _wants_json(ctx: click.Context) -> bool:
@@ -348,21 +354,32 @@ def admin_key_current(ctx: click.Context, sgc: str, krn: int) -> None:
 
 
 @admin_key.command("list")
+@click.option("--check", is_flag=True,
+              help="also compute each key's KCV where it lives (proves the module holds it)")
 @click.pass_context
-def admin_key_list(ctx: click.Context) -> None:
-    """Key attributes (never the keys); --json: one JSON object per key (JSON Lines)."""
-    _, reg = _open(ctx)
-    rows = reg.list_keys()
+def admin_key_list(ctx: click.Context, check: bool) -> None:
+    """Key attributes and where each key lives (never the keys); --json: JSON Lines."""
+    from sts.vending.key_admin import list_keys
+
+    svc, reg = _open(ctx)
+    ctx.call_on_close(svc.sm.close)  # log out of the token when the command ends
+    rows = list_keys(reg, check=check)
     if _wants_json(ctx):
         for row in rows:
             emit_json(row)
         return
     click.echo(f"{'SGC':8} {'KRN':>3}  {'type':5} {'DKGA':>4} {'EA':>3} {'base':>5} "
-               f"{'tables':10} {'KEN':>4}  {'origin':9} current")
+               f"{'tables':10} {'KEN':>4}  {'origin':9} {'current':7} location"
+               + ("  KCV" if check else ""))
     for r in rows:
         click.echo(f"{r['sgc']:8} {r['krn']:>3}  {r['key_type']:5} {r['dkga']:>4} {r['ea']:>3} "
                    f"{r['base_date']:>5} {r['table_set'] or '-':10} {r['ken']:>4}  "
-                   f"{r['origin']:9} {'yes' if r['current'] else ''}")
+                   f"{r['origin']:9} {'yes' if r['current'] else '':7} {r['location']}"
+                   + (f"  {r.get('kcv') or r.get('error', {}).get('code', '-')}" if check else ""))
+
+
+for _command in add_key_commands(admin_key):
+    _add_shared(_command.params)
 
 
 @admin.command("tariff")

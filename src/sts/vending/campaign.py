@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
-from sts.errors import AlreadyExists, StsError, UnknownRecord
+from sts.errors import AlreadyExists, SecurityModuleUnavailable, StsError, UnknownRecord
 from sts.vending.issue import KeyChange
 from sts.vending.ledger import stored
 from sts.vending.models import campaign_items, campaigns, meters, supply_groups, transactions
@@ -155,6 +155,8 @@ def run(service: VendingService, name: str, *, actor: str = "campaign",
                                  .values(status="done", txn_seq=int(resp["receipt_no"])))
                     rec = _record(p.pan, "done", resp)
                     issued += 1
+        except SecurityModuleUnavailable:
+            raise  # an outage stops the run; the meter stays pending for the resumed run
         except StsError as exc:
             with db.begin() as conn:
                 conn.execute(update(campaign_items)

@@ -1,7 +1,10 @@
 """Server settings, from arguments or the environment, and opening a ready service.
 
 Environment (what `sts serve` hands its worker processes): STS_DB_URL, STS_KEK_FILE or STS_KEK,
-STS_STA_TABLES, STS_LOOKUP_LIMIT, STS_MAX_BODY (request body limit in bytes).
+STS_STA_TABLES, STS_LOOKUP_LIMIT, STS_MAX_BODY (request body limit in bytes); the security module:
+STS_SECURITY_MODULE (software | pkcs11), STS_PKCS11_LIB, STS_PKCS11_TOKEN, STS_PKCS11_PIN_FILE,
+STS_PKCS11_CACHE_SECONDS.  The PKCS#11 user PIN comes from STS_PKCS11_PIN or the PIN file, never
+from a command line or a settings dump.
 """
 
 from __future__ import annotations
@@ -10,9 +13,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sts.errors import ConfigError
 from sts.vending.clock import Clock, wall_clock
 from sts.vending.db import DEFAULT_SQLITE_FILE, Database, migrate, normalise_url, sqlite_path
-from sts.vending.keys import ENV_KEK, SoftwareSecurityModule, create_kek_file, load_kek
+from sts.vending.keys import (
+    ENV_KEK,
+    ENV_SECURITY_MODULE,
+    SecurityModule,
+    create_kek_file,
+    open_security_module,
+)
 from sts.vending.service import VendingService
 
 DEFAULT_MAX_BODY = 64 * 1024  # bytes; a sale's body is under 300 (docs/vending.md, API limits)
@@ -26,9 +36,26 @@ class Settings:
     lookup_limit: int = 600
     pool_size: int = 8
     max_body: int = DEFAULT_MAX_BODY
+    security_module: str | None = None  # None: $STS_SECURITY_MODULE, else software
+    pkcs11_lib: str | None = None
+    pkcs11_token: str | None = None
+    pkcs11_pin_file: str | None = None
+    pkcs11_cache_seconds: float | None = None
 
     def __post_init__(self) -> None:
         self.db_url = normalise_url(self.db_url)
+        env = os.environ
+        self.security_module = (self.security_module or env.get(ENV_SECURITY_MODULE)
+                                or "software")
+        self.pkcs11_lib = self.pkcs11_lib or env.get("STS_PKCS11_LIB") or None
+        self.pkcs11_token = self.pkcs11_token or env.get("STS_PKCS11_TOKEN") or None
+        self.pkcs11_pin_file = self.pkcs11_pin_file or env.get("STS_PKCS11_PIN_FILE") or None
+        if self.pkcs11_cache_seconds is None and env.get("STS_PKCS11_CACHE_SECONDS"):
+            try:
+                self.pkcs11_cache_seconds = float(env["STS_PKCS11_CACHE_SECONDS"])
+            except ValueError:
+                raise ConfigError("STS_PKCS11_CACHE_SECONDS must be a number of seconds",
+                                  field="pkcs11_cache_seconds") from None
         if self.kek_file is None and not os.environ.get(ENV_KEK):
             self.kek_file = os.environ.get("STS_KEK_FILE") or None
         if self.kek_file is None and not os.environ.get(ENV_KEK):
@@ -54,7 +81,20 @@ class Settings:
             out["STS_KEK_FILE"] = self.kek_file
         if self.sta_tables:
             out["STS_STA_TABLES"] = self.sta_tables
+        out[ENV_SECURITY_MODULE] = self.security_module or "software"
+        for name, value in (("STS_PKCS11_LIB", self.pkcs11_lib),
+                            ("STS_PKCS11_TOKEN", self.pkcs11_token),
+                            ("STS_PKCS11_PIN_FILE", self.pkcs11_pin_file),
+                            ("STS_PKCS11_CACHE_SECONDS", self.pkcs11_cache_seconds)):
+            if value is not None:
+                out[name] = str(value)
         return out
+
+    def open_security_module(self) -> SecurityModule:
+        return open_security_module(
+            self.security_module, kek_file=self.kek_file, sta_tables=self.sta_tables,
+            pkcs11_lib=self.pkcs11_lib, pkcs11_token=self.pkcs11_token,
+            pkcs11_pin_file=self.pkcs11_pin_file, cache_seconds=self.pkcs11_cache_seconds)
 
     def ensure_kek(self) -> None:
         """Create the dev KEK file beside a SQLite database if there is none yet."""
@@ -72,5 +112,5 @@ def open_service(settings: Settings, *, clock: Clock = wall_clock, run_migration
     db = Database(settings.db_url, pool_size=settings.pool_size)
     if run_migrations:
         migrate(db)
-    sm = SoftwareSecurityModule(load_kek(settings.kek_file), sta_tables=settings.sta_tables)
+    sm = settings.open_security_module()
     return VendingService(db, sm, clock=clock, lookup_limit=settings.lookup_limit)

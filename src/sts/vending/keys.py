@@ -25,7 +25,7 @@ from sts.crypto.sta import TableSet, table_set
 from sts.engine import DecodedToken, Issue, KeyChangeRequest, MeterKey, TokenRequest
 from sts.engine import decode as engine_decode
 from sts.engine import generate as engine_generate
-from sts.errors import ConfigError, KeyDataError
+from sts.errors import ConfigError, KeyDataError, NotSupported
 
 ENV_KEK = "STS_KEK"
 ENV_KEK_FILE = "STS_KEK_FILE"
@@ -92,6 +92,42 @@ class SecurityModule(ABC):
     def decode(self, key: KeyRecord, meter: MeterIdentity, token: str) -> DecodedToken:
         """What a meter holding this key would make of a token."""
 
+    def key_check_value(self, key: KeyRecord) -> str:
+        """The key's check value (KCV, docs/security-module.md), computed where the key lives."""
+        raise NotSupported(f"the {self.name} module cannot compute key check values",
+                           field="module")
+
+    def close(self) -> None:
+        """Release what the module holds open (sessions); the default holds nothing."""
+        return None
+
+
+class DerivingSecurityModule(SecurityModule):
+    """A module that hands the engine a meter's decoder key: tokens are made in-process.
+
+    STA and MISTY1 are not mechanisms any security module offers, so the decoder key (never a
+    vending key) is the one key that has to come out of the module.
+    """
+
+    @abstractmethod
+    def meter_key(self, key: KeyRecord, meter: MeterIdentity) -> MeterKey:
+        """The meter's decoder key under the vending key `key`."""
+
+    def issue(self, key: KeyRecord, meter: MeterIdentity, request: TokenRequest) -> Issue:
+        if request.token_class == 1:
+            return engine_generate(None, request)
+        return engine_generate(self.meter_key(key, meter), request)
+
+    def key_change(self, old: KeyRecord, meter: MeterIdentity, new: KeyRecord,
+                   new_meter: MeterIdentity, *, ro: bool,
+                   then: TokenRequest | None) -> Issue:
+        current = self.meter_key(old, meter)
+        target = self.meter_key(new, new_meter)
+        return engine_generate(current, KeyChangeRequest(new_key=target, ro=ro, then=then))
+
+    def decode(self, key: KeyRecord, meter: MeterIdentity, token: str) -> DecodedToken:
+        return engine_decode(token, self.meter_key(key, meter), check_ken=False)
+
 
 # --- the key-encryption key ------------------------------------------------------------------
 
@@ -135,7 +171,7 @@ def load_kek(path: str | Path | None = None) -> bytes:
 # --- the software module ------------------------------------------------------------------------
 
 
-class SoftwareSecurityModule(SecurityModule):
+class SoftwareSecurityModule(DerivingSecurityModule):
     """Keys encrypted with AES-256-GCM under the KEK; tokens made by the engine in-process."""
 
     name = "software"
@@ -221,17 +257,50 @@ class SoftwareSecurityModule(SecurityModule):
         self._derived[ident] = derived
         return derived
 
-    def issue(self, key: KeyRecord, meter: MeterIdentity, request: TokenRequest) -> Issue:
-        if request.token_class == 1:
-            return engine_generate(None, request)
-        return engine_generate(self.meter_key(key, meter), request)
+    def key_check_value(self, key: KeyRecord) -> str:
+        from sts.vending.ceremony import kcv
 
-    def key_change(self, old: KeyRecord, meter: MeterIdentity, new: KeyRecord,
-                   new_meter: MeterIdentity, *, ro: bool,
-                   then: TokenRequest | None) -> Issue:
-        current = self.meter_key(old, meter)
-        target = self.meter_key(new, new_meter)
-        return engine_generate(current, KeyChangeRequest(new_key=target, ro=ro, then=then))
+        raw = bytearray(self._unwrap(key))
+        try:
+            return kcv(bytes(raw), key.dkga)
+        finally:
+            raw[:] = bytes(len(raw))
 
-    def decode(self, key: KeyRecord, meter: MeterIdentity, token: str) -> DecodedToken:
-        return engine_decode(token, self.meter_key(key, meter), check_ken=False)
+    def clear_key(self, key: KeyRecord) -> bytearray:
+        """The clear vending key, for moving it into another module only (`sts admin key
+        migrate`); the caller wipes the buffer as soon as the key is inside."""
+        return bytearray(self._unwrap(key))
+
+
+# --- choosing the module -------------------------------------------------------------------------
+
+ENV_SECURITY_MODULE = "STS_SECURITY_MODULE"
+MODULE_KINDS = ("software", "pkcs11")
+
+
+def open_security_module(kind: str | None, *, kek_file: str | None, sta_tables: str | None,
+                         pkcs11_lib: str | None = None, pkcs11_token: str | None = None,
+                         pkcs11_pin_file: str | None = None,
+                         cache_seconds: float | None = None) -> SecurityModule:
+    """The configured module: `software` (the default) or `pkcs11`.
+
+    With `pkcs11` a KEK is optional: when one is configured, keys still held in software
+    (before `sts admin key migrate`) keep working through it; new keys go into the module.
+    Opening never contacts the token: a missing module shows as SECURITY_MODULE_UNAVAILABLE
+    on the first operation that needs it, so the server starts and answers 503.
+    """
+    kind = (kind or os.environ.get(ENV_SECURITY_MODULE) or "software").strip().lower()
+    if kind not in MODULE_KINDS:
+        raise ConfigError(f"security module must be one of {', '.join(MODULE_KINDS)}, "
+                          f"got {kind!r}", field="security_module")
+    if kind == "software":
+        return SoftwareSecurityModule(load_kek(kek_file), sta_tables=sta_tables)
+    from sts.vending.pkcs11_module import Pkcs11SecurityModule
+
+    software = None
+    if os.environ.get(ENV_KEK) or (kek_file and Path(kek_file).is_file()) or (
+            kek_file is None and os.environ.get(ENV_KEK_FILE)):
+        software = SoftwareSecurityModule(load_kek(kek_file), sta_tables=sta_tables)
+    return Pkcs11SecurityModule.from_settings(
+        lib_path=pkcs11_lib, token_label=pkcs11_token, pin_file=pkcs11_pin_file,
+        cache_seconds=cache_seconds, sta_tables=sta_tables, software=software)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from sts.errors import InputError, StsError
+from sts.errors import InputError, SecurityModuleUnavailable, StsError
 from sts.vending.auth import Caller
 from sts.vending.clock import zone
 from sts.vending.keys import MeterIdentity
@@ -58,6 +58,8 @@ def verify_token(svc: VendingService, meter: object, token: object,
         decoded.pop("key_part", None)  # KCTs carry decoder key bits: never shown
         decoded.pop("block", None)
         out["decoded"] = decoded
+    except SecurityModuleUnavailable:
+        raise  # not the token's fault: the whole request answers 503
     except StsError as exc:
         out["decoded"] = None
         out["error"] = {"code": "TOKEN_REJECTED", "reason": exc.code, "message": exc.message}

@@ -1,0 +1,77 @@
+"""With the PKCS#11 module, no vending key reaches the database, the logs, the responses, the
+CLI's output or the token's own files in clear (the same scan as for the software module)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import MetaData, select
+
+from sts.cli.vending import admin
+from tests.hsm.conftest import SoftHsm
+from tests.vending.conftest import TEST_VENDING_KEY, known_pan, make_demo
+from tests.vending.test_secrets import needles
+
+
+def _all_needles() -> list[bytes]:
+    padded = TEST_VENDING_KEY.ljust(32, b"\0")  # the form the token holds
+    return [*needles(TEST_VENDING_KEY), padded, padded.hex().encode()]
+
+
+def test_no_key_material_anywhere(hsm_service: Any, hsm_settings: Any, clock: Any,
+                                  softhsm: SoftHsm, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
+    seen: list[str] = []
+    try:
+        demo = make_demo(hsm_service, clock)
+        pan = known_pan()
+        pid = str(uuid.uuid4())
+        for resp in (
+            demo.buy(pan, "100", pid), demo.buy(pan, "100", pid), demo.buy(pan, "99", pid),
+            demo.client.get(f"/v1/meters/{pan}?amount=10", headers=demo.h("vendor")),
+            demo.client.post("/v1/reprints", json={"meter": pan}, headers=demo.h("vendor")),
+            demo.client.post("/v1/tokens/verify", json={"meter": pan, "token": "0" * 20},
+                             headers=demo.h("vendor")),
+            demo.client.post(f"/v1/engineering/{uuid.uuid4()}", headers=demo.h("engineer"),
+                             json={"meter": pan, "type": "key_change", "reason": "check",
+                                   "to_ti": 2}),
+        ):
+            seen.append(resp.text)
+        seen.append(repr(hsm_service.sm))
+        seen.append(repr(demo.registry.list_keys()))
+        out = CliRunner().invoke(admin, ["--db", hsm_settings.db_url, "--kek-file",
+                                         hsm_settings.kek_file, "key", "list", "--check", "--json"],
+                                 env=softhsm.env())
+        assert out.exit_code == 0, out.output
+        assert "pkcs11:" in out.output
+        seen.append(out.output)
+        md = MetaData()
+        md.reflect(hsm_service.db.engine)
+        with hsm_service.db.read() as conn:
+            for table in md.sorted_tables:
+                for row in conn.execute(select(table)):
+                    for v in row:
+                        seen.append(v.hex() if isinstance(v, bytes) else str(v))
+                        if isinstance(v, bytes):
+                            assert not any(n in v for n in _all_needles())
+    finally:
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    seen.append(caplog.text)
+    text = "\n".join(seen).encode()
+    for n in _all_needles():
+        assert n not in text
+    files = [f for f in (softhsm.directory / "tokens").rglob("*") if f.is_file()]
+    if hsm_settings.db_url.startswith("sqlite"):
+        path = Path(hsm_settings.db_url.split(":///", 1)[1])
+        files += list(path.parent.glob(path.name + "*"))
+    assert files
+    for f in files:
+        data = f.read_bytes()
+        for n in _all_needles():
+            assert n not in data, f
