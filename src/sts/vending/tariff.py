@@ -27,6 +27,11 @@ def money(value: Decimal) -> str:
     return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
+def rate_str(value: Decimal) -> str:
+    """A rate (VAT, debt share) as written, without the storage scale: "0.15", not "0.150000"."""
+    return f"{value.normalize():f}"
+
+
 def units_str(value: Decimal) -> str:
     return str(value.quantize(TENTH, rounding=ROUND_DOWN))
 

@@ -30,7 +30,7 @@ from sts.vending.ledger import (
     stored,
 )
 from sts.vending.meters import SERVICES, UNIT_NAMES, MeterView, VendorView, meter_pan, read_meter
-from sts.vending.tariff import ZERO, Quote, money, parse_amount, quote, units_str
+from sts.vending.tariff import ZERO, Quote, money, parse_amount, quote, rate_str, units_str
 from sts.vending.vendor import check_float, check_may_sell, float_not_covered
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def sale_receipt(*, m: MeterView, q: Quote, vendor: VendorView | None, receipt_n
         "energy_amount": money(q.energy_amount), "energy_net": money(q.energy_net),
         "steps": [{"units": str(s.units.quantize(Decimal("0.0001"))), "price": str(s.price),
                    "amount": money(s.amount)} for s in q.steps],
-        "vat": {"rate": str(m.tariff.vat_rate), "amount": money(q.vat)},
+        "vat": {"rate": rate_str(m.tariff.vat_rate), "amount": money(q.vat)},
         "charges": charges, "debt": debt, "free_units": units_str(q.free_units),
         "key_change": None,
         "tokens": tokens_out,
