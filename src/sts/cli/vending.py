@@ -394,26 +394,78 @@ def admin_vendor_authorise(ctx: click.Context, name: str, sgc: str) -> None:
 @admin_vendor.command("topup")
 @click.argument("name")
 @click.argument("amount")
+@click.option("--reference", default="top-up (CLI)", show_default=True,
+              help="deposit slip / EFT reference, shown on the vendor's statement")
 @click.pass_context
-def admin_vendor_topup(ctx: click.Context, name: str, amount: str) -> None:
+def admin_vendor_topup(ctx: click.Context, name: str, amount: str, reference: str) -> None:
     """Add to a vendor's float."""
     _, reg = _open(ctx)
-    click.echo(f"float of {name}: {reg.top_up(name, amount)}")
+    click.echo(f"float of {name}: {reg.top_up(name, amount, reference)}")
 
 
-@admin.command("operator")
+@admin.group("operator")
+def admin_operator() -> None:
+    """Operator accounts (web sign-in; passwords hashed with argon2id)."""
+
+
+@admin_operator.command("add")
 @click.argument("username")
 @click.argument("role", type=click.Choice(["vendor", "supervisor", "engineer", "admin",
                                            "auditor"]))
 @click.option("--name", default="")
-@click.option("--vendor", default=None)
+@click.option("--vendor", default=None, help="the vendor a cashier/supervisor sells for")
+@click.option("--password", default=None, envvar="STS_OPERATOR_PASSWORD",
+              help="default: a random one, printed once [env STS_OPERATOR_PASSWORD]")
+@json_option
 @click.pass_context
-def admin_operator(ctx: click.Context, username: str, role: str, name: str,
-                   vendor: str | None) -> None:
-    """Add an operator with a role."""
+def admin_operator_add(ctx: click.Context, username: str, role: str, name: str,
+                       vendor: str | None, password: str | None, as_json: bool) -> None:
+    """Add an operator who can sign in to the web pages."""
+    import secrets
+
+    from sts.vending.operators import add_operator
+
     _, reg = _open(ctx)
-    reg.add_operator(username, role, name=name, vendor=vendor)
-    click.echo(f"operator {username} ({role}) added")
+    shown = password is None
+    password = password or secrets.token_urlsafe(12)
+    add_operator(reg, username, role, password, name=name, vendor=vendor)
+    if as_json:
+        emit_json({"username": username, "role": role} | ({"password": password} if shown
+                                                          else {}))
+    else:
+        click.echo(f"operator {username} ({role}) added"
+                   + (f"; password (shown once): {password}" if shown else ""))
+
+
+@admin_operator.command("password")
+@click.argument("username")
+@click.option("--password", default=None, envvar="STS_OPERATOR_PASSWORD",
+              help="default: a random one, printed once")
+@click.pass_context
+def admin_operator_password(ctx: click.Context, username: str, password: str | None) -> None:
+    """Set an operator's password (also unlocks the account)."""
+    import secrets
+
+    from sts.vending.operators import set_password
+
+    _, reg = _open(ctx)
+    shown = password is None
+    password = password or secrets.token_urlsafe(12)
+    set_password(reg, username, password)
+    click.echo(f"password of {username} set" + (f": {password}" if shown else ""))
+
+
+@admin_operator.command("disable")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="enable again instead")
+@click.pass_context
+def admin_operator_disable(ctx: click.Context, username: str, enable: bool) -> None:
+    """Disable an operator (ends their sessions), or --enable them again."""
+    from sts.vending.operators import set_active
+
+    _, reg = _open(ctx)
+    set_active(reg, username, enable)
+    click.echo(f"operator {username} {'enabled' if enable else 'disabled'}")
 
 
 @admin.group("apikey")
