@@ -34,6 +34,7 @@ class Site:
     operators: dict[str, dict[str, str]]
     meters: list[str]
     server: Server
+    db_url: str
 
     def drn(self, i: int) -> str:
         pan = self.meters[i]
@@ -66,7 +67,8 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     info = _demo(db_url, str(kek))
     server = Server(db_url, str(kek), log=tmp / "server.log").start(timeout=60)
     try:
-        yield Site(server.url, request.param, info["operators"], info["meters"], server)
+        yield Site(server.url, request.param, info["operators"], info["meters"], server,
+                   db_url)
     finally:
         server.stop()
         if request.param == "postgres":

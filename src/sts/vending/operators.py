@@ -139,13 +139,15 @@ def sign_in(db: Database, username: str, password: str, *, address: str,
                               field="username") from None
     o, c = operators.c, operator_credentials.c
     with db.begin() as conn:
-        row = conn.execute(
-            db.locked(select(o.id, o.username, o.name, o.role, o.vendor_id, o.active,
-                             c.password_hash, c.failed_count, c.locked_until,
-                             vendors.c.name.label("vendor"))
-                      .join(operator_credentials, c.operator_id == o.id)
-                      .outerjoin(vendors, vendors.c.id == o.vendor_id)
-                      .where(o.username == username))).first()
+        stmt = (select(o.id, o.username, o.name, o.role, o.vendor_id, o.active,
+                       c.password_hash, c.failed_count, c.locked_until,
+                       vendors.c.name.label("vendor"))
+                .join(operator_credentials, c.operator_id == o.id)
+                .outerjoin(vendors, vendors.c.id == o.vendor_id)
+                .where(o.username == username))
+        if not db.is_sqlite:  # lock the credentials row only (not the outer-joined vendor)
+            stmt = stmt.with_for_update(of=operator_credentials)
+        row = conn.execute(stmt).first()
         if row is None:
             try:
                 _hasher.verify(_DUMMY, password)

@@ -3,7 +3,7 @@ a key change and the audit-chain check; every table also as CSV."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -29,6 +29,16 @@ def csv_response(text: str, filename: str) -> Response:
     return resp
 
 
+def per_day(rows: list[dict[str, Any]], start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Every day of [start, end), with the days without sales at 0."""
+    by_day = {r["key"]: r for r in rows}
+    out, day = [], start.date()
+    while day < end.date() and len(out) < 400:
+        out.append(by_day.get(day.isoformat(), {"key": day.isoformat(), "amount": "0.00"}))
+        day += timedelta(days=1)
+    return out
+
+
 def chart(rows: list[dict[str, Any]], width: int = 640, height: int = 200) -> dict[str, Any]:
     """Bars of the amount per day, laid out for an inline SVG (no script, no styles)."""
     values = [max(Decimal(r["amount"]), Decimal(0)) for r in rows]
@@ -39,7 +49,8 @@ def chart(rows: list[dict[str, Any]], width: int = 640, height: int = 200) -> di
     bars = []
     for i, (r, v) in enumerate(zip(rows, values, strict=True)):
         h = float(v / top) * plot_h
-        bars.append({"x": round(left + i * slot + slot * 0.15, 1), "w": round(slot * 0.7, 1),
+        w = min(slot * 0.7, 48)
+        bars.append({"x": round(left + i * slot + (slot - w) / 2, 1), "w": round(w, 1),
                      "y": round(height - bottom - h, 1), "h": round(h, 1),
                      "label": r["key"][5:] if len(r["key"]) == 10 else r["key"],
                      "lx": round(left + i * slot + slot / 2, 1), "amount": r["amount"]})
@@ -74,6 +85,6 @@ def reports_page(request: Request, op: Reader) -> Response:
                             f"sales-by-{by}-{stamp}.csv")
     check = audit.verify(db).as_dict() if op.role in ("admin", "auditor") else None
     return web.render(request, "reports.html", op, sales=sales, recon=recon, due=due,
-                      chart=chart(days["rows"]), by=by, check=check,
+                      chart=chart(per_day(days["rows"], start, end)), by=by, check=check,
                       start=start.date().isoformat(),
                       end=(end - timedelta(days=1)).date().isoformat())
