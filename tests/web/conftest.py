@@ -60,10 +60,8 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     tmp = tmp_path_factory.mktemp("web")
     kek = tmp / "kek.hex"
     kek.write_text(os.urandom(32).hex())
-    if request.param == "sqlite":
-        db_url = str(tmp / "web.sqlite3")
-    else:
-        db_url = pg_worker_url(f"{worker_id}web")
+    sqlite = request.param == "sqlite"
+    db_url = str(tmp / "web.sqlite3") if sqlite else pg_worker_url(f"{worker_id}web")
     info = _demo(db_url, str(kek))
     server = Server(db_url, str(kek), log=tmp / "server.log").start(timeout=60)
     try:

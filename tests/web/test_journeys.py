@@ -6,6 +6,7 @@ and reads the day's sales with their CSV."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
@@ -184,7 +185,7 @@ def test_tariff_change_reaches_the_next_sale_and_the_report(site: Site, new_page
     shot(admin, "reports", site)
     with admin.expect_download() as dl:
         admin.locator("#sales-csv").click()
-    csv_text = open(dl.value.path(), encoding="utf-8").read()
+    csv_text = Path(dl.value.path()).read_text(encoding="utf-8")
     lines = csv_text.strip().splitlines()
     assert lines[0] == "key,sales,reversals,amount,vat,units,charges,debt"
     assert lines[-1].startswith("Total,") and total in lines[-1]

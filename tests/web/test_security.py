@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from sts.codec.pan import luhn_check_digit
-
 from tests.web.conftest import Site, shot, sign_in
 
 

@@ -89,12 +89,12 @@ def statement(db: Database, vendor: str, start: datetime, end: datetime) -> dict
         for r in conn.execute(select(f.created_at, f.kind, f.reference, f.amount)
                               .where(f.vendor_id == v.id, f.created_at >= start)):
             lines.append(Line(r.created_at, r.kind, r.reference, Decimal(r.amount)))
-        for r in conn.execute(select(t.created_at, t.kind, t.seq, t.amount, meters.c.pan)
+        for s in conn.execute(select(t.created_at, t.kind, t.seq, t.amount, meters.c.pan)
                               .join(meters, meters.c.id == t.meter_id)
                               .where(t.vendor_id == v.id, t.created_at >= start,
                                      t.kind.in_(("sale", "reversal")))):
-            lines.append(Line(r.created_at, r.kind, f"receipt {r.seq:010d} meter {r.pan}",
-                              -Decimal(r.amount)))
+            lines.append(Line(s.created_at, s.kind, f"receipt {s.seq:010d} meter {s.pan}",
+                              -Decimal(s.amount)))
     lines.sort(key=lambda ln: ln.at)
     # walk back from today's balance to the opening balance of the period
     balance = Decimal(v.float_balance) - sum((ln.amount for ln in lines), Decimal(0))

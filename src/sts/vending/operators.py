@@ -11,6 +11,7 @@ row of its own (label `web:<username>`), so every sale names who made it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -124,7 +125,8 @@ def list_operators(db: Database) -> list[dict[str, object]]:
 
 def _lock_time(failed: int) -> timedelta:
     extra = max(0, failed - LOCK_AFTER)
-    return min(LOCK_FIRST * (2 ** min(extra, 16)), LOCK_MAX)
+    lock: timedelta = LOCK_FIRST * (2 ** min(extra, 16))
+    return min(lock, LOCK_MAX)
 
 
 def sign_in(db: Database, username: str, password: str, *, address: str,
@@ -149,10 +151,8 @@ def sign_in(db: Database, username: str, password: str, *, address: str,
             stmt = stmt.with_for_update(of=operator_credentials)
         row = conn.execute(stmt).first()
         if row is None:
-            try:
+            with contextlib.suppress(VerificationError):
                 _hasher.verify(_DUMMY, password)
-            except VerificationError:
-                pass
             audit.append(db, conn, at=now, actor=f"web:{address}", action="login.failed",
                          subject=username[:120], details={"reason": "unknown user"})
             raise NotAuthenticated("wrong username or password", field="password")
@@ -163,8 +163,9 @@ def sign_in(db: Database, username: str, password: str, *, address: str,
             raise NotAuthenticated(
                 f"this account is locked after too many wrong passwords; try again in "
                 f"{minutes} minutes or ask an administrator", field="password")
+        ok: bool
         try:
-            ok = _hasher.verify(row.password_hash, password)
+            ok = bool(_hasher.verify(row.password_hash, password))
         except (VerificationError, InvalidHashError):
             ok = False
         if not ok or not row.active:

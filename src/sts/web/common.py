@@ -114,9 +114,9 @@ def set_cookie(request: Request, resp: Response, name: str, value: str, *,
 
 
 def current(request: Request) -> Operator | None:
-    cached = getattr(request.state, "operator", False)
-    if cached is not False:
-        return cached  # type: ignore[no-any-return]
+    if hasattr(request.state, "operator"):
+        cached: Operator | None = request.state.operator
+        return cached
     web = web_of(request)
     op = operators.session(web.service.db, request.cookies.get(COOKIE), now=web.now())
     request.state.operator = op

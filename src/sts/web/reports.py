@@ -32,7 +32,8 @@ def csv_response(text: str, filename: str) -> Response:
 def per_day(rows: list[dict[str, Any]], start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Every day of [start, end), with the days without sales at 0."""
     by_day = {r["key"]: r for r in rows}
-    out, day = [], start.date()
+    out: list[dict[str, Any]] = []
+    day = start.date()
     while day < end.date() and len(out) < 400:
         out.append(by_day.get(day.isoformat(), {"key": day.isoformat(), "amount": "0.00"}))
         day += timedelta(days=1)

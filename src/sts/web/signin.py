@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from sts.errors import StsError
+from sts.errors import NotAuthenticated, StsError
 from sts.vending import operators
 from sts.vending.operators import Operator
 from sts.web.common import (
@@ -65,17 +65,16 @@ def login(request: Request, form: Form) -> Response:
     address = request.client.host if request.client else "unknown"
     try:
         if not username or not form.get("password"):
-            raise operators.NotAuthenticated("enter your username and password",
-                                             field="username")
+            raise NotAuthenticated("enter your username and password", field="username")
         op, token = operators.sign_in(web.service.db, username, form.get("password", ""),
                                       address=address, now=web.now())
     except StsError as exc:
         token2 = new_login_csrf()
-        resp = web.render(request, "login.html", None, status=exc.http_status, csrf=token2,
+        page = web.render(request, "login.html", None, status=exc.http_status, csrf=token2,
                           next=_safe_next(form.get("next")) or "", username=username,
                           error=exc.message)
-        set_cookie(request, resp, LOGIN_CSRF, token2, max_age=3600)
-        return resp
+        set_cookie(request, page, LOGIN_CSRF, token2, max_age=3600)
+        return page
     resp = redirect(_safe_next(form.get("next")) or HOME[op.role])
     set_cookie(request, resp, COOKIE, token)
     resp.delete_cookie(LOGIN_CSRF, path="/")
