@@ -137,3 +137,15 @@ def sign_in(page: Any, site: Site, role: str, *, next_path: str = "") -> None:
     page.get_by_label("Password").fill(site.password(role))
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
+
+
+# the vending fixtures (service on SQLite and PostgreSQL, demo data, fake clock) for the tests
+# of the vending modules the pages call
+from tests.vending.conftest import (  # noqa: E402, F401
+    clock,
+    db_url,
+    demo,
+    kek_file,
+    service,
+    settings,
+)

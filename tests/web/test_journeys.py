@@ -189,3 +189,38 @@ def test_tariff_change_reaches_the_next_sale_and_the_report(site: Site, new_page
     lines = csv_text.strip().splitlines()
     assert lines[0] == "key,sales,reversals,amount,vat,units,charges,debt"
     assert lines[-1].startswith("Total,") and total in lines[-1]
+
+
+def test_engineer_test_tokens_in_both_forms_and_a_clear_tamper(site: Site,
+                                                               new_page: Any) -> None:
+    page = new_page()
+    sign_in(page, site, "engineer")
+    assert page.url.endswith("/engineering")
+    page.goto(site.url + f"/pos/tests?meter={site.drn(4)}")
+    row = page.locator("#test-tokens tr", has_text="Display (LCD) test")
+    two = row.locator("td").nth(2).inner_text().replace(" ", "")
+    four = row.locator("td").nth(3).inner_text().replace(" ", "")
+    assert re.fullmatch(r"\d{20}", two) and re.fullmatch(r"\d{20}", four) and two != four
+    assert "2-digit form" in page.locator("main h2").inner_text()  # the demo meters' MfrCode
+    shot(page, "test-tokens", site)
+
+    # the meter takes its own form and shows what the page said; the other form is refused
+    page.goto(site.url + f"/simulator?meter={site.drn(4)}")
+    page.keyboard.type(two)
+    expect(page.locator("#lcd-count")).to_have_text("20")
+    page.keyboard.press("Enter")
+    expect(page.locator("#result")).to_contain_text("accept")
+    page.get_by_role("button", name="+20 s").click()
+    page.keyboard.type(four)
+    expect(page.locator("#lcd-count")).to_have_text("20")
+    page.keyboard.press("Enter")
+    expect(page.locator("#result")).to_contain_text("Err-14")
+
+    # a management token, with its work order
+    page.goto(site.url + "/engineering")
+    page.get_by_role("textbox", name="Meter number").fill(site.drn(4))
+    page.get_by_label("Token").select_option("clear_tamper")
+    page.get_by_label("Work order or reason").fill("WO-2231 cover replaced")
+    page.get_by_role("button", name="Issue token").click()
+    expect(page.locator("#issued")).to_contain_text("CLEAR TAMPER")
+    shot(page, "engineering", site)

@@ -87,15 +87,17 @@ def statement(db: Database, vendor: str, start: datetime, end: datetime) -> dict
         v = _vendor(conn, vendor)
         lines: list[Line] = []
         for r in conn.execute(select(f.created_at, f.kind, f.reference, f.amount)
-                              .where(f.vendor_id == v.id, f.created_at >= start)):
+                              .where(f.vendor_id == v.id, f.created_at >= start)
+                              .order_by(f.id)):
             lines.append(Line(r.created_at, r.kind, r.reference, Decimal(r.amount)))
         for s in conn.execute(select(t.created_at, t.kind, t.seq, t.amount, meters.c.pan)
                               .join(meters, meters.c.id == t.meter_id)
                               .where(t.vendor_id == v.id, t.created_at >= start,
-                                     t.kind.in_(("sale", "reversal")))):
+                                     t.kind.in_(("sale", "reversal")))
+                              .order_by(t.seq)):
             lines.append(Line(s.created_at, s.kind, f"receipt {s.seq:010d} meter {s.pan}",
                               -Decimal(s.amount)))
-    lines.sort(key=lambda ln: ln.at)
+    lines.sort(key=lambda ln: ln.at)  # stable: same-second rows keep their own order
     # walk back from today's balance to the opening balance of the period
     balance = Decimal(v.float_balance) - sum((ln.amount for ln in lines), Decimal(0))
     opening = closing = balance
