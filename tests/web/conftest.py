@@ -44,9 +44,9 @@ class Site:
         return self.operators[role]["password"]
 
 
-def _demo(db_url: str, kek_file: str) -> dict[str, Any]:
+def _demo(url: str, kek: str) -> dict[str, Any]:
     sts = Path(sys.executable).parent / "sts"
-    out = subprocess.run([str(sts), "admin", "--db", db_url, "--kek-file", kek_file, "demo",
+    out = subprocess.run([str(sts), "admin", "--db", url, "--kek-file", kek, "demo",
                           "--meters", "8", "--json"], capture_output=True, text=True,
                          check=True, timeout=120)
     return json.loads(out.stdout)
@@ -61,16 +61,15 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     kek = tmp / "kek.hex"
     kek.write_text(os.urandom(32).hex())
     sqlite = request.param == "sqlite"
-    db_url = str(tmp / "web.sqlite3") if sqlite else pg_worker_url(f"{worker_id}web")
-    info = _demo(db_url, str(kek))
-    server = Server(db_url, str(kek), log=tmp / "server.log").start(timeout=60)
+    url = str(tmp / "web.sqlite3") if sqlite else pg_worker_url(f"{worker_id}web")
+    info = _demo(url, str(kek))
+    server = Server(url, str(kek), log=tmp / "server.log").start(timeout=60)
     try:
-        yield Site(server.url, request.param, info["operators"], info["meters"], server,
-                   db_url)
+        yield Site(server.url, request.param, info["operators"], info["meters"], server, url)
     finally:
         server.stop()
         if request.param == "postgres":
-            _drop(db_url)
+            _drop(url)
 
 
 def _drop(url: str) -> None:

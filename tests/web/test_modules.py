@@ -37,14 +37,14 @@ def test_sign_in_lockout_sessions(demo: Any) -> None:
     assert caller.vendor_id == op.vendor_id and caller.label == "web:till7"
     assert operators.caller(db, op, now=clock()).key_id == caller.key_id  # one row, reused
 
-    for i in range(5):
+    for _ in range(5):
         with pytest.raises(NotAuthenticated) as err:
             operators.sign_in(db, "till7", "wrong", address="a", now=clock())
     assert "locked" in err.value.message
     with pytest.raises(NotAuthenticated, match="locked"):
         operators.sign_in(db, "till7", "a long enough secret", address="a", now=clock())
     clock.advance(minutes=16)
-    op2, token2 = operators.sign_in(db, "till7", "a long enough secret", address="a",
+    _, token2 = operators.sign_in(db, "till7", "a long enough secret", address="a",
                                     now=clock())
     # idle sessions end; sign-out ends a session
     clock.advance(minutes=31)
@@ -78,8 +78,8 @@ def test_top_ups_and_statement(demo: Any) -> None:
         assert err.value.field == field
     sale = demo.buy(amount="100")
     assert sale.status_code == 201, sale.text
-    pid = sale.json()["purchase_id"] if "purchase_id" in sale.json() else None
-    assert demo.client.post(f"/v1/purchases/{pid or sale.url.path.split('/')[-1]}/reversals",
+    pid = sale.url.path.rsplit("/", 1)[-1]
+    assert demo.client.post(f"/v1/purchases/{pid}/reversals",
                             json={"reason": "never delivered"},
                             headers=demo.h("supervisor")).status_code == 201
     clock.advance(minutes=1)
@@ -142,3 +142,18 @@ def test_simulator_keeps_the_meter_without_its_key(demo: Any) -> None:
     assert Decimal(out["registers"]["electricity"]) == credit - 1  # 2 kW for half an hour
     with pytest.raises(InputError):
         sim.press(demo.meters[0], "x")
+
+
+def test_key_change_tokens_come_first_with_instructions(demo: Any) -> None:
+    from sts.vending.registry import DEMO_SGC
+    from sts.web.pos import instructions
+
+    demo.registry.add_key(DEMO_SGC, 2)  # the supply group moves to KRN 2
+    due = reports.key_change_due(demo.service.db)
+    assert {d["meter"] for d in due} >= set(demo.meters) and due[0]["to_krn"] == 2
+    sale = demo.buy(meter=demo.meters[2], amount="20").json()
+    kinds = [t["kind"] for t in sale["tokens"]]
+    assert kinds == ["KCT", "KCT", "STD"]
+    text = instructions(sale["tokens"])
+    assert text.startswith("Enter these two key change tokens first")
+    assert instructions(sale["tokens"][2:]).startswith("Enter the token")

@@ -70,6 +70,7 @@ class Web:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["role_names"] = ROLE_NAMES
         self.templates.env.filters["group4"] = group4
+        self.templates.env.filters["sentence"] = sentence
 
     def now(self) -> datetime:
         return self.service.now().replace(tzinfo=None)
@@ -89,6 +90,12 @@ class Web:
         resp = self.templates.TemplateResponse(request, name, ctx, status_code=status)
         resp.headers.update(SECURITY_HEADERS)
         return resp
+
+
+def sentence(text: str | None) -> str:
+    """A message as a sentence: first letter upper case, the rest as written."""
+    text = (text or "").strip()
+    return text[:1].upper() + text[1:] if text else ""
 
 
 def group4(token: str | None) -> str:
