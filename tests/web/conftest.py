@@ -7,10 +7,7 @@ fails them.  Screenshots go to test-artifacts/web/ (ignored by git).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,18 +42,28 @@ class Site:
 
 
 def _demo(url: str, kek: str) -> dict[str, Any]:
-    sts = Path(sys.executable).parent / "sts"
-    out = subprocess.run([str(sts), "admin", "--db", url, "--kek-file", kek, "demo",
-                          "--meters", "8", "--json"], capture_output=True, text=True,
-                         check=True, timeout=120)
-    return json.loads(out.stdout)
+    """The demo data set (what `sts admin demo --json` makes), plus a trainee to lock out."""
+    from sts.vending import operators
+    from sts.vending.config import Settings, open_service
+    from sts.vending.registry import Registry, fill_demo
+
+    svc = open_service(Settings(db_url=url, kek_file=kek), run_migrations=True)
+    try:
+        reg = Registry(svc.db, svc.sm, actor="tests")
+        info = fill_demo(reg, production_tables=False, meters_count=8)
+        password = os.urandom(9).hex()
+        operators.add_operator(reg, "trainee", "auditor", password)
+        info["operators"]["trainee"] = {"username": "trainee", "password": password}
+    finally:
+        svc.db.dispose()
+    return info
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres",
-                                                                marks=pytest.mark.postgres)])
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgres",
+                                                                 marks=pytest.mark.postgres)])
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
          worker_id: str) -> Iterator[Site]:
-    """One server per test module and backend; tests in a module use different meters."""
+    """One server per backend (per test process); the tests use different meters."""
     tmp = tmp_path_factory.mktemp("web")
     kek = tmp / "kek.hex"
     kek.write_text(os.urandom(32).hex())

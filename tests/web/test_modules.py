@@ -18,7 +18,7 @@ from sts.vending.models_web import operator_credentials, sim_meters
 from sts.web.simulator import Simulator
 
 
-def test_sign_in_lockout_sessions(demo: Any) -> None:
+def test_sign_in_lockout_sessions(demo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     db, clock = demo.service.db, demo.clock
     operators.add_operator(demo.registry, "till7", "vendor", "a long enough secret",
                            vendor="Demo Vendor")
@@ -59,6 +59,7 @@ def test_sign_in_lockout_sessions(demo: Any) -> None:
     with pytest.raises(NotAuthenticated, match="disabled"):
         operators.sign_in(db, "till7", "a long enough secret", address="a", now=clock())
     # unknown users are refused the same way, and an address is throttled
+    monkeypatch.setattr(operators, "IP_LIMIT", 3)
     with pytest.raises(NotAuthenticated, match="wrong username or password"):
         operators.sign_in(db, "nobody", "whatever123", address="b", now=clock())
     with pytest.raises(RateLimited):
@@ -157,3 +158,60 @@ def test_key_change_tokens_come_first_with_instructions(demo: Any) -> None:
     text = instructions(sale["tokens"])
     assert text.startswith("Enter these two key change tokens first")
     assert instructions(sale["tokens"][2:]).startswith("Enter the token")
+
+
+def test_simulator_timeouts_and_keypad_lockout(demo: Any) -> None:
+    sim, pan = Simulator(demo.service), demo.meters[3]
+    token = demo.buy(meter=pan, amount="10").json()["tokens"][0]["token"]
+    for digit in "12345":
+        out = sim.press(pan, digit)
+    assert out["display"]["text"] == "1234-5" and out["display"]["counter"] == 5
+    out = sim.advance(pan, 21)  # 20 s without a key: back to the default display
+    assert out["display"]["counter"] is None and "kWh" in out["display"]["text"]
+    out = sim.enter(pan, token)
+    assert out["display"]["text"] == "Accept"
+    assert "kWh" in sim.advance(pan, 3.5)["display"]["text"]  # then the amount for 5 s
+    # wrong tokens lock the keypad; a good token is then not even tried
+    for _ in range(3):
+        wrong = sim.enter(pan, "12345678901234567890")["result"]
+    assert wrong["result"] == "reject"
+    token2 = demo.buy(meter=pan, amount="10").json()["tokens"][0]["token"]
+    assert sim.enter(pan, token2)["result"]["result"] == "lockout"
+    assert sim.advance(pan, 11)["keypad"]["lockout_remaining"] == 0
+    assert sim.enter(pan, token2)["result"]["result"] == "accept"
+
+
+def test_cli_demo_prints_one_account_per_role_and_operator_add(db_url: str,
+                                                               kek_file: str) -> None:
+    from click.testing import CliRunner
+
+    from sts.cli.vending import admin
+    from sts.vending.db import Database
+    from sts.vending.registry import DEMO_VENDOR
+
+    base = ["--db", db_url, "--kek-file", kek_file]
+    out = CliRunner().invoke(admin, [*base, "demo", "--json"], catch_exceptions=False)
+    accounts = json.loads(out.output)["operators"]
+    assert set(accounts) == {"vendor", "supervisor", "engineer", "admin", "auditor"}
+    added = CliRunner().invoke(admin, [*base, "operator", "add", "cashier2", "vendor",
+                                       "--vendor", DEMO_VENDOR, "--json"],
+                               catch_exceptions=False)
+    assert added.exit_code == 0, added.output
+    new = json.loads(added.output)
+    db = Database(db_url)
+    try:
+        for role, acc in accounts.items():
+            op, _ = operators.sign_in(db, acc["username"], acc["password"], address="t",
+                                      now=operators_now())
+            assert op.role == role
+        op, _ = operators.sign_in(db, "cashier2", new["password"], address="t",
+                                  now=operators_now())
+        assert op.vendor == DEMO_VENDOR
+    finally:
+        db.dispose()
+
+
+def operators_now() -> Any:
+    from datetime import datetime
+
+    return datetime.now()
