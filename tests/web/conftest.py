@@ -51,6 +51,7 @@ def _demo(url: str, kek: str) -> dict[str, Any]:
     try:
         reg = Registry(svc.db, svc.sm, actor="tests")
         info = fill_demo(reg, production_tables=False, meters_count=8)
+        info["operators"] = operators.demo_passwords(reg)
         password = os.urandom(9).hex()
         operators.add_operator(reg, "trainee", "auditor", password)
         info["operators"]["trainee"] = {"username": "trainee", "password": password}

@@ -83,6 +83,7 @@ def serve(db_url: str, kek_file: str | None, sta_tables: str | None, host: str, 
     import uvicorn
 
     from sts.vending.config import open_service
+    from sts.vending.operators import demo_passwords
     from sts.vending.registry import Registry, fill_demo
 
     settings = _settings(db_url, kek_file, sta_tables, lookup_limit=lookup_limit)
@@ -91,6 +92,7 @@ def serve(db_url: str, kek_file: str | None, sta_tables: str | None, host: str, 
         reg = Registry(svc.db, svc.sm, actor="serve --demo")
         if reg.is_empty():
             info = fill_demo(reg, production_tables=bool(sta_tables))
+            info["operators"] = demo_passwords(reg)  # web sign-in, one account per role
             click.echo("demo data created; API keys (shown once):", err=True)
             emit_json(info)
         else:
@@ -157,18 +159,22 @@ def admin_migrate(ctx: click.Context) -> None:
 @json_option
 @click.pass_context
 def admin_demo(ctx: click.Context, count: int, as_json: bool) -> None:
-    """Fill an empty database with a demo utility; prints the API keys once."""
+    """Fill an empty database with a demo utility; prints the API keys and passwords once."""
+    from sts.vending.operators import demo_passwords
     from sts.vending.registry import fill_demo
 
     _, reg = _open(ctx)
     info = fill_demo(reg, production_tables=bool(ctx.obj["settings"].sta_tables),
                      meters_count=count)
+    info["operators"] = demo_passwords(reg)  # web sign-in, one account per role
     if as_json:
         emit_json(info)
     else:
         for role, key in info["api_keys"].items():
             click.echo(f"{role:10} {key}")
         click.echo("meters: " + " ".join(info["meters"]))
+        for role, acc in info["operators"].items():
+            click.echo(f"web sign-in {role:10} {acc['username']} / {acc['password']}")
 
 
 @admin.command("utility")

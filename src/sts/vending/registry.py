@@ -345,7 +345,5 @@ def fill_demo(reg: Registry, *, production_tables: bool, meters_count: int = 5) 
         keys[role] = reg.add_api_key(role, label=f"demo {role}", operator=f"demo-{role}",
                                      vendor=DEMO_VENDOR if role in ("vendor", "supervisor")
                                      else None)
-    from sts.vending.operators import demo_passwords  # web sign-in, one account per role
-
     return {"api_keys": keys, "meters": pans, "sgc": DEMO_SGC, "vendor": DEMO_VENDOR,
-            "table_set": table, "tariff": "Flat", "operators": demo_passwords(reg)}
+            "table_set": table, "tariff": "Flat"}
