@@ -215,3 +215,34 @@ def operators_now() -> Any:
     from datetime import datetime
 
     return datetime.now()
+
+
+def test_catalogue_tariff_moves_and_search(demo: Any) -> None:
+    from sts.vending import catalogue
+
+    reg, db = demo.registry, demo.service.db
+    blocks = catalogue.parse_blocks("50:1.20; 350:2.10\n3.40")
+    assert blocks == [("50", "1.20"), ("350", "2.10"), (None, "3.40")]
+    reg.add_tariff("Lifeline", blocks=blocks, vat_rate="0.15", free_units="50")
+    listed = {t["name"]: t for t in catalogue.list_tariffs(db)}
+    assert listed["Lifeline"]["blocks"][0] == {"up_to": "50", "price": "1.2"}
+    catalogue.set_meter_tariff(reg, demo.meters[4], "Lifeline")
+    found = catalogue.search_meters(db, "customer 5")
+    assert [m["pan"] for m in found] == [demo.meters[4]] and found[0]["tariff"] == "Lifeline"
+    with pytest.raises(InputError):  # blocks must rise
+        catalogue.update_tariff(reg, "Lifeline", blocks=[("50", "1"), ("20", "2"), (None, "3")],
+                                vat_rate="0", fixed_monthly="0", debt_share="0",
+                                free_units="0", min_amount="0", max_amount=None,
+                                description="")
+    catalogue.update_tariff(reg, "Lifeline", blocks=[(None, "4")], vat_rate="0",
+                            fixed_monthly="0", debt_share="0", free_units="0",
+                            min_amount="0", max_amount=None, description="flat 4")
+    out = demo.service.trial({"meter": demo.meters[4], "amount": "40"}, _vendor_caller(demo))
+    assert out["receipt"]["units"] == "10.0"
+
+
+def _vendor_caller(demo: Any) -> Any:
+    from sts.vending.auth import authenticate
+
+    with demo.service.db.read() as conn:
+        return authenticate(conn, demo.keys["vendor"])

@@ -40,6 +40,11 @@ def _plain(row: Any) -> dict[str, Any]:
     return out
 
 
+def _plain_number(value: Decimal) -> str:
+    """50, 2.5, 0.15: no exponent, no trailing zeros."""
+    return format(value.normalize(), "f")
+
+
 def search_meters(db: Database, query: str = "", *, limit: int = 50) -> list[dict[str, Any]]:
     """Meters whose number, customer name, account or address contains `query`."""
     m, c = meters.c, customers.c
@@ -80,11 +85,11 @@ def list_tariffs(db: Database) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         d = _plain(r)
-        d["vat_rate"] = str(r.vat_rate.normalize())
-        d["debt_share"] = str(r.debt_share.normalize())
-        d["free_units"] = str(r.free_units.normalize())
-        d["blocks"] = [{"up_to": None if b.up_to is None else str(b.up_to.normalize()),
-                        "price": str(b.price.normalize())}
+        d["vat_rate"] = _plain_number(r.vat_rate)
+        d["debt_share"] = _plain_number(r.debt_share)
+        d["free_units"] = _plain_number(r.free_units)
+        d["blocks"] = [{"up_to": None if b.up_to is None else _plain_number(b.up_to),
+                        "price": _plain_number(b.price)}
                        for b in Tariff.blocks_from_json(r.blocks)]
         out.append(d)
     return out
