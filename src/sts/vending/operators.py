@@ -12,6 +12,7 @@ row of its own (label `web:<username>`), so every sale names who made it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -39,8 +40,12 @@ IDLE = timedelta(minutes=30)
 ABSOLUTE = timedelta(hours=12)
 
 _hasher = PasswordHasher()
-# verified against when the username is unknown, so both cases cost the same time
-_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy() -> str:
+    """Verified against when the username is unknown, so both cases cost the same time."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,7 @@ def sign_in(db: Database, username: str, password: str, *, address: str,
         row = conn.execute(stmt).first()
         if row is None:
             with contextlib.suppress(VerificationError):
-                _hasher.verify(_DUMMY, password)
+                _hasher.verify(_dummy(), password)
             audit.append(db, conn, at=now, actor=f"web:{address}", action="login.failed",
                          subject=username[:120], details={"reason": "unknown user"})
             raise NotAuthenticated("wrong username or password", field="password")
