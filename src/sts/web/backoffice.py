@@ -1,4 +1,4 @@
-"""The back office (administrator; supervisor for reversals) and engineering tokens (engineer).
+"""The back office (administrator; supervisor for reversals).
 
 Every change goes through the registry or a vending module acting as the signed-in operator,
 so it is audited under their name.  After a change the page redirects (303) to what changed,
@@ -7,7 +7,6 @@ so a refresh never repeats it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -18,7 +17,7 @@ from fastapi.responses import Response
 from sts.errors import InputError, StsError
 from sts.vending import catalogue, floats, operators, reports
 from sts.vending.operators import Operator
-from sts.web.common import Web, drn_of, meter_number, need, posted, redirect, web_of
+from sts.web.common import Web, drn_of, meter_number, need, period, posted, redirect, web_of
 
 router = APIRouter()
 Admin = Annotated[Operator, Depends(need("admin"))]
@@ -26,8 +25,6 @@ AdminPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("admin"))]
 Office = Annotated[Operator, Depends(need("admin", "supervisor"))]
 Supervisor = Annotated[Operator, Depends(need("supervisor"))]
 SupervisorPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("supervisor"))]
-Engineer = Annotated[Operator, Depends(need("engineer"))]
-EngineerPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("engineer"))]
 
 NOTICES = {
     "meter-added": "Meter registered.", "meter-blocked": "Meter blocked.",
@@ -283,27 +280,6 @@ def vendor_top_up(request: Request, posted_: AdminPost) -> Response:
     return _change(request, op, form, "/admin/vendors", _vendors, act)
 
 
-def period(request: Request, web: Web, days: int = 1) -> tuple[datetime, datetime]:
-    """The [start, end) of the dates in the query (inclusive end date); default today."""
-    today = web.now().date()
-
-    def day(name: str, default: Any) -> Any:
-        text = request.query_params.get(name, "")
-        if not text:
-            return default
-        try:
-            return datetime.strptime(text, "%Y-%m-%d").date()
-        except ValueError:
-            raise InputError(f"{name} must be a date (YYYY-MM-DD)", field=name) from None
-
-    end = day("end", today)
-    start = day("start", end - timedelta(days=days - 1))
-    if start > end:
-        raise InputError("the start date must not be after the end date", field="start")
-    return (datetime.combine(start, datetime.min.time()),
-            datetime.combine(end + timedelta(days=1), datetime.min.time()))
-
-
 @router.get("/admin/vendors/statement")
 def vendor_statement(request: Request, op: Office, vendor: str) -> Response:
     web = web_of(request)
@@ -444,50 +420,3 @@ def reverse(request: Request, posted_: SupervisorPost) -> Response:
 
     return _change(request, op, form, f"/admin/reversals?meter={form.get('meter', '')}",
                    _reversals, act)
-
-
-# --- engineering tokens (engineer) ------------------------------------------------------
-
-ENGINEERING = (("clear_tamper", "Clear tamper"), ("clear_credit", "Clear credit"),
-               ("power_limit", "Set maximum power limit"),
-               ("phase_unbalance", "Set phase unbalance limit"),
-               ("key_change", "Key change (to the supply group's current key)"),
-               ("test", "Test / display (all tests)"))
-
-
-def _engineering(request: Request, op: Operator, *, status: int = 200, **ctx: Any) -> Response:
-    web = web_of(request)
-    ctx.setdefault("form", {})
-    ctx.setdefault("error", None)
-    return web.render(request, "engineering.html", op, status=status, types=ENGINEERING,
-                      request_id=str(uuid.uuid4()), **ctx)
-
-
-@router.get("/engineering")
-def engineering_page(request: Request, op: Engineer) -> Response:
-    return _engineering(request, op)
-
-
-@router.post("/engineering")
-def engineering(request: Request, posted_: EngineerPost) -> Response:
-    op, form = posted_
-    web = web_of(request)
-    try:
-        body: dict[str, Any] = {"meter": meter_number(form.get("meter")),
-                                "type": form.get("type", ""), "reason": form.get("reason", "")}
-        if body["type"] in ("power_limit", "phase_unbalance"):
-            watts = form.get("watts", "").strip()
-            if not watts.isdigit():
-                raise InputError("give the limit in watts", field="watts")
-            body["watts"] = int(watts)
-        rid = form.get("request_id", "")
-        try:
-            uuid.UUID(rid)
-        except ValueError:
-            raise InputError("the form is damaged; open the page again",
-                             field="request_id") from None
-        out, _ = web.service.engineering(rid, body, web.caller(op))
-    except StsError as exc:
-        return _engineering(request, op, status=exc.http_status, error=exc.message,
-                            error_field=exc.field, form=form)
-    return _engineering(request, op, issued=out, drn=drn_of(out["meter"]["pan"]), form={})

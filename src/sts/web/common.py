@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -213,3 +213,24 @@ def drn_of(pan: str) -> str:
 
 def redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
+
+
+def period(request: Request, web: Web, days: int = 1) -> tuple[datetime, datetime]:
+    """The [start, end) of the dates in the query (inclusive end date); default today."""
+    today = web.now().date()
+
+    def day(name: str, default: Any) -> Any:
+        text = request.query_params.get(name, "")
+        if not text:
+            return default
+        try:
+            return datetime.strptime(text, "%Y-%m-%d").date()
+        except ValueError:
+            raise InputError(f"{name} must be a date (YYYY-MM-DD)", field=name) from None
+
+    end = day("end", today)
+    start = day("start", end - timedelta(days=days - 1))
+    if start > end:
+        raise InputError("the start date must not be after the end date", field="start")
+    return (datetime.combine(start, datetime.min.time()),
+            datetime.combine(end + timedelta(days=1), datetime.min.time()))

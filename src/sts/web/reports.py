@@ -13,8 +13,7 @@ from fastapi.responses import Response
 from sts.errors import InputError, StsError
 from sts.vending import audit, reports
 from sts.vending.operators import Operator
-from sts.web.backoffice import period
-from sts.web.common import SECURITY_HEADERS, need, web_of
+from sts.web.common import SECURITY_HEADERS, need, period, web_of
 
 router = APIRouter()
 Reader = Annotated[Operator, Depends(need("admin", "supervisor", "auditor"))]
