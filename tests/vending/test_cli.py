@@ -64,7 +64,8 @@ def test_registry_commands_and_campaign(db_url: str, kek_file: str, tmp_path: Pa
     run(admin, [*base, "meter", "unblock", pans[1]])
     run(admin, [*base, "vendor", "add", "V1", "--float", "100", "--sgc", "111111"])
     run(admin, [*base, "vendor", "topup", "V1", "50"])
-    run(admin, [*base, "operator", "op1", "vendor", "--vendor", "V1"])
+    run(admin, [*base, "operator", "add", "op1", "vendor", "--vendor", "V1",
+                "--password", "correct horse battery"])
     key = json.loads(run(admin, [*base, "apikey", "add", "vendor", "--vendor", "V1",
                                  "--json"]).output)["api_key"]
     run(admin, [*base, "apikey", "revoke", key[:12]])

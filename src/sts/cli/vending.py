@@ -158,6 +158,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     import uvicorn
 
     from sts.vending.config import open_service
+    from sts.vending.operators import demo_passwords
     from sts.vending.registry import Registry, fill_demo
 
     settings = _settings_of(ctx, lookup_limit=lookup_limit)
@@ -166,6 +167,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
         reg = Registry(svc.db, svc.sm, actor="serve --demo")
         if reg.is_empty():
             info = fill_demo(reg, production_tables=bool(settings.sta_tables))
+            info["operators"] = demo_passwords(reg)  # web sign-in, one account per role
             if _wants_json(ctx):
                 emit_json(info)
             else:
@@ -238,12 +240,14 @@ def admin_migrate(ctx: click.Context) -> None:
 @click.option("--meters", "count", default=5, show_default=True, type=int)
 @click.pass_context
 def admin_demo(ctx: click.Context, count: int) -> None:
-    """Fill an empty database with a demo utility; prints the API keys once."""
+    """Fill an empty database with a demo utility; prints the API keys and passwords once."""
+    from sts.vending.operators import demo_passwords
     from sts.vending.registry import fill_demo
 
     _, reg = _open(ctx)
     info = fill_demo(reg, production_tables=bool(ctx.obj["settings"].sta_tables),
                      meters_count=count)
+    info["operators"] = demo_passwords(reg)  # web sign-in, one account per role
     if _wants_json(ctx):
         emit_json(info)
     else:
@@ -257,6 +261,11 @@ def _print_demo(info: dict[str, Any]) -> None:
     for role, key in info["api_keys"].items():
         click.echo(f"export {role.upper()}_KEY={key}")
     click.echo(f"export METER={info['meters'][0]}   # demo meters: {' '.join(info['meters'])}")
+    for role, acc in info.get("operators", {}).items():
+        click.echo(f"# web sign-in ({role}): {acc['username']} / {acc['password']}")
+    if "electrum" in info:
+        click.echo(f"# Electrum (HTTP Basic): {info['electrum']['username']} / "
+                   f"{info['electrum']['password']}")
 
 
 @admin.command("utility")
@@ -509,30 +518,83 @@ def admin_vendor_authorise(ctx: click.Context, name: str, sgc: str) -> None:
 @admin_vendor.command("topup")
 @click.argument("name")
 @click.argument("amount")
+@click.option("--reference", default="top-up (CLI)", show_default=True,
+              help="deposit slip / EFT reference, shown on the vendor's statement")
 @click.pass_context
-def admin_vendor_topup(ctx: click.Context, name: str, amount: str) -> None:
+def admin_vendor_topup(ctx: click.Context, name: str, amount: str, reference: str) -> None:
     """Add to a vendor's float."""
     _, reg = _open(ctx)
     from sts.vending.tariff import money
 
-    balance = money(reg.top_up(name, amount))
-    _say(ctx, f"float of {name}: {balance}", {"vendor": name, "float_balance": balance})
+    balance = money(reg.top_up(name, amount, reference))
+    _say(ctx, f"float of {name}: {balance}", {"vendor": name, "float_balance": balance,
+                                               "reference": reference})
 
 
-@admin.command("operator")
+@admin.group("operator", cls=VendingGroup)
+def admin_operator() -> None:
+    """Operator accounts (web sign-in; passwords hashed with argon2id)."""
+
+
+@admin_operator.command("add")
 @click.argument("username")
 @click.argument("role", type=click.Choice(["vendor", "supervisor", "engineer", "admin",
                                            "auditor"]))
 @click.option("--name", default="")
-@click.option("--vendor", default=None)
+@click.option("--vendor", default=None, help="the vendor a cashier/supervisor sells for")
+@click.option("--password", default=None, envvar="STS_OPERATOR_PASSWORD",
+              help="default: a random one, printed once [env STS_OPERATOR_PASSWORD]")
 @click.pass_context
-def admin_operator(ctx: click.Context, username: str, role: str, name: str,
-                   vendor: str | None) -> None:
-    """Add an operator with a role."""
+def admin_operator_add(ctx: click.Context, username: str, role: str, name: str,
+                       vendor: str | None, password: str | None) -> None:
+    """Add an operator who can sign in to the web pages."""
+    import secrets
+
+    from sts.vending.operators import add_operator
+
     _, reg = _open(ctx)
-    reg.add_operator(username, role, name=name, vendor=vendor)
-    _say(ctx, f"operator {username} ({role}) added", {"operator": username, "role": role,
-                                                      "added": True})
+    shown = password is None
+    password = password or secrets.token_urlsafe(12)
+    add_operator(reg, username, role, password, name=name, vendor=vendor)
+    if _wants_json(ctx):
+        emit_json({"username": username, "role": role} | ({"password": password} if shown
+                                                          else {}))
+    else:
+        click.echo(f"operator {username} ({role}) added"
+                   + (f"; password (shown once): {password}" if shown else ""))
+
+
+@admin_operator.command("password")
+@click.argument("username")
+@click.option("--password", default=None, envvar="STS_OPERATOR_PASSWORD",
+              help="default: a random one, printed once")
+@click.pass_context
+def admin_operator_password(ctx: click.Context, username: str, password: str | None) -> None:
+    """Set an operator's password (also unlocks the account)."""
+    import secrets
+
+    from sts.vending.operators import set_password
+
+    _, reg = _open(ctx)
+    shown = password is None
+    password = password or secrets.token_urlsafe(12)
+    set_password(reg, username, password)
+    _say(ctx, f"password of {username} set" + (f": {password}" if shown else ""),
+         {"username": username} | ({"password": password} if shown else {}))
+
+
+@admin_operator.command("disable")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="enable again instead")
+@click.pass_context
+def admin_operator_disable(ctx: click.Context, username: str, enable: bool) -> None:
+    """Disable an operator (ends their sessions), or --enable them again."""
+    from sts.vending.operators import set_active
+
+    _, reg = _open(ctx)
+    set_active(reg, username, enable)
+    _say(ctx, f"operator {username} {'enabled' if enable else 'disabled'}",
+         {"username": username, "active": enable})
 
 
 @admin.group("apikey", cls=VendingGroup)

@@ -323,6 +323,9 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
         who.require("audit")
         return audit.verify(service.db).as_dict()
 
+    from sts.web import mount as mount_web  # the web pages (sign-in, POS, back office, ...)
+
+    mount_web(app, service)
     return app
 
 

@@ -272,15 +272,11 @@ class Registry:
             conn.execute(insert(vendor_sgcs).values(vendor_id=vid, sgc_id=sid))
             self._audit(conn, "vendor.authorise", vendor, sgc=sgc)
 
-    def top_up(self, vendor: str, amount: str) -> Decimal:
-        value = parse_decimal(amount, "amount")
-        with self.db.begin() as conn:
-            vid = self._id(conn, vendors, vendors.c.name, vendor, "vendor")
-            conn.execute(update(vendors).where(vendors.c.id == vid)
-                         .values(float_balance=vendors.c.float_balance + value))
-            bal = conn.scalar(select(vendors.c.float_balance).where(vendors.c.id == vid))
-            self._audit(conn, "vendor.top_up", vendor, amount=amount)
-        return Decimal(str(bal))
+    def top_up(self, vendor: str, amount: str, reference: str = "top-up") -> Decimal:
+        """Fund a vendor's float; recorded with its reference in the float ledger (floats)."""
+        from sts.vending.floats import top_up
+
+        return top_up(self, vendor, amount, reference)
 
     def add_operator(self, username: str, role: str, *, name: str = "",
                      vendor: str | None = None) -> int:

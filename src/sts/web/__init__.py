@@ -1,0 +1,39 @@
+"""The web application (issue 10): sign-in, point of sale, back office, reports and a meter on
+the screen, served by `sts serve` beside /v1.
+
+Pages are a face: they translate forms into calls of the vending service, registry and the
+modules beside them (operators, floats, reports, test tokens), and authorise per role on the
+server.  No business rule lives here.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from sts.vending.service import VendingService
+from sts.web.common import HERE, Forbidden, SignInNeeded, Web, current, redirect
+
+
+def mount(app: FastAPI, service: VendingService) -> None:
+    """Add the pages, their static files and their error pages to the API's app."""
+    from sts.web import backoffice, engineering, pos, reports, signin, simulator_pages
+
+    web = Web(service)
+    app.state.web = web
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    for module in (signin, pos, backoffice, engineering, reports, simulator_pages):
+        app.include_router(module.router, include_in_schema=False)
+
+    async def sign_in_needed(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInNeeded)
+        return redirect(f"/login?next={exc.next_path}")
+
+    def forbidden(request: Request, exc: Exception) -> HTMLResponse:
+        assert isinstance(exc, Forbidden)
+        return web.render(request, "error.html", current(request), status=403,
+                          title="Not allowed", message=exc.message)
+
+    app.add_exception_handler(SignInNeeded, sign_in_needed)
+    app.add_exception_handler(Forbidden, forbidden)

@@ -1,0 +1,236 @@
+"""What every page shares: templates, the signed-in operator, CSRF, errors in plain words.
+
+Authorisation is checked here, on the server, for every page and every form: a page names
+the roles it serves (`need(...)`), a form handler also proves the CSRF token (`posted(...)`).
+The session cookie is HttpOnly and SameSite=Strict, and Secure when the request came over TLS
+(directly or through a proxy that says so in X-Forwarded-Proto).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from sts.codec.pan import MeterPan, parse_pan
+from sts.errors import InputError, InvalidDrn, InvalidPan, StsError
+from sts.vending import operators
+from sts.vending.auth import Caller
+from sts.vending.operators import Operator
+from sts.vending.registry import Registry
+from sts.vending.service import VendingService
+
+HERE = Path(__file__).parent
+COOKIE = "sts_session"
+LOGIN_CSRF = "sts_login_csrf"
+ROLE_NAMES = {"vendor": "Cashier", "supervisor": "Supervisor", "engineer": "Engineer",
+              "admin": "Administrator", "auditor": "Auditor"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                               "script-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                               "base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+# the menu: (path, label, roles that see it)
+MENU: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("/pos", "Point of sale", frozenset({"vendor", "supervisor"})),
+    ("/admin", "Back office", frozenset({"admin", "supervisor"})),
+    ("/engineering", "Engineering", frozenset({"engineer"})),
+    ("/reports", "Reports", frozenset({"admin", "supervisor", "auditor"})),
+    ("/simulator", "Meter simulator", frozenset(ROLE_NAMES)),
+)
+
+
+class SignInNeeded(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+class Forbidden(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class Web:
+    """The web face: the service, its registry, and the templates."""
+
+    def __init__(self, service: VendingService) -> None:
+        self.service = service
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.globals["role_names"] = ROLE_NAMES
+        self.templates.env.filters["group4"] = group4
+        self.templates.env.filters["sentence"] = sentence
+
+    def now(self) -> datetime:
+        return self.service.now().replace(tzinfo=None)
+
+    def registry(self, op: Operator) -> Registry:
+        """The registry acting as this operator: every change is audited under their name."""
+        return Registry(self.service.db, self.service.sm, actor=f"web:{op.username}",
+                        clock=self.service.clock)
+
+    def caller(self, op: Operator) -> Caller:
+        return operators.caller(self.service.db, op, now=self.now())
+
+    def render(self, request: Request, name: str, op: Operator | None, *, status: int = 200,
+               **ctx: Any) -> HTMLResponse:
+        menu = [(p, label) for p, label, roles in MENU if op is not None and op.role in roles]
+        ctx |= {"op": op, "menu": menu, "path": request.url.path}
+        resp = self.templates.TemplateResponse(request, name, ctx, status_code=status)
+        resp.headers.update(SECURITY_HEADERS)
+        return resp
+
+
+def sentence(text: str | None) -> str:
+    """A message as a sentence: first letter upper case, the rest as written."""
+    text = (text or "").strip()
+    return text[:1].upper() + text[1:] if text else ""
+
+
+def group4(token: str | None) -> str:
+    if not token:
+        return ""
+    return " ".join(token[i:i + 4] for i in range(0, len(token), 4))
+
+
+def web_of(request: Request) -> Web:
+    web: Web = request.app.state.web
+    return web
+
+
+def secure(request: Request) -> bool:
+    proto = request.headers.get("x-forwarded-proto", request.url.scheme)
+    return proto.split(",")[0].strip().lower() == "https"
+
+
+def set_cookie(request: Request, resp: Response, name: str, value: str, *,
+               max_age: int | None = None) -> None:
+    resp.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict",
+                    secure=secure(request), path="/")
+
+
+def current(request: Request) -> Operator | None:
+    if hasattr(request.state, "operator"):
+        cached: Operator | None = request.state.operator
+        return cached
+    web = web_of(request)
+    op = operators.session(web.service.db, request.cookies.get(COOKIE), now=web.now())
+    request.state.operator = op
+    return op
+
+
+def need(*roles: str) -> Callable[[Request], Operator]:
+    """A page dependency: the signed-in operator, who must hold one of `roles` (any if none)."""
+
+    def dependency(request: Request) -> Operator:
+        op = current(request)
+        if op is None:
+            nxt = request.url.path if request.method == "GET" else "/"
+            raise SignInNeeded(nxt)
+        if roles and op.role not in roles:
+            raise Forbidden(f"the {ROLE_NAMES[op.role].lower()} role may not open this page")
+        return op
+
+    return dependency
+
+
+async def _form(request: Request) -> dict[str, str]:
+    data = await request.form()
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+Form = Annotated[dict[str, str], Depends(_form)]
+
+
+def check_origin(request: Request) -> None:
+    """A second line behind the token: a browser's Origin, when sent, must be this site."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        host = request.headers.get("host", "")
+        if origin.split("://", 1)[-1] != host:
+            raise Forbidden("the form came from another site; open the page again")
+
+
+def posted(*roles: str) -> Callable[[Request, dict[str, str]], tuple[Operator, dict[str, str]]]:
+    """A form dependency: the operator (as `need`) and the form, whose CSRF token must match."""
+    page = need(*roles)
+
+    def dependency(request: Request, form: Form) -> tuple[Operator, dict[str, str]]:
+        op = page(request)
+        sent = form.get("csrf", "")
+        if not sent or not hmac.compare_digest(sent, op.csrf):
+            raise Forbidden("the form has expired or did not come from this site; open the page "
+                            "again and resubmit")
+        check_origin(request)
+        return op, form
+
+    return dependency
+
+
+def new_login_csrf() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def meter_number(text: str | None, field: str = "meter") -> str:
+    """The MeterPAN for what a cashier typed: the number printed on the meter (11- or 13-digit
+    DRN) or the full 18-digit MeterPAN; spaces and dashes are ignored."""
+    digits = "".join(ch for ch in (text or "") if ch not in " -")
+    if not digits:
+        raise InputError("enter the meter number", field=field)
+    if not digits.isdigit():
+        raise InputError("the meter number has digits only; please re-read the meter number",
+                         field=field)
+    try:
+        if len(digits) in (11, 13):
+            return MeterPan.from_drn(digits).pan
+        if len(digits) == 18:
+            return parse_pan(digits, field=field).pan
+    except (InvalidDrn, InvalidPan):
+        raise InputError("the check digit does not match: please re-read the meter number",
+                         field=field) from None
+    raise InputError(f"a meter number has 11 or 13 digits (you typed {len(digits)}): please "
+                     "re-read the meter number", field=field)
+
+
+def drn_of(pan: str) -> str:
+    """The number printed on the meter (its DRN) for a MeterPAN."""
+    try:
+        return parse_pan(pan).drn
+    except StsError:
+        return pan
+
+
+def redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def period(request: Request, web: Web, days: int = 1) -> tuple[datetime, datetime]:
+    """The [start, end) of the dates in the query (inclusive end date); default today."""
+    today = web.now().date()
+
+    def day(name: str, default: Any) -> Any:
+        text = request.query_params.get(name, "")
+        if not text:
+            return default
+        try:
+            return datetime.strptime(text, "%Y-%m-%d").date()
+        except ValueError:
+            raise InputError(f"{name} must be a date (YYYY-MM-DD)", field=name) from None
+
+    end = day("end", today)
+    start = day("start", end - timedelta(days=days - 1))
+    if start > end:
+        raise InputError("the start date must not be after the end date", field="start")
+    return (datetime.combine(start, datetime.min.time()),
+            datetime.combine(end + timedelta(days=1), datetime.min.time()))

@@ -1,0 +1,147 @@
+"""The point of sale: meter number -> customer -> amount -> trial -> Sell -> tokens -> Print.
+
+The page makes the purchase id once, when it shows the trial; Sell posts it, so a double
+click (or a resubmitted form) gets the stored sale back from the service, never a second one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from sts.errors import InputError, StsError
+from sts.vending import reports, testtokens
+from sts.vending.operators import Operator
+from sts.web.common import Web, drn_of, meter_number, need, posted, redirect, web_of
+
+router = APIRouter()
+SELLERS = ("vendor", "supervisor")
+Seller = Annotated[Operator, Depends(need(*SELLERS))]
+SellerPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted(*SELLERS))]
+Tester = Annotated[Operator, Depends(need("vendor", "supervisor", "engineer"))]
+
+ORDINALS = {1: "one", 2: "two", 3: "three", 4: "four"}
+
+
+def _till(web: Web, op: Operator) -> dict[str, Any] | None:
+    if op.vendor_id is None:
+        return None
+    today = datetime.combine(web.now().date(), datetime.min.time())
+    return reports.vendor_day(web.service.db, op.vendor_id, today, today + timedelta(days=1))
+
+
+def instructions(tokens: list[dict[str, Any]]) -> str:
+    """What the cashier tells the customer, in order."""
+    kct = sum(1 for t in tokens if t.get("kind") == "KCT")
+    rest = len(tokens) - kct
+    if kct:
+        then = "then the credit token" if rest == 1 else f"then the other {rest} tokens"
+        return (f"Enter these {ORDINALS.get(kct, str(kct))} key change tokens first, in the "
+                f"order shown (the meter shows PLS-2nd between them), {then}.")
+    if rest > 1:
+        return "Enter the tokens in the order shown."
+    return "Enter the token on the meter's keypad and press Enter."
+
+
+@router.get("/pos")
+def pos(request: Request, op: Seller, meter: str | None = None,
+        amount: str | None = None) -> Response:
+    web = web_of(request)
+    ctx: dict[str, Any] = {"meter_text": meter or "", "amount_text": amount or "",
+                           "lookup": None, "trial": None, "error": None, "error_field": None,
+                           "till": _till(web, op)}
+    if meter:
+        try:
+            pan = meter_number(meter)
+            caller = web.caller(op)
+            ctx["pan"], ctx["drn"] = pan, drn_of(pan)
+            ctx["lookup"] = web.service.lookup(pan, caller)
+            if amount:
+                ctx["trial"] = web.service.trial({"meter": pan, "amount": amount.strip()},
+                                                 caller)
+                ctx["purchase_id"] = str(uuid.uuid4())
+        except StsError as exc:
+            ctx["error"], ctx["error_field"] = exc.message, exc.field
+            if exc.field in ("meter", "pan") and ctx["lookup"] is None:
+                ctx["error_field"] = "meter"
+            elif ctx["lookup"] is not None:
+                ctx["error_field"] = "amount"
+    return web.render(request, "pos.html", op, **ctx)
+
+
+@router.post("/pos/sell")
+def sell(request: Request, posted_: SellerPost) -> Response:
+    web = web_of(request)
+    op, form = posted_
+    pid = form.get("purchase_id", "")
+    try:
+        pan = meter_number(form.get("meter"))
+        try:
+            uuid.UUID(pid)
+        except ValueError:
+            raise InputError("the sale form is damaged; start the sale again",
+                             field="purchase_id") from None
+        body = {"meter": pan, "amount": form.get("amount", "").strip(), "pay_type":
+                form.get("pay_type") or "cash"}
+        web.service.purchase(pid, body, web.caller(op))
+    except StsError as exc:
+        return web.render(request, "pos.html", op, status=exc.http_status,
+                          meter_text=form.get("meter", ""), amount_text=form.get("amount", ""),
+                          lookup=None, trial=None, error=exc.message, error_field="amount",
+                          till=_till(web, op))
+    return redirect(f"/pos/sale/{pid}")
+
+
+def _sale_view(sale: dict[str, Any]) -> dict[str, Any]:
+    tokens = sale.get("tokens", [])
+    return {"sale": sale, "receipt": sale.get("receipt", {}), "tokens": tokens,
+            "instructions": instructions(tokens)}
+
+
+@router.get("/pos/sale/{purchase_id}")
+def sale(request: Request, purchase_id: str, op: Seller) -> Response:
+    web = web_of(request)
+    try:
+        out = web.service.get_purchase(purchase_id, web.caller(op))
+    except StsError as exc:
+        return web.render(request, "error.html", op, status=exc.http_status,
+                          title="No such sale", message=exc.message)
+    return web.render(request, "sale.html", op, reprint=False, till=_till(web, op),
+                      **_sale_view(out))
+
+
+@router.post("/pos/reprint")
+def reprint(request: Request, posted_: SellerPost) -> Response:
+    web = web_of(request)
+    op, form = posted_
+    try:
+        body: dict[str, Any] = {}
+        if form.get("receipt_no", "").strip():
+            body["receipt_no"] = form["receipt_no"].strip()
+        else:
+            body["meter"] = meter_number(form.get("meter"))
+        out = web.service.reprint(body, web.caller(op))
+    except StsError as exc:
+        return web.render(request, "pos.html", op, status=exc.http_status,
+                          meter_text=form.get("meter", ""), amount_text="", lookup=None,
+                          trial=None, error=exc.message, error_field="meter",
+                          till=_till(web, op))
+    return web.render(request, "sale.html", op, reprint=True, till=_till(web, op),
+                      **_sale_view(out))
+
+
+@router.get("/pos/tests")
+def tests(request: Request, op: Tester, meter: str | None = None) -> Response:
+    web = web_of(request)
+    ctx: dict[str, Any] = {"meter_text": meter or "", "tests": None, "error": None}
+    if meter:
+        try:
+            pan = meter_number(meter)
+            ctx["tests"], ctx["drn"] = testtokens.for_meter(pan), drn_of(pan)
+        except StsError as exc:
+            ctx["error"] = exc.message
+    return web.render(request, "tests.html", op, **ctx)

@@ -1,0 +1,32 @@
+// Small progressive enhancements; every page works without them.
+(function () {
+  "use strict";
+  // a form marked data-once submits once: a double click cannot post it twice
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (!form.hasAttribute || !form.hasAttribute("data-once")) return;
+    if (form.dataset.sent) { ev.preventDefault(); return; }
+    form.dataset.sent = "1";
+    form.querySelectorAll("button[type=submit]").forEach(function (b) {
+      setTimeout(function () { b.disabled = true; }, 0);
+    });
+  });
+  // print button and paper size for the slip
+  document.addEventListener("click", function (ev) {
+    var t = ev.target.closest && ev.target.closest("[data-print]");
+    if (t) { window.print(); }
+  });
+  function paper(value) {
+    document.documentElement.setAttribute("data-paper", value);
+    try { localStorage.setItem("sts-paper", value); } catch (e) { /* private mode */ }
+  }
+  document.addEventListener("change", function (ev) {
+    if (ev.target.matches && ev.target.matches("[data-paper-select]")) paper(ev.target.value);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    var saved = null;
+    try { saved = localStorage.getItem("sts-paper"); } catch (e) { /* private mode */ }
+    var sel = document.querySelector("[data-paper-select]");
+    if (saved) { paper(saved); if (sel) sel.value = saved; }
+  });
+})();
