@@ -25,6 +25,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
+from sts.codec.amount import TRANSFER_MAX, plain_tenths
 from sts.codec.crc import TABLE as CRC_TABLE
 from sts.codec.layouts import layout_for
 from sts.codec.tid import BASE_DATES, MINUTES_PER_DAY, RESERVED_MINUTE_OF_DAY, TID_MAX
@@ -60,18 +61,10 @@ def _json_id(value: Any) -> str:
 
 
 def _tenths(units: str) -> int | None:
-    """Tenths, rounded up, for a plain `123.45` string; None for anything less plain."""
-    whole, dot, frac = units.partition(".")
-    if not whole.isdigit() or not whole.isascii() or len(whole) > 7 or (dot and not frac):
-        return None
-    if frac and (not frac.isdigit() or not frac.isascii()):
-        return None
-    tenths = int(whole) * 10
-    if frac:
-        tenths += ord(frac[0]) - 48
-        if frac[1:].strip("0"):
-            tenths += 1
-    return tenths if tenths <= 18201624 else None
+    """Tenths, rounded up, for a plain `123.45` string within the TransferAmount range; None
+    for anything else (the generic path then says why)."""
+    tenths = plain_tenths(units)
+    return tenths if tenths is not None and tenths <= TRANSFER_MAX else None
 
 
 def _minutes(issued_at: str, base_date: int) -> int | None:
