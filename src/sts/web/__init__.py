@@ -18,12 +18,22 @@ from sts.web.common import HERE, Forbidden, SignInNeeded, Web, current, redirect
 
 def mount(app: FastAPI, service: VendingService) -> None:
     """Add the pages, their static files and their error pages to the API's app."""
-    from sts.web import backoffice, engineering, pos, reports, signin, simulator_pages
+    from sts.web import (
+        backoffice,
+        backoffice_people,
+        backoffice_vendors,
+        engineering,
+        pos,
+        reports,
+        signin,
+        simulator_pages,
+    )
 
     web = Web(service)
     app.state.web = web
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (signin, pos, backoffice, engineering, reports, simulator_pages):
+    for module in (signin, pos, backoffice, backoffice_vendors, backoffice_people, engineering,
+                   reports, simulator_pages):
         app.include_router(module.router, include_in_schema=False)
 
     async def sign_in_needed(request: Request, exc: Exception) -> Response:

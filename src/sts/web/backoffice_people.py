@@ -1,0 +1,65 @@
+"""The back office's people (administrator): operator accounts and the API keys of integrators."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from sts.errors import InputError, StsError
+from sts.vending import catalogue, operators
+from sts.vending.operators import Operator
+from sts.web.common import Web, posted, web_of
+from sts.web.office import action, list_page
+
+router = APIRouter()
+AdminPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("admin"))]
+
+show_operators = list_page(
+    router, "/admin/operators", "admin/operators.html",
+    lambda request, web: {"operators": operators.list_operators(web.service.db),
+                          "keys": catalogue.list_api_keys(web.service.db),
+                          "choices": catalogue.choices(web.service.db)},
+    endpoint="operators_page")
+
+
+@action(router, "/admin/operators", show_operators, "/admin/operators")
+def operator_add(web: Web, op: Operator, form: dict[str, str]) -> str:
+    operators.add_operator(web.registry(op), form.get("username", "").strip(),
+                           form.get("role", ""), form.get("password", ""),
+                           name=form.get("name", "").strip(), vendor=form.get("vendor") or None)
+    return "operator-added"
+
+
+@action(router, "/admin/operators/state", show_operators, "/admin/operators")
+def operator_state(web: Web, op: Operator, form: dict[str, str]) -> str:
+    username = form.get("username", "")
+    if username == op.username:
+        raise InputError("you cannot change your own account here", field="username")
+    if form.get("action") == "password":
+        operators.set_password(web.registry(op), username, form.get("password", ""))
+        return "password-set"
+    enable = form.get("action") == "enable"
+    operators.set_active(web.registry(op), username, enable)
+    return "operator-enabled" if enable else "operator-disabled"
+
+
+@router.post("/admin/api-keys")
+def api_key_add(request: Request, posted_: AdminPost) -> Response:
+    """The new key is shown once, on this page, rather than after a redirect."""
+    op, form = posted_
+    web = web_of(request)
+    try:
+        key = web.registry(op).add_api_key(form.get("role", ""),
+                                           label=form.get("label", "").strip(),
+                                           vendor=form.get("vendor") or None)
+    except StsError as exc:
+        return show_operators(request, op, status=exc.http_status, error=exc.message, form=form)
+    return show_operators(request, op, new_key=key)
+
+
+@action(router, "/admin/api-keys/revoke", show_operators, "/admin/operators")
+def api_key_revoke(web: Web, op: Operator, form: dict[str, str]) -> str:
+    web.registry(op).revoke_api_key(form.get("prefix", ""))
+    return "key-revoked"

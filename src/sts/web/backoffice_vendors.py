@@ -1,0 +1,67 @@
+"""The back office's vendors: adding them, authorising them for supply groups, topping up their
+float (administrator) and their float statement (administrator or supervisor)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from sts.errors import InputError, StsError
+from sts.vending import catalogue, floats, reports
+from sts.vending.operators import Operator
+from sts.web.common import Web, need, period, web_of
+from sts.web.office import action, list_page, render
+
+router = APIRouter()
+Office = Annotated[Operator, Depends(need("admin", "supervisor"))]
+
+show_vendors = list_page(
+    router, "/admin/vendors", "admin/vendors.html",
+    lambda request, web: {"vendors": catalogue.list_vendors(web.service.db),
+                          "choices": catalogue.choices(web.service.db)},
+    endpoint="vendors_page")
+
+
+@action(router, "/admin/vendors", show_vendors, "/admin/vendors")
+def vendor_add(web: Web, op: Operator, form: dict[str, str]) -> str:
+    name = form.get("name", "").strip()
+    if not name:
+        raise InputError("give the vendor's name", field="name")
+    sgc = form.get("sgc", "")
+    web.registry(op).add_vendor(name, address=form.get("address", "").strip(),
+                                sgcs=[sgc] if sgc else [])
+    return "vendor-added"
+
+
+@action(router, "/admin/vendors/authorise", show_vendors, "/admin/vendors")
+def vendor_authorise(web: Web, op: Operator, form: dict[str, str]) -> str:
+    web.registry(op).authorise_vendor(form.get("vendor", ""), form.get("sgc", ""))
+    return "vendor-authorised"
+
+
+@action(router, "/admin/vendors/top-up", show_vendors, "/admin/vendors")
+def vendor_top_up(web: Web, op: Operator, form: dict[str, str]) -> str:
+    floats.top_up(web.registry(op), form.get("vendor", ""), form.get("amount", "").strip(),
+                  form.get("reference", ""))
+    return "topped-up"
+
+
+@router.get("/admin/vendors/statement")
+def vendor_statement(request: Request, op: Office, vendor: str) -> Response:
+    web = web_of(request)
+    try:
+        start, end = period(request, web, days=7)
+        st = floats.statement(web.service.db, vendor, start, end)
+    except StsError as exc:
+        return web.render(request, "error.html", op, status=exc.http_status,
+                          title="Statement", message=exc.message)
+    if request.query_params.get("format") == "csv":
+        from sts.web.reports import csv_response
+
+        return csv_response(reports.to_csv(st["lines"]), f"statement-{vendor}.csv")
+    return render(request, web, op, "admin/statement.html", st=st,
+                  start=start.date().isoformat(),
+                  end=(end - timedelta(days=1)).date().isoformat())
