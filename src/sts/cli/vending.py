@@ -168,6 +168,7 @@ def admin_demo(ctx: click.Context, count: int, as_json: bool) -> None:
     else:
         for role, key in info["api_keys"].items():
             click.echo(f"{role:10} {key}")
+        click.echo("electrum   {username}:{password}  (HTTP Basic)".format(**info["electrum"]))
         click.echo("meters: " + " ".join(info["meters"]))
 
 
@@ -561,3 +562,12 @@ def audit_verify(db_url: str, as_json: bool) -> None:
             click.echo(f"  {p}")
     if not result.ok:
         raise SystemExit(7)
+
+
+def _electrum_commands() -> None:
+    from sts.cli.electrum import electrum
+
+    admin.add_command(electrum)
+
+
+_electrum_commands()

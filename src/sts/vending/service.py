@@ -42,7 +42,7 @@ from sts.errors import (
     UnknownRecord,
     VendKeyExpired,
 )
-from sts.vending import audit, hotsql, receipts
+from sts.vending import advices, audit, hotsql, receipts
 from sts.vending.auth import Caller, hash_key
 from sts.vending.db import Database
 from sts.vending.hotsql import HotSQL
@@ -812,6 +812,11 @@ class VendingService:
             raise UnknownRecord(f"no purchase {purchase_id}", field="purchase_id")
         out: dict[str, Any] = json.loads(stored.response)
         out["status"] = stored.status
+        advice = advices.state(self.db, purchase_id)  # confirmed / reversed by a switch advice
+        out["state"] = "reversed" if stored.status == "reversed" else (
+            "confirmed" if advice and advice["state"] == "confirmed" else "issued")
+        if advice is not None:
+            out["advice"] = advice
         return out
 
     # --- reprint, reversal -------------------------------------------------------------------
@@ -849,9 +854,12 @@ class VendingService:
                                         title="REPRINT - COPY OF TAX INVOICE")
         return out
 
-    def reverse(self, purchase_id: str, reason: str, caller: Caller) -> tuple[dict[str, Any], bool]:
-        """Cancel a sale whose tokens never reached the customer; its TIDs stay used."""
-        caller.require("reverse")
+    def reverse(self, purchase_id: str, reason: str, caller: Caller, *,
+                action: str = "reverse") -> tuple[dict[str, Any], bool]:
+        """Cancel a sale whose tokens never reached the customer; its TIDs stay used.
+        `action` is the permission checked: "reverse_advice" when a switch's reversal advice
+        asks (the vendor's own sale; see sts.vending.advices)."""
+        caller.require(action)
         check_request_id(purchase_id, "purchase_id")
         if not isinstance(reason, str) or len(reason.strip()) < 3:
             raise InputError("a reversal needs a reason", field="reason")
