@@ -263,7 +263,7 @@ def trial_token_purchase(trialId: str, body: PurchaseRequest, request: Request) 
     messages.finish(svc.db, trialId, status="done", now=svc.now(), http_status=200)
     out = convert.purchase_body(sale, body.meter.meter_id, cur, utility_type=body.utility_type,
                                 trial=True)
-    return _answer(PurchaseResponse, raw_of(request), out, 200, None)
+    return _answer(PurchaseResponse, raw_of(request), out, 200, trialId)
 
 
 # --- advices ---------------------------------------------------------------------------------
@@ -388,7 +388,7 @@ def create_meter_lookup(lookupId: str, body: MeterLookupRequest, request: Reques
         raise
     messages.finish(svc.db, lookupId, status="done", now=svc.now(), http_status=201)
     return _answer(MeterLookupResponse, raw_of(request),
-                   convert.lookup_body(look, body.meter.meter_id, cur), 201, None)
+                   convert.lookup_body(look, body.meter.meter_id, cur), 201, lookupId)
 
 
 def _reprint_ref(svc: VendingService, caller: Any, ref: str) -> dict[str, Any]:
