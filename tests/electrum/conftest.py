@@ -133,7 +133,7 @@ def make_switch(demo: Demo, *, vendor: str = "Demo Vendor", **kw: Any) -> Switch
 
 
 @pytest.fixture
-def demo(service: Any, clock: FakeClock) -> Demo:
+def demo(service: Any, clock: FakeClock) -> Demo:  # noqa: F811
     return make_demo(service, clock)
 
 
