@@ -73,6 +73,7 @@ class Switch:
     username: str
     password: str
     sent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    http: Any = None  # an httpx client on a real server; default: the in-process TestClient
 
     @property
     def headers(self) -> dict[str, str]:
@@ -80,7 +81,8 @@ class Switch:
         return {"Authorization": f"Basic {token}"}
 
     def post(self, path: str, body: Any, **kw: Any) -> Any:
-        return self.demo.client.post(BASE + path, json=body, headers=self.headers, **kw)
+        client = self.http if self.http is not None else self.demo.client
+        return client.post(BASE + path, json=body, headers=self.headers, **kw)
 
     def purchase_request(self, meter_id: str, amount: Any, pid: str | None = None,
                          currency: str = "710", **extra: Any) -> dict[str, Any]:

@@ -363,7 +363,9 @@ class Customer(Model):
     date_of_birth: DateTime | None = Field(None, alias="dateOfBirth")
     status: str | None = None
     msisdn: Annotated[str | None, Pattern(r"\+?[1-9][0-9]{0,14}")] = None
-    email_address: Annotated[str | None, Pattern(_EMAIL)] = Field(None, alias="emailAddress")
+    email_address: Annotated[str | None, Pattern(_EMAIL),
+                             WithJsonSchema({"type": "string", "format": "email"})] = Field(
+        None, alias="emailAddress")
     address_details: Address | None = Field(None, alias="addressDetails")
     profile_id: str | None = Field(None, alias="profileId")
 
