@@ -69,3 +69,24 @@ def electrum_list(ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         state = "revoked" if r["revoked_at"] else "active"
         click.echo(f"{r['username']:30} {r['vendor'] or '-':20} {r['role']:10} {state}")
+
+
+@electrum.command("journal")
+@click.option("--id", "message_id", default=None, help="one request or advice id (and its "
+              "advices)")
+@click.option("--limit", default=100, show_default=True, type=int)
+@json_option
+@click.pass_context
+def electrum_journal(ctx: click.Context, message_id: str | None, limit: int,
+                     as_json: bool) -> None:
+    """Every request and advice received, with its outcome (newest last)."""
+    from sts.cli.vending import _open
+    from sts.vending import messages
+
+    svc, _ = _open(ctx)
+    for row in messages.journal_entries(svc.db, message_id, limit=limit):
+        if as_json:
+            emit_json(row)
+        else:
+            click.echo(f"{row['at']} {row['operation']:28} {row['message_id']:36} "
+                       f"{row['http_status']} {row['error_type'] or ''}")

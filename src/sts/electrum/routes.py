@@ -61,7 +61,7 @@ from sts.vending import advices, faults, free_units, key_change_tokens, messages
 from sts.vending.credentials import BasicCaller
 from sts.vending.currency import Currency, check_currency, meter_currency
 from sts.vending.meter_numbers import pan_from_number
-from sts.vending.service import VendingService, request_hash
+from sts.vending.service import VendingService, check_request_id, request_hash
 
 STATUS_TEXT = {400: "Bad request", 404: "Not found", 500: "Internal Server Error",
                501: "Not implemented", 503: "Service Unavailable", 504: "Gateway Timeout"}
@@ -86,6 +86,9 @@ router = APIRouter(prefix=PREFIX, route_class=InterfaceRoute, tags=["prepaidutil
 
 
 def _same(path_value: str, body_value: str, field: str) -> None:
+    """The path's id must be the body's; ids follow the service's rule (8-64 characters,
+    letters, digits and ._:- : a UUID fits)."""
+    check_request_id(path_value, field)
     if path_value != body_value:
         raise format_error(field, f"{field} {body_value!r} must equal the id in the path "
                                   f"({path_value!r})")
@@ -219,6 +222,7 @@ def create_token_purchase(purchaseId: str, body: PurchaseRequest, request: Reque
              summary="Retry a purchase: the original answer",
              responses=_responses(PurchaseResponse, 202, E404))
 def retry_token_purchase(purchaseId: str, body: PurchaseRequest, request: Request) -> Response:
+    check_request_id(purchaseId, "purchaseId")
     pan, cur, amount, rhash = _purchase_inputs(request, body)
     created, msg = _claim(request, purchaseId, "purchase", rhash)
     if not created:
@@ -501,6 +505,7 @@ def create_fault_report(requestId: str, body: FaultReportRequest, request: Reque
              response_model=None, summary="Notification of a token purchase (event)",
              responses={202: {"description": "Accepted"}, **_responses(None, 0, E404)})
 def notify_token_purchase(purchaseId: str, body: PurchaseResponse, request: Request) -> Response:
+    check_request_id(purchaseId, "purchaseId")
     svc, basic = service_of(request), basic_of(request)
     _originator(basic, body.originator.institution.id)
     try:
