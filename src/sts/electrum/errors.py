@@ -87,6 +87,9 @@ def classify(exc: BaseException, request_type: RequestType) -> tuple[int, ErrorT
             if error_type is ErrorType.UNABLE_TO_LOCATE_RECORD and (
                     request_type not in DECLARES_404):
                 status = 400
+            if status == 503 and request_type is RequestType.TOKEN_PURCHASE_RETRY_REQUEST:
+                # the original may still be running: say "unknown" so the client retries
+                status, error_type, short = 504, ErrorType.OUTCOME_UNKNOWN, "Outcome unknown"
             detail: dict[str, Any] = {"code": exc.code, "message": exc.message}
             if exc.field is not None:
                 detail["field"] = exc.field
