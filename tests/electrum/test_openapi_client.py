@@ -18,8 +18,10 @@ from tests.vending.conftest import virtual_meter
 
 
 class DocumentClient:
-    def __init__(self, http: Any, base: str, username: str, password: str) -> None:
+    def __init__(self, http: Any, base: str, username: str, password: str, *,
+                 check_requests: bool = True) -> None:
         self.doc = load_doc()
+        self.check_requests = check_requests
         self.http, self.base = http, base
         token = base64.b64encode(f"{username}:{password}".encode()).decode()
         self.headers = {"Authorization": f"Basic {token}"}
@@ -40,7 +42,8 @@ class DocumentClient:
             else:
                 query[p["name"]] = params[p["name"]]
         req_schema = op["requestBody"]["content"]["application/json"]["schema"]
-        self.validator(req_schema).validate(body)  # the client only sends valid messages
+        if self.check_requests:  # a proper client only sends valid messages
+            self.validator(req_schema).validate(body)
         r = self.http.post(self.base + path, json=body, params=query, headers=self.headers)
         declared = op["responses"].get(str(r.status_code))
         assert declared is not None, f"{operation_id}: undeclared status {r.status_code}"
