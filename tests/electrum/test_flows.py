@@ -318,3 +318,20 @@ def test_fault_report_and_notification(switch: Switch) -> None:
     missing = switch.post(f"/events/tokenPurchases?purchaseId={new_id()}", sale)
     assert missing.status_code == 404
     assert missing.json()["requestType"] == "NOTIFY_TOKEN_PURCHASE"
+
+
+def test_another_vendors_retry_learns_nothing_and_changes_nothing(switch: Switch) -> None:
+    from tests.electrum.conftest import make_switch
+
+    demo = switch.demo
+    demo.registry.add_vendor("Other Vendor", float_balance="1000", sgcs=["999920"])
+    other = make_switch(demo, vendor="Other Vendor")
+    sale = switch.buy(known_pan(), 1000).json()
+    other.sent[sale["id"]] = switch.sent[sale["id"]]
+    r = other.retry(sale["id"])
+    assert r.status_code == 400 and r.json()["errorType"] == "DUPLICATE_RECORD"
+    assert "tokens" not in r.json()
+    assert other.confirm(sale["id"]).status_code == 404  # not its sale
+    assert other.reverse(sale["id"]).status_code == 404
+    assert switch.retry(sale["id"]).json()["tokens"] == sale["tokens"]  # the owner's still works
+    assert switch.confirm(sale["id"]).status_code == 202

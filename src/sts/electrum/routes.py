@@ -138,7 +138,11 @@ def _new_request(request: Request, message_id: str, operation: str, rhash: str) 
 
 
 def _record(svc: VendingService, message_id: str, request_type: Any, exc: BaseException) -> None:
-    """Keep a final refusal with its id, so a repeat gets the same answer."""
+    """Keep a final refusal with its id, so a repeat gets the same answer.  Refusals that
+    depend on who asks (another vendor's retry, a role) say nothing about the request itself
+    and are not kept."""
+    if isinstance(exc, DuplicateRequest | NotAuthorised):
+        return
     status, error_type, short, detail = classify(exc, request_type)
     if status < 500 and status != 404:
         messages.finish(svc.db, message_id, status="failed", now=svc.now(), http_status=status,
@@ -295,7 +299,8 @@ def _await_sale(request: Request, purchase_id: str) -> dict[str, Any] | None:
                                 http_status=201,
                                 outcome={"receipt_no": sale["receipt"]["receipt_no"]})
             return sale
-        if msg is None or (svc.now() - msg.created_at).total_seconds() > STALE_SECONDS:
+        if msg is None or msg.status == "done" or (
+                svc.now() - msg.created_at).total_seconds() > STALE_SECONDS:
             raise UnknownRecord(f"no purchase {purchase_id}", field="requestId")
         if time.monotonic() >= deadline:
             raise OutcomeUnknown(f"purchase {purchase_id} is still running; repeat the advice",
