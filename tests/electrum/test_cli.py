@@ -55,7 +55,7 @@ def test_demo_credentials_work_and_revoke(db_url: str, kek_file: str) -> None:
                    run([*base, "electrum", "journal", "--json"]).output.splitlines()]
         assert [(j["operation"], j["http_status"]) for j in journal] == [
             ("createMeterLookup", 201), ("createMeterLookup", 401), ("createMeterLookup", 201)]
-        assert journal[1]["error_type"] == "INVALID_MERCHANT" and journal[1]["username"] == ""
+        assert journal[1]["error_type"] == "INVALID_MERCHANT" and journal[1]["username"] == user
         assert journal[2]["username"] == "switch-one"
     finally:
         svc.db.dispose()

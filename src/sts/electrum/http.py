@@ -154,7 +154,7 @@ class InterfaceRoute(APIRoute):
                 await run_in_threadpool(
                     messages.journal, svc.db, now=svc.now(), operation=operation,
                     message_id=message_id, ref_id=original_id,
-                    username=basic.username if basic else "",
+                    username=basic.username if basic else _claimed_user(request),
                     institution_id=_institution(request.state.raw),
                     http_status=response.status_code, error_type=error_type,
                     detail=str(request.state.detail))
@@ -169,4 +169,12 @@ def _institution(raw: dict[str, Any]) -> str:
     try:
         return str(raw["originator"]["institution"]["id"])
     except (KeyError, TypeError):
+        return ""
+
+
+def _claimed_user(request: Request) -> str:
+    """The username a refused request claimed (never its password), for the journal."""
+    try:
+        return _basic_credentials(request.headers.get("authorization"))[0][:64]
+    except NotAuthenticated:
         return ""
