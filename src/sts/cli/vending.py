@@ -251,6 +251,9 @@ def _print_demo(info: dict[str, Any]) -> None:
     for role, key in info["api_keys"].items():
         click.echo(f"export {role.upper()}_KEY={key}")
     click.echo(f"export METER={info['meters'][0]}   # demo meters: {' '.join(info['meters'])}")
+    if "electrum" in info:
+        click.echo("export ELECTRUM_AUTH={username}:{password}   # HTTP Basic, /prepaidutility/v3"
+                   .format(**info["electrum"]))
 
 
 @admin.command("utility")
@@ -674,3 +677,12 @@ def audit_verify(ctx: click.Context) -> None:
             click.echo(f"  {p}")
     if not result.ok:
         raise SystemExit(7)
+
+
+def _electrum_commands() -> None:
+    from sts.cli.electrum import electrum
+
+    admin.add_command(electrum)
+
+
+_electrum_commands()

@@ -323,6 +323,9 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
         who.require("audit")
         return audit.verify(service.db).as_dict()
 
+    from sts.electrum.routes import mount as mount_electrum
+
+    mount_electrum(app)  # Electrum Prepaid Utility Service Interface v3: /prepaidutility/v3
     return app
 
 
