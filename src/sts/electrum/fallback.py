@@ -16,6 +16,7 @@ from starlette.routing import Match
 
 from sts.electrum.http import OPERATIONS, PREFIX, InterfaceRoute
 from sts.electrum.models import ErrorDetail, ErrorType, RequestType
+from sts.electrum.steps import router
 
 # the collection a path starts with -> the request type its errors report
 COLLECTIONS: dict[str, RequestType] = {
@@ -38,7 +39,7 @@ ID_CHARS = 64  # ids are at most 64 characters: a longer path segment is not ech
 
 def _operation(request: Request) -> tuple[RequestType, str, str | None]:
     """(request type, message id, original id) of the operation a request's path names."""
-    for route in request.app.router.routes:
+    for route in router.routes:  # the interface's own routes (full paths)
         if not isinstance(route, InterfaceRoute):
             continue
         match, child = route.matches(request.scope)
