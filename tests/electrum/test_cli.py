@@ -36,11 +36,13 @@ def test_demo_credentials_work_and_revoke(db_url: str, kek_file: str) -> None:
         issued = json.loads(run([*base, "electrum", "add", "--vendor", "Demo Vendor",
                                  "--username", "switch-one", "--json"]).output)
         assert issued["username"] == "switch-one" and len(issued["password"]) >= 24
-        listed = run([*base, "electrum", "list", "--json"]).output.splitlines()
+        # the shared options go before or after the subcommand
+        listed = run(["electrum", "list", *base, "--json"]).output.splitlines()
         rows = [json.loads(x) for x in listed]
         assert {r["username"] for r in rows} == {user, "switch-one"}
         assert all("password" not in r and "secret_hash" not in r for r in rows)
-        run([*base, "electrum", "revoke", user])
+        assert json.loads(run(["electrum", "revoke", user, *base, "--json"]).output) == {
+            "username": user, "revoked": True}
         lid = new_id()
         gone = client.post(f"/prepaidutility/v3/meterLookups/{lid}",
                            json=envelope(lid, meter={"meterId": info["meters"][0]}),
@@ -52,7 +54,7 @@ def test_demo_credentials_work_and_revoke(db_url: str, kek_file: str) -> None:
                             auth=("switch-one", issued["password"]))
         assert other.status_code == 201
         journal = [json.loads(x) for x in
-                   run([*base, "electrum", "journal", "--json"]).output.splitlines()]
+                   run(["--json", *base, "electrum", "journal"]).output.splitlines()]
         assert [(j["operation"], j["http_status"]) for j in journal] == [
             ("createMeterLookup", 201), ("createMeterLookup", 401), ("createMeterLookup", 201)]
         assert journal[1]["error_type"] == "INVALID_MERCHANT" and journal[1]["username"] == user

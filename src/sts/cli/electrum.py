@@ -1,13 +1,16 @@
-"""`sts admin electrum`: HTTP Basic credentials for switches on /prepaidutility/v3."""
+"""`sts admin electrum`: HTTP Basic credentials for switches on /prepaidutility/v3, and the
+journal of what the switches sent.  The shared options (--db, --kek-file, --json) go before or
+after the subcommand, as everywhere under `sts admin`."""
 
 from __future__ import annotations
 
 import click
 
-from sts.cli.common import emit_json, json_option
+from sts.cli.common import emit_json
+from sts.cli.vending import VendingGroup, _open, _say, _wants_json
 
 
-@click.group("electrum")
+@click.group("electrum", cls=VendingGroup)
 def electrum() -> None:
     """HTTP Basic credentials for the Electrum interface (stored hashed; shown once)."""
 
@@ -20,22 +23,18 @@ def electrum() -> None:
 @click.option("--institution", "institution_id", default=None,
               help="only accept requests whose originator.institution.id is this")
 @click.option("--label", default="")
-@json_option
 @click.pass_context
 def electrum_add(ctx: click.Context, vendor: str, username: str | None, role: str,
-                 institution_id: str | None, label: str, as_json: bool) -> None:
+                 institution_id: str | None, label: str) -> None:
     """Issue a username and password (the only time the password is shown)."""
-    from sts.cli.vending import _open
     from sts.vending import credentials
 
     svc, reg = _open(ctx)
     user, password = credentials.issue(svc.db, vendor=vendor, username=username, role=role,
                                        institution_id=institution_id, label=label,
                                        actor=reg.actor)
-    if as_json:
-        emit_json({"username": user, "password": password, "vendor": vendor, "role": role})
-    else:
-        click.echo(f"{user}:{password}")
+    _say(ctx, f"{user}:{password}",
+         {"username": user, "password": password, "vendor": vendor, "role": role})
 
 
 @electrum.command("revoke")
@@ -43,26 +42,23 @@ def electrum_add(ctx: click.Context, vendor: str, username: str | None, role: st
 @click.pass_context
 def electrum_revoke(ctx: click.Context, username: str) -> None:
     """Revoke a credential: its next request answers 401."""
-    from sts.cli.vending import _open
     from sts.vending import credentials
 
     svc, reg = _open(ctx)
     credentials.revoke(svc.db, username, actor=reg.actor)
-    click.echo("revoked")
+    _say(ctx, f"revoked {username}", {"username": username, "revoked": True})
 
 
 @electrum.command("list")
-@json_option
 @click.pass_context
-def electrum_list(ctx: click.Context, as_json: bool) -> None:
-    """Credentials (never the passwords)."""
-    from sts.cli.vending import _open
+def electrum_list(ctx: click.Context) -> None:
+    """Credentials (never the passwords); JSON Lines with --json."""
     from sts.vending import credentials
 
     svc, _ = _open(ctx)
     with svc.db.read() as conn:
         rows = credentials.list_credentials(conn)
-    if as_json:
+    if _wants_json(ctx):
         for r in rows:
             emit_json(r)
         return
@@ -74,18 +70,16 @@ def electrum_list(ctx: click.Context, as_json: bool) -> None:
 @electrum.command("journal")
 @click.option("--id", "message_id", default=None, help="one request or advice id (and its "
               "advices)")
-@click.option("--limit", default=100, show_default=True, type=int)
-@json_option
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @click.pass_context
-def electrum_journal(ctx: click.Context, message_id: str | None, limit: int,
-                     as_json: bool) -> None:
-    """Every request and advice received, with its outcome (newest last)."""
-    from sts.cli.vending import _open
+def electrum_journal(ctx: click.Context, message_id: str | None, limit: int) -> None:
+    """Every request and advice received, with its outcome (newest last); JSON Lines with
+    --json."""
     from sts.vending import messages
 
     svc, _ = _open(ctx)
     for row in messages.journal_entries(svc.db, message_id, limit=limit):
-        if as_json:
+        if _wants_json(ctx):
             emit_json(row)
         else:
             click.echo(f"{row['at']} {row['operation']:28} {row['message_id']:36} "
