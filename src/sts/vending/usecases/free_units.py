@@ -33,9 +33,8 @@ def claim(svc: VendingService, request_id: str, meter: object,
           caller: Caller) -> tuple[dict[str, Any], bool]:
     """(answer, created): the free-units token alone, or the stored answer for a repeated id;
     NoFreeUnitsDue when the tariff has none or this month's were already issued."""
-    pan = meter_pan(meter)
-
     def identify(who: Caller) -> tuple[str, str]:
+        pan = meter_pan(meter)
         return pan, request_hash({"meter": pan, "amount": "0.00", "free_units": True,
                                   "vendor": who.vendor_id})
 
