@@ -115,6 +115,13 @@ def test_free_basic_units_once_a_month(demo: Any, switch: Switch) -> None:
     for t in month2["tokens"]:
         assert meter.enter(t["token"]).result == "accept"
     assert switch.buy(pan, 0).json()["errorType"] == "NO_FREE_UNITS_DUE"
+    # a reversed free-units claim gives the month's entitlement back (the sale's reversal)
+    demo.clock.advance(days=31)
+    claim = switch.buy(pan, 0).json()
+    assert [t["tokenType"] for t in claim["tokens"]] == ["BSST"]
+    assert switch.lookup(pan).json()["bsstDue"] is False
+    assert switch.reverse(claim["id"]).status_code == 202
+    assert switch.lookup(pan).json()["bsstDue"] is True
     # a meter whose tariff has no free units
     none = switch.buy(known_pan(), 0)
     assert none.status_code == 400 and none.json()["errorType"] == "NO_FREE_UNITS_DUE"
