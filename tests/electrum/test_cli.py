@@ -9,7 +9,7 @@ from typing import Any
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from sts.cli.vending import admin
+from sts.cli.vending import admin, audit
 from sts.vending.api import create_app
 from sts.vending.config import Settings, open_service
 from tests.electrum.conftest import envelope, new_id
@@ -59,5 +59,8 @@ def test_demo_credentials_work_and_revoke(db_url: str, kek_file: str) -> None:
             ("createMeterLookup", 201), ("createMeterLookup", 401), ("createMeterLookup", 201)]
         assert journal[1]["error_type"] == "INVALID_MERCHANT" and journal[1]["username"] == user
         assert journal[2]["username"] == "switch-one"
+        # issuing and revoking credentials keeps the audit chain whole
+        verified = CliRunner().invoke(audit, ["verify", *base, "--json"])
+        assert verified.exit_code == 0 and json.loads(verified.output)["ok"] is True
     finally:
         svc.db.dispose()

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, insert, select, update
 from sts.errors import AlreadyExists, InputError, NotAuthenticated, UnknownRecord
 from sts.vending import audit
 from sts.vending.auth import Caller, check_role, hash_key, new_key
+from sts.vending.clock import utc, wall_clock
 from sts.vending.db import Database
 from sts.vending.models import api_keys, vendors
 from sts.vending.switch_models import basic_credentials
@@ -76,7 +77,7 @@ def issue(db: Database, *, vendor: str, username: str | None = None, role: str =
     if role not in ("vendor", "supervisor"):
         raise InputError("Basic credentials sell for a vendor: role vendor or supervisor",
                          field="role")
-    now = (now or datetime.now()).replace(microsecond=0)
+    now = utc(now if now is not None else wall_clock())  # stored and hashed as naive UTC
     username = username or f"{vendor.lower().replace(' ', '-')[:40]}-{secrets.token_hex(3)}"
     if not USERNAME.fullmatch(username):
         raise InputError("username must be 3-64 letters, digits or ._@- (starting with a letter "
@@ -104,7 +105,7 @@ def issue(db: Database, *, vendor: str, username: str | None = None, role: str =
 
 def revoke(db: Database, username: str, *, actor: str = "cli",
            now: datetime | None = None) -> None:
-    now = (now or datetime.now()).replace(microsecond=0)
+    now = utc(now if now is not None else wall_clock())  # stored and hashed as naive UTC
     with db.begin() as conn:
         row = conn.execute(select(basic_credentials.c.id, basic_credentials.c.api_key_id)
                            .where(basic_credentials.c.username == username,
