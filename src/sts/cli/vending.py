@@ -251,9 +251,9 @@ def _print_demo(info: dict[str, Any]) -> None:
     for role, key in info["api_keys"].items():
         click.echo(f"export {role.upper()}_KEY={key}")
     click.echo(f"export METER={info['meters'][0]}   # demo meters: {' '.join(info['meters'])}")
-    if "electrum" in info:  # a comment line: the paste stays the keys and the meter
-        click.echo("# Electrum interface /prepaidutility/v3, HTTP Basic: "
-                   "{username}:{password}".format(**info["electrum"]))
+    if "electrum" in info:
+        click.echo(f"# Electrum (HTTP Basic): {info['electrum']['username']} / "
+                   f"{info['electrum']['password']}")
 
 
 @admin.command("utility")
