@@ -272,6 +272,41 @@ class SecurityModuleUnavailable(Unavailable):
     http_status = 503
 
 
+class NoFreeUnitsDue(VendingError):
+    """A free-units claim when this month's free units were already issued (or none exist)."""
+
+    code = "NO_FREE_UNITS_DUE"
+    http_status = 409
+
+
+class RequestNotSupported(VendingError):
+    """A request form this server does not offer (e.g. third-party payment collection)."""
+
+    code = "NOT_SUPPORTED"
+    http_status = 422
+
+
+class AdviceConflict(VendingError):
+    """An advice that contradicts an earlier one (confirmation of a reversed sale, ...)."""
+
+    code = "ADVICE_CONFLICT"
+    http_status = 409
+
+
+class NoKeyChangeDue(VendingError):
+    """Key change tokens asked for a meter that already holds the current key."""
+
+    code = "NO_KEY_CHANGE_DUE"
+    http_status = 409
+
+
+class OutcomeUnknown(VendingError):
+    """The request is still running (or its fate is not yet known): repeat it."""
+
+    code = "OUTCOME_UNKNOWN"
+    http_status = 504
+
+
 # --- virtual meter (sts.meter) -----------------------------------------------------------
 
 

@@ -121,3 +121,4 @@ def test_demo_output_is_pasteable(tmp_path: Path) -> None:
     assert set(exports) == {"VENDOR_KEY", "SUPERVISOR_KEY", "ENGINEER_KEY", "ADMIN_KEY",
                             "AUDITOR_KEY", "METER"}
     assert exports["VENDOR_KEY"].startswith("stsk_") and len(exports["METER"]) == 18
+    assert "# Electrum (HTTP Basic): demo-electrum / " in out

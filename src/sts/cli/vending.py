@@ -753,3 +753,12 @@ def audit_verify(ctx: click.Context) -> None:
             click.echo(f"  {p}")
     if not result.ok:
         raise SystemExit(7)
+
+
+def _electrum_commands() -> None:
+    from sts.cli.electrum import electrum
+
+    admin.add_command(electrum)
+
+
+_electrum_commands()

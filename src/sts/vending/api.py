@@ -326,6 +326,10 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
     from sts.web import mount as mount_web  # the web pages (sign-in, POS, back office, ...)
 
     mount_web(app, service)
+
+    from sts.electrum.routes import mount as mount_electrum
+
+    mount_electrum(app)  # Electrum Prepaid Utility Service Interface v3: /prepaidutility/v3
     return app
 
 

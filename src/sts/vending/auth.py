@@ -26,6 +26,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "purchase": frozenset({"vendor", "supervisor"}),
     "reprint": frozenset({"vendor", "supervisor"}),
     "reverse": frozenset({"supervisor"}),
+    # a switch's reversal advice for the vendor's own unconfirmed sale (sts.vending.advices)
+    "reverse_advice": frozenset({"vendor", "supervisor"}),
     "engineering": frozenset({"engineer"}),
     "verify": frozenset({"vendor", "supervisor", "engineer", "admin", "auditor"}),
     "audit": frozenset({"auditor", "admin"}),

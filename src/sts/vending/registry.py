@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sts.codec.pan import MeterPan, parse_meter_number
 from sts.engine.model import check_identity
 from sts.errors import AlreadyExists, InputError, UnknownRecord
-from sts.vending import audit
+from sts.vending import audit, credentials
 from sts.vending.auth import check_role, hash_key, new_key
 from sts.vending.clock import Clock, utc, wall_clock, zone
 from sts.vending.db import Database
@@ -360,5 +360,9 @@ def fill_demo(reg: Registry, *, production_tables: bool, meters_count: int = 5) 
         keys[role] = reg.add_api_key(role, label=f"demo {role}", operator=f"demo-{role}",
                                      vendor=DEMO_VENDOR if role in ("vendor", "supervisor")
                                      else None)
+    user, password = credentials.issue(reg.db, vendor=DEMO_VENDOR, username="demo-electrum",
+                                       label="demo Electrum switch", actor=reg.actor,
+                                       now=reg.clock())
     return {"api_keys": keys, "meters": pans, "sgc": DEMO_SGC, "vendor": DEMO_VENDOR,
-            "table_set": table, "tariff": "Flat"}
+            "table_set": table, "tariff": "Flat",
+            "electrum": {"username": user, "password": password}}

@@ -30,6 +30,7 @@ from sts.vending.keys import SecurityModule
 from sts.vending.meters import SERVICES, UNIT_NAMES, KeyInfo, MeterView, read_key, read_meter
 from sts.vending.usecases import (
     engineering,
+    free_units,
     keychange,
     lookup,
     reprint,
@@ -117,6 +118,11 @@ class VendingService:
         (no second connection), and the answer is the stored JSON text itself."""
         return sale.purchase(self, purchase_id, body, None, api_key)
 
+    def claim_free_units(self, request_id: str, meter: object,
+                         caller: Caller) -> tuple[dict[str, Any], bool]:
+        """This month's free basic units alone (a zero-value sale), once a month per meter."""
+        return free_units.claim(self, request_id, meter, caller)
+
     def get_purchase(self, purchase_id: str, caller: Caller) -> dict[str, Any]:
         """The stored answer for a purchase id (what a client asks after a timeout)."""
         return reprint.get_purchase(self, purchase_id, caller)
@@ -124,10 +130,11 @@ class VendingService:
     def reprint(self, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
         return reprint.reprint(self, body, caller)
 
-    def reverse(self, purchase_id: str, reason: object,
-                caller: Caller) -> tuple[dict[str, Any], bool]:
-        """Cancel a sale whose tokens never reached the customer; its TIDs stay used."""
-        return reversal.reverse(self, purchase_id, reason, caller)
+    def reverse(self, purchase_id: str, reason: object, caller: Caller, *,
+                action: str = "reverse") -> tuple[dict[str, Any], bool]:
+        """Cancel a sale whose tokens never reached the customer; its TIDs stay used.
+        `action` is the permission checked ("reverse_advice" for a switch's advice)."""
+        return reversal.reverse(self, purchase_id, reason, caller, action=action)
 
     def engineering(self, request_id: str, body: dict[str, Any],
                     caller: Caller) -> tuple[dict[str, Any], bool]:
@@ -138,6 +145,11 @@ class VendingService:
         """A key change set alone (campaigns), inside the caller's transaction."""
         return keychange.key_change_meter(self, conn, m, kc, request_id=request_id,
                                           actor=actor, reason=reason)
+
+    def key_change_tokens(self, request_id: str, meter: object,
+                          caller: Caller) -> tuple[dict[str, Any], bool]:
+        """The meter's key change tokens asked for without a purchase (a point of sale)."""
+        return keychange.request_tokens(self, request_id, meter, caller)
 
     def verify_token(self, pan: object, token: object, caller: Caller) -> dict[str, Any]:
         """Decode a token with the meter's key and say whether and when this server issued it."""

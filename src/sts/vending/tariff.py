@@ -194,6 +194,18 @@ def quote(tariff: Tariff, amount: Decimal, *, month_units: Decimal, fixed_paid: 
             f"{money(amount)} buys no units after charges and debt (energy {money(energy_amount)})",
             field="amount",
         )
-    free = tariff.free_units if tariff.free_units > 0 and free_issued <= 0 else ZERO
     return Quote(amount, fixed, debt, debt_balance - debt, energy_amount, energy_net, vat, units,
-                 free, tuple(steps))
+                 free_units_due(tariff, free_issued), tuple(steps))
+
+
+def free_units_due(tariff: Tariff, free_issued: Decimal) -> Decimal:
+    """The free basic units a meter gets with its next token this month: the tariff's whole
+    monthly allowance the first time, nothing once any were issued in the month."""
+    return tariff.free_units if tariff.free_units > 0 and free_issued <= 0 else ZERO
+
+
+def free_units_quote(tariff: Tariff, *, free_issued: Decimal, debt_balance: Decimal) -> Quote:
+    """A zero-value request that claims only this month's free units (no charges, no debt
+    recovery, no credit units): `free_units` is 0 when none are due."""
+    return Quote(ZERO, ZERO, ZERO, debt_balance, ZERO, ZERO, ZERO, ZERO,
+                 free_units_due(tariff, free_issued))

@@ -1,19 +1,30 @@
-"""A key change set alone, inside the caller's transaction (key change campaigns)."""
+"""Key change sets alone: inside the caller's transaction (key change campaigns), or asked for
+by a point of sale without a purchase (`request_tokens`, the interface's key change token
+request)."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
+from sts.errors import NoKeyChangeDue
 from sts.vending import audit
+from sts.vending.auth import Caller
 from sts.vending.clock import local, wall
-from sts.vending.issue import KeyChange, issue
-from sts.vending.ledger import Entry, entry_writes, next_seq, request_hash
-from sts.vending.meters import MeterView
+from sts.vending.issue import KeyChange, due_key_change, issue
+from sts.vending.ledger import Entry, check_request_id, entry_writes, next_seq, request_hash, stored
+from sts.vending.meters import MeterView, read_meter
+from sts.vending.models import transactions
+from sts.vending.vendor import check_may_sell
 
 if TYPE_CHECKING:
     from sts.vending.service import VendingService
+
+
+def _identity(request_id: str) -> str:
+    return request_hash({"request_id": request_id})
 
 
 def key_change_meter(svc: VendingService, conn: Connection, m: MeterView, kc: KeyChange, *,
@@ -31,7 +42,7 @@ def key_change_meter(svc: VendingService, conn: Connection, m: MeterView, kc: Ke
                     "tokens": res.public()}
         _body, writes = entry_writes(hot, Entry(
             seq=seq, request_id=request_id, kind="key_change", meter=m,
-            request_hash=request_hash({"request_id": request_id}), response=response,
+            request_hash=_identity(request_id), response=response,
             now=wall(now), issued=res, reason=reason))
         hot.write(cur, writes)
     finally:
@@ -40,3 +51,45 @@ def key_change_meter(svc: VendingService, conn: Connection, m: MeterView, kc: Ke
                  details={"request_id": request_id, "krn": kc.new_key.record.krn,
                           "ti": kc.new_ti})
     return response
+
+
+def request_tokens(svc: VendingService, request_id: str, meter: object,
+                   caller: Caller) -> tuple[dict[str, Any], bool]:
+    """(answer with `tokens` holding only KCTs, created), for a vendor that may sell to the
+    meter.  When the meter's key or tariff index differs from what a sale would move it to
+    (`issue.due_key_change`, the sale's rule), the set is issued and stored as a key change
+    transaction, idempotent on `request_id`.  When nothing is due but the meter's last
+    transaction carried a KCT set no later token has followed, that same set is returned again
+    (the customer may not have entered it yet): a second set would give one meter two sets.
+    Otherwise NoKeyChangeDue."""
+    caller.require("purchase")
+    check_request_id(request_id, "requestId")
+    hot = svc.hot
+    t = transactions.c
+    with svc.db.begin() as conn:
+        cur = hot.cursor(conn)
+        try:
+            m = read_meter(hot, cur, meter, lock=True, vendor_id=caller.vendor_id)
+            earlier = stored(hot, cur, request_id)
+            if earlier is not None:
+                return json.loads(earlier.repeat("key_change", _identity(request_id),
+                                                 request_id)), False
+            check_may_sell(caller, m)
+            kc = due_key_change(m, svc.key_loader(cur))
+        finally:
+            cur.close()
+        if kc is not None:
+            out = key_change_meter(svc, conn, m, kc, request_id=request_id, actor=caller.actor,
+                                   reason="key change tokens requested")
+            return json.loads(json.dumps(out, default=str)), True
+        last = conn.execute(select(t.response, t.hash, t.request_id, t.status)
+                            .where(t.meter_id == m.id).order_by(t.seq.desc()).limit(1)).first()
+    if last is not None and last.hash == m.last_hash and last.status == "completed":
+        prior: dict[str, Any] = json.loads(last.response)
+        kcts = [tk for tk in prior.get("tokens", []) if tk.get("kind") == "KCT"]
+        if kcts:
+            prior["tokens"] = kcts
+            prior["repeat_of"] = last.request_id
+            return prior, False
+    raise NoKeyChangeDue(f"meter {m.pan} already holds its supply group's current key",
+                         field="meter")

@@ -10,8 +10,8 @@ from sts.vending.clock import local
 from sts.vending.issue import due_key_change
 from sts.vending.meters import read_meter
 from sts.vending.ratelimit import hit as rate_hit
-from sts.vending.tariff import money, parse_amount, units_str
-from sts.vending.usecases.sale import sale_quote
+from sts.vending.tariff import free_units_due, money, parse_amount, units_str
+from sts.vending.usecases.sale import month_total, sale_quote
 
 if TYPE_CHECKING:
     from sts.vending.service import VendingService
@@ -32,7 +32,7 @@ def lookup(svc: VendingService, meter: object, caller: Caller,
             month = svc.month_totals(cur, m.id, now.strftime("%Y-%m"))
         finally:
             cur.close()
-    free_taken = month is not None and hot.money(month["month_free_units"]) > 0
+    free_due = free_units_due(m.tariff, month_total(month, "month_free_units", hot.money_out))
     out: dict[str, Any] = {
         "meter": m.describe(),
         "customer": m.customer,
@@ -43,8 +43,7 @@ def lookup(svc: VendingService, meter: object, caller: Caller,
         "arrears": money(m.debt_balance),
         "can_vend": m.status == "active",
         "key_change_due": kc is not None,
-        "free_units_due": units_str(m.tariff.free_units)
-        if m.tariff.free_units > 0 and not free_taken else "0.0",
+        "free_units_due": units_str(free_due),
     }
     if m.status != "active":
         out["blocked_reason"] = m.status_reason

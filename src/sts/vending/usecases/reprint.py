@@ -1,6 +1,6 @@
 """Reprints of a sale and the stored answer of a purchase (what a client asks after a
-timeout).  A vendor sees only its own sales; a reversed sale reprints with its tokens
-cancelled."""
+timeout), with the sale's state: issued, confirmed (by a switch's advice) or reversed.  A
+vendor sees only its own sales; a reversed sale reprints with its tokens cancelled."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from sts.errors import InputError, UnknownRecord
-from sts.vending import audit, receipts
+from sts.vending import advices, audit, receipts
 from sts.vending.auth import Caller
 from sts.vending.ledger import check_request_id, stored
 from sts.vending.meters import read_meter
@@ -34,6 +34,11 @@ def get_purchase(svc: VendingService, purchase_id: str, caller: Caller) -> dict[
         raise UnknownRecord(f"no purchase {purchase_id}", field="purchase_id")
     out: dict[str, Any] = json.loads(found.response)
     out["status"] = found.status
+    advice = advices.state(svc.db, purchase_id)  # confirmed / reversed by a switch's advice
+    out["state"] = "reversed" if found.status == "reversed" else (
+        "confirmed" if advice is not None and advice["state"] == "confirmed" else "issued")
+    if advice is not None:
+        out["advice"] = advice
     return out
 
 

@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 
 
 def reverse(svc: VendingService, purchase_id: str, reason: object,
-            caller: Caller) -> tuple[dict[str, Any], bool]:
-    caller.require("reverse")
+            caller: Caller, *, action: str = "reverse") -> tuple[dict[str, Any], bool]:
+    """`action` is the permission checked: "reverse_advice" when a switch's reversal advice
+    asks (the vendor's own unconfirmed sale; see `sts.vending.advices`)."""
+    caller.require(action)
     check_request_id(purchase_id, "purchase_id")
     why = check_reason(reason, what="a reversal")
     rid = f"reversal:{purchase_id}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -40,13 +41,19 @@ if TYPE_CHECKING:
 SALE_FIELDS = {"reference": 64, "pay_type": 20}
 
 
+def month_total(month_row: Row | None, name: str, money_out: Any) -> Decimal:
+    """One of the meter's month totals (`month_units`, `month_fixed_paid`,
+    `month_free_units`) from its month row (or None: nothing yet this month)."""
+    if month_row is None:
+        return ZERO
+    value = money_out(month_row[name])
+    return value if value is not None else ZERO
+
+
 def sale_quote(m: MeterView, amount: Decimal, month_row: Row | None, money_out: Any) -> Quote:
     """What `amount` buys this month, given the meter's month totals row (or None)."""
     def total(name: str) -> Decimal:
-        if month_row is None:
-            return ZERO
-        value = money_out(month_row[name])
-        return value if value is not None else ZERO
+        return month_total(month_row, name, money_out)
 
     return quote(m.tariff, amount, month_units=total("month_units"),
                  fixed_paid=total("month_fixed_paid"), free_issued=total("month_free_units"),
@@ -54,8 +61,12 @@ def sale_quote(m: MeterView, amount: Decimal, month_row: Row | None, money_out: 
 
 
 def plan_sale(m: MeterView, q: Quote) -> list[Planned]:
+    """The tokens of a sale: credit (none in a free-units claim), then any free units."""
     sub = SERVICES.index(m.service)
-    plan = [Planned("STD", 0, sub, {"units": units_str(q.units)}, q.units, "CREDIT TOKEN")]
+    plan = []
+    if q.units > 0:
+        plan.append(Planned("STD", 0, sub, {"units": units_str(q.units)}, q.units,
+                            "CREDIT TOKEN"))
     if q.free_units > 0:
         plan.append(Planned("FBE", 0, sub, {"units": units_str(q.free_units)}, q.free_units,
                             "FREE BASIC UNITS"))
@@ -132,6 +143,36 @@ def authenticate(svc: VendingService, cur: Any, key: str) -> Caller:
 def purchase(svc: VendingService, purchase_id: str, body: dict[str, Any], caller: Caller | None,
              api_key: str | None) -> tuple[str, bool]:
     """(stored JSON text, created): a new sale, or the stored answer for a repeated id."""
+    parsed: dict[str, Any] = {}
+
+    def identify(who: Caller) -> tuple[str, str]:
+        meter, parsed["amount"], parsed["extra"], rhash = parse_sale(body, who)
+        return meter, rhash
+
+    def sell(cur: Any, m: MeterView, after: Row, who: Caller, rhash: str,
+             now: datetime) -> str:
+        amount: Decimal = parsed["amount"]
+        vendor = check_may_sell(who, m)
+        check_float(vendor, amount)
+        q = sale_quote(m, amount, after, svc.hot.money_out)
+        return issue_sale(svc, cur, purchase_id, m, q, seq=int(after["next_seq"]),
+                          rhash=rhash, caller=who, vendor=vendor, now=now,
+                          extra=parsed["extra"], title="CREDIT VEND - TAX INVOICE")
+
+    return locked_sale(svc, purchase_id, caller, api_key, identify, sell)
+
+
+# (caller) -> (meter as named, request hash): parses the request once the caller is known
+Identify = Callable[[Caller], tuple[str, str]]
+# (cursor, locked meter, after-lock row, caller, request hash, local now) -> stored JSON text
+Sell = Callable[[Any, MeterView, Row, Caller, str, datetime], str]
+
+
+def locked_sale(svc: VendingService, purchase_id: str, caller: Caller | None,
+                api_key: str | None, identify: Identify, sell: Sell) -> tuple[str, bool]:
+    """The exactly-once frame of every sale (a credit vend, a free-units claim): in one
+    transaction, authenticate, lock the meter, answer a repeated id with its stored answer,
+    else `sell`; a concurrent twin that committed first is answered as a repeat."""
     hot = svc.hot
     rhash = ""
     try:
@@ -142,7 +183,7 @@ def purchase(svc: VendingService, purchase_id: str, body: dict[str, Any], caller
                     caller = authenticate(svc, cur, api_key or "")
                 caller.require("purchase")
                 check_request_id(purchase_id, "purchase_id")
-                meter, amount, extra, rhash = parse_sale(body, caller)
+                meter, rhash = identify(caller)
                 # lock the meter first, then look for the id: a twin that held the lock
                 # before us has committed by now, so its answer is visible
                 m = read_meter(hot, cur, meter, lock=True, vendor_id=caller.vendor_id)
@@ -154,8 +195,7 @@ def purchase(svc: VendingService, purchase_id: str, body: dict[str, Any], caller
                 earlier = Stored.from_row(after)
                 if earlier is not None:
                     return earlier.repeat("sale", rhash, purchase_id), False
-                return _sell(svc, cur, purchase_id, m, after, amount, rhash, caller, extra,
-                             now), True
+                return sell(cur, m, after, caller, rhash, now), True
             finally:
                 cur.close()
     except svc.integrity_errors:
@@ -171,28 +211,28 @@ def purchase(svc: VendingService, purchase_id: str, body: dict[str, Any], caller
         return again.repeat("sale", rhash, purchase_id), False
 
 
-def _sell(svc: VendingService, cur: Any, purchase_id: str, m: MeterView, after: Row,
-          amount: Decimal, rhash: str, caller: Caller, extra: dict[str, Any], now: datetime,
-          ) -> str:
+def issue_sale(svc: VendingService, cur: Any, purchase_id: str, m: MeterView, q: Quote, *,
+               seq: int, rhash: str, caller: Caller, vendor: VendorView, now: datetime,
+               title: str, extra: dict[str, Any] | None = None) -> str:
+    """Make the tokens of quote `q` (after any key change due) and write the sale: the
+    transaction, its tokens, the meter's month totals, the customer's debt and the vendor's
+    float (taken last, conditionally).  The one writer of sales; returns the stored JSON."""
     hot = svc.hot
     mi = hot.money_in
-    vendor = check_may_sell(caller, m)
-    check_float(vendor, amount)
-    q = sale_quote(m, amount, after, hot.money_out)
+    amount = q.amount
     kc = due_key_change(m, svc.key_loader(cur))
     res = issue(svc.sm, m, plan_sale(m, q), kc, wall(now))
     credit_key = kc.new_key if kc is not None else m.key
     if credit_key.credit_limit is not None and hot.execute(
             cur, KEY_CREDIT, {"id": credit_key.record.id, "amount": mi(q.energy_amount)}) != 1:
         raise KeyCreditLimit("the vending key's credit limit is reached", field="meter")
-    seq = int(after["next_seq"])
     toks = res.public()
     receipt = sale_receipt(m=m, q=q, vendor=vendor, receipt_no=f"{seq:010d}", now=now, kc=kc,
                            tokens_out=toks)
     if extra:
         receipt["request"] = extra
     response = {"purchase_id": purchase_id, "receipt": receipt, "tokens": toks,
-                "slip": receipts.slip(receipt, toks, title="CREDIT VEND - TAX INVOICE")}
+                "slip": receipts.slip(receipt, toks, title=title)}
     month = now.strftime("%Y-%m")
     body, writes = entry_writes(hot, Entry(
         seq=seq, request_id=purchase_id, kind="sale", meter=m, request_hash=rhash,

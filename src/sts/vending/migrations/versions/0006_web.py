@@ -13,7 +13,7 @@ from alembic import op
 from sts.vending.models import Money
 
 revision = '0006_web'
-down_revision = '0002'
+down_revision = '0003_electrum'
 branch_labels = None
 depends_on = None
 
