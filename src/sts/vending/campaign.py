@@ -270,9 +270,10 @@ def _run_chunk(service: VendingService, cid: int, camp: Any, name: str, actor: s
             hot.execute_many(cur, _MARK, list(marks.values()))
         finally:
             cur.close()
+        after_key_changes(service, conn, issued)
+        # last: the audit head is one row every writer locks until its commit
         audit.append_many(service.db, conn, at=now, actor=actor, action="key_change",
                           entries=entries)
-        after_key_changes(service, conn, issued)
     for i in ids:
         if i not in out:
             out[i] = {"meter": "", "status": "failed", "error": marks[i]["error"]}

@@ -74,7 +74,7 @@ def key_change_meter(svc: VendingService, conn: Connection, m: MeterView, kc: Ke
         hot.write(cur, writes)
     finally:
         cur.close()
+    after_key_changes(svc, conn, [(m, response)])
     audit.append(svc.db, conn, at=now, actor=actor, action="key_change", subject=m.pan,
                  details=audit_details(request_id, kc))
-    after_key_changes(svc, conn, [(m, response)])
     return response
