@@ -90,12 +90,14 @@ def setup(db_url: str, kek_file: str, n: int) -> None:
     svc.db.dispose()
 
 
-def worker(db_url: str, kek_file: str, chunk: int) -> None:
+def worker(db_url: str, kek_file: str, chunk: int, cpu: Any) -> None:
     from sts.vending import campaign
     from sts.vending.config import Settings, open_service
 
     svc = open_service(Settings(db_url=db_url, kek_file=kek_file))
+    t0 = time.process_time()
     campaign.work(svc, "rollover", actor="bench", chunk=chunk)
+    cpu.put(time.process_time() - t0)
     svc.db.dispose()
 
 
@@ -161,17 +163,22 @@ def bench(kind: str, n: int, workers: int, chunk: int) -> dict[str, Any] | None:
     spawn = multiprocessing.get_context("spawn")
     load0 = os.getloadavg()
     t0 = time.perf_counter()
-    procs = [spawn.Process(target=worker, args=(db_url, kek_file, chunk))
+    cpu = spawn.Queue()
+    procs = [spawn.Process(target=worker, args=(db_url, kek_file, chunk, cpu))
              for _ in range(workers)]
     for p in procs:
         p.start()
+    cpu_s = sum(cpu.get() for _ in procs)
     for p in procs:
         p.join()
     secs = time.perf_counter() - t0
     load1 = os.getloadavg()
     res = check(db_url, kek_file, n)
+    # the workers' own CPU (the database server's is not counted): what a meter costs the
+    # vending host, whatever else the machine is doing
     return {"db": kind, "meters": n, "workers": workers, "chunk": chunk, "seconds": round(secs, 2),
             "meters_per_s": round(n / secs), "setup_s": round(setup_s, 1),
+            "worker_cpu_us_per_meter": round(cpu_s / n * 1e6),
             "export_s": round(res["export_s"], 2), "ok": res["ok"],
             "load_before": [round(x, 2) for x in load0],
             "load_after": [round(x, 2) for x in load1],
