@@ -665,14 +665,24 @@ def campaign_create(ctx: click.Context, name: str, sgc: str, to_krn: int, from_k
               show_default=True, help="output file")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
               help="records as JSON Lines (the default, and with --json) or CSV")
-@click.option("--limit", type=int, default=None, help="stop after this many new issues")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="stop after this many new issues")
+@click.option("--chunk", type=click.IntRange(1, 50_000), default=2000, show_default=True,
+              help="meters per transaction")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="worker processes on this host (PostgreSQL; more hosts: run the same "
+                   "command on each)")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: on a tty)")
 @click.pass_context
 def campaign_run(ctx: click.Context, name: str, out_path: str, fmt: str | None,
-                 limit: int | None, progress: bool | None) -> None:
+                 limit: int | None, chunk: int, workers: int, progress: bool | None) -> None:
     """Issue the key changes; re-run to resume.  Writes every meter's record (earlier ones too).
 
-    With --out FILE the summary follows on stdout (JSON with --json).
+    Workers claim chunks of meters through the database, so any number of `sts campaign run`
+    processes, on any number of hosts, may share one campaign on PostgreSQL; each writes the
+    records of what it issued (`sts campaign export` writes them all).  With --workers N this
+    process starts N-1 more and, when all are done, writes every meter's record.  With --out
+    FILE the summary follows on stdout (JSON with --json).
     """
     import json
 
@@ -684,9 +694,14 @@ def campaign_run(ctx: click.Context, name: str, out_path: str, fmt: str | None,
         fmt = "jsonl"
     elif fmt == "csv" and _wants_json(ctx) and out_path == "-":
         raise click.UsageError("--json and --format csv both name the output: choose one")
+    if workers > 1 and limit is not None:
+        raise click.UsageError("--limit and --workers: choose one")
     svc, _ = _open(ctx)
+    actor = f"cli:campaign:{name}"
+    camp.status(svc, name)  # an unknown campaign fails before anything starts
     show = sys.stderr.isatty() if progress is None else progress
     out = sys.stdout if out_path == "-" else open(out_path, "w", newline="")  # noqa: SIM115
+    failed_workers = 0
     try:
         if fmt == "csv":
             out.write(camp.csv_header())
@@ -696,10 +711,85 @@ def campaign_run(ctx: click.Context, name: str, out_path: str, fmt: str | None,
             def tick(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            for rec in camp.run(svc, name, actor=f"cli:campaign:{name}", limit=limit,
-                                progress=tick):
+            if workers == 1:
+                recs = camp.run(svc, name, actor=actor, limit=limit, chunk=chunk,
+                                progress=tick)
+            else:
+                failed_workers = _run_workers(ctx, svc, name, actor, chunk, workers, tick)
+                recs = camp.records(svc, name)
+            for rec in recs:
                 out.write(camp.to_csv_row(rec) if fmt == "csv" else json.dumps(rec) + "\n")
                 out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if out_path != "-":
+        _say_status(ctx, camp.status(svc, name))
+    if failed_workers:
+        raise click.ClickException(f"{failed_workers} worker(s) stopped with an error; "
+                                   "run the campaign again to resume")
+
+
+def _campaign_worker(settings: Settings, name: str, actor: str, chunk: int) -> None:
+    """One extra worker process of `sts campaign run --workers N`."""
+    from sts.vending import campaign as camp
+    from sts.vending.config import open_service
+
+    svc = open_service(settings)
+    try:
+        camp.work(svc, name, actor=actor, chunk=chunk)
+    finally:
+        svc.db.engine.dispose()
+
+
+def _run_workers(ctx: click.Context, svc: VendingService, name: str, actor: str, chunk: int,
+                 workers: int, tick: Any) -> int:
+    """Run the campaign in this process and `workers - 1` more; the number that failed."""
+    import multiprocessing
+
+    from sts.vending import campaign as camp
+
+    settings = ctx.ensure_object(dict)["settings"]
+    spawn = multiprocessing.get_context("spawn")
+    procs = [spawn.Process(target=_campaign_worker, args=(settings, name, actor, chunk))
+             for _ in range(workers - 1)]
+    for p in procs:
+        p.start()
+
+    def progress(_n: int) -> None:
+        st = camp.status(svc, name)
+        tick(st["done"] + st["failed"] + st["skipped"],
+             st["pending"] + st["done"] + st["failed"] + st["skipped"])
+
+    try:
+        camp.work(svc, name, actor=actor, chunk=chunk, progress=progress)
+    finally:
+        for p in procs:
+            p.join()
+    return sum(1 for p in procs if p.exitcode != 0)
+
+
+@campaign.command("export")
+@click.argument("name")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="-",
+              show_default=True, help="output file")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True, help="records as JSON Lines or CSV")
+@click.pass_context
+def campaign_export(ctx: click.Context, name: str, out_path: str, fmt: str) -> None:
+    """Write the record of every meter the campaign has finished (issues nothing)."""
+    import json
+
+    from sts.vending import campaign as camp
+
+    svc, _ = _open(ctx)
+    camp.status(svc, name)
+    out = sys.stdout if out_path == "-" else open(out_path, "w", newline="")  # noqa: SIM115
+    try:
+        if fmt == "csv":
+            out.write(camp.csv_header())
+        for rec in camp.records(svc, name):
+            out.write(camp.to_csv_row(rec) if fmt == "csv" else json.dumps(rec) + "\n")
     finally:
         if out is not sys.stdout:
             out.close()

@@ -1,9 +1,14 @@
 """Bulk key change campaigns (e.g. the TID rollover: base date 1993 / KRN 1 to 2014 / KRN 2).
 
-A campaign is a fixed list of meters (one row each).  Running it issues, per meter and in its
-own transaction, the key change set and moves the meter to the new key; the item is marked done
-in that same transaction, and the transaction's request id is derived from campaign and meter,
-so an interrupted run resumes where it stopped and can never issue a meter twice.  Creating a
+A campaign is a fixed list of meters (one row each).  A run claims the pending meters a chunk
+at a time (one transaction per chunk), issues each meter's key change set through the security
+module, and stores the transactions, tokens, meter moves, audit entries and the items' new
+status in bulk in that same transaction: an interrupted run (even SIGKILL) leaves its chunk
+pending, so a resumed run carries on where it stopped and never issues a meter twice (the
+transaction's request id, derived from campaign and meter, is unique as a backstop).  Workers
+on several hosts share a campaign on PostgreSQL: the claim is `FOR UPDATE SKIP LOCKED`.  What
+a key change issues and stores is `sts.vending.usecases.keychange`'s, the same as one meter's
+key change.  Creating a
 campaign makes its target key the SGC's current key, so a meter that buys before the campaign
 reaches it gets the key change with that sale (and the campaign then skips it).
 """
@@ -19,12 +24,27 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
-from sts.errors import AlreadyExists, SecurityModuleUnavailable, StsError, UnknownRecord
-from sts.vending.issue import KeyChange
-from sts.vending.ledger import stored
+from sts.errors import (
+    AlreadyExists,
+    InputError,
+    SecurityModuleUnavailable,
+    StsError,
+    UnknownRecord,
+)
+from sts.vending import audit
+from sts.vending.issue import IssueResult, KeyChange
+from sts.vending.meters import MeterView, meter_view, read_key
 from sts.vending.models import campaign_items, campaigns, meters, supply_groups, transactions
 from sts.vending.models import vending_keys as vk
 from sts.vending.service import VendingService, load_key
+from sts.vending.usecases.keychange import (
+    after_key_changes,
+    audit_details,
+    issue_key_change,
+    key_change_rows,
+)
+
+DEFAULT_CHUNK = 2000  # meters per transaction
 
 CSV_FIELDS = ("meter", "status", "receipt_no", "sgc", "krn", "ti", "base_date", "token1",
               "token2", "token3", "token4", "error")
@@ -96,77 +116,168 @@ def _record(pan: str, state: str, response: dict[str, Any] | None, error: str = 
     return out
 
 
-def run(service: VendingService, name: str, *, actor: str = "campaign",
-        limit: int | None = None,
-        progress: Callable[[int, int], None] | None = None) -> Iterator[dict[str, Any]]:
-    """Yield one record per meter: the ones done before first (from the database), then the
-    pending ones as they are issued.  Stops after `limit` new issues when given."""
-    db = service.db
+def records(service: VendingService, name: str, *, page: int = 5000) -> Iterator[dict[str, Any]]:
+    """The record of every meter the campaign has finished (done, failed or skipped), in meter
+    order, read a page at a time (`sts campaign export`, and the start of `run`)."""
     ci = campaign_items.c
-    with db.read() as conn:
+    after = -1
+    while True:
+        with service.db.read() as conn:
+            cid = _campaign_id(conn, name)
+            rows = conn.execute(
+                select(ci.meter_id, meters.c.pan, ci.status, ci.error, transactions.c.response)
+                .join(meters, meters.c.id == ci.meter_id)
+                .outerjoin(transactions, transactions.c.seq == ci.txn_seq)
+                .where(ci.campaign_id == cid, ci.status != "pending", ci.meter_id > after)
+                .order_by(ci.meter_id).limit(page)).all()
+        for r in rows:
+            yield _record(r.pan, r.status, json.loads(r.response) if r.response else None,
+                          r.error)
+        if len(rows) < page:
+            return
+        after = rows[-1].meter_id
+
+
+def run(service: VendingService, name: str, *, actor: str = "campaign",
+        limit: int | None = None, chunk: int = DEFAULT_CHUNK,
+        progress: Callable[[int, int], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield one record per meter: the ones finished before first (from the database), then
+    the ones this run issues, a chunk at a time as each chunk commits.  Stops after `limit`
+    new issues when given.  Several runs (processes, hosts) may work on one campaign at once:
+    each claims its own chunks; a run yields only what it issued (`records` has them all)."""
+    if chunk < 1:
+        raise InputError("chunk must be at least 1 meter", field="chunk")
+    with service.db.read() as conn:
         cid = _campaign_id(conn, name)
         camp = conn.execute(select(campaigns).where(campaigns.c.id == cid)).one()
-        done_rows = conn.execute(
-            select(meters.c.pan, ci.status, ci.error, transactions.c.response)
-            .join(meters, meters.c.id == ci.meter_id)
-            .outerjoin(transactions, transactions.c.seq == ci.txn_seq)
-            .where(ci.campaign_id == cid, ci.status != "pending").order_by(ci.meter_id)).all()
-        pending = conn.execute(
-            select(ci.meter_id, meters.c.pan).join(meters, meters.c.id == ci.meter_id)
-            .where(ci.campaign_id == cid, ci.status == "pending").order_by(ci.meter_id)).all()
-    total = len(done_rows) + len(pending)
+        total = int(conn.scalar(select(func.count()).select_from(campaign_items)
+                                .where(campaign_items.c.campaign_id == cid)) or 0)
     count = 0
-    for r in done_rows:
-        count += 1
-        yield _record(r.pan, r.status, json.loads(r.response) if r.response else None, r.error)
-        if progress:
-            progress(count, total)
-    issued = 0
-    for p in pending:
-        if limit is not None and issued >= limit:
-            return
-        rid = f"campaign:{cid}:{p.meter_id}"
-        try:
-            with db.begin() as conn:
-                m = service.load_meter(conn, p.pan, lock=True)
-                state = conn.scalar(select(ci.status).where(ci.campaign_id == cid,
-                                                            ci.meter_id == p.meter_id))
-                target = load_key(conn, camp.to_key_id)
-                if state == "pending" and m.key.record.id == target.record.id:
-                    state = "skipped"  # moved by a sale in the meantime
-                    conn.execute(update(campaign_items)
-                                 .where(ci.campaign_id == cid, ci.meter_id == p.meter_id)
-                                 .values(status="skipped"))
-                if state != "pending":  # another runner or a sale got here first
-                    cur = service.hot.cursor(conn)
-                    try:
-                        earlier = stored(service.hot, cur, rid)
-                    finally:
-                        cur.close()
-                    rec = _record(p.pan, str(state),
-                                  json.loads(earlier.response) if earlier else None)
-                else:
-                    ti = m.tariff.ti if m.tariff.ti is not None else m.ti
-                    kc = KeyChange(target, ti, camp.ro)
-                    resp = service.key_change_meter(conn, m, kc, request_id=rid, actor=actor,
-                                                    reason=f"campaign {name}")
-                    conn.execute(update(campaign_items)
-                                 .where(ci.campaign_id == cid, ci.meter_id == p.meter_id)
-                                 .values(status="done", txn_seq=int(resp["receipt_no"])))
-                    rec = _record(p.pan, "done", resp)
-                    issued += 1
-        except SecurityModuleUnavailable:
-            raise  # an outage stops the run; the meter stays pending for the resumed run
-        except StsError as exc:
-            with db.begin() as conn:
-                conn.execute(update(campaign_items)
-                             .where(ci.campaign_id == cid, ci.meter_id == p.meter_id)
-                             .values(status="failed", error=exc.message[:300]))
-            rec = _record(p.pan, "failed", None, exc.message)
+    for rec in records(service, name):
         count += 1
         yield rec
         if progress:
             progress(count, total)
+    issued = 0
+    while limit is None or issued < limit:
+        size = chunk if limit is None else min(chunk, limit - issued)
+        done = _run_chunk(service, cid, camp, name, actor, size)
+        if done is None:
+            return
+        for rec in done:
+            count += 1
+            issued += rec["status"] == "done"
+            yield rec
+        if progress:
+            progress(count, total)
+
+
+def work(service: VendingService, name: str, *, actor: str = "campaign",
+         chunk: int = DEFAULT_CHUNK, progress: Callable[[int], None] | None = None) -> int:
+    """Issue chunks until none is left to claim (one campaign worker; run several processes
+    or hosts against one PostgreSQL to share a campaign); the meters this worker finished."""
+    if chunk < 1:
+        raise InputError("chunk must be at least 1 meter", field="chunk")
+    with service.db.read() as conn:
+        cid = _campaign_id(conn, name)
+        camp = conn.execute(select(campaigns).where(campaigns.c.id == cid)).one()
+    n = 0
+    while (done := _run_chunk(service, cid, camp, name, actor, chunk)) is not None:
+        n += len(done)
+        if progress:
+            progress(n)
+    return n
+
+
+_CLAIM = ("SELECT meter_id FROM campaign_items WHERE campaign_id = :cid AND status = 'pending' "
+          "ORDER BY meter_id LIMIT :n")
+_SEQS_PG = ("SELECT nextval(pg_get_serial_sequence('transactions', 'seq')) "
+            "FROM generate_series(1, :n)")
+_SEQ_SQLITE = "SELECT coalesce(max(seq), 0) FROM transactions"
+_MARK = ("UPDATE campaign_items SET status = :status, txn_seq = :txn_seq, error = :error "
+         "WHERE campaign_id = :cid AND meter_id = :meter_id")
+
+
+def _seqs(service: VendingService, cur: Any, n: int) -> list[int]:
+    """`n` receipt numbers (SQLite: the write lock is held, so max + 1 onwards is free)."""
+    hot = service.hot
+    if n == 0:
+        return []
+    if hot.is_sqlite:
+        cur.execute(hot.sql(_SEQ_SQLITE), {})
+        top = int(cur.fetchone()[0])
+        return list(range(top + 1, top + 1 + n))
+    cur.execute(hot.sql(_SEQS_PG), {"n": n})
+    return [int(r[0]) for r in cur.fetchall()]
+
+
+def _run_chunk(service: VendingService, cid: int, camp: Any, name: str, actor: str,
+               size: int) -> list[dict[str, Any]] | None:
+    """Claim up to `size` pending meters, issue their key change sets and store everything
+    (transactions, tokens, meters, items, audit) in one transaction; None when nothing is
+    left to claim.  The claim locks the items (PostgreSQL: SKIP LOCKED, so concurrent workers
+    take disjoint chunks; SQLite: the write lock), and the items are marked in the same
+    transaction, so a crash leaves the chunk pending and a meter is never issued twice."""
+    hot = service.hot
+    reason = f"campaign {name}"
+    with service.db.begin() as conn:
+        cur = hot.cursor(conn)
+        try:
+            claim = hot.sql(_CLAIM + ("" if hot.is_sqlite else " FOR UPDATE SKIP LOCKED"))
+            cur.execute(claim, {"cid": cid, "n": size})
+            ids = [int(r[0]) for r in cur.fetchall()]
+            if not ids:
+                return None
+            rows = hot.meters_by_id.all(cur, {"ids": hot.ids_param(ids), "vendor_id": None})
+            target = read_key(hot, cur, camp.to_key_id)
+            now = service.now()
+            marks: dict[int, dict[str, Any]] = {
+                i: {"cid": cid, "meter_id": i, "status": "failed", "txn_seq": None,
+                    "error": "the meter is no longer registered"} for i in ids}
+            out: dict[int, dict[str, Any]] = {}
+            made: list[tuple[MeterView, KeyChange, IssueResult, str]] = []
+            for r in rows:
+                m = meter_view(r, hot)
+                if m.key.record.id == target.record.id:  # moved by a sale in the meantime
+                    marks[m.id].update(status="skipped", error="")
+                    out[m.id] = _record(m.pan, "skipped", None)
+                    continue
+                ti = m.tariff.ti if m.tariff.ti is not None else m.ti
+                kc = KeyChange(target, ti, bool(camp.ro))
+                try:
+                    res = issue_key_change(service, m, kc, now)
+                except SecurityModuleUnavailable:
+                    raise  # an outage stops the run; the chunk stays pending
+                except StsError as exc:
+                    marks[m.id].update(error=exc.message[:300])
+                    out[m.id] = _record(m.pan, "failed", None, exc.message)
+                    continue
+                made.append((m, kc, res, f"campaign:{cid}:{m.id}"))
+            writes: dict[str, list[dict[str, Any]]] = {}
+            issued: list[tuple[MeterView, dict[str, Any]]] = []
+            entries: list[tuple[str, dict[str, Any]]] = []
+            for (m, kc, res, rid), seq in zip(made, _seqs(service, cur, len(made)), strict=True):
+                resp, w = key_change_rows(service, m, kc, res, seq=seq, request_id=rid,
+                                          reason=reason, now=now)
+                for template, params in w:
+                    writes.setdefault(template, []).append(params)
+                marks[m.id].update(status="done", txn_seq=seq, error="")
+                out[m.id] = _record(m.pan, "done", resp)
+                issued.append((m, resp))
+                entries.append((m.pan, audit_details(rid, kc)))
+            for template, params_list in writes.items():
+                hot.execute_many(cur, template, params_list)
+            hot.execute_many(cur, _MARK, list(marks.values()))
+        finally:
+            cur.close()
+        after_key_changes(service, conn, issued)
+        # last: the audit head is one row every writer locks until its commit
+        audit.append_many(service.db, conn, at=now, actor=actor, action="key_change",
+                          entries=entries)
+    for i in ids:
+        if i not in out:
+            out[i] = {"meter": "", "status": "failed", "error": marks[i]["error"]}
+    return [out[i] for i in ids]
 
 
 def to_csv_row(rec: dict[str, Any]) -> str:

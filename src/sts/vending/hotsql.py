@@ -81,6 +81,12 @@ LEFT JOIN vendors v ON v.id = :vendor_id
 WHERE m.pan = :pan
 """
 
+# many meters at once (key change campaigns), locked on PostgreSQL in id order
+METERS_BY_ID_PG = METER_FROM.replace("WHERE m.pan = :pan",
+                                     "WHERE m.id = ANY(:ids) ORDER BY m.id FOR UPDATE OF m")
+METERS_BY_ID_SQLITE = METER_FROM.replace(
+    "WHERE m.pan = :pan", "WHERE m.id IN (SELECT value FROM json_each(:ids)) ORDER BY m.id")
+
 KEY_FROM = """
 FROM vending_keys k JOIN supply_groups g ON g.id = k.sgc_id WHERE k.id = :id
 """
@@ -171,6 +177,10 @@ class Query:
         row = cur.fetchone()
         return None if row is None else dict(zip(self.names, row, strict=True))
 
+    def all(self, cur: Any, params: dict[str, Any]) -> list[Row]:
+        cur.execute(self.sql, params)
+        return [dict(zip(self.names, row, strict=True)) for row in cur.fetchall()]
+
 
 @lru_cache(maxsize=2)
 def for_backend(is_sqlite: bool) -> HotSQL:
@@ -209,6 +219,8 @@ class HotSQL:
         self.meter_locked = self._query(METER_COLUMNS,
                                         METER_FROM + ("" if is_sqlite else " FOR UPDATE OF m"))
         self.key = self._query(KEY_COLUMNS, KEY_FROM)
+        self.meters_by_id = self._query(
+            METER_COLUMNS, METERS_BY_ID_SQLITE if is_sqlite else METERS_BY_ID_PG)
         self.after_lock = self._query(
             tuple((n, e.format(seq=seq)) for n, e in AFTER_LOCK_COLUMNS), AFTER_LOCK_FROM)
         self.stored = self._query(STORED_COLUMNS,
@@ -222,6 +234,10 @@ class HotSQL:
             "FROM meter_months WHERE meter_id = :meter_id AND month = :month")
         self.insert_txn = self._sql(INSERT_TXN)
         self._combined: dict[tuple[str, ...], str] = {}
+
+    def sql(self, text: str) -> str:
+        """A statement written with `:name` parameters, for this backend's driver."""
+        return self._sql(text)
 
     def _sql(self, text: str) -> str:
         out = self._text.get(text)
@@ -266,6 +282,16 @@ class HotSQL:
                   for name, value in params.items()}
         cur.execute(sql, merged)
         return int(cur.fetchone()[0])
+
+    def execute_many(self, cur: Any, template: str, rows: list[dict[str, Any]]) -> None:
+        """One statement for many rows (bulk writes: psycopg pipelines them)."""
+        if rows:
+            cur.executemany(self._sql(template), rows)
+
+    def ids_param(self, ids: list[int]) -> Any:
+        """A list of ids as `meters_by_id` takes it (JSON text on SQLite, an array on
+        PostgreSQL)."""
+        return "[" + ",".join(str(int(i)) for i in ids) + "]" if self.is_sqlite else ids
 
     def execute(self, cur: Any, template: str, params: dict[str, Any]) -> int:
         """One statement from a template; the number of rows it changed."""

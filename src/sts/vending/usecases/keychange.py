@@ -1,10 +1,18 @@
 """Key change sets alone: inside the caller's transaction (key change campaigns), or asked for
 by a point of sale without a purchase (`request_tokens`, the interface's key change token
-request)."""
+request).
+
+One authority for what a key change stores: `issue_key_change` makes one meter's tokens and
+`key_change_rows` the rows to store (transaction, tokens, the meter's new state), neither
+touching the database.  `key_change_meter` (one meter) and the campaign's chunks (many meters,
+written in bulk) both store what they return, write the same audit entry (`audit_details`)
+and call the same after-issue hook (`after_key_changes`).
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
@@ -13,8 +21,16 @@ from sts.errors import NoKeyChangeDue
 from sts.vending import audit
 from sts.vending.auth import Caller
 from sts.vending.clock import local, wall
-from sts.vending.issue import KeyChange, due_key_change, issue
-from sts.vending.ledger import Entry, check_request_id, entry_writes, next_seq, request_hash, stored
+from sts.vending.issue import IssueResult, KeyChange, due_key_change, issue
+from sts.vending.ledger import (
+    Entry,
+    Writes,
+    check_request_id,
+    entry_writes,
+    next_seq,
+    request_hash,
+    stored,
+)
 from sts.vending.meters import MeterView, read_meter
 from sts.vending.models import transactions
 from sts.vending.vendor import check_may_sell
@@ -27,29 +43,59 @@ def _identity(request_id: str) -> str:
     return request_hash({"request_id": request_id})
 
 
+def issue_key_change(svc: VendingService, m: MeterView, kc: KeyChange,
+                     now: datetime) -> IssueResult:
+    """Make one meter's key change set (`now`: the service clock, naive UTC).  Raises an
+    StsError before anything is stored when the set cannot be issued."""
+    return issue(svc.sm, m, [], kc, wall(local(now, m.time_zone)))
+
+
+def key_change_rows(svc: VendingService, m: MeterView, kc: KeyChange, res: IssueResult, *,
+                    seq: int, request_id: str, reason: str,
+                    now: datetime) -> tuple[dict[str, Any], Writes]:
+    """The answer and the writes (transaction, tokens, the meter's new state) of an issued
+    key change set stored as receipt `seq`."""
+    at = local(now, m.time_zone)
+    response = {"request_id": request_id, "receipt_no": f"{seq:010d}",
+                "type": "key_change", "reason": reason, "date": at.isoformat(),
+                "meter": m.describe(),
+                "key_change": {"to": kc.target(), "rollover": kc.ro},
+                "tokens": res.public()}
+    _body, writes = entry_writes(svc.hot, Entry(
+        seq=seq, request_id=request_id, kind="key_change", meter=m,
+        request_hash=_identity(request_id), response=response,
+        now=wall(at), issued=res, reason=reason))
+    return response, writes
+
+
+def audit_details(request_id: str, kc: KeyChange) -> dict[str, Any]:
+    return {"request_id": request_id, "krn": kc.new_key.record.krn, "ti": kc.new_ti}
+
+
+def after_key_changes(svc: VendingService, conn: Connection,
+                      issued: list[tuple[MeterView, dict[str, Any]]]) -> None:
+    """Called once per stored batch of key changes (one meter, or a campaign chunk), inside
+    its transaction: the place for work that follows a key change (e.g. queueing delivery to
+    AMI meters).  Nothing follows a key change yet."""
+    del svc, conn, issued
+
+
 def key_change_meter(svc: VendingService, conn: Connection, m: MeterView, kc: KeyChange, *,
                      request_id: str, actor: str, reason: str) -> dict[str, Any]:
     hot = svc.hot
-    now = local(svc.now(), m.time_zone)
-    res = issue(svc.sm, m, [], kc, wall(now))
+    now = svc.now()
     cur = hot.cursor(conn)
     try:
+        res = issue_key_change(svc, m, kc, now)
         seq = next_seq(hot, cur)
-        response = {"request_id": request_id, "receipt_no": f"{seq:010d}",
-                    "type": "key_change", "reason": reason, "date": now.isoformat(),
-                    "meter": m.describe(),
-                    "key_change": {"to": kc.target(), "rollover": kc.ro},
-                    "tokens": res.public()}
-        _body, writes = entry_writes(hot, Entry(
-            seq=seq, request_id=request_id, kind="key_change", meter=m,
-            request_hash=_identity(request_id), response=response,
-            now=wall(now), issued=res, reason=reason))
+        response, writes = key_change_rows(svc, m, kc, res, seq=seq, request_id=request_id,
+                                           reason=reason, now=now)
         hot.write(cur, writes)
     finally:
         cur.close()
-    audit.append(svc.db, conn, at=svc.now(), actor=actor, action="key_change", subject=m.pan,
-                 details={"request_id": request_id, "krn": kc.new_key.record.krn,
-                          "ti": kc.new_ti})
+    after_key_changes(svc, conn, [(m, response)])
+    audit.append(svc.db, conn, at=now, actor=actor, action="key_change", subject=m.pan,
+                 details=audit_details(request_id, kc))
     return response
 
 
