@@ -199,3 +199,31 @@ def test_cli_import(db_url: str, kek_file: str, tmp_path: Path) -> None:
     assert [json.loads(x)["line"] for x in errs.read_text().splitlines()] == [4]
     out = runner.invoke(admin, [*base, "meter", "import", str(tmp_path / "missing.csv")])
     assert out.exit_code != 0 and "Traceback" not in out.output
+
+
+def test_bulk_path_keeps_the_foreign_keys(reg: Registry, tmp_path: Path) -> None:
+    """The large-import path (foreign keys re-added after the insert) forced on a small file:
+    same meters, and the meters table keeps exactly its constraints."""
+    from sqlalchemy import text
+
+    from sts.vending.meter_files import read_rows
+    from sts.vending.meter_import import import_meters
+
+    def fks() -> list[tuple[str, str]]:
+        if reg.db.is_sqlite:
+            return []
+        with reg.db.read() as conn:
+            return [(r[0], r[1]) for r in conn.execute(text(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'meters'::regclass ORDER BY conname"))]
+
+    before = fks()
+    path = write_csv(tmp_path / "m.csv", [row(i) for i in range(1, 41)])
+    with path.open("rb") as f:
+        res = import_meters(reg.db, read_rows(f, "csv"), actor="t", at=reg._now(), bulk_rows=1)
+    assert res.ok and res.imported == 40
+    assert fks() == before and (reg.db.is_sqlite or len(before) >= 5)
+    with reg.db.read() as conn:
+        linked = conn.scalar(select(func.count()).select_from(meters)
+                             .join(customers, customers.c.id == meters.c.customer_id))
+    assert linked == 40

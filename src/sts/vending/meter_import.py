@@ -3,77 +3,40 @@ in one transaction.
 
 Every row is checked first (meter number and check digit, SGC and vending key with the EA,
 DKGA and base date the file claims, tariff, KT/TI/KRN ranges, customer fields); one bad row
-refuses the whole file and every bad row is reported with its line number.  Good files are
-loaded into a staging table (COPY on PostgreSQL, executemany on SQLite) and merged with set
-SQL: meters already stored exactly as the file says are left alone, so re-importing a file
-changes nothing; a stored meter or customer that the file describes differently is a
-conflict, never overwritten.  One audit entry records the counts.
+refuses the whole file and every bad row is reported with its line number.  Good rows go
+into a staging table and are merged with set SQL (sts.vending.meter_stage): meters already
+stored exactly as the file says are left alone, so re-importing a file changes nothing; a
+stored meter or customer that the file describes differently is a conflict, never
+overwritten.  One audit entry records the counts.  Files: sts.vending.meter_files.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from sqlalchemy import Connection, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sts.codec.pan import parse_meter_number
 from sts.engine.model import check_identity
-from sts.errors import AlreadyExists, InputError, StsError
+from sts.errors import AlreadyExists, InputError, StsError, Unavailable
 from sts.vending import audit
+from sts.vending import meter_stage as stage
 from sts.vending.db import Database
+from sts.vending.meter_files import Reject, Row, detect_format, read_rows
 from sts.vending.meters import SERVICES
 from sts.vending.models import supply_groups, tariffs, vending_keys
 
-FORMATS = ("csv", "jsonl")
-# header spellings accepted for each field (lower case; spaces and dashes read as "_")
-ALIASES = {
-    "meter": ("meter", "meter_number", "meter_no", "pan", "drn", "meter_pan"),
-    "sgc": ("sgc", "supply_group", "supply_group_code"),
-    "krn": ("krn", "key_revision", "key_revision_number"),
-    "ti": ("ti", "tariff_index"),
-    "kt": ("kt", "key_type"),
-    "ea": ("ea", "encryption_algorithm"),
-    "dkga": ("dkga", "key_generation_algorithm"),
-    "base_date": ("base_date", "bd"),
-    "ken": ("ken", "key_expiry_number"),
-    "tariff": ("tariff", "tariff_name"),
-    "service": ("service",),
-    "account_no": ("account_no", "account", "account_number", "customer"),
-    "name": ("name", "customer_name"),
-    "address": ("address", "customer_address"),
-    "phone": ("phone", "customer_phone"),
-}
-_FIELD_OF = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
 LIMITS = {"account_no": 40, "name": 120, "address": 300, "phone": 30, "tariff": 80}
 MAX_TEXT = 1000  # longest cell echoed back in a message or accepted at all
+BULK_ROWS = 50_000  # new meters from which PostgreSQL re-checks foreign keys once (see below)
 
 Progress = Callable[[str, int], None]
-
-
-@dataclass(frozen=True)
-class Reject:
-    """One refused row: its line in the file, the field and the rule it broke."""
-
-    line: int
-    field: str
-    code: str
-    message: str
-    meter: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"line": self.line, "field": self.field, "code": self.code,
-                               "message": self.message}
-        if self.meter:
-            out["meter"] = self.meter
-        return out
 
 
 @dataclass
@@ -139,99 +102,6 @@ class _Refused(Exception):
     """Conflicts found after staging: roll the transaction back."""
 
 
-# --- reading files --------------------------------------------------------------------------
-
-Row = tuple[int, Mapping[str, Any] | Reject]
-
-
-def detect_format(path: str, head: bytes) -> str:
-    low = path.lower()
-    if low.endswith((".jsonl", ".ndjson", ".json")):
-        return "jsonl"
-    if low.endswith((".csv", ".txt")):
-        return "csv"
-    return "jsonl" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else "csv"
-
-
-def read_rows(stream: IO[bytes], fmt: str) -> Iterator[Row]:
-    """(line number, fields) per record; unreadable records come as a Reject."""
-    if fmt == "csv":
-        return _read_csv(stream)
-    if fmt == "jsonl":
-        return _read_jsonl(stream)
-    raise InputError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}", field="format")
-
-
-def _canon(header: str) -> str:
-    h = header.strip().lower().replace(" ", "_").replace("-", "_")
-    return _FIELD_OF.get(h, h)
-
-
-def _read_csv(stream: IO[bytes]) -> Iterator[Row]:
-    textual = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(textual)
-    try:
-        header = next(reader, None)
-        if header is None:
-            return
-        names = [_canon(h) for h in header]
-        _check_header(names)
-        start = reader.line_num + 1
-        for cells in reader:
-            line, start = start, reader.line_num + 1
-            if not cells or all(not c.strip() for c in cells):
-                continue
-            if len(cells) != len(names):
-                yield line, Reject(line, "row", "invalid_input",
-                                   f"line has {len(cells)} cells, the header {len(names)}")
-                continue
-            yield line, dict(zip(names, cells, strict=True))
-    except UnicodeDecodeError:
-        raise InputError(f"the file is not UTF-8 text (near line {reader.line_num + 1})",
-                         field="file") from None
-    except csv.Error as exc:
-        raise InputError(f"line {reader.line_num}: not valid CSV ({exc})", field="file") from None
-
-
-def _check_header(names: list[str]) -> None:
-    if "meter" not in names:
-        raise InputError("the header needs a meter column (meter, meter_number or pan)",
-                         field="header")
-    unknown = [n for n in names if n not in ALIASES]
-    if unknown:
-        raise InputError(f"unknown column(s) {', '.join(map(repr, unknown[:5]))}; known: "
-                         f"{', '.join(ALIASES)}", field="header")
-    dup = {n for n in names if names.count(n) > 1}
-    if dup:
-        raise InputError(f"column(s) given twice: {', '.join(sorted(dup))}", field="header")
-
-
-def _read_jsonl(stream: IO[bytes]) -> Iterator[Row]:
-    for line, raw in enumerate(stream, 1):
-        if not raw.strip():
-            continue
-        if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        try:
-            obj = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            yield line, Reject(line, "row", "invalid_input", "the line is not UTF-8 text")
-            continue
-        except (ValueError, RecursionError):
-            yield line, Reject(line, "row", "invalid_input", "the line is not valid JSON")
-            continue
-        if not isinstance(obj, dict):
-            yield line, Reject(line, "row", "invalid_input", "each line must be a JSON object")
-            continue
-        names = {k: _canon(k) for k in obj}
-        unknown = [k for k, n in names.items() if n not in ALIASES]
-        if unknown:
-            yield line, Reject(line, unknown[0][:40], "invalid_input",
-                               f"unknown field {unknown[0][:40]!r}; known: {', '.join(ALIASES)}")
-            continue
-        yield line, {names[k]: v for k, v in obj.items()}
-
-
 # --- checking rows ---------------------------------------------------------------------------
 
 def _text(row: Mapping[str, Any], name: str) -> str:
@@ -268,6 +138,8 @@ class _Checker:
     seen: dict[str, int] = field(default_factory=dict)  # PAN -> line
     customers: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)
 
+    identities: dict[tuple[Any, ...], tuple[Any, ...] | _Bad] = field(default_factory=dict)
+
     def check(self, line: int, row: Mapping[str, Any]) -> tuple[Any, ...]:
         """The staging tuple for a good row; raises _Bad naming the field and the rule."""
         try:
@@ -279,6 +151,44 @@ class _Checker:
         if first is not None:
             raise _Bad("meter", f"meter {pan} is already on line {first} of this file",
                        "duplicate")
+        # a registry has few distinct SGC/key/tariff combinations: check each one once
+        get = row.get
+        sig: tuple[Any, ...] | None = (
+            get("sgc"), get("krn"), get("ti"), get("kt"), get("ea"), get("dkga"),
+            get("base_date"), get("ken"), get("tariff"), get("service"))
+        try:
+            ident = self.identities.get(sig) if sig is not None else None
+        except TypeError:  # an unhashable JSON value: checked (and refused) below
+            ident, sig = None, None
+        if ident is None:
+            try:
+                ident = self._identity(row)
+            except _Bad as bad:
+                ident = bad
+            if sig is not None:
+                self.identities[sig] = ident
+        if isinstance(ident, _Bad):
+            raise _Bad(ident.field, ident.message, ident.code)
+        acct = _text(row, "account_no")
+        name, address, phone = _text(row, "name"), _text(row, "address"), _text(row, "phone")
+        first = 0
+        if acct:
+            if not name:
+                raise _Bad("name", f"account {acct} needs the customer's name")
+            known = self.customers.get(acct)
+            if known is None:
+                self.customers[acct] = (name, address, phone, line)
+                first = 1
+            elif known[:3] != (name, address, phone):
+                raise _Bad("account_no", f"account {acct} is on line {known[3]} with another "
+                                         "name, address or phone", "conflict")
+        elif name or address or phone:
+            raise _Bad("account_no", "customer fields need an account number")
+        self.seen[pan] = line
+        return (line, pan, acct, name, address, phone, first, *ident, mp.mfr_code)
+
+    def _identity(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        """(tariff_id, sgc_id, key_id, ti, kt, ken, service) for the row's key fields."""
         sgc = _text(row, "sgc")
         if not sgc:
             raise _Bad("sgc", "sgc is required")
@@ -322,164 +232,102 @@ class _Checker:
         service = _text(row, "service") or "electricity"
         if service not in SERVICES:
             raise _Bad("service", f"service must be one of {', '.join(SERVICES)}")
-        acct = _text(row, "account_no")
-        name, address, phone = _text(row, "name"), _text(row, "address"), _text(row, "phone")
-        if acct:
-            if not name:
-                raise _Bad("name", f"account {acct} needs the customer's name")
-            known = self.customers.get(acct)
-            if known is None:
-                self.customers[acct] = (name, address, phone, line)
-            elif known[:3] != (name, address, phone):
-                raise _Bad("account_no", f"account {acct} is on line {known[3]} with another "
-                                         "name, address or phone", "conflict")
-        elif name or address or phone:
-            raise _Bad("account_no", "customer fields need an account number")
-        self.seen[pan] = line
-        return (line, pan, acct, tariff_id, sg[0], key.id, ti, kt, ken, mp.mfr_code, service)
+        return (tariff_id, sg[0], key.id, ti, kt, ken, service)
 
 
 # --- the import ------------------------------------------------------------------------------
 
-STAGE_COLUMNS = ("line", "pan", "account_no", "tariff_id", "sgc_id", "key_id", "ti", "kt",
-                 "ken", "mfr_code", "service")
-CUST_COLUMNS = ("account_no", "name", "address", "phone", "line")
-
-
 def import_meters(db: Database, rows: Iterable[Row], *, actor: str, at: datetime,
-                  source: str = "", progress: Progress | None = None) -> ImportResult:
-    """Check every row, then (if all are good) add the new meters and customers in one
-    transaction.  Any rejected row or conflict leaves the database untouched."""
+                  source: str = "", progress: Progress | None = None,
+                  bulk_rows: int = BULK_ROWS) -> ImportResult:
+    """Check every row and, if all are good, add the new meters and customers in one
+    transaction.  Any rejected row or conflict leaves the database untouched.
+
+    On PostgreSQL the checked rows stream into the staging table while the file is read (the
+    transaction holds no lock on the registry until the merge); on SQLite, whose one writer
+    would block sales meanwhile, the file is checked first and staged afterwards.
+    """
     res = ImportResult()
     with db.read() as conn:
-        refs = _Refs.load(conn)
-    checker = _Checker(refs)
-    staged: list[tuple[Any, ...]] = []
+        checker = _Checker(_Refs.load(conn))
+    try:
+        if db.is_sqlite:
+            staged: list[tuple[Any, ...]] = []
+            _check_all(checker, rows, res, staged.append, progress)
+            if res.rejected or not staged:
+                return res
+            with db.begin() as conn:
+                stage.fill_sqlite(conn, staged)
+                _merge(db, conn, res, actor=actor, at=at, source=source, progress=progress,
+                       bulk_rows=bulk_rows)
+        else:
+            with db.begin() as conn:
+                with stage.copy_sink(conn) as sink:
+                    _check_all(checker, rows, res, sink, progress)
+                if res.rejected or not checker.seen:
+                    raise _Refused
+                _merge(db, conn, res, actor=actor, at=at, source=source, progress=progress,
+                       bulk_rows=bulk_rows)
+    except _Refused:
+        return res  # the transaction (staging table included) was rolled back
+    except OperationalError as exc:
+        if "lock" in str(exc).lower():
+            raise Unavailable("the meters table is busy (sales in progress); nothing was "
+                              "imported: run the import again in a quieter moment") from None
+        raise
+    except IntegrityError:
+        raise AlreadyExists("another process registered some of these meters or customers "
+                            "while the import ran; nothing was imported: run it again",
+                            field="meter") from None
+    if progress is not None:
+        progress("done", res.rows)
+    return res
+
+
+def _check_all(checker: _Checker, rows: Iterable[Row], res: ImportResult,
+               sink: Callable[[tuple[Any, ...]], None], progress: Progress | None) -> None:
+    """Check every row; good ones go to `sink` until the first bad one (then none will be
+    imported, but the rest are still checked so every bad line is reported)."""
     for line, row in rows:
         res.rows += 1
         if isinstance(row, Reject):
             res.rejected.append(row)
             continue
         try:
-            staged.append(checker.check(line, row))
+            staged = checker.check(line, row)
         except _Bad as bad:
             shown = row.get("meter")
             res.rejected.append(Reject(line, bad.field, bad.code, bad.message,
                                        shown[:40] if isinstance(shown, str) else ""))
+        else:
+            if not res.rejected:
+                sink(staged)
         if progress is not None and res.rows % 10_000 == 0:
             progress("checked", res.rows)
     if progress is not None:
         progress("checked", res.rows)
-    if res.rejected or not staged:
-        return res
-    custs = [(a, n, ad, ph, ln) for a, (n, ad, ph, ln) in checker.customers.items()]
-    try:
-        with db.begin() as conn:
-            _stage(db, conn, staged, custs)
-            if progress is not None:
-                progress("staged", len(staged))
-            res.rejected = _conflicts(conn)
-            if res.rejected:
-                raise _Refused
-            res.customers_added = _merge(conn, at)
-            res.imported = int(conn.execute(text(
-                "INSERT INTO meters (pan, customer_id, tariff_id, sgc_id, key_id, ti, kt, ken, "
-                "mfr_code, service, status, status_reason, last_tid, tid_epoch, max_epoch, "
-                "last_hash, created_at) "
-                "SELECT s.pan, c.id, s.tariff_id, s.sgc_id, s.key_id, s.ti, s.kt, s.ken, "
-                "s.mfr_code, s.service, 'active', '', 0, 0, 0, '', :at FROM import_meters s "
-                "LEFT JOIN customers c ON c.account_no = s.account_no "
-                "WHERE NOT EXISTS (SELECT 1 FROM meters m WHERE m.pan = s.pan) ORDER BY s.line"),
-                {"at": at}).rowcount)
-            res.unchanged = len(staged) - res.imported
-            conn.exec_driver_sql("DROP TABLE import_meters")
-            conn.exec_driver_sql("DROP TABLE import_customers")
-            if res.imported or res.customers_added:
-                audit.append(db, conn, at=at, actor=actor, action="meter.import",
-                             subject=(source or "rows")[-120:],
-                             details={"rows": res.rows, "imported": res.imported,
-                                      "unchanged": res.unchanged,
-                                      "customers_added": res.customers_added})
-    except _Refused:
-        return res  # the transaction (staging tables included) was rolled back
-    except IntegrityError:
-        raise AlreadyExists("another process registered some of these meters or customers "
-                            "while the import ran; nothing was imported: run it again",
-                            field="meter") from None
+
+
+def _merge(db: Database, conn: Connection, res: ImportResult, *, actor: str, at: datetime,
+           source: str, progress: Progress | None, bulk_rows: int) -> None:
+    """Staged rows into the registry (inside the caller's transaction)."""
+    res.rejected = stage.conflicts(conn)
+    if res.rejected:
+        raise _Refused
     if progress is not None:
-        progress("done", len(staged))
-    return res
-
-
-def _stage(db: Database, conn: Connection, staged: list[tuple[Any, ...]],
-           custs: list[tuple[str, str, str, str, int]]) -> None:
-    conn.exec_driver_sql(
-        "CREATE TEMPORARY TABLE import_meters (line INTEGER NOT NULL, pan VARCHAR(18) NOT NULL, "
-        "account_no VARCHAR(40) NOT NULL, tariff_id INTEGER NOT NULL, sgc_id INTEGER NOT NULL, "
-        "key_id INTEGER NOT NULL, ti INTEGER NOT NULL, kt INTEGER NOT NULL, ken INTEGER NOT NULL, "
-        "mfr_code VARCHAR(4) NOT NULL, service VARCHAR(12) NOT NULL)")
-    conn.exec_driver_sql(
-        "CREATE TEMPORARY TABLE import_customers (account_no VARCHAR(40) NOT NULL, "
-        "name VARCHAR(120) NOT NULL, address VARCHAR(300) NOT NULL, phone VARCHAR(30) NOT NULL, "
-        "line INTEGER NOT NULL)")
-    if db.is_sqlite:
-        conn.exec_driver_sql(f"INSERT INTO import_meters VALUES ({','.join('?' * 11)})", staged)
-        if custs:
-            conn.exec_driver_sql("INSERT INTO import_customers VALUES (?,?,?,?,?)", custs)
-        conn.exec_driver_sql("CREATE INDEX temp.ix_import_meters_pan ON import_meters (pan)")
-        return
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cur:
-        with cur.copy(f"COPY import_meters ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as cp:
-            for t in staged:
-                cp.write_row(t)
-        if custs:
-            with cur.copy(f"COPY import_customers ({', '.join(CUST_COLUMNS)}) FROM STDIN") as cp:
-                for c in custs:
-                    cp.write_row(c)
-        cur.execute("ANALYZE import_meters")
-        cur.execute("ANALYZE import_customers")
-
-
-def _conflicts(conn: Connection) -> list[Reject]:
-    """Stored meters or customers that the file describes differently."""
-    out: list[Reject] = []
-    for r in conn.execute(text(
-        "SELECT s.line, s.pan, s.tariff_id <> m.tariff_id AS tariff, "
-        "s.sgc_id <> m.sgc_id AS sgc, s.key_id <> m.key_id AS krn, s.ti <> m.ti AS ti, "
-        "s.kt <> m.kt AS kt, s.ken <> m.ken AS ken, s.service <> m.service AS service, "
-        "s.account_no <> COALESCE(c.account_no, '') AS account_no "
-        "FROM import_meters s JOIN meters m ON m.pan = s.pan "
-        "LEFT JOIN customers c ON c.id = m.customer_id "
-        "WHERE s.tariff_id <> m.tariff_id OR s.sgc_id <> m.sgc_id OR s.key_id <> m.key_id "
-        "OR s.ti <> m.ti OR s.kt <> m.kt OR s.ken <> m.ken OR s.service <> m.service "
-        "OR s.account_no <> COALESCE(c.account_no, '') ORDER BY s.line LIMIT 100000")):
-        fields = [f for f in ("sgc", "krn", "tariff", "ti", "kt", "ken", "service",
-                              "account_no") if getattr(r, f)]
-        out.append(Reject(r.line, fields[0], "conflict",
-                          f"meter {r.pan} is registered with another {', '.join(fields)}; "
-                          "the import does not overwrite it", r.pan))
-    for r in conn.execute(text(
-        "SELECT s.line, s.account_no FROM import_customers s "
-        "JOIN customers c ON c.account_no = s.account_no "
-        "WHERE s.name <> c.name OR s.address <> c.address OR s.phone <> c.phone "
-        "ORDER BY s.line LIMIT 100000")):
-        out.append(Reject(r.line, "account_no", "conflict",
-                          f"customer {r.account_no} is registered with another name, address "
-                          "or phone; the import does not overwrite it"))
-    out.sort(key=lambda r: r.line)
-    return out
-
-
-def _merge(conn: Connection, at: datetime) -> int:
-    """Add the customers the database lacks; returns how many."""
-    del at
-    return int(conn.execute(text(
-        "INSERT INTO customers (account_no, name, address, phone, debt_balance) "
-        "SELECT s.account_no, s.name, s.address, s.phone, 0 FROM import_customers s "
-        "WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.account_no = s.account_no) "
-        "ORDER BY s.line")).rowcount)
+        progress("compared", res.rows)
+    res.customers_added = stage.insert_customers(conn)
+    if progress is not None:
+        progress("customers", res.customers_added)
+    res.imported = stage.insert_meters(db, conn, at, bulk_rows)
+    res.unchanged = res.rows - res.imported
+    stage.drop_stage(conn)
+    if res.imported or res.customers_added:
+        audit.append(db, conn, at=at, actor=actor, action="meter.import",
+                     subject=(source or "rows")[-120:],
+                     details={"rows": res.rows, "imported": res.imported,
+                              "unchanged": res.unchanged,
+                              "customers_added": res.customers_added})
 
 
 def import_file(db: Database, path: str | Path, *, actor: str, at: datetime,
