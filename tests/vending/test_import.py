@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from sts.cli.vending import admin
 from sts.codec.pan import MeterPan, luhn_check_digit
+from sts.errors import InputError
 from sts.vending.meter_import import import_file
 from sts.vending.models import audit_log, customers, meters
 from sts.vending.registry import Registry, fill_demo
@@ -198,7 +199,22 @@ def test_cli_import(db_url: str, kek_file: str, tmp_path: Path) -> None:
     assert summary["imported"] == 0 and summary["rejected"] == 1
     assert [json.loads(x)["line"] for x in errs.read_text().splitlines()] == [4]
     out = runner.invoke(admin, [*base, "meter", "import", str(tmp_path / "missing.csv")])
-    assert out.exit_code != 0 and "Traceback" not in out.output
+    assert isinstance(out.exception, InputError) and out.exception.field == "file"
+    (tmp_path / "h.csv").write_text("meter,colour\n" + drn(50) + ",red\n")
+    out = runner.invoke(admin, [*base, "meter", "import", str(tmp_path / "h.csv")])
+    assert isinstance(out.exception, InputError) and "colour" in out.exception.message
+
+
+def test_text_fields_checked(reg: Registry, tmp_path: Path) -> None:
+    rows = [row(i) for i in range(1, 6)]
+    rows[0]["name"] = "Ann\x00"  # PostgreSQL cannot store NUL: refused by name, not by crash
+    rows[1]["address"] = "x" * 301
+    rows[2]["name"] = ""  # an account needs a name
+    rows[3]["account_no"] = rows[4]["account_no"]  # same account, another name
+    res = do_import(reg, write_jsonl(tmp_path / "t.jsonl", rows))
+    assert [(r.line, r.field) for r in res.rejected] == [
+        (1, "name"), (2, "address"), (3, "name"), (5, "account_no")]
+    assert res.imported == 0 and counts(reg)[0] == 0
 
 
 def test_bulk_path_keeps_the_foreign_keys(reg: Registry, tmp_path: Path) -> None:

@@ -114,6 +114,8 @@ def _text(row: Mapping[str, Any], name: str) -> str:
     limit = LIMITS.get(name, MAX_TEXT)
     if len(v) > limit:
         raise _Bad(name, f"{name} must have at most {limit} characters, got {len(v)}")
+    if "\x00" in v:
+        raise _Bad(name, f"{name} must not contain NUL characters")
     return v
 
 
