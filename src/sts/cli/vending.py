@@ -6,9 +6,12 @@ stays fast.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -245,8 +248,9 @@ def admin_demo(ctx: click.Context, count: int) -> None:
     from sts.vending.registry import fill_demo
 
     _, reg = _open(ctx)
-    info = fill_demo(reg, production_tables=bool(ctx.obj["settings"].sta_tables),
-                     meters_count=count)
+    with _progress_bar("demo meters") as step:
+        info = fill_demo(reg, production_tables=bool(ctx.obj["settings"].sta_tables),
+                         meters_count=count, progress=step)
     info["operators"] = demo_passwords(reg)  # web sign-in, one account per role
     if _wants_json(ctx):
         emit_json(info)
@@ -260,7 +264,9 @@ def _print_demo(info: dict[str, Any]) -> None:
                "# into the shell you will call the API from (README: 'A purchase').")
     for role, key in info["api_keys"].items():
         click.echo(f"export {role.upper()}_KEY={key}")
-    click.echo(f"export METER={info['meters'][0]}   # demo meters: {' '.join(info['meters'])}")
+    pans = info["meters"]
+    more = f" ... ({len(pans)} meters)" if len(pans) > 10 else ""
+    click.echo(f"export METER={pans[0]}   # demo meters: {' '.join(pans[:10])}{more}")
     for role, acc in info.get("operators", {}).items():
         click.echo(f"# web sign-in ({role}): {acc['username']} / {acc['password']}")
     if "electrum" in info:
@@ -461,6 +467,69 @@ def admin_meter_add(ctx: click.Context, pan: str, sgc: str, tariff: str, krn: in
     reg.add_meter(pan, sgc=sgc, tariff=tariff, krn=krn, ti=ti, kt=kt, ken=ken, service=service,
                   customer=customer)
     _say(ctx, f"meter {pan} added", {"meter": pan, "added": True})
+
+
+@admin_meter.command("import")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default=None,
+              help="default: from the file name (.csv, .jsonl) or its first character")
+@click.option("--errors", "errors_path", default=None, type=click.Path(dir_okay=False),
+              help="write every rejected line here as JSON Lines")
+@click.pass_context
+def admin_meter_import(ctx: click.Context, path: str, fmt: str | None,
+                       errors_path: str | None) -> None:
+    """Register many meters (and their customers) from a CSV or JSON Lines file.
+
+    Columns: meter (printed number or PAN), sgc, krn, ti, kt, ea, dkga, base_date, ken, tariff,
+    service, account_no, name, address, phone.  Every row is checked first; one bad row
+    imports nothing.  Meters already registered as the file says are left unchanged."""
+    from sts.vending.meter_import import import_file
+
+    svc, reg = _open(ctx)
+    with _progress_bar("checking rows") as step:
+        res = import_file(reg.db, path, actor=reg.actor, at=svc.now(), fmt=fmt,
+                          progress=step)
+    if errors_path is not None:
+        with open(errors_path, "w", encoding="utf-8") as out:
+            for r in res.rejected:
+                out.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
+    if _wants_json(ctx):
+        emit_json(res.as_dict(limit=None if errors_path is None else 100))
+    else:
+        click.echo(f"{res.rows} rows: {res.imported} meters imported, {res.unchanged} "
+                   f"unchanged, {res.customers_added} customers added, "
+                   f"{len(res.rejected)} rejected")
+        for r in res.rejected[:50]:
+            click.echo(f"  line {r.line}: {r.field}: {r.message}", err=True)
+        if len(res.rejected) > 50:
+            click.echo(f"  ... {len(res.rejected) - 50} more"
+                       + (f" (all in {errors_path})" if errors_path else " (use --errors FILE)"),
+                       err=True)
+        if res.rejected:
+            click.echo("nothing was imported: correct the lines above and run it again",
+                       err=True)
+    if res.rejected:
+        ctx.exit(1)
+
+
+@contextmanager
+def _progress_bar(first: str) -> Iterator[Callable[[str, int], None]]:
+    """A rich progress line on stderr (only on a terminal); yields the callback to feed it."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda stage, done: None
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(first)
+
+        def step(stage: str, done: int) -> None:
+            bar.update(task, description=f"{stage}: {done:,} rows")
+
+        yield step
 
 
 @admin_meter.command("block")

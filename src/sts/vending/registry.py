@@ -23,6 +23,7 @@ from sts.vending.auth import check_role, hash_key, new_key
 from sts.vending.clock import Clock, utc, wall_clock, zone
 from sts.vending.db import Database
 from sts.vending.keys import VENDING_KEY_BYTES, SecurityModule
+from sts.vending.meter_import import Progress, import_meters
 from sts.vending.meters import SERVICES, meter_pan
 from sts.vending.models import (
     api_keys,
@@ -335,8 +336,10 @@ def _drn(i: int) -> str:
     return body + str(luhn_check_digit(body))
 
 
-def fill_demo(reg: Registry, *, production_tables: bool, meters_count: int = 5) -> dict[str, Any]:
-    """A demo utility in an empty database; returns the API keys (shown once) and meters."""
+def fill_demo(reg: Registry, *, production_tables: bool, meters_count: int = 5,
+              progress: Progress | None = None) -> dict[str, Any]:
+    """A demo utility in an empty database; returns the API keys (shown once) and meters.
+    The meters go in through the bulk import (`sts.vending.meter_import`)."""
     if not reg.is_empty():
         raise AlreadyExists("the database already holds data; demo needs an empty one",
                             field="db")
@@ -349,10 +352,13 @@ def fill_demo(reg: Registry, *, production_tables: bool, meters_count: int = 5) 
     reg.add_vendor(DEMO_VENDOR, float_balance="1000000", sgcs=[DEMO_SGC],
                    address="Demo Mall, shop 4")
     pans = demo_pans(meters_count)
-    for i, pan in enumerate(pans, 1):
-        acct = f"ACC{i:04d}"
-        reg.add_customer(acct, f"Demo Customer {i}", address=f"{i} Demo Road")
-        reg.add_meter(pan, sgc=DEMO_SGC, tariff="Flat", ti=1, customer=acct)
+    rows = ((i, {"meter": pan, "sgc": DEMO_SGC, "krn": 1, "ti": 1, "kt": 2, "tariff": "Flat",
+                 "account_no": f"ACC{i:04d}", "name": f"Demo Customer {i}",
+                 "address": f"{i} Demo Road"}) for i, pan in enumerate(pans, 1))
+    done = import_meters(reg.db, rows, actor=reg.actor, at=reg._now(), source="demo",
+                         progress=progress)
+    if not done.ok:  # cannot happen with the rows above; never leave a half demo silently
+        raise InputError(f"demo meters refused: {done.rejected[0].message}", field="meters")
     keys = {}
     for role in ("vendor", "supervisor", "engineer", "admin", "auditor"):
         reg.add_operator(f"demo-{role}", role, vendor=DEMO_VENDOR
