@@ -181,8 +181,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
                        f"--db {settings.db_url})", err=True)
     svc.db.dispose()
     os.environ.update(settings.env())
-    click.echo(f"serving on http://{host}:{port} (docs at /docs), database {settings.db_url}",
-               err=True)
+    click.echo(f"serving on http://{host}:{port}: web pages (sign in) at /, API docs at /docs, "
+               f"Electrum at /prepaidutility/v3; database {settings.db_url}", err=True)
     app = "sts.vending.api:app_from_env"
     if workers <= 1:
         uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level)
