@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from sts.delivery.api import delivery_router
 from sts.errors import StsError
 from sts.vending import audit
 from sts.vending.auth import Caller, authenticate, bearer_key
@@ -32,11 +33,19 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class DeliverItem(Body):
+    channel: str = Field(description="sms, email or ami", examples=["sms"])
+    to: str | None = Field(None, max_length=254, description="phone (+27...) or e-mail address")
+    lang: str | None = Field(None, max_length=8, description="message language, e.g. en, af")
+
+
 class PurchaseBody(Body):
     meter: str = Field(description="18-digit meter number (MeterPAN)", examples=["600727..."])
     amount: str = Field(description="amount tendered incl. VAT, decimal string", examples=["50"])
     reference: str | None = Field(None, max_length=64, description="client's own reference")
     pay_type: str | None = Field(None, max_length=20, description="cash, card, mobile, ...")
+    deliver: list[DeliverItem] | None = Field(
+        None, description="token delivery channels; an AMI-connected meter always gets ami")
 
 
 class ReversalBody(Body):
@@ -59,6 +68,7 @@ class EngineeringBody(Body):
     to_krn: int | None = None
     to_ti: int | None = None
     ro: bool | None = None
+    deliver: list[DeliverItem] | None = None
 
 
 class VerifyBody(Body):
@@ -159,6 +169,9 @@ def create_app(service: VendingService) -> FastAPI:
     @app.post("/v1/tokens/verify", summary="Decode a token and say whether it was issued")
     def verify(body: VerifyBody, who: Auth) -> dict[str, Any]:
         return service.verify_token(body.meter, body.token, who)
+
+    # token delivery: GET /v1/deliveries, resend (sts.delivery.api)
+    app.include_router(delivery_router(service, _caller))
 
     @app.get("/v1/audit/verify", summary="Check the audit and transaction hash chains")
     def audit_verify(who: Auth) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from sts.errors import (
     UnknownRecord,
     VendKeyExpired,
 )
+from sts.delivery import outbox as delivery_outbox
 from sts.vending import audit, hotsql, receipts
 from sts.vending.auth import Caller, hash_key
 from sts.vending.db import Database
@@ -665,8 +666,11 @@ class VendingService:
                     if after[0] is not None:
                         return self._repeat_text(after[1], after[2], after[3], "sale", rhash,
                                                  purchase_id), False
-                    return self._sell(conn, cur, purchase_id, m, row, after, amount, rhash,
-                                      caller, extra, now, month), True
+                    sold = self._sell(conn, cur, purchase_id, m, row, after, amount, rhash,
+                                      caller, extra, now, month)
+                    # DELIVERY OUTBOX HOOK (sts.delivery): jobs in the sale's own transaction
+                    delivery_outbox.enqueue(conn, purchase_id, body.get("deliver"), now)
+                    return sold, True
                 finally:
                     cur.close()
         except self._integrity_errors:
@@ -806,12 +810,15 @@ class VendingService:
         check_request_id(purchase_id, "purchase_id")
         with self.db.read() as conn:
             stored = self._stored(conn, purchase_id)
+            # DELIVERY HOOK (sts.delivery): each channel's status, read with the purchase
+            delivery = delivery_outbox.for_request(conn, purchase_id)
         if stored is None or stored.kind != "sale":
             raise UnknownRecord(f"no purchase {purchase_id}", field="purchase_id")
         if caller.role == "vendor" and stored.vendor_id != caller.vendor_id:
             raise UnknownRecord(f"no purchase {purchase_id}", field="purchase_id")
         out: dict[str, Any] = json.loads(stored.response)
         out["status"] = stored.status
+        out["delivery"] = delivery
         return out
 
     # --- reprint, reversal -------------------------------------------------------------------
@@ -1004,6 +1011,8 @@ class VendingService:
             self._store(conn, seq=seq, request_id=request_id, kind="engineering", m=m,
                         caller=caller, rhash=rhash, response=response, now=now, res=res,
                         reason=reason.strip())
+            # DELIVERY OUTBOX HOOK (sts.delivery): jobs in the issue's own transaction
+            delivery_outbox.enqueue(conn, request_id, body.get("deliver"), now)
             audit.append(self.db, conn, at=now, actor=caller.actor,
                          action=f"engineering:{body['type']}", subject=m.pan,
                          details={"request_id": request_id, "reason": reason.strip(),
@@ -1026,6 +1035,8 @@ class VendingService:
         self._store(conn, seq=seq, request_id=request_id, kind="key_change", m=m, caller=None,
                     rhash=request_hash({"request_id": request_id}), response=response, now=now,
                     res=res, reason=reason)
+        # DELIVERY OUTBOX HOOK (sts.delivery): an AMI meter gets its key change pushed
+        delivery_outbox.enqueue(conn, request_id, None, now)
         audit.append(self.db, conn, at=now, actor=actor, action="key_change", subject=m.pan,
                      details={"request_id": request_id, "krn": kc.new_key.record.krn,
                               "ti": kc.new_ti})
