@@ -11,6 +11,7 @@ entered twice by the transport.  Answered ids are kept beside the state file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from sts.delivery import topics
 from sts.delivery.ami_mqtt import session_properties
@@ -34,7 +37,8 @@ from sts.meter.fleet import Fleet
 from sts.meter.machine import Meter
 
 log = logging.getLogger("sts.delivery.fleet")
-REMEMBER = 256  # answered message ids kept per meter
+REMEMBER = 256
+KEEP = ("result", "code", "display", "amount", "unit", "register", "message")  # answered message ids kept per meter
 Report = Callable[[dict[str, Any]], None]
 
 
@@ -68,8 +72,8 @@ class AmiMeter:
             return old, {"meter": self.pan, "id": mid, "duplicate": True}
         self.clock.t = max(self.clock.t, now)
         results: list[dict[str, Any]] = []
-        toks = doc.get("tokens") if isinstance(doc.get("tokens"), list) else []
-        for n, tok in enumerate(toks):
+        toks = doc.get("tokens")
+        for n, tok in enumerate(toks if isinstance(toks, list) else []):
             text = tok.get("token") if isinstance(tok, dict) else None
             try:
                 r = self.meter.enter(str(text)).as_dict()
@@ -77,8 +81,7 @@ class AmiMeter:
                 r.pop("events", None)
             except StsError as exc:
                 r = {"result": "format", "code": 6, "display": "Reject", "message": exc.message}
-            keep = {k: r[k] for k in ("result", "code", "display", "amount", "unit", "register",
-                                      "message") if k in r}
+            keep: dict[str, Any] = {k: r[k] for k in KEEP if k in r}
             keep["position"] = n
             keep["token_status"] = topics.RESULT_STATUS.get(str(r.get("result")),
                                                             "TOKEN_EXECUTION_RESULT_FAILURE")
@@ -172,7 +175,7 @@ class AmiFleet:
         self._run()
 
     def _client(self, am: AmiMeter) -> mqtt.Client:
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sts-meter-{am.pan}",
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sts-meter-{am.pan}",
                         protocol=mqtt.MQTTv5, userdata=am)
         if self.username:
             c.username_pw_set(self.username, self.password)
@@ -240,25 +243,19 @@ class AmiFleet:
         self._unregister(sock)
 
     def _unregister(self, sock: Any) -> None:
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             self.sel.unregister(sock)
-        except (KeyError, ValueError):
-            pass
 
     def _want_write(self, client: mqtt.Client, am: AmiMeter, sock: Any) -> None:
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             self.sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
-        except (KeyError, ValueError):
-            pass
 
     def _no_write(self, client: mqtt.Client, am: AmiMeter, sock: Any) -> None:
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             self.sel.modify(sock, selectors.EVENT_READ, client)
-        except (KeyError, ValueError):
-            pass
 
     def _on_connect(self, client: mqtt.Client, am: AmiMeter, _flags: Any,
-                    reason: mqtt.ReasonCode, _props: Any) -> None:
+                    reason: ReasonCode, _props: Any) -> None:
         if reason.is_failure:
             am.next_try = time.monotonic() + am.delay
             return
@@ -270,13 +267,13 @@ class AmiFleet:
         client.publish(topics.online_topic(am.pan), json.dumps(online), qos=1)
 
     def _on_disconnect(self, client: mqtt.Client, am: AmiMeter, _flags: Any,
-                       reason: mqtt.ReasonCode, _props: Any) -> None:
+                       reason: ReasonCode, _props: Any) -> None:
         with self._lock:
             self.connected.discard(am.pan)
         am.next_try = time.monotonic() + am.delay
 
     def _on_message(self, client: mqtt.Client, am: AmiMeter, msg: mqtt.MQTTMessage) -> None:
-        out = am.handle(msg.payload, to_seconds(datetime.now()))
+        out = am.handle(bytes(msg.payload), to_seconds(datetime.now()))
         if out is None:
             return
         raw, info = out

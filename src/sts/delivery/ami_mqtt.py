@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from sts.delivery import topics
 from sts.delivery.carriers import Accepted, CarrierError, Outcome
@@ -35,7 +37,7 @@ OnlineHandler = Callable[[str, Ack], None]
 
 
 def session_properties() -> Properties:
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = SESSION_EXPIRY
     return props
 
@@ -49,7 +51,7 @@ class AmiCarrier:
         self.on_status = on_status
         self.on_online = on_online
         self._connected = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id,
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
         host, port, user, password = config.endpoint()
         self._host, self._port = host, port
@@ -76,7 +78,7 @@ class AmiCarrier:
         return self._connected.wait(timeout)
 
     def _on_connect(self, client: mqtt.Client, _ud: object, _flags: object,
-                    reason: mqtt.ReasonCode, _props: object) -> None:
+                    reason: ReasonCode, _props: object) -> None:
         if reason.is_failure:
             log.warning("AMI broker refused the connection: %s", reason)
             return
@@ -85,7 +87,7 @@ class AmiCarrier:
         log.info("AMI broker connected (%s:%s)", self._host, self._port)
 
     def _on_disconnect(self, _client: mqtt.Client, _ud: object, _flags: object,
-                       reason: mqtt.ReasonCode, _props: object) -> None:
+                       reason: ReasonCode, _props: object) -> None:
         self._connected.clear()
         log.info("AMI broker disconnected: %s", reason)
 
@@ -97,7 +99,7 @@ class AmiCarrier:
                 client.ack(mid, qos)
 
         where = topics.pan_of(msg.topic)
-        doc = topics.decode(msg.payload)
+        doc = topics.decode(bytes(msg.payload))
         if where is None or doc is None:
             log.warning("AMI: ignored a malformed message on %s", msg.topic)
             ack()

@@ -142,10 +142,7 @@ def _read(path: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read delivery config {path}: {exc.strerror}",
                           field="delivery_config") from None
     try:
-        if path.endswith(".json"):
-            doc = json.loads(raw)
-        else:
-            doc = tomllib.loads(raw.decode())
+        doc = json.loads(raw) if path.endswith(".json") else tomllib.loads(raw.decode())
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"delivery config {path} is not valid ({exc})",
                           field="delivery_config") from None

@@ -45,7 +45,8 @@ def receipt_no(response: dict[str, Any]) -> str:
 
 def facts(job: Job) -> dict[str, str]:
     r = job.response
-    rec = r.get("receipt") if isinstance(r.get("receipt"), dict) else {}
+    got = r.get("receipt")
+    rec: dict[str, Any] = got if isinstance(got, dict) else {}
     toks = tokens_of(r)
     text = ", ".join(
         (f"{t['label'].title()} " if len(toks) > 1 and t.get("label") else "")

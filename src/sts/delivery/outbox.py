@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, insert, literal, or_, select, update
 from sqlalchemy.orm import aliased
 
-from sts.errors import InputError, ReversalNotAllowed, UnknownRecord
 from sts.delivery.models import deliveries, delivery_attempts
 from sts.delivery.topics import RESULT_STATUS, TOKEN_STATUS  # noqa: F401  (re-exported)
+from sts.errors import InputError, ReversalNotAllowed, UnknownRecord
 from sts.vending import audit
 from sts.vending.db import Database
 from sts.vending.models import TS, meters, transactions

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from sts.codec.tid import TID_MAX, is_reserved, tid_at
+from sts.delivery import outbox as delivery_outbox
 from sts.engine import TokenRequest
 from sts.errors import (
     CrcError,
@@ -42,7 +43,6 @@ from sts.errors import (
     UnknownRecord,
     VendKeyExpired,
 )
-from sts.delivery import outbox as delivery_outbox
 from sts.vending import audit, hotsql, receipts
 from sts.vending.auth import Caller, hash_key
 from sts.vending.db import Database
