@@ -37,8 +37,8 @@ from sts.meter.fleet import Fleet
 from sts.meter.machine import Meter
 
 log = logging.getLogger("sts.delivery.fleet")
-REMEMBER = 256
-KEEP = ("result", "code", "display", "amount", "unit", "register", "message")  # answered message ids kept per meter
+REMEMBER = 256  # answered message ids kept per meter
+KEEP = ("result", "code", "display", "amount", "unit", "register", "message")
 Report = Callable[[dict[str, Any]], None]
 
 
