@@ -440,3 +440,13 @@ def _stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+# token delivery: `sts fleet ami` (virtual AMI meters) lives in sts.cli.deliver
+def _register_fleet_ami() -> None:
+    from sts.cli.deliver import fleet_ami
+
+    fleet.add_command(fleet_ami)
+
+
+_register_fleet_ami()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sts.cli.common import emit_json, json_option, tables_option
+from sts.cli.deliver import deliver_options, register_admin, start_dispatcher
 
 if TYPE_CHECKING:
     from sts.vending.config import Settings
@@ -77,8 +78,12 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
 @click.option("--lookup-limit", default=600, show_default=True, type=int,
               help="meter lookups per API key per minute (kept in the database)")
 @click.option("--log-level", default="warning", show_default=True)
+@deliver_options  # token delivery (sts.cli.deliver): --ami-broker, --delivery-config
+@click.option("--no-deliver", is_flag=True,
+              help="no delivery dispatcher here (a separate `sts deliver run` does it)")
 def serve(db_url: str, kek_file: str | None, sta_tables: str | None, host: str, port: int,
-          workers: int, demo: bool, lookup_limit: int, log_level: str) -> None:
+          workers: int, demo: bool, lookup_limit: int, log_level: str,
+          ami_broker: str | None, delivery_config: str | None, no_deliver: bool) -> None:
     """Run the vending server: creates and migrates the database, then serves HTTP."""
     import uvicorn
 
@@ -100,14 +105,21 @@ def serve(db_url: str, kek_file: str | None, sta_tables: str | None, host: str, 
     click.echo(f"serving on http://{host}:{port} (docs at /docs), database {settings.db_url}",
                err=True)
     app = "sts.vending.api:app_from_env"
-    if workers <= 1:
-        uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level)
-        return
-    from uvicorn.supervisors import Multiprocess
+    # token delivery: one dispatcher in this (supervising) process, off the sales' path
+    dispatcher = None if no_deliver else start_dispatcher(settings.db_url, ami_broker,
+                                                          delivery_config)
+    try:
+        if workers <= 1:
+            uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level)
+            return
+        from uvicorn.supervisors import Multiprocess
 
-    config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
-                            log_level=log_level)
-    Multiprocess(config, sockets=[_listen(host, port)]).run()
+        config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
+                                log_level=log_level)
+        Multiprocess(config, sockets=[_listen(host, port)]).run()
+    finally:
+        if dispatcher is not None:
+            dispatcher.stop()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -316,6 +328,9 @@ def admin_customer(ctx: click.Context, account_no: str, name: str, address: str,
 @admin.group("meter")
 def admin_meter() -> None:
     """Meters."""
+
+
+register_admin(admin_meter)  # token delivery: `export-sim`, `ami` (sts.cli.deliver)
 
 
 @admin_meter.command("add")

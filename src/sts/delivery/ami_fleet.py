@@ -171,8 +171,8 @@ class AmiFleet:
             self._thread.join(timeout=30)
             self._thread = None
 
-    def run_forever(self) -> None:
-        self._run()
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def _client(self, am: AmiMeter) -> mqtt.Client:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sts-meter-{am.pan}",
