@@ -331,10 +331,18 @@ def _finish(conn: Connection, delivery_id: int, now: datetime, *, status: str, o
         values["done_at"] = now
     if status == "failed" or outcome == "error":
         values["reason"] = detail[:500]
+    elif outcome in ("sent", "delivered"):
+        values["reason"] = ""  # an earlier attempt's error no longer applies
     done = conn.execute(update(deliveries)
                         .where(deliveries.c.id == delivery_id,
                                deliveries.c.status.in_(from_statuses))
                         .values(**values))
+    if not done.rowcount and count:
+        # the meter answered before this outcome was written: keep its status, count the send
+        later = {"attempts": deliveries.c.attempts + 1, "lease_until": None}
+        if status == "sent":
+            later["sent_at"] = now
+        conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**later))
     _attempt(conn, delivery_id, now, outcome, detail)
     return bool(done.rowcount)
 
