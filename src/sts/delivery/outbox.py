@@ -339,7 +339,7 @@ def _finish(conn: Connection, delivery_id: int, now: datetime, *, status: str, o
                         .values(**values))
     if not done.rowcount and count:
         # the meter answered before this outcome was written: keep its status, count the send
-        later = {"attempts": deliveries.c.attempts + 1, "lease_until": None}
+        later: dict[str, Any] = {"attempts": deliveries.c.attempts + 1, "lease_until": None}
         if status == "sent":
             later["sent_at"] = now
         conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(**later))
