@@ -14,7 +14,8 @@ from sts.delivery.worker import Dispatcher
 def fast_config(broker_url: str = "", **kw: Any) -> DeliveryConfig:
     cfg = DeliveryConfig(retry=RetryPolicy(base=0.05, factor=2, max_delay=0.5, max_attempts=4),
                          ami=AmiConfig(broker=broker_url, client_id=f"sts-test-{id(kw)}",
-                                       answer_timeout=2.0, publish_timeout=2.0),
+                                       answer_timeout=2.0, publish_timeout=2.0,
+                                       reconnect_max=1.0),
                          poll=0.05, lease=2.0)
     for name, value in kw.items():
         setattr(cfg, name, value)

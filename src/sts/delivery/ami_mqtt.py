@@ -58,7 +58,7 @@ class AmiCarrier:
         if user:
             self.client.username_pw_set(user, password)
         self.client.max_inflight_messages_set(500)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=max(1, int(config.reconnect_max)))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

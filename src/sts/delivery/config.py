@@ -6,7 +6,8 @@ with environment overrides for the common cases:
   STS_SMS_URL      https://gateway.example/send            (the rest from the file)
 
 File sections: [retry] base, factor, max_delay, max_attempts, jitter; [dispatch] poll, lease,
-batch; [ami] broker, client_id, answer_timeout, max_sends, keepalive; [sms] url, method,
+batch; [ami] broker, client_id, answer_timeout, max_sends, keepalive,
+publish_timeout, reconnect_max; [sms] url, method,
 format (json|form), auth ("Bearer ..." header value), username, password, fields (template of
 the request body: each value a str.format template over to, text, sender, receipt_no,
 purchase_id, meter), sender, ok_status (list of codes; default any 2xx), ok_contains,
@@ -53,6 +54,7 @@ class AmiConfig:
     max_sends: int = 12  # sends without an answer before the job fails
     keepalive: int = 30
     publish_timeout: float = 10.0
+    reconnect_max: float = 10.0  # s: longest wait between reconnection attempts
 
     def endpoint(self) -> tuple[str, int, str | None, str | None]:
         return parse_mqtt_url(self.broker)
