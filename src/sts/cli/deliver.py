@@ -173,20 +173,42 @@ def deliver_resend(purchase_id: str, channel: str, to: str | None, lang: str | N
 
 # --- sts admin meter export-sim / ami (added to `sts admin meter`) -------------------------------
 
+def _own_db_options(func: Any) -> Any:
+    """--db / --kek-file / --sta-tables after the subcommand too (they override `sts admin`'s)."""
+    func = click.option("--db", "own_db", default=None, help="database (default: sts admin's)")(
+        func)
+    func = click.option("--kek-file", "own_kek", default=None, help="key-encryption key file")(
+        func)
+    return click.option("--sta-tables", "own_tables", default=None,
+                        help="production STA table file")(func)
+
+
+def _admin_service(ctx: click.Context, db: str | None, kek: str | None,
+                   tables: str | None) -> Any:
+    from sts.vending.config import Settings, open_service
+
+    base = ctx.obj["settings"]
+    settings = base if db is None and kek is None and tables is None else Settings(
+        db_url=db or base.db_url, kek_file=kek or (None if db else base.kek_file),
+        sta_tables=tables or base.sta_tables)
+    return open_service(settings, run_migrations=True, create_kek=True)
+
+
 @click.command("export-sim")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="meter file to write (JSON Lines, owner-readable only)")
 @click.argument("pans", nargs=-1)
+@_own_db_options
 @click.pass_context
-def export_sim_cmd(ctx: click.Context, out_path: str, pans: tuple[str, ...]) -> None:
+def export_sim_cmd(ctx: click.Context, out_path: str, pans: tuple[str, ...], own_db: str | None,
+                   own_kek: str | None, own_tables: str | None) -> None:
     """Write the meter file for `sts fleet ami` (decoder keys of PANS, or of all meters).
     Administrators only; audited."""
     from datetime import datetime
 
     from sts.delivery.sim import export_sim, write_jsonl
-    from sts.vending.config import open_service
 
-    svc = open_service(ctx.obj["settings"], run_migrations=True, create_kek=True)
+    svc = _admin_service(ctx, own_db, own_kek, own_tables)
     objs = export_sim(svc.db, svc.sm, list(pans), actor=CLI_ACTOR, now=datetime.now())
     write_jsonl(out_path, objs)
     click.echo(f"{len(objs)} meters written to {out_path}", err=True)
@@ -195,13 +217,14 @@ def export_sim_cmd(ctx: click.Context, out_path: str, pans: tuple[str, ...]) -> 
 @click.command("ami")
 @click.argument("pan")
 @click.option("--on/--off", "on", default=True, show_default=True)
+@_own_db_options
 @click.pass_context
-def meter_ami_cmd(ctx: click.Context, pan: str, on: bool) -> None:
+def meter_ami_cmd(ctx: click.Context, pan: str, on: bool, own_db: str | None,
+                  own_kek: str | None, own_tables: str | None) -> None:
     """Mark a meter AMI-connected (sales are pushed to it over MQTT) or not."""
-    from sts.vending.config import open_service
     from sts.vending.registry import Registry
 
-    svc = open_service(ctx.obj["settings"], run_migrations=True, create_kek=True)
+    svc = _admin_service(ctx, own_db, own_kek, own_tables)
     Registry(svc.db, svc.sm, actor=CLI_ACTOR).set_meter_ami(pan, on)
     click.echo(f"meter {pan} AMI {'on' if on else 'off'}")
 
