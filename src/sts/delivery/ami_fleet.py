@@ -99,13 +99,20 @@ class AmiMeter:
         return raw, answer
 
     def save(self) -> None:
+        """State, then the answered ids, each written whole and renamed into place before
+        the answer goes out.  No fsync: a killed fleet process loses nothing (the kernel
+        keeps the pages), and a rig of thousands of meters must not fsync per token."""
         if self.state_dir is None:
             return
-        store.save_state(self.state_dir / f"{self.pan}.json", self.meter.state)
-        seen = self.state_dir / f"{self.pan}.ami.json"
-        tmp = seen.with_name(seen.name + ".tmp")
-        tmp.write_text(json.dumps([[k, v.decode()] for k, v in self.answered.items()]))
-        os.replace(tmp, seen)
+        _replace(self.state_dir / f"{self.pan}.json", store.encode(self.meter.state.to_json()))
+        seen = json.dumps([[k, v.decode()] for k, v in self.answered.items()])
+        _replace(self.state_dir / f"{self.pan}.ami.json", seen.encode())
+
+
+def _replace(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 class AmiFleet:
