@@ -70,6 +70,16 @@ def test_key_change_then_credit_over_ami(demo: Demo, broker: Broker, tmp_path: P
         assert demo.buy(pan, "20", pid=pid2).status_code == 201
         wait_for(lambda: [x for x in delivery_of(demo, pid2) if x["status"] == "accepted"],
                  what="the sale after the key change accepted")
+        # an engineering token for the same meter, pushed over AMI too
+        r = demo.client.post(f"/v1/engineering/{uuid.uuid4()}", headers=demo.h("engineer"),
+                             json={"meter": pan, "type": "clear_tamper", "reason": "WO-1"})
+        assert r.status_code == 201, r.text
+        eng_id = r.json()["request_id"]
+        r = demo.client.get(f"/v1/deliveries?purchase_id={eng_id}", headers=demo.h("engineer"))
+        assert [x["channel"] for x in r.json()["deliveries"]] == ["ami"]
+        wait_for(lambda: demo.client.get(f"/v1/deliveries?purchase_id={eng_id}",
+                                         headers=demo.h("engineer")).json()["deliveries"][0]
+                 ["status"] == "accepted", what="the engineering token accepted")
     finally:
         disp.stop()
         fleet.stop()
