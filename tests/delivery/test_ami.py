@@ -30,8 +30,10 @@ def test_sale_reaches_the_meter_and_is_accepted(demo: Demo, broker: Broker,
         assert r.status_code == 201, r.text
         first = delivery_of(demo, pid)
         assert [d["channel"] for d in first] == ["ami"]
+        # (the meter may answer before the dispatcher has recorded its send: wait for both)
         done = wait_for(lambda: [d for d in delivery_of(demo, pid)
-                                 if d["status"] == "accepted"], what="accepted")
+                                 if d["status"] == "accepted" and d["attempts"]],
+                        what="accepted")
         d = done[0]
         assert d["meter_result"]["token_status"] == "TOKEN_EXECUTION_OK"
         assert d["meter_result"]["tokens"][0]["result"] == "accept"

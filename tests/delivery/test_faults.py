@@ -68,7 +68,7 @@ def test_server_killed_with_jobs_pending(demo: Demo, broker: Broker, settings: A
     env = {"STS_AMI_BROKER": broker.url, "STS_DELIVERY_CONFIG": str(config)}
     broker.stop()  # the jobs cannot leave: they stay pending while the server runs
     server = Server(settings.db_url, settings.kek_file, extra_env=env,
-                    log=tmp_path / "server.log").start()
+                    log=tmp_path / "server.log").start(timeout=120)
     pids = []
     units: dict[str, Decimal] = dict.fromkeys(pans, Decimal(0))
     try:
@@ -85,7 +85,7 @@ def test_server_killed_with_jobs_pending(demo: Demo, broker: Broker, settings: A
         broker.start()
         fleet = start_fleet(broker, path, tmp_path / "state")
         server = Server(settings.db_url, settings.kek_file, extra_env=env,
-                        log=tmp_path / "server.log").start()
+                        log=tmp_path / "server.log").start(timeout=120)
         wait_for(lambda: statuses(demo, pids) == ["accepted"] * len(pids), timeout=60,
                  what="all accepted after the restart")
         for pan in pans:

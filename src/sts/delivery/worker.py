@@ -118,6 +118,9 @@ class Dispatcher:
         """Claim one batch of due jobs, send them, record the outcomes; returns the count."""
         cfg = self.config
         now = self.clock()
+        with self.db.read() as conn:
+            if not outbox.any_due(conn, now):
+                return 0
         with self.db.begin() as conn:
             jobs = outbox.claim(self.db, conn, now, lease=timedelta(seconds=cfg.lease),
                                 limit=cfg.batch)
