@@ -42,7 +42,7 @@ def _load(port: int, key: str, pans: list[str], count: int, inflight: int, out: 
     from bench_vending import _RawClient
 
     async def main() -> dict[str, Any]:
-        started: dict[str, float] = {}
+        started: dict[str, tuple[float, float]] = {}
         errors = 0
         sent = 0
 
@@ -57,7 +57,7 @@ def _load(port: int, key: str, pans: list[str], count: int, inflight: int, out: 
                 status, body = await client.post(f"/v1/purchases/{pid}",
                                                  {"meter": pans[i % len(pans)], "amount": "20"})
                 if status == 201 and b'"tokens"' in body:
-                    started[pid] = t0
+                    started[pid] = (t0, time.time())
                 else:
                     errors += 1
 
@@ -194,7 +194,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             on = _sales(server.port, key, pans, count)
             out["ami_on_sales_per_s"] = round(len(on["started"]) / on["seconds"], 1)
             out["errors"] = on["errors"] + off["errors"]
-            started: dict[str, float] = on["started"]
+            started: dict[str, tuple[float, float]] = on["started"]
 
             def all_accepted() -> bool:
                 with svc.db.read() as conn:
@@ -206,13 +206,22 @@ def run(quick: bool = False) -> dict[str, Any]:
             _wait(all_accepted, 600)
             out["drain_after_last_sale_s"] = round(time.perf_counter() - t, 2)
             with observer.lock:
-                lat = sorted(observer.accepted[p] - s for p, s in started.items()
-                             if p in observer.accepted)
-            out["accepted_seen"] = len(lat)
-            if lat:
-                out["sale_to_accepted_p50_ms"] = round(lat[len(lat) // 2] * 1000, 1)
-                out["sale_to_accepted_p99_ms"] = round(
-                    lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1)
+                seen = {p: observer.accepted[p] for p in started if p in observer.accepted}
+            out["accepted_seen"] = len(seen)
+
+            def pct(values: list[float], q: float) -> float:
+                values = sorted(values)
+                return round(values[min(len(values) - 1, int(len(values) * q))] * 1000, 1)
+
+            if seen:
+                total = [seen[p] - started[p][0] for p in seen]  # sale sent -> meter accepted
+                after = [seen[p] - started[p][1] for p in seen]  # sale answered -> accepted
+                sale = [started[p][1] - started[p][0] for p in started]
+                out["sale_to_accepted_p50_ms"] = pct(total, 0.5)
+                out["sale_to_accepted_p99_ms"] = pct(total, 0.99)
+                out["answer_to_accepted_p50_ms"] = pct(after, 0.5)
+                out["answer_to_accepted_p99_ms"] = pct(after, 0.99)
+                out["sale_http_p50_ms"] = pct(sale, 0.5)
             with svc.db.read() as conn:
                 rows = conn.execute(select(deliveries.c.status, func.count())
                                     .group_by(deliveries.c.status)).all()
