@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,9 @@ def deliver_options(func: Any) -> Any:
     func = click.option("--ami-broker", envvar="STS_AMI_BROKER", default=None,
                         help="MQTT broker for AMI push, mqtt://HOST:PORT [env STS_AMI_BROKER]")(
         func)
+    func = click.option("--ami-client-id", envvar="STS_AMI_CLIENT_ID", default=None,
+                        help="MQTT client id of this dispatcher (its persistent session); "
+                        "each dispatcher needs its own [env STS_AMI_CLIENT_ID]")(func)
     func = click.option("--delivery-config", envvar="STS_DELIVERY_CONFIG", default=None,
                         type=click.Path(dir_okay=False),
                         help="delivery settings file (TOML): SMS gateway, SMTP, retries "
@@ -39,14 +43,16 @@ def deliver_options(func: Any) -> Any:
     return func
 
 
-def start_dispatcher(db_url: str, ami_broker: str | None,
-                     delivery_config: str | None) -> Dispatcher:
+def start_dispatcher(db_url: str, ami_broker: str | None, delivery_config: str | None,
+                     ami_client_id: str | None = None) -> Dispatcher:
     """A running dispatcher on its own database connections (off the sales' path)."""
     from sts.delivery.config import DeliveryConfig
     from sts.delivery.worker import Dispatcher
     from sts.vending.db import Database
 
     cfg = DeliveryConfig.load(delivery_config, ami_broker=ami_broker)
+    if ami_client_id:
+        cfg.ami.client_id = ami_client_id
     d = Dispatcher.from_config(Database(db_url, pool_size=4), cfg)
     d.start()
     return d
@@ -72,16 +78,19 @@ def deliver() -> None:
 @deliver.command("run")
 @db_option
 @deliver_options
-def deliver_run(db_url: str, ami_broker: str | None, delivery_config: str | None) -> None:
-    """Run the dispatcher until stopped (SIGINT/SIGTERM).  Several may run at once (each
-    with its own --client-id in the config's [ami] section)."""
+def deliver_run(db_url: str, ami_broker: str | None, delivery_config: str | None,
+                ami_client_id: str | None) -> None:
+    """Run the dispatcher until stopped (SIGINT/SIGTERM).  Several may run at once, each
+    with its own --ami-client-id; run `sts serve --no-deliver` beside them if you like."""
     from sts.vending.db import normalise_url
 
     db_url = normalise_url(db_url)
     _db(db_url).dispose()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    d = start_dispatcher(db_url, ami_broker, delivery_config)
+    # not `sts serve`'s default id: both may run at once
+    d = start_dispatcher(db_url, ami_broker, delivery_config,
+                         ami_client_id or f"sts-deliver-{socket.gethostname()}")
     click.echo(f"delivering from {db_url}" + (f", AMI via {ami_broker}" if ami_broker else ""),
                err=True)
     try:

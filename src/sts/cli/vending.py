@@ -83,7 +83,8 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
               help="no delivery dispatcher here (a separate `sts deliver run` does it)")
 def serve(db_url: str, kek_file: str | None, sta_tables: str | None, host: str, port: int,
           workers: int, demo: bool, lookup_limit: int, log_level: str,
-          ami_broker: str | None, delivery_config: str | None, no_deliver: bool) -> None:
+          ami_broker: str | None, delivery_config: str | None, ami_client_id: str | None,
+          no_deliver: bool) -> None:
     """Run the vending server: creates and migrates the database, then serves HTTP."""
     import uvicorn
 
@@ -107,7 +108,7 @@ def serve(db_url: str, kek_file: str | None, sta_tables: str | None, host: str, 
     app = "sts.vending.api:app_from_env"
     # token delivery: one dispatcher in this (supervising) process, off the sales' path
     dispatcher = None if no_deliver else start_dispatcher(settings.db_url, ami_broker,
-                                                          delivery_config)
+                                                          delivery_config, ami_client_id)
     try:
         if workers <= 1:
             uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level)
