@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -316,10 +317,31 @@ def claim(db: Database, conn: Connection, now: datetime, *, lease: timedelta,
     return jobs
 
 
+_BATCH_KEY = "sts_delivery_attempts"
+
+
+@contextmanager
+def batched_attempts(conn: Connection) -> Iterator[None]:
+    """Collect the attempt rows written inside the block and insert them in one statement
+    (the dispatcher records a whole batch of outcomes in one transaction)."""
+    rows: list[dict[str, Any]] = []
+    conn.info[_BATCH_KEY] = rows
+    try:
+        yield
+    finally:
+        conn.info.pop(_BATCH_KEY, None)
+    if rows:
+        conn.execute(insert(delivery_attempts), rows)
+
+
 def _attempt(conn: Connection, delivery_id: int, now: datetime, outcome: str,
              detail: str) -> None:
-    conn.execute(insert(delivery_attempts).values(delivery_id=delivery_id, at=now,
-                                                  outcome=outcome, detail=detail[:500]))
+    row = {"delivery_id": delivery_id, "at": now, "outcome": outcome, "detail": detail[:500]}
+    batch = conn.info.get(_BATCH_KEY)
+    if batch is not None:
+        batch.append(row)
+    else:
+        conn.execute(insert(delivery_attempts).values(**row))
 
 
 def _finish(conn: Connection, delivery_id: int, now: datetime, *, status: str, outcome: str,

@@ -96,7 +96,7 @@ class Dispatcher:
             return 0
         now = self.clock()
         try:
-            with self.db.begin() as conn:
+            with self.db.begin() as conn, outbox.batched_attempts(conn):
                 online = sorted({i.pan for i in items if i.kind == "online"})
                 if outbox.meter_online(conn, online, now):
                     self._wake.set()
@@ -159,7 +159,7 @@ class Dispatcher:
                             for _ in group]
             results.update({j.id: o for j, o in zip(group, outcomes, strict=True)})
         done = self.clock()
-        with self.db.begin() as conn:
+        with self.db.begin() as conn, outbox.batched_attempts(conn):
             for job in jobs:
                 self._record(conn, job, results[job.id], done)
         return len(jobs)
