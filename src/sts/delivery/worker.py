@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from sts.delivery import outbox
+from sts.delivery import answers, outbox
 from sts.delivery.carriers import Accepted, Carrier, CarrierError, Outcome
 from sts.delivery.config import DeliveryConfig
 from sts.vending.db import Database
@@ -98,11 +98,11 @@ class Dispatcher:
         try:
             with self.db.begin() as conn, outbox.batched_attempts(conn):
                 online = sorted({i.pan for i in items if i.kind == "online"})
-                if outbox.meter_online(conn, online, now):
+                if answers.meter_online(conn, online, now):
                     self._wake.set()
                 for item in items:
                     if item.kind == "status":
-                        outbox.apply_meter_status(self.db, conn, item.pan, dict(item.payload),
+                        answers.apply_meter_status(self.db, conn, item.pan, dict(item.payload),
                                                   now)
         except Exception:
             for item in items:
