@@ -198,11 +198,13 @@ class AmiFleet:
     def _run(self) -> None:
         for am in self.meters.values():
             am.client = self._client(am)
-        last_misc = 0.0
+        last_misc = last_connect = 0.0
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                self._connect_due(now)
+                if len(self.connected) < len(self.meters) and now - last_connect >= 0.1:
+                    last_connect = now  # (a walk over every meter: not on every event)
+                    self._connect_due(now)
                 for key, mask in self.sel.select(timeout=0.05):
                     client: mqtt.Client = key.data
                     if mask & selectors.EVENT_READ:
