@@ -166,3 +166,41 @@ def test_used_after_accepted_stays_accepted_and_rejections_are_listed(
     finally:
         disp.stop()
         fleet.stop()
+
+
+def test_status_only_from_the_jobs_own_meter(demo: Demo, broker: Broker) -> None:
+    """Garbage and a status published under another meter's topic change nothing; the
+    meter's own answer does (a plain MQTT client stands in for the meter)."""
+    import json
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    disp = start_dispatcher(demo.service, fast_config(broker.url))
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="forger")
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    try:
+        pan, other = demo.meters[0], demo.meters[1]
+        pid = str(uuid.uuid4())
+        assert demo.buy(pan, "10", pid=pid).status_code == 201
+        job = wait_for(lambda: [d for d in delivery_of(demo, pid) if d["status"] == "sent"],
+                       what="sent")[0]
+        answer = {"v": 1, "id": str(job["id"]), "purchase_id": pid, "token_status":
+                  "TOKEN_EXECUTION_OK", "results": [{"result": "accept", "code": 1,
+                                                     "display": "Accept", "position": 0}]}
+        for topic, payload in ((f"sts/v1/meters/{other}/status", json.dumps(answer)),
+                               (f"sts/v1/meters/{pan}/status", "not json"),
+                               (f"sts/v1/meters/{pan}/status", json.dumps(
+                                   answer | {"id": "9" * 40}))):
+            pub.publish(topic, payload, qos=1).wait_for_publish(5)
+        # the two well-formed ones reach the dispatcher (the garbage stops at the carrier)
+        wait_for(lambda: disp.handled >= 2, what="the messages handled")
+        assert delivery_of(demo, pid)[0]["status"] == "sent"
+        pub.publish(f"sts/v1/meters/{pan}/status", json.dumps(answer), qos=1) \
+            .wait_for_publish(5)
+        wait_for(lambda: delivery_of(demo, pid)[0]["status"] == "accepted", what="accepted")
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        disp.stop()

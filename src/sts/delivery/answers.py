@@ -50,7 +50,8 @@ def apply_meter_status(db: Database, conn: Connection, pan: str, payload: dict[s
     is audited, so operators see it in the log as well as in GET /v1/deliveries."""
     msg_id = payload.get("id")
     results = payload.get("results")
-    if not isinstance(msg_id, str) or not msg_id.isdigit() or not isinstance(results, list):
+    if not isinstance(msg_id, str) or not msg_id.isdigit() or len(msg_id) > 9 \
+            or not isinstance(results, list):
         return None
     d = deliveries.c
     row = conn.execute(select(d.id, d.status, d.request_id, d.meter_result, meters.c.pan)
@@ -81,7 +82,7 @@ def apply_meter_status(db: Database, conn: Connection, pan: str, payload: dict[s
                               "lease_until": None, "updated_at": now, "delivered_at": now}
     if status in TERMINAL:
         values["done_at"] = now
-        values["reason"] = reason
+        values["reason"] = reason[:500]
     conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
     attempt(conn, row.id, now, "meter", detail)
     if status == "rejected":

@@ -20,14 +20,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sts.delivery import answers, outbox
 from sts.delivery.carriers import Accepted, Carrier, CarrierError, Outcome
 from sts.delivery.config import DeliveryConfig
+from sts.errors import Unavailable
 from sts.vending.db import Database
 
 log = logging.getLogger("sts.delivery")
 Clock = Callable[[], datetime]
+_DB_DOWN = (OperationalError, InterfaceError, Unavailable)
 
 
 def local_now() -> datetime:
@@ -53,6 +56,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.carriers: dict[str, Carrier] = carriers if carriers is not None else {}
         self.incoming: queue.Queue[_Incoming] = queue.Queue()
+        self.handled = 0  # meter messages stored or dropped so far
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -84,8 +88,9 @@ class Dispatcher:
         self.incoming.put(_Incoming("online", pan, {}, ack))
 
     def drain_incoming(self, limit: int = 500, first: _Incoming | None = None) -> int:
-        """Store queued meter messages in one transaction, then acknowledge them (on a
-        failure they go back on the queue, unacknowledged)."""
+        """Store queued meter messages in one transaction, then acknowledge them.  If the
+        database is away they go back on the queue unacknowledged; a message that cannot be
+        stored for its content is logged and dropped, so it cannot stall every other meter."""
         items: list[_Incoming] = [first] if first is not None else []
         while len(items) < limit:
             try:
@@ -96,21 +101,39 @@ class Dispatcher:
             return 0
         now = self.clock()
         try:
-            with self.db.begin() as conn, outbox.batched_attempts(conn):
-                online = sorted({i.pan for i in items if i.kind == "online"})
-                if answers.meter_online(conn, online, now):
-                    self._wake.set()
-                for item in items:
-                    if item.kind == "status":
-                        answers.apply_meter_status(self.db, conn, item.pan, dict(item.payload),
-                                                  now)
-        except Exception:
-            for item in items:
+            self._store(items, now)
+        except _DB_DOWN:
+            for item in items:  # the database is away: keep them, unacknowledged
                 self.incoming.put(item)
             raise
+        except Exception:
+            # a message that cannot be stored (bad data) must not hold the others back:
+            # store them one by one, log and drop (acknowledge) the ones that still fail
+            for item in items:
+                try:
+                    self._store([item], now)
+                except _DB_DOWN:
+                    self.incoming.put(item)
+                    continue
+                except Exception:
+                    log.exception("AMI: dropped a message from meter %s that could not be "
+                                  "stored", item.pan)
+                item.ack()
+            self.handled += len(items)
+            return len(items)
         for item in items:
             item.ack()
+        self.handled += len(items)
         return len(items)
+
+    def _store(self, items: list[_Incoming], now: datetime) -> None:
+        with self.db.begin() as conn, outbox.batched_attempts(conn):
+            online = sorted({i.pan for i in items if i.kind == "online"})
+            if answers.meter_online(conn, online, now):
+                self._wake.set()
+            for item in items:
+                if item.kind == "status":
+                    answers.apply_meter_status(self.db, conn, item.pan, dict(item.payload), now)
 
     # --- outgoing ------------------------------------------------------------------------------
 
