@@ -108,6 +108,15 @@ def _wait(check: Any, timeout: float) -> bool:
     return False
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pg_fresh(url: str) -> str | None:
     import sqlalchemy as sa
 
@@ -185,10 +194,21 @@ def run(quick: bool = False) -> dict[str, Any]:
             rates: dict[bool, list[float]] = {False: [], True: []}
             started: dict[str, tuple[float, float]] = {}
             errors = 0
+            assert server.proc is not None
+            procs = {"dispatcher_process": server.proc.pid, "fleet": fleet.pid,
+                     "broker": broker.pid}
+            cpu: dict[bool, dict[str, float]] = {False: dict.fromkeys(procs, 0.0),
+                                                 True: dict.fromkeys(procs, 0.0)}
             for ami in (False, True, False, True):
                 with svc.db.begin() as conn:
                     conn.execute(update(meters).values(ami=ami))
+                before = {name: _cpu(pid) for name, pid in procs.items()}
                 res = _sales(server.port, key, pans, count // 2)
+                if ami:  # the answers still on their way belong to this round
+                    target = len(started) + len(res["started"])
+                    _wait(lambda t=target: len(observer.accepted) >= t, 120)
+                for name, pid in procs.items():
+                    cpu[ami][name] += _cpu(pid) - before[name]
                 rates[ami].append(len(res["started"]) / res["seconds"])
                 errors += res["errors"]
                 if ami:
@@ -198,6 +218,10 @@ def run(quick: bool = False) -> dict[str, Any]:
             out["rounds_sales_per_s"] = {"off": [round(x, 1) for x in rates[False]],
                                          "on": [round(x, 1) for x in rates[True]]}
             out["errors"] = errors
+            # CPU the delivery side spends per sale (AMI on), beyond what it idles at (off)
+            out["cpu_ms_per_ami_sale"] = {
+                name: round((cpu[True][name] - cpu[False][name]) * 1000 / max(1, len(started)),
+                            2) for name in procs}
 
             def all_accepted() -> bool:
                 with svc.db.read() as conn:
