@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from sts.delivery import outbox as delivery_outbox
 from sts.vending import audit
-from sts.vending.clock import local, wall
+from sts.vending.clock import local, utc, wall
 from sts.vending.issue import KeyChange, issue
 from sts.vending.ledger import Entry, entry_writes, next_seq, request_hash
 from sts.vending.meters import MeterView
@@ -33,6 +34,9 @@ def key_change_meter(svc: VendingService, conn: Connection, m: MeterView, kc: Ke
             seq=seq, request_id=request_id, kind="key_change", meter=m,
             request_hash=request_hash({"request_id": request_id}), response=response,
             now=wall(now), issued=res, reason=reason))
+        # token delivery: an AMI meter gets its key change pushed (jobs with the writes)
+        writes += delivery_outbox.job_writes(request_id, txn_seq=seq, meter_id=m.id, ami=m.ami,
+                                             wanted=[], now=hot.ts_in(utc(now)))
         hot.write(cur, writes)
     finally:
         cur.close()

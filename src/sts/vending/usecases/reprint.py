@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from sts.delivery import outbox as delivery_outbox
 from sts.errors import InputError, UnknownRecord
 from sts.vending import audit, receipts
 from sts.vending.auth import Caller
@@ -29,11 +30,14 @@ def get_purchase(svc: VendingService, purchase_id: str, caller: Caller) -> dict[
             found = stored(svc.hot, cur, purchase_id)
         finally:
             cur.close()
+        # token delivery: each channel's status, read with the purchase
+        delivery = delivery_outbox.for_request(conn, purchase_id) if found is not None else []
     if found is None or found.kind != "sale" or (
             caller.role == "vendor" and found.vendor_id != caller.vendor_id):
         raise UnknownRecord(f"no purchase {purchase_id}", field="purchase_id")
     out: dict[str, Any] = json.loads(found.response)
     out["status"] = found.status
+    out["delivery"] = delivery
     return out
 
 

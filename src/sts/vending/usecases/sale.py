@@ -15,10 +15,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from sts.delivery import outbox as delivery_outbox
 from sts.errors import InputError, KeyCreditLimit, NotAuthenticated
 from sts.vending import receipts
 from sts.vending.auth import Caller, hash_key
-from sts.vending.clock import local, wall
+from sts.vending.clock import local, utc, wall
 from sts.vending.hotsql import CUSTOMER_DEBT, KEY_CREDIT, UPSERT_MONTH, VENDOR_FLOAT, Row
 from sts.vending.issue import KeyChange, Planned, due_key_change, issue
 from sts.vending.ledger import (
@@ -143,6 +144,9 @@ def purchase(svc: VendingService, purchase_id: str, body: dict[str, Any], caller
                 caller.require("purchase")
                 check_request_id(purchase_id, "purchase_id")
                 meter, amount, extra, rhash = parse_sale(body, caller)
+                # token delivery channels: checked before anything is read; not part of the
+                # request's identity (a repeat answers as stored, whatever it asks)
+                wanted = delivery_outbox.parse_deliver(body.get("deliver"))
                 # lock the meter first, then look for the id: a twin that held the lock
                 # before us has committed by now, so its answer is visible
                 m = read_meter(hot, cur, meter, lock=True, vendor_id=caller.vendor_id)
@@ -155,7 +159,7 @@ def purchase(svc: VendingService, purchase_id: str, body: dict[str, Any], caller
                 if earlier is not None:
                     return earlier.repeat("sale", rhash, purchase_id), False
                 return _sell(svc, cur, purchase_id, m, after, amount, rhash, caller, extra,
-                             now), True
+                             now, wanted), True
             finally:
                 cur.close()
     except svc.integrity_errors:
@@ -173,7 +177,7 @@ def purchase(svc: VendingService, purchase_id: str, body: dict[str, Any], caller
 
 def _sell(svc: VendingService, cur: Any, purchase_id: str, m: MeterView, after: Row,
           amount: Decimal, rhash: str, caller: Caller, extra: dict[str, Any], now: datetime,
-          ) -> str:
+          wanted: list[delivery_outbox.ChannelRequest]) -> str:
     hot = svc.hot
     mi = hot.money_in
     vendor = check_may_sell(caller, m)
@@ -204,6 +208,9 @@ def _sell(svc: VendingService, cur: Any, purchase_id: str, m: MeterView, after: 
                                   "free_units": mi(q.free_units)}))
     if q.debt > 0 and m.customer_id is not None:
         writes.append((CUSTOMER_DEBT, {"id": m.customer_id, "debt": mi(q.debt)}))
+    # token delivery: the jobs (transactional outbox) go with the sale's own writes
+    writes += delivery_outbox.job_writes(purchase_id, txn_seq=seq, meter_id=m.id, ami=m.ami,
+                                         wanted=wanted, now=hot.ts_in(utc(now)))
     # the vendor row is the hottest row: touch it last, so its lock is held briefly
     writes.append((VENDOR_FLOAT, {"id": vendor.id, "amount": mi(amount)}))
     if hot.write(cur, writes) != 1:
