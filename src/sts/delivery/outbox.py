@@ -180,9 +180,10 @@ def for_request(conn: Connection, request_id: str) -> list[dict[str, Any]]:
 
 def list_deliveries(conn: Connection, *, status: str | None = None, channel: str | None = None,
                     meter: str | None = None, request_id: str | None = None,
-                    vendor_id: int | None = None, after_id: int = 0,
-                    limit: int = 100) -> list[dict[str, Any]]:
-    """Jobs for operators (`GET /v1/deliveries`, `sts deliver list`), oldest first."""
+                    vendor_id: int | None = None, after_id: int = 0, limit: int = 100,
+                    newest_first: bool = False) -> list[dict[str, Any]]:
+    """Jobs for operators (`GET /v1/deliveries`, `sts deliver list`), oldest first (pages
+    by `after_id`); `newest_first` for a report of the latest (`sts.web.reports`)."""
     if status is not None and status not in STATUSES:
         raise InputError(f"status must be one of {', '.join(STATUSES)}", field="status")
     if channel is not None and channel not in CHANNELS:
@@ -203,7 +204,8 @@ def list_deliveries(conn: Connection, *, status: str | None = None, channel: str
     if vendor_id is not None:
         stmt = stmt.join(transactions, transactions.c.seq == d.txn_seq).where(
             transactions.c.vendor_id == vendor_id)
-    return [public(r) for r in conn.execute(stmt.order_by(d.id).limit(limit))]
+    order = d.id.desc() if newest_first else d.id
+    return [public(r) for r in conn.execute(stmt.order_by(order).limit(limit))]
 
 
 # --- resend -------------------------------------------------------------------------------------
