@@ -282,6 +282,14 @@ def test_rejected_deliveries_report(demo: Any) -> None:
         page = demo.client.get("/reports")
         assert page.status_code == 200 and pid in page.text and "Old" in page.text
         csv_text = demo.client.get("/reports?table=rejected-deliveries&format=csv").text
+        operators.add_operator(demo.registry, "till9", "vendor", "a long enough secret",
+                               vendor="Demo Vendor")
+        _, till = operators.sign_in(db, "till9", "a long enough secret", address="a",
+                                    now=clock())
+        demo.client.cookies.set(COOKIE, till)
+        slip = demo.client.get(f"/pos/sale/{pid}")  # the cashier's sale page: its delivery
+        assert slip.status_code == 200 and 'id="delivery"' in slip.text, slip.text[:300]
+        assert "Meter (AMI)" in slip.text and "rejected" in slip.text
     finally:
         demo.client.cookies.clear()
     lines = csv_text.strip().splitlines()
