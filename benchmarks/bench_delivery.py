@@ -174,7 +174,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         out["setup_seconds"] = round(time.perf_counter() - t, 1)
         pans, key = info["meters"], info["api_keys"]["vendor"]
         write_jsonl(str(tmp / "meters.jsonl"),
-                    export_sim(svc.db, svc.sm, [], actor="bench", now=svc.clock()))
+                    export_sim(svc.db, svc.sm, [], actor="bench", now=svc.now()))
         sts = str(Path(sys.executable).parent / "sts")
         observer = Observer(port)
         fleet = subprocess.Popen([sts, "fleet", "ami", "--broker", f"mqtt://127.0.0.1:{port}",
