@@ -145,6 +145,12 @@ def test_bad_delivery_input_refuses_the_sale_and_stores_nothing(demo: Demo) -> N
         ([{"channel": "fax", "to": "+27825550101"}], "deliver.0.channel"),
         ([{"channel": "sms"}], "deliver.0.to"),
         ([{"channel": "ami", "to": "+27825550101"}], "deliver.0.to"),
+        # the /v1 schema: strict types, lengths, at most 6 channels, no unknown fields
+        ([{"channel": "sms", "to": 27825550101}], "deliver.0.to"),
+        ([{"channel": "email", "to": "a" * 250 + "@x.co"}], "deliver.0.to"),
+        ([{"channel": "sms", "to": "+27825550101", "cc": "x"}], "deliver.0.cc"),
+        ([{"channel": "ami"}] * 7, "deliver"),
+        ({"channel": "ami"}, "deliver"),
     ]
     for deliver, field in cases:
         pid = str(uuid.uuid4())
@@ -158,10 +164,18 @@ def test_bad_delivery_input_refuses_the_sale_and_stores_nothing(demo: Demo) -> N
     r = demo.buy(known_pan(), "10", pid=pid, deliver=[{"channel": "ami"}])
     assert r.status_code == 422 and r.json()["field"] == "deliver.0.channel"
     assert demo.client.get(f"/v1/purchases/{pid}", headers=demo.h("vendor")).status_code == 404
+    trial = demo.client.post("/v1/trials", json={"meter": known_pan(), "amount": "10",
+                                                 "deliver": [{"channel": "ami"}]},
+                             headers=demo.h("vendor"))
+    assert trial.status_code == 422 and trial.json()["field"] == "deliver.0.channel"
     # without "deliver", a meter that is not AMI-connected has no delivery jobs
     pid = str(uuid.uuid4())
     assert demo.buy(known_pan(), "10", pid=pid).status_code == 201
     assert delivery(demo, pid) == []
+    # "deliver" is not part of the request's identity: a repeat answers as stored, adds no job
+    again = demo.buy(known_pan(), "10", pid=pid,
+                     deliver=[{"channel": "sms", "to": "+27825550101"}])
+    assert again.status_code == 200 and delivery(demo, pid) == []
 
 
 def test_reversed_sale_is_never_delivered(demo: Demo, gateway: Gateway) -> None:

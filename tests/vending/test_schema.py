@@ -96,6 +96,7 @@ def test_responses_match_their_models(sqlite_demo: Any) -> None:
                            json={"channel": "sms", "to": "+27821234567"}, headers=d.h("vendor"))
     assert resent.status_code == 202, resent.text
     s.DeliveryOut.model_validate(resent.json())
+    assert resent.json()["created_at"].endswith("+00:00")  # stored in UTC, shown with offset
     listed = d.client.get(f"/v1/deliveries?purchase_id={pid}", headers=d.h("vendor")).json()
     assert [x.id for x in s.DeliveriesOut.model_validate(listed).deliveries] \
         == [resent.json()["id"]]
