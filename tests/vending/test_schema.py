@@ -25,6 +25,8 @@ ROLE = {  # the role whose key each operation is called with (the one allowed to
     "/v1/engineering/{request_id}": "engineer",
     "/v1/tokens/verify": "vendor",
     "/v1/audit/verify": "auditor",
+    "/v1/deliveries": "vendor",
+    "/v1/purchases/{purchase_id}/deliveries": "vendor",
 }
 
 
@@ -90,6 +92,17 @@ def test_responses_match_their_models(sqlite_demo: Any) -> None:
                                             headers=d.h("vendor")).json())
     s.ReprintOut.model_validate(d.client.post("/v1/reprints", json={"meter": pan},
                                               headers=d.h("vendor")).json())
+    resent = d.client.post(f"/v1/purchases/{pid}/deliveries",
+                           json={"channel": "sms", "to": "+27821234567"}, headers=d.h("vendor"))
+    assert resent.status_code == 202, resent.text
+    s.DeliveryOut.model_validate(resent.json())
+    assert resent.json()["created_at"].endswith("+00:00")  # stored in UTC, shown with offset
+    listed = d.client.get(f"/v1/deliveries?purchase_id={pid}", headers=d.h("vendor")).json()
+    assert [x.id for x in s.DeliveriesOut.model_validate(listed).deliveries] \
+        == [resent.json()["id"]]
+    got = s.PurchaseOut.model_validate(d.client.get(f"/v1/purchases/{pid}",
+                                                    headers=d.h("vendor")).json())
+    assert got.delivery is not None and [x.channel for x in got.delivery] == ["sms"]
     tok = sale.json()["tokens"][0]["token"]
     s.VerifyOut.model_validate(d.client.post("/v1/tokens/verify",
                                              json={"meter": pan, "token": tok},
@@ -108,7 +121,8 @@ OPERATIONS = [("GET", "/v1/meters/{meter}"), ("POST", "/v1/purchases/{purchase_i
               ("GET", "/v1/purchases/{purchase_id}"),
               ("POST", "/v1/purchases/{purchase_id}/reversals"), ("POST", "/v1/trials"),
               ("POST", "/v1/reprints"), ("POST", "/v1/engineering/{request_id}"),
-              ("POST", "/v1/tokens/verify"), ("GET", "/v1/audit/verify")]
+              ("POST", "/v1/tokens/verify"), ("GET", "/v1/audit/verify"),
+              ("GET", "/v1/deliveries"), ("POST", "/v1/purchases/{purchase_id}/deliveries")]
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)

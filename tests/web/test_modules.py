@@ -246,3 +246,53 @@ def _vendor_caller(demo: Any) -> Any:
 
     with demo.service.db.read() as conn:
         return authenticate(conn, demo.keys["vendor"])
+
+
+def test_rejected_deliveries_report(demo: Any) -> None:
+    """A token the meter refused (its answer, as the dispatcher stores it) is listed in the
+    reports page and its CSV; a supervisor of another vendor does not see it."""
+    from sts.delivery import answers, outbox
+    from sts.web.common import COOKIE
+    from sts.web.reports import rejected_deliveries
+
+    db, clock = demo.service.db, demo.clock
+    sale = demo.buy(amount="20")
+    assert sale.status_code == 201, sale.text
+    pid = sale.json()["purchase_id"]
+    with db.read() as conn:
+        jobs = outbox.for_request(conn, pid)
+    assert [j["channel"] for j in jobs] == ["ami"]  # the demo meters are AMI-connected
+    refusal = {"id": str(jobs[0]["id"]), "results": [
+        {"position": 0, "result": "old", "code": "Old", "display": "Old",
+         "token_status": "VALIDATION_FAILED"}]}
+    with db.begin() as conn:
+        assert answers.apply_meter_status(db, conn, demo.meters[0], refusal,
+                                          demo.service.now()) == "rejected"
+    operators.add_operator(demo.registry, "boss", "admin", "a long enough secret")
+    op, token = operators.sign_in(db, "boss", "a long enough secret", address="a", now=clock())
+    rows = rejected_deliveries(db, op)
+    assert [(r["request_id"], r["meter"], r["channel"]) for r in rows] == \
+        [(pid, demo.meters[0], "ami")]
+    assert "Old" in rows[0]["reason"]
+    other = operators.Operator(0, "sup", "Sup", "supervisor", vendor_id=10**6, vendor="x")
+    assert rejected_deliveries(db, other) == []
+
+    demo.client.cookies.set(COOKIE, token)
+    try:
+        page = demo.client.get("/reports")
+        assert page.status_code == 200 and pid in page.text and "Old" in page.text
+        csv_text = demo.client.get("/reports?table=rejected-deliveries&format=csv").text
+        operators.add_operator(demo.registry, "till9", "vendor", "a long enough secret",
+                               vendor="Demo Vendor")
+        _, till = operators.sign_in(db, "till9", "a long enough secret", address="a",
+                                    now=clock())
+        demo.client.cookies.set(COOKIE, till)
+        slip = demo.client.get(f"/pos/sale/{pid}")  # the cashier's sale page: its delivery
+        assert slip.status_code == 200 and 'id="delivery"' in slip.text, slip.text[:300]
+        assert "Meter (AMI)" in slip.text and "rejected" in slip.text
+    finally:
+        demo.client.cookies.clear()
+    lines = csv_text.strip().splitlines()
+    assert lines[0] == ",".join(["id", "updated_at", "request_id", "meter", "channel", "to",
+                                 "attempts", "reason"])
+    assert len(lines) == 2 and pid in lines[1] and "Old" in lines[1]

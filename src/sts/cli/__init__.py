@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("sts.cli.vending:admin", "manage SGCs, keys, meters, tariffs, vendors, API keys"),
     "campaign": ("sts.cli.vending:campaign", "bulk key change campaigns"),
     "audit": ("sts.cli.vending:audit", "audit log checks"),
+    "deliver": ("sts.cli.deliver:deliver", "token delivery: dispatcher, status, resend"),
 }
 
 

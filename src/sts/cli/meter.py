@@ -456,3 +456,13 @@ def _stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+# token delivery: `sts fleet ami` (virtual AMI meters) lives in sts.cli.delivery_parts
+def _register_fleet_ami() -> None:
+    from sts.cli.delivery_parts import fleet_ami
+
+    fleet.add_command(fleet_ami)
+
+
+_register_fleet_ami()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sts.cli.common import emit_json
+from sts.cli.delivery_parts import add_delivery_admin_commands, deliver_options, start_dispatcher
 from sts.cli.keys import SECURITY_MODULE_OPTIONS, add_key_commands
 
 if TYPE_CHECKING:
@@ -154,9 +155,13 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
 @click.option("--lookup-limit", default=600, show_default=True, type=int,
               help="meter lookups per API key per minute (kept in the database)")
 @click.option("--log-level", default="warning", show_default=True)
+@deliver_options  # token delivery (sts.cli.delivery_parts): --ami-broker, --delivery-config
+@click.option("--no-deliver", is_flag=True,
+              help="no delivery dispatcher here (a separate `sts deliver run` does it)")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lookup_limit: int,
-          log_level: str) -> None:
+          log_level: str, ami_broker: str | None, delivery_config: str | None,
+          ami_client_id: str | None, no_deliver: bool) -> None:
     """Run the vending server: creates and migrates the database, then serves HTTP."""
     import uvicorn
 
@@ -184,14 +189,21 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     click.echo(f"serving on http://{host}:{port}: web pages (sign in) at /, API docs at /docs, "
                f"Electrum at /prepaidutility/v3; database {settings.db_url}", err=True)
     app = "sts.vending.api:app_from_env"
-    if workers <= 1:
-        uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level)
-        return
-    from uvicorn.supervisors import Multiprocess
+    # token delivery: one dispatcher in this (supervising) process, off the sales' path
+    dispatcher = None if no_deliver else start_dispatcher(settings.db_url, ami_broker,
+                                                          delivery_config, ami_client_id)
+    try:
+        if workers <= 1:
+            uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level)
+            return
+        from uvicorn.supervisors import Multiprocess
 
-    config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
-                            log_level=log_level)
-    Multiprocess(config, sockets=[_listen(host, port)]).run()
+        config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
+                                log_level=log_level)
+        Multiprocess(config, sockets=[_listen(host, port)]).run()
+    finally:
+        if dispatcher is not None:
+            dispatcher.stop()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -447,6 +459,10 @@ def admin_meter() -> None:
     """Meters."""
 
 
+for _command in add_delivery_admin_commands(admin_meter):  # export-sim, ami (token delivery)
+    _add_shared(_command.params)
+
+
 @admin_meter.command("add")
 @click.argument("pan")
 @click.option("--sgc", required=True)
@@ -458,15 +474,16 @@ def admin_meter() -> None:
 @click.option("--service", default="electricity", show_default=True,
               type=click.Choice(["electricity", "water", "gas", "time"]))
 @click.option("--customer", default=None, help="account number")
+@click.option("--ami", is_flag=True, help="AMI-connected: sales are pushed to it over MQTT")
 @click.pass_context
 def admin_meter_add(ctx: click.Context, pan: str, sgc: str, tariff: str, krn: int | None,
                     ti: int, kt: int, ken: int | None, service: str,
-                    customer: str | None) -> None:
+                    customer: str | None, ami: bool) -> None:
     """Register a meter (PAN validated)."""
     _, reg = _open(ctx)
     reg.add_meter(pan, sgc=sgc, tariff=tariff, krn=krn, ti=ti, kt=kt, ken=ken, service=service,
-                  customer=customer)
-    _say(ctx, f"meter {pan} added", {"meter": pan, "added": True})
+                  customer=customer, ami=ami)
+    _say(ctx, f"meter {pan} added", {"meter": pan, "added": True, "ami": ami})
 
 
 @admin_meter.command("import")

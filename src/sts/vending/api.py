@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sts.delivery.api import delivery_router
 from sts.errors import StsError
 from sts.vending import audit
 from sts.vending.auth import Caller, authenticate, bearer_key
@@ -316,6 +317,9 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
               | _errors(403, 404))
     def verify(body: VerifyBody, who: Auth) -> dict[str, Any]:
         return service.verify_token(body.meter, body.token, who)
+
+    # token delivery: GET /v1/deliveries, resend (sts.delivery.api)
+    app.include_router(delivery_router(service))
 
     @app.get("/v1/audit/verify", summary="Check the audit and transaction hash chains",
              response_model=None, responses=_ok(AuditOut, "the verdict") | _errors(403))

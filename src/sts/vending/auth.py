@@ -32,6 +32,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "verify": frozenset({"vendor", "supervisor", "engineer", "admin", "auditor"}),
     "audit": frozenset({"auditor", "admin"}),
     "admin": frozenset({"admin"}),
+    # token delivery (sts.delivery): operators watch deliveries; sellers resend their own
+    "deliveries": frozenset({"vendor", "supervisor", "engineer", "admin", "auditor"}),
+    "resend": frozenset({"vendor", "supervisor", "engineer"}),
 }
 
 

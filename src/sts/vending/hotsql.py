@@ -52,6 +52,7 @@ METER_COLUMNS = (
     ("ti", "m.ti"), ("ken", "m.ken"), ("mfr_code", "m.mfr_code"), ("last_tid", "m.last_tid"),
     ("tid_epoch", "m.tid_epoch"), ("max_epoch", "m.max_epoch"), ("last_hash", "m.last_hash"),
     ("sgc_id", "m.sgc_id"), ("tariff_id", "m.tariff_id"), ("customer_id", "m.customer_id"),
+    ("ami", "m.ami"),
     *KEY_COLUMNS,
     ("current_key_id", "g.current_key_id"),
     ("tariff_name", "t.name"), ("tariff_description", "t.description"), ("tariff_ti", "t.ti"),

@@ -67,6 +67,7 @@ class MeterView:
     utility: dict[str, str]
     time_zone: str = "UTC"
     vendor: VendorView | None = None
+    ami: bool = False  # AMI-connected: its tokens are pushed to it (sts.delivery)
 
     @property
     def sgc(self) -> str:
@@ -126,7 +127,7 @@ def meter_view(r: Row, hot: HotSQL) -> MeterView:
         customer=customer, customer_id=r["customer_id"], debt_balance=dec(r["debt_balance"]),
         utility={"name": r["utility_name"], "address": r["utility_address"],
                  "vat_reg_num": r["vat_reg_num"], "currency": r["currency"]},
-        time_zone=r["time_zone"] or "UTC", vendor=vendor,
+        time_zone=r["time_zone"] or "UTC", vendor=vendor, ami=bool(r["ami"]),
     )
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -166,6 +167,8 @@ meters = Table(
     Column("max_epoch", Integer, nullable=False, default=0),
     Column("last_hash", String(64), nullable=False, default=""),
     Column("created_at", TS, nullable=False),
+    # AMI-connected: sales are pushed to the meter over MQTT (sts.delivery); migration 0005
+    Column("ami", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 meter_months = Table(

@@ -211,7 +211,7 @@ class Registry:
 
     def add_meter(self, pan: str, *, sgc: str, tariff: str, krn: int | None = None, ti: int = 1,
                   kt: int = 2, ken: int | None = None, service: str = "electricity",
-                  customer: str | None = None, last_tid: int = 0) -> int:
+                  customer: str | None = None, last_tid: int = 0, ami: bool = False) -> int:
         mp: MeterPan = parse_meter_number(pan, field="pan")
         check_identity(kt=kt, sgc=sgc, ti=ti, krn=krn or 1)
         if service not in SERVICES:
@@ -238,8 +238,8 @@ class Registry:
                                ken=key_ken if ken is None else ken, mfr_code=mp.mfr_code,
                                service=service, status="active", status_reason="",
                                last_tid=last_tid, tid_epoch=0, max_epoch=0, last_hash="",
-                               created_at=self._now())
-            self._audit(conn, "meter.add", mp.pan, sgc=sgc, ti=ti, kt=kt)
+                               created_at=self._now(), ami=ami)
+            self._audit(conn, "meter.add", mp.pan, sgc=sgc, ti=ti, kt=kt, ami=ami)
         return mid
 
     def set_meter_status(self, pan: str, status: str, reason: str = "") -> None:
@@ -251,6 +251,14 @@ class Registry:
             conn.execute(update(meters).where(meters.c.id == mid)
                          .values(status=status, status_reason=reason))
             self._audit(conn, f"meter.{status}", pan, reason=reason)
+
+    def set_meter_ami(self, pan: str, ami: bool) -> None:
+        """Mark a meter AMI-connected (its sales are pushed to it: sts.delivery) or not."""
+        pan = meter_pan(pan, "pan")
+        with self.db.begin() as conn:
+            mid = self._id(conn, meters, meters.c.pan, pan, "meter")
+            conn.execute(update(meters).where(meters.c.id == mid).values(ami=ami))
+            self._audit(conn, "meter.ami", pan, ami=ami)
 
     # --- vendors, operators, API keys --------------------------------------------------------
 
@@ -359,6 +367,10 @@ def fill_demo(reg: Registry, *, production_tables: bool, meters_count: int = 5,
                          progress=progress)
     if not done.ok:  # cannot happen with the rows above; never leave a half demo silently
         raise InputError(f"demo meters refused: {done.rejected[0].message}", field="meters")
+    with reg.db.begin() as conn:  # the demo's meters are AMI-connected (docs/delivery.md)
+        for start in range(0, len(pans), 5000):
+            conn.execute(update(meters).where(meters.c.pan.in_(pans[start:start + 5000]))
+                         .values(ami=True))
     keys = {}
     for role in ("vendor", "supervisor", "engineer", "admin", "auditor"):
         reg.add_operator(f"demo-{role}", role, vendor=DEMO_VENDOR

@@ -30,6 +30,13 @@ RECEIPT_NO_MAX = 10  # receipt numbers are printed with 10 digits
 TOKEN_MAX = 40  # 20 digits, grouped with spaces or dashes
 TYPE_MAX = 32
 REQUEST_ID_MAX = 64
+# token delivery (sts.delivery.outbox holds the rules: channels, phone and e-mail forms)
+CHANNEL_MAX = 8
+RECIPIENT_MAX = 254  # an e-mail address (RFC 5321 path limit); a phone number is shorter
+LANG_MAX = 8
+DELIVER_MAX = 6  # channels per request (sts.delivery.outbox.MAX_CHANNELS)
+DELIVERY_STATUS_MAX = 10
+DELIVERY_ID_MAX = 2**31 - 1  # deliveries.id is a 32-bit integer on PostgreSQL
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -54,6 +61,22 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
+class DeliverItem(Body):
+    """One channel a sale's tokens are delivered to."""
+
+    channel: StrictStr = Field(max_length=CHANNEL_MAX, description="sms, email or ami",
+                               examples=["sms"])
+    to: StrictStr | None = Field(None, max_length=RECIPIENT_MAX,
+                                 description="sms: +27... (international form); email: the "
+                                 "address; not used for ami (the meter is the addressee)")
+    lang: StrictStr | None = Field(None, max_length=LANG_MAX,
+                                   description="message language, e.g. en, af-ZA")
+
+
+DELIVER_DOC = ("token delivery channels (at most 6); an AMI-connected meter always gets ami. "
+               "Not part of the request's identity: a repeat answers as stored")
+
+
 class PurchaseBody(Body):
     meter: StrictStr = Field(max_length=METER_MAX,
                              description="meter number (MeterPAN, or as printed on the meter)",
@@ -65,6 +88,8 @@ class PurchaseBody(Body):
                                         description="the client's own reference")
     pay_type: StrictStr | None = Field(None, max_length=PAY_TYPE_MAX,
                                        description="cash, card, mobile, ...")
+    deliver: list[DeliverItem] | None = Field(None, max_length=DELIVER_MAX,
+                                              description=DELIVER_DOC)
 
 
 class ReversalBody(Body):
@@ -92,11 +117,23 @@ class EngineeringBody(Body):
     to_krn: StrictInt | None = Field(None, description="key_change: the target key revision")
     to_ti: StrictInt | None = Field(None, description="key_change: the target tariff index")
     ro: StrictBool | None = Field(None, description="key_change: rollover (clear TID memory)")
+    deliver: list[DeliverItem] | None = Field(None, max_length=DELIVER_MAX,
+                                              description="token delivery channels; an "
+                                              "AMI-connected meter always gets ami")
 
 
 class VerifyBody(Body):
     meter: StrictStr = Field(max_length=METER_MAX)
     token: StrictStr = Field(max_length=TOKEN_MAX, description="20 digits; spaces, dashes allowed")
+
+
+class ResendBody(Body):
+    channel: StrictStr = Field(max_length=CHANNEL_MAX, description="sms, email or ami")
+    to: StrictStr | None = Field(None, max_length=RECIPIENT_MAX,
+                                 description="default: the channel's last recipient for this "
+                                 "sale")
+    lang: StrictStr | None = Field(None, max_length=LANG_MAX,
+                                   description="default: the channel's last language")
 
 
 # --- responses ----------------------------------------------------------------------------
@@ -249,9 +286,38 @@ class SaleOut(Out):
     slip: str = Field(description="the printable receipt")
 
 
+class DeliveryOut(Out):
+    """One delivery job: a channel of a purchase (or engineering issue) and where it stands."""
+
+    id: int
+    channel: str = Field(description="sms, email or ami")
+    to: str | None = Field(None, description="phone number or e-mail address (not for ami)")
+    status: str = Field(description="pending, sent, delivered, accepted, rejected or failed")
+    meter_result: dict[str, Any] | None = Field(None, description="ami: the meter's answer "
+                                                "(token gateway status and its own result)")
+    reason: str | None = Field(None, description="failed: the last error; rejected: why")
+    attempts: int
+    created_at: str
+    updated_at: str
+    sent_at: str | None = None
+    delivered_at: str | None = None
+    done_at: str | None = None
+    resend_of: int | None = Field(None, description="the job this one sends again")
+    meter: str | None = Field(None, description="listings: the meter's PAN")
+    request_id: str | None = Field(None, description="listings: the purchase id")
+
+
+class DeliveriesOut(Out):
+    deliveries: list[DeliveryOut]
+    next_after_id: int | None = Field(description="pass as after_id for the next page; null "
+                                      "on the last page")
+
+
 class PurchaseOut(SaleOut):
     purchase_id: str
     status: str | None = Field(None, description="completed or reversed (stored answers)")
+    delivery: list[DeliveryOut] | None = Field(None, description="GET: each delivery "
+                                               "channel's status")
 
 
 class TrialOut(SaleOut):

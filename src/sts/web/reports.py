@@ -1,5 +1,5 @@
 """Reports: sales per day / vendor / supply group, a chart, vendor reconciliation, meters due
-a key change and the audit-chain check; every table also as CSV."""
+a key change, rejected deliveries and the audit-chain check; every table also as CSV."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from sts.delivery import outbox
 from sts.errors import InputError, StsError
 from sts.vending import audit, reports
 from sts.vending.operators import Operator
@@ -18,6 +19,19 @@ from sts.web.common import SECURITY_HEADERS, need, period, web_of
 router = APIRouter()
 Reader = Annotated[Operator, Depends(need("admin", "supervisor", "auditor"))]
 SALES_COLUMNS = ["key", "sales", "reversals", "amount", "vat", "units", "charges", "debt"]
+REJECTED_COLUMNS = ["id", "updated_at", "request_id", "meter", "channel", "to", "attempts",
+                    "reason"]
+REJECTED_MAX = 1000
+
+
+def rejected_deliveries(db: Any, op: Operator) -> list[dict[str, Any]]:
+    """The latest deliveries the meter refused (token delivery's `rejected`), newest first; a
+    supervisor sees its own vendor's sales only, as in GET /v1/deliveries."""
+    vendor = op.vendor_id if op.role == "supervisor" else None
+    with db.read() as conn:
+        items = outbox.list_deliveries(conn, status="rejected", vendor_id=vendor,
+                                       limit=REJECTED_MAX, newest_first=True)
+    return [{name: item.get(name, "") for name in REJECTED_COLUMNS} for item in items]
 
 
 def csv_response(text: str, filename: str) -> Response:
@@ -72,6 +86,7 @@ def reports_page(request: Request, op: Reader) -> Response:
         days = sales if by == "day" else reports.sales(db, start, end, "day")
         recon = reports.reconciliation(db, start, end)
         due = reports.key_change_due(db)
+        rejected = rejected_deliveries(db, op)
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
                           title="Reports", message=exc.message)
@@ -81,10 +96,14 @@ def reports_page(request: Request, op: Reader) -> Response:
             return csv_response(reports.to_csv(recon["rows"]), f"reconciliation-{stamp}.csv")
         if table == "key-changes":
             return csv_response(reports.to_csv(due), "key-changes-due.csv")
+        if table == "rejected-deliveries":
+            return csv_response(reports.to_csv(rejected, REJECTED_COLUMNS),
+                                "rejected-deliveries.csv")
         return csv_response(reports.to_csv(sales["rows"] + [sales["total"]], SALES_COLUMNS),
                             f"sales-by-{by}-{stamp}.csv")
     check = audit.verify(db).as_dict() if op.role in ("admin", "auditor") else None
     return web.render(request, "reports.html", op, sales=sales, recon=recon, due=due,
+                      rejected=rejected,
                       chart=chart(per_day(days["rows"], start, end)), by=by, check=check,
                       start=start.date().isoformat(),
                       end=(end - timedelta(days=1)).date().isoformat())

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from sts.delivery import outbox as delivery_outbox
 from sts.errors import InputError, UnknownRecord
 from sts.vending import audit
 from sts.vending.auth import Caller
-from sts.vending.clock import local, wall
+from sts.vending.clock import local, utc, wall
 from sts.vending.issue import KeyChange, Planned, due_key_change, issue
 from sts.vending.ledger import Entry, check_request_id, entry_writes, next_seq, request_hash, stored
 from sts.vending.meters import MeterView, meter_pan, read_meter
@@ -105,6 +106,7 @@ def engineering(svc: VendingService, request_id: str, body: dict[str, Any],
                          "18-digit PAN", field="meter")
     pan = meter_pan(body.get("meter"))
     kind = body.get("type")
+    wanted = delivery_outbox.parse_deliver(body.get("deliver"))  # token delivery channels
     rhash = request_hash({k: v for k, v in body.items()} | {"meter": pan})
     hot = svc.hot
     with svc.db.begin() as conn:
@@ -137,6 +139,10 @@ def engineering(svc: VendingService, request_id: str, body: dict[str, Any],
                 request_hash=rhash, response=response, now=wall(now), issued=res,
                 vendor_id=caller.vendor_id,
                 api_key_id=caller.key_id if caller.key_id > 0 else None, reason=reason))
+            # token delivery: the jobs (transactional outbox) go with the issue's own writes
+            writes += delivery_outbox.job_writes(request_id, txn_seq=seq, meter_id=m.id,
+                                                 ami=m.ami, wanted=wanted,
+                                                 now=hot.ts_in(utc(now)))
             hot.write(cur, writes)
         finally:
             cur.close()

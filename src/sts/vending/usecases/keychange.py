@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
+from sts.delivery import outbox as delivery_outbox
 from sts.errors import NoKeyChangeDue
 from sts.vending import audit
 from sts.vending.auth import Caller
-from sts.vending.clock import local, wall
+from sts.vending.clock import local, utc, wall
 from sts.vending.issue import IssueResult, KeyChange, due_key_change, issue
 from sts.vending.ledger import (
     Entry,
@@ -53,8 +54,8 @@ def issue_key_change(svc: VendingService, m: MeterView, kc: KeyChange,
 def key_change_rows(svc: VendingService, m: MeterView, kc: KeyChange, res: IssueResult, *,
                     seq: int, request_id: str, reason: str,
                     now: datetime) -> tuple[dict[str, Any], Writes]:
-    """The answer and the writes (transaction, tokens, the meter's new state) of an issued
-    key change set stored as receipt `seq`."""
+    """The answer and the writes (transaction, tokens, the meter's new state, and for an AMI
+    meter its delivery job) of an issued key change set stored as receipt `seq`."""
     at = local(now, m.time_zone)
     response = {"request_id": request_id, "receipt_no": f"{seq:010d}",
                 "type": "key_change", "reason": reason, "date": at.isoformat(),
@@ -65,6 +66,9 @@ def key_change_rows(svc: VendingService, m: MeterView, kc: KeyChange, res: Issue
         seq=seq, request_id=request_id, kind="key_change", meter=m,
         request_hash=_identity(request_id), response=response,
         now=wall(at), issued=res, reason=reason))
+    # token delivery: an AMI meter gets its key change pushed (the job goes with the writes)
+    writes += delivery_outbox.job_writes(request_id, txn_seq=seq, meter_id=m.id, ami=m.ami,
+                                         wanted=[], now=svc.hot.ts_in(utc(at)))
     return response, writes
 
 

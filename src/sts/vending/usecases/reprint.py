@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from sts.delivery import outbox as delivery_outbox
 from sts.errors import InputError, UnknownRecord
 from sts.vending import advices, audit, receipts
 from sts.vending.auth import Caller
@@ -29,6 +30,8 @@ def get_purchase(svc: VendingService, purchase_id: str, caller: Caller) -> dict[
             found = stored(svc.hot, cur, purchase_id)
         finally:
             cur.close()
+        # token delivery: each channel's status, read with the purchase
+        delivery = delivery_outbox.for_request(conn, purchase_id) if found is not None else []
     if found is None or found.kind != "sale" or (
             caller.role == "vendor" and found.vendor_id != caller.vendor_id):
         raise UnknownRecord(f"no purchase {purchase_id}", field="purchase_id")
@@ -39,6 +42,7 @@ def get_purchase(svc: VendingService, purchase_id: str, caller: Caller) -> dict[
         "confirmed" if advice is not None and advice["state"] == "confirmed" else "issued")
     if advice is not None:
         out["advice"] = advice
+    out["delivery"] = delivery
     return out
 
 

@@ -16,10 +16,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from sts.delivery import outbox as delivery_outbox
 from sts.errors import InputError, KeyCreditLimit, NotAuthenticated
 from sts.vending import receipts
 from sts.vending.auth import Caller, hash_key
-from sts.vending.clock import local, wall
+from sts.vending.clock import local, utc, wall
 from sts.vending.hotsql import CUSTOMER_DEBT, KEY_CREDIT, UPSERT_MONTH, VENDOR_FLOAT, Row
 from sts.vending.issue import KeyChange, Planned, due_key_change, issue
 from sts.vending.ledger import (
@@ -147,6 +148,9 @@ def purchase(svc: VendingService, purchase_id: str, body: dict[str, Any], caller
 
     def identify(who: Caller) -> tuple[str, str]:
         meter, parsed["amount"], parsed["extra"], rhash = parse_sale(body, who)
+        # token delivery channels: checked before anything is read; not part of the request's
+        # identity (a repeat answers as stored, whatever it asks)
+        parsed["wanted"] = delivery_outbox.parse_deliver(body.get("deliver"))
         return meter, rhash
 
     def sell(cur: Any, m: MeterView, after: Row, who: Caller, rhash: str,
@@ -157,7 +161,8 @@ def purchase(svc: VendingService, purchase_id: str, body: dict[str, Any], caller
         q = sale_quote(m, amount, after, svc.hot.money_out)
         return issue_sale(svc, cur, purchase_id, m, q, seq=int(after["next_seq"]),
                           rhash=rhash, caller=who, vendor=vendor, now=now,
-                          extra=parsed["extra"], title="CREDIT VEND - TAX INVOICE")
+                          extra=parsed["extra"], title="CREDIT VEND - TAX INVOICE",
+                          wanted=parsed["wanted"])
 
     return locked_sale(svc, purchase_id, caller, api_key, identify, sell)
 
@@ -213,10 +218,12 @@ def locked_sale(svc: VendingService, purchase_id: str, caller: Caller | None,
 
 def issue_sale(svc: VendingService, cur: Any, purchase_id: str, m: MeterView, q: Quote, *,
                seq: int, rhash: str, caller: Caller, vendor: VendorView, now: datetime,
-               title: str, extra: dict[str, Any] | None = None) -> str:
+               title: str, extra: dict[str, Any] | None = None,
+               wanted: list[delivery_outbox.ChannelRequest] | None = None) -> str:
     """Make the tokens of quote `q` (after any key change due) and write the sale: the
-    transaction, its tokens, the meter's month totals, the customer's debt and the vendor's
-    float (taken last, conditionally).  The one writer of sales; returns the stored JSON."""
+    transaction, its tokens, the meter's month totals, the customer's debt, the delivery jobs
+    (`wanted` channels, plus AMI for an AMI meter) and the vendor's float (taken last,
+    conditionally).  The one writer of sales; returns the stored JSON."""
     hot = svc.hot
     mi = hot.money_in
     amount = q.amount
@@ -244,6 +251,9 @@ def issue_sale(svc: VendingService, cur: Any, purchase_id: str, m: MeterView, q:
                                   "free_units": mi(q.free_units)}))
     if q.debt > 0 and m.customer_id is not None:
         writes.append((CUSTOMER_DEBT, {"id": m.customer_id, "debt": mi(q.debt)}))
+    # token delivery: the jobs (transactional outbox) go with the sale's own writes
+    writes += delivery_outbox.job_writes(purchase_id, txn_seq=seq, meter_id=m.id, ami=m.ami,
+                                         wanted=wanted or [], now=hot.ts_in(utc(now)))
     # the vendor row is the hottest row: touch it last, so its lock is held briefly
     writes.append((VENDOR_FLOAT, {"id": vendor.id, "amount": mi(amount)}))
     if hot.write(cur, writes) != 1:

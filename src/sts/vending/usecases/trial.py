@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sts.delivery import outbox as delivery_outbox
 from sts.vending import receipts
 from sts.vending.auth import Caller
 from sts.vending.clock import local
@@ -20,11 +21,13 @@ if TYPE_CHECKING:
 def trial(svc: VendingService, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
     caller.require("purchase")
     pan, amount, _extra, _hash = parse_sale(body, caller)
+    wanted = delivery_outbox.parse_deliver(body.get("deliver"))  # refused as the sale would
     hot = svc.hot
     with svc.db.read() as conn:
         cur = hot.cursor(conn)
         try:
             m = read_meter(hot, cur, pan, lock=False, vendor_id=caller.vendor_id)
+            delivery_outbox.channels_for(wanted, ami=m.ami)
             vendor = check_may_sell(caller, m)
             now = local(svc.now(), m.time_zone)
             q = sale_quote(m, amount, svc.month_totals(cur, m.id, now.strftime("%Y-%m")),

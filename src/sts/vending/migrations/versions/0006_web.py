@@ -1,7 +1,7 @@
 """Web application: operator passwords, sessions, float movements, simulator meters.
 
 Revision ID: 0006_web
-Revises: 0001
+Revises: 0005
 Create Date: 2026-11-29
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sts.vending.models import Money
 
 revision = '0006_web'
-down_revision = '0003_electrum'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,84 @@
+"""SMS through an HTTP SMS gateway: a generic adapter (URL, auth, JSON or form body from a
+template, a success rule), stdlib urllib only.
+
+Success: the HTTP status is in `ok_status` (default: any 2xx) and, when `ok_contains` is
+set, the response body contains it.  Failures: a connection error means the gateway is down
+(retried, never failed); 5xx, 408 and 429 are retried; any other 4xx is permanent (a wrong
+number or a refused account will not succeed later) and fails the job with the gateway's
+answer as the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from sts.delivery.carriers import Accepted, CarrierError, Outcome
+from sts.delivery.config import SmsConfig
+from sts.delivery.messages import facts, sms_text
+from sts.delivery.outbox import Job
+
+RETRY_STATUS = frozenset({408, 425, 429})
+
+
+class SmsCarrier:
+    channel = "sms"
+
+    def __init__(self, config: SmsConfig, *, threads: int = 4) -> None:
+        self.config = config
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sts-sms")
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def send(self, jobs: list[Job]) -> list[Outcome]:
+        return list(self._pool.map(self._one, jobs))
+
+    def request(self, job: Job) -> urllib.request.Request:
+        c = self.config
+        values = facts(job) | {"to": job.recipient, "text": sms_text(job, c.templates),
+                               "sender": c.sender}
+        body = {name: template.format(**values) for name, template in c.fields.items()}
+        if c.format == "json":
+            data = json.dumps(body).encode()
+            ctype = "application/json"
+        else:
+            data = urllib.parse.urlencode(body).encode()
+            ctype = "application/x-www-form-urlencoded"
+        headers = {"Content-Type": ctype, "User-Agent": "sts-delivery/1",
+                   "Idempotency-Key": f"sts-delivery-{job.id}"}
+        if c.auth:
+            headers["Authorization"] = c.auth
+        elif c.username:
+            pair = f"{c.username}:{c.password}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        return urllib.request.Request(c.url, data=data, headers=headers, method=c.method)
+
+    def _one(self, job: Job) -> Outcome:
+        c = self.config
+        if not c.url:
+            return CarrierError("no SMS gateway is configured (sms.url / STS_SMS_URL)",
+                                down=True)
+        try:
+            with urllib.request.urlopen(self.request(job), timeout=c.timeout) as resp:
+                status, text = resp.status, resp.read(4096).decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            text = exc.read(4096).decode("utf-8", "replace") if exc.fp else ""
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            return CarrierError(f"SMS gateway unreachable: {reason}", down=True)
+        ok = status in c.ok_status if c.ok_status else 200 <= status < 300
+        if ok and (not c.ok_contains or c.ok_contains in text):
+            return Accepted("delivered", f"gateway HTTP {status}: {text[:200]}")
+        detail = f"gateway HTTP {status}: {text[:200]}"
+        if status >= 500 or status in RETRY_STATUS or ok:
+            return CarrierError(detail, retry=True)
+        return CarrierError(detail, retry=False)
