@@ -203,3 +203,14 @@ def test_a_face_with_its_own_error_model(demo: Demo) -> None:
                          (client.get("/other/echo"), 405)):
         assert resp.status_code == status and set(resp.json()) == {"errorDetail"}, resp.text
     assert_error(client.post("/v1/trials", content=b"x" * 2000), 413, "BODY_TOO_LARGE")
+
+
+def test_unknown_query_parameter_is_refused_naming_it(demo: Demo) -> None:
+    """Query strings are as strict as bodies: a misspelt `amuont` is not "no amount"."""
+    meter = demo.meters[0]
+    assert demo.client.get(f"/v1/meters/{meter}?amount=10", headers=demo.h("vendor")).status_code \
+        == 200
+    r = demo.client.get(f"/v1/meters/{meter}?amuont=10", headers=demo.h("vendor"))
+    assert "amount" in assert_error(r, 422, "INVALID_INPUT", "amuont")["message"]
+    r = demo.client.get("/v1/deliveries?after_id=0&=null", headers=demo.h("admin"))
+    assert_error(r, 422, "INVALID_INPUT")

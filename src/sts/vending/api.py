@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sts.delivery.api import delivery_router
-from sts.errors import StsError
+from sts.errors import InputError, StsError
 from sts.vending import audit
 from sts.vending.auth import Caller, authenticate, bearer_key
 from sts.vending.config import DEFAULT_MAX_BODY, Settings, open_service
@@ -99,7 +99,30 @@ def _bearer(cred: Annotated[HTTPAuthorizationCredentials, Depends(bearer_scheme)
 BearerKey = Annotated[str, Depends(_bearer)]
 
 
-def _caller(request: Request, key: BearerKey) -> Caller:
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters an operation declares, its dependencies' included."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _known_query(request: Request) -> None:
+    """Strict query strings, as bodies are strict: a parameter the operation does not declare
+    is refused naming it (a misspelt `amuont` must not silently mean "no amount")."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _query_names(dependant)
+    for name in request.query_params:
+        if name not in known:
+            raise InputError(f"unknown query parameter {name[:40]!r}; this operation takes "
+                             f"{', '.join(sorted(known)) or 'none'}", field=name[:40] or "query")
+
+
+def _caller(request: Request, key: BearerKey,
+            _query: Annotated[None, Depends(_known_query)] = None) -> Caller:
     service: VendingService = request.app.state.service
     with service.db.read() as conn:
         return authenticate(conn, key)
