@@ -26,6 +26,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import pg_fresh  # noqa: E402
 
 PG_URL = os.environ.get("STS_BENCH_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/sts_campaign_bench")
@@ -40,21 +43,6 @@ def pan_for(i: int) -> str:
     body = f"07{60000000 + i:08d}"
     return MeterPan.from_drn(body + str(luhn_check_digit(body))).pan
 
-
-def fresh_pg() -> str | None:
-    import sqlalchemy as sa
-
-    base, _, name = PG_URL.rpartition("/")
-    try:
-        eng = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-        with eng.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        eng.dispose()
-    except Exception as exc:
-        print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
-        return None
-    return PG_URL
 
 
 def setup(db_url: str, kek_file: str, n: int) -> None:
@@ -147,7 +135,7 @@ def bench(kind: str, n: int, workers: int, chunk: int) -> dict[str, Any] | None:
     if kind == "sqlite":
         db_url: str | None = os.path.join(tmp, "bench.sqlite3")
     else:
-        db_url = fresh_pg()
+        db_url = pg_fresh(PG_URL, report=True)
     if db_url is None:
         return None
     t0 = time.perf_counter()

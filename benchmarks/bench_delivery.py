@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _common import pg_fresh  # noqa: E402
+
 PG_URL = os.environ.get("STS_BENCH_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/sts_delivery_bench")
 
@@ -117,20 +119,6 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _pg_fresh(url: str) -> str | None:
-    import sqlalchemy as sa
-
-    base, _, name = url.rpartition("/")
-    try:
-        eng = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-        with eng.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        eng.dispose()
-    except Exception:
-        return None
-    return url
-
 
 def _sales(server_port: int, key: str, pans: list[str], count: int) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
@@ -163,7 +151,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                                     "max_queued_messages 100000\n")
         broker = subprocess.Popen([mosquitto, "-c", str(tmp / "m.conf")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        db_url = _pg_fresh(PG_URL) or str(tmp / "bench.sqlite3")
+        db_url = pg_fresh(PG_URL) or str(tmp / "bench.sqlite3")
         out["database"] = "postgresql" if db_url.startswith("postgresql") else "sqlite"
         kek = tmp / "kek"
         kek.write_text(secrets.token_bytes(32).hex())

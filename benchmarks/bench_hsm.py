@@ -24,6 +24,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import pg_fresh  # noqa: E402
 
 PG_URL = os.environ.get("STS_BENCH_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/sts_hsm_bench")
@@ -49,20 +52,6 @@ def _softhsm(tmp: Path) -> str | None:
     os.environ["STS_PKCS11_PIN"] = PIN
     return lib
 
-
-def _pg_url() -> str | None:
-    import sqlalchemy as sa
-
-    base, _, name = PG_URL.rpartition("/")
-    try:
-        eng = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-        with eng.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        eng.dispose()
-    except Exception:
-        return None
-    return PG_URL
 
 
 def pan_for(i: int) -> str:
@@ -159,7 +148,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         kek = tmp / "kek.hex"
         kek.write_text(secrets.token_bytes(32).hex())
         databases = [("sqlite", None)]
-        pg = _pg_url()
+        pg = pg_fresh(PG_URL)
         if pg is not None:
             databases.append(("postgres", pg))
         for db_name, url in databases:
@@ -169,7 +158,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 else:
                     db_url = url
                     if kind == "pkcs11":  # a fresh database for the second module
-                        pg = _pg_url()
+                        pg = pg_fresh(PG_URL)
                         assert pg is not None
                 svc, api_key, pans = _service(kind, db_url, str(kek), lib, meters)
                 try:

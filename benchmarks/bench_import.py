@@ -24,6 +24,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import pg_fresh  # noqa: E402
 
 PG_URL = os.environ.get("STS_BENCH_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/sts_import_bench")
@@ -40,21 +43,6 @@ def write_file(path: Path, count: int) -> None:
             out.write(f"{body}{luhn_check_digit(body)},{SGC},1,1,2,7,4,2014,Flat,"
                       f"B{i:08d},Customer {i},\"{i} Long Road, Town\"\n")
 
-
-def _fresh_pg() -> str | None:
-    import sqlalchemy as sa
-
-    base, _, name = PG_URL.rpartition("/")
-    try:
-        eng = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-        with eng.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        eng.dispose()
-    except Exception as exc:  # a benchmark reports and moves on
-        print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
-        return None
-    return PG_URL
 
 
 def measure(url: str, data: Path, tmp: Path) -> dict[str, Any]:
@@ -106,7 +94,7 @@ def run(quick: bool = False, meters: int | None = None, which: str = "both") -> 
         if which in ("sqlite", "both"):
             figures["sqlite"] = measure(str(tmp / "import.sqlite3"), data, tmp)
         if which in ("postgres", "both"):
-            url = _fresh_pg()
+            url = pg_fresh(PG_URL, report=True)
             if url is not None:
                 figures["postgres"] = measure(url, data, tmp)
     return figures

@@ -26,6 +26,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import pg_fresh  # noqa: E402
 
 PG_URL = os.environ.get("STS_BENCH_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/sts_vending_bench")
@@ -101,20 +104,6 @@ def _load(port: int, key: str, pans: list[str], count: int, seconds: float, infl
     out.put(asyncio.run(main()))
 
 
-def _pg_fresh(url: str) -> str | None:
-    import sqlalchemy as sa
-
-    base, _, name = url.rpartition("/")
-    try:
-        eng = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-        with eng.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        eng.dispose()
-    except Exception:
-        return None
-    return url
-
 
 def bench_backend(db_url: str, tmp: Path, *, count: int, seconds: float, inflight: int,
                   meters: int) -> dict[str, Any]:
@@ -149,7 +138,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         out["sqlite"] = bench_backend(str(tmp / "bench.sqlite3"), tmp, **params)
-        pg = _pg_fresh(PG_URL)
+        pg = pg_fresh(PG_URL)
         out["postgresql"] = (bench_backend(pg, tmp, **params) if pg
                              else {"skipped": f"PostgreSQL not reachable at {PG_URL}"})
     return out

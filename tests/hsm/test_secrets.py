@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import MetaData, select
 
 from sts.cli.vending import admin
 from tests.hsm.conftest import SoftHsm
 from tests.vending.conftest import TEST_VENDING_KEY, known_pan, make_demo
-from tests.vending.test_secrets import needles
+from tests.vending.test_secrets import database_text, needles
 
 
 def _all_needles() -> list[bytes]:
@@ -51,15 +50,7 @@ def test_no_key_material_anywhere(hsm_service: Any, hsm_settings: Any, clock: An
         assert out.exit_code == 0, out.output
         assert "pkcs11:" in out.output
         seen.append(out.output)
-        md = MetaData()
-        md.reflect(hsm_service.db.engine)
-        with hsm_service.db.read() as conn:
-            for table in md.sorted_tables:
-                for row in conn.execute(select(table)):
-                    for v in row:
-                        seen.append(v.hex() if isinstance(v, bytes) else str(v))
-                        if isinstance(v, bytes):
-                            assert not any(n in v for n in _all_needles())
+        seen += database_text(hsm_service.db, _all_needles())
     finally:
         logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     seen.append(caplog.text)

@@ -21,6 +21,22 @@ def needles(raw: bytes) -> list[bytes]:
     return [raw, hx.encode(), hx.upper().encode(), raw[:10], hx[:20].encode()]
 
 
+def database_text(db: Any, banned: list[bytes]) -> list[str]:
+    """Every value in every table as text (bytes as hex) for the caller's scan; a binary
+    value holding any of `banned` as raw bytes fails here."""
+    seen: list[str] = []
+    md = MetaData()
+    md.reflect(db.engine)
+    with db.read() as conn:
+        for table in md.sorted_tables:
+            for row in conn.execute(select(table)):
+                for v in row:
+                    seen.append(v.hex() if isinstance(v, bytes) else str(v))
+                    if isinstance(v, bytes):
+                        assert not any(n in v for n in banned)
+    return seen
+
+
 def test_vending_key_never_leaks(service: Any, clock: Any, settings: Any,
                                  caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
@@ -62,15 +78,7 @@ def test_vending_key_never_leaks(service: Any, clock: Any, settings: Any,
         assert out.exit_code == 0, out.output
         seen.append(out.output)
         # everything in the database, as text and as bytes
-        md = MetaData()
-        md.reflect(service.db.engine)
-        with service.db.read() as conn:
-            for table in md.sorted_tables:
-                for row in conn.execute(select(table)):
-                    for v in row:
-                        seen.append(v.hex() if isinstance(v, bytes) else str(v))
-                        if isinstance(v, bytes):
-                            assert not any(n in v for n in needles(TEST_VENDING_KEY))
+        seen += database_text(service.db, needles(TEST_VENDING_KEY))
     finally:
         logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     seen.append(caplog.text)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,3 +39,26 @@ class Carrier(Protocol):
     def stop(self) -> None: ...
 
     def send(self, jobs: list[Job]) -> list[Outcome]: ...
+
+
+class PooledCarrier:
+    """A carrier that sends each job on its own blocking call, a few at a time on a thread
+    pool (SMTP, HTTP gateways); subclasses give `channel` and `_one`."""
+
+    channel: str
+
+    def __init__(self, *, threads: int, thread_name_prefix: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads,
+                                        thread_name_prefix=thread_name_prefix)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def send(self, jobs: list[Job]) -> list[Outcome]:
+        return list(self._pool.map(self._one, jobs))
+
+    def _one(self, job: Job) -> Outcome:
+        raise NotImplementedError

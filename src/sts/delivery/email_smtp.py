@@ -9,31 +9,21 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from sts.delivery.carriers import Accepted, CarrierError, Outcome
+from sts.delivery.carriers import Accepted, CarrierError, Outcome, PooledCarrier
 from sts.delivery.config import EmailConfig
 from sts.delivery.messages import email_parts
 from sts.delivery.outbox import Job
 
 
-class EmailCarrier:
+class EmailCarrier(PooledCarrier):
     channel = "email"
 
     def __init__(self, config: EmailConfig, *, threads: int = 2) -> None:
+        super().__init__(threads=threads, thread_name_prefix="sts-smtp")
         self.config = config
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sts-smtp")
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def send(self, jobs: list[Job]) -> list[Outcome]:
-        return list(self._pool.map(self._one, jobs))
 
     def message(self, job: Job) -> EmailMessage:
         subject, body = email_parts(job)

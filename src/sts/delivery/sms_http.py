@@ -15,9 +15,8 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
-from sts.delivery.carriers import Accepted, CarrierError, Outcome
+from sts.delivery.carriers import Accepted, CarrierError, Outcome, PooledCarrier
 from sts.delivery.config import SmsConfig
 from sts.delivery.messages import facts, sms_text
 from sts.delivery.outbox import Job
@@ -25,21 +24,12 @@ from sts.delivery.outbox import Job
 RETRY_STATUS = frozenset({408, 425, 429})
 
 
-class SmsCarrier:
+class SmsCarrier(PooledCarrier):
     channel = "sms"
 
     def __init__(self, config: SmsConfig, *, threads: int = 4) -> None:
+        super().__init__(threads=threads, thread_name_prefix="sts-sms")
         self.config = config
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sts-sms")
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def send(self, jobs: list[Job]) -> list[Outcome]:
-        return list(self._pool.map(self._one, jobs))
 
     def request(self, job: Job) -> urllib.request.Request:
         c = self.config
