@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sts.cli.vending import admin
 from tests.hsm.conftest import SoftHsm
 from tests.vending.conftest import TEST_VENDING_KEY, known_pan, make_demo
-from tests.vending.test_secrets import database_text, needles
+from tests.vending.test_secrets import after_sale_texts, database_text, needles
 
 
 def _all_needles() -> list[bytes]:
@@ -33,15 +33,9 @@ def test_no_key_material_anywhere(hsm_service: Any, hsm_settings: Any, clock: An
         pid = str(uuid.uuid4())
         for resp in (
             demo.buy(pan, "100", pid), demo.buy(pan, "100", pid), demo.buy(pan, "99", pid),
-            demo.client.get(f"/v1/meters/{pan}?amount=10", headers=demo.h("vendor")),
-            demo.client.post("/v1/reprints", json={"meter": pan}, headers=demo.h("vendor")),
-            demo.client.post("/v1/tokens/verify", json={"meter": pan, "token": "0" * 20},
-                             headers=demo.h("vendor")),
-            demo.client.post(f"/v1/engineering/{uuid.uuid4()}", headers=demo.h("engineer"),
-                             json={"meter": pan, "type": "key_change", "reason": "check",
-                                   "to_ti": 2}),
         ):
             seen.append(resp.text)
+        seen += after_sale_texts(demo, pan)
         seen.append(repr(hsm_service.sm))
         seen.append(repr(demo.registry.list_keys()))
         out = CliRunner().invoke(admin, ["--db", hsm_settings.db_url, "--kek-file",

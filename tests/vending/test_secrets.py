@@ -21,6 +21,20 @@ def needles(raw: bytes) -> list[bytes]:
     return [raw, hx.encode(), hx.upper().encode(), raw[:10], hx[:20].encode()]
 
 
+def after_sale_texts(demo: Any, pan: str) -> list[str]:
+    """The answers of the calls that follow a sale (lookup, reprint, verify, an engineering
+    key change), for the caller's scan."""
+    return [resp.text for resp in (
+        demo.client.get(f"/v1/meters/{pan}?amount=10", headers=demo.h("vendor")),
+        demo.client.post("/v1/reprints", json={"meter": pan}, headers=demo.h("vendor")),
+        demo.client.post("/v1/tokens/verify", json={"meter": pan, "token": "0" * 20},
+                         headers=demo.h("vendor")),
+        demo.client.post(f"/v1/engineering/{uuid.uuid4()}", headers=demo.h("engineer"),
+                         json={"meter": pan, "type": "key_change", "reason": "check",
+                               "to_ti": 2}),
+    )]
+
+
 def database_text(db: Any, banned: list[bytes]) -> list[str]:
     """Every value in every table as text (bytes as hex) for the caller's scan; a binary
     value holding any of `banned` as raw bytes fails here."""
@@ -49,16 +63,10 @@ def test_vending_key_never_leaks(service: Any, clock: Any, settings: Any,
         for resp in (
             demo.buy(pan, "100", pid), demo.buy(pan, "100", pid), demo.buy(pan, "1"),
             demo.buy(pan, "99", pid),
-            demo.client.get(f"/v1/meters/{pan}?amount=10", headers=demo.h("vendor")),
-            demo.client.post("/v1/reprints", json={"meter": pan}, headers=demo.h("vendor")),
-            demo.client.post("/v1/tokens/verify", json={"meter": pan, "token": "0" * 20},
-                             headers=demo.h("vendor")),
-            demo.client.post(f"/v1/engineering/{uuid.uuid4()}", headers=demo.h("engineer"),
-                             json={"meter": pan, "type": "key_change", "reason": "check",
-                                   "to_ti": 2}),
-            demo.client.get("/openapi.json"),
         ):
             seen.append(resp.text)
+        seen += after_sale_texts(demo, pan)
+        seen.append(demo.client.get("/openapi.json").text)
         seen.append(repr(demo.registry.list_keys()))
         seen.append(repr(service.sm))
         # a wrong KEK: the error names the key, never its bytes
