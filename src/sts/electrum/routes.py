@@ -41,18 +41,15 @@ from sts.electrum.models import (
 from sts.electrum.steps import (
     E404,
     E,
-    advice_answer,
-    advice_done,
     answer,
     check_originator,
-    claim_advice,
     currency_of,
-    meter_pan,
     new_request,
+    open_request,
     record_refusal,
     responses_for,
     router,
-    same_id,
+    run_advice,
 )
 from sts.errors import (
     MeterBlocked,
@@ -70,10 +67,7 @@ from sts.vending.service import VendingService
              response_model=None, summary="Meter lookup",
              responses=responses_for(MeterLookupResponse, 201, E))
 def create_meter_lookup(lookupId: str, body: MeterLookupRequest, request: Request) -> Response:
-    same_id(lookupId, body.id, "id")
-    svc, basic = service_of(request), basic_of(request)
-    check_originator(basic, body.originator.institution.id)
-    pan = meter_pan(body.meter)
+    svc, basic, pan = open_request(request, lookupId, body)
     cur = currency_of(svc, pan)
     new_request(request, lookupId, "lookup", request_hash({"meter": pan}))
     try:
@@ -104,10 +98,7 @@ def _reprint_ref(svc: VendingService, caller: Any, ref: str) -> dict[str, Any]:
              responses=responses_for(PurchaseResponse, 200, E))
 def request_token_reprint(reprintId: str, body: TokenReprintRequest,
                           request: Request) -> Response:
-    same_id(reprintId, body.id, "id")
-    svc, basic = service_of(request), basic_of(request)
-    check_originator(basic, body.originator.institution.id)
-    pan = meter_pan(body.meter)
+    svc, basic, pan = open_request(request, reprintId, body)
     cur = currency_of(svc, pan)
     new_request(request, reprintId, "reprint",
                  request_hash({"meter": pan, "originalRef": body.original_ref}))
@@ -132,10 +123,7 @@ def request_token_reprint(reprintId: str, body: TokenReprintRequest,
              summary="Key change tokens", responses=responses_for(KeyChangeTokenResponse, 201, E))
 def create_key_change_tokens(requestId: str, body: KeyChangeTokenRequest,
                              request: Request) -> Response:
-    same_id(requestId, body.id, "id")
-    svc, basic = service_of(request), basic_of(request)
-    check_originator(basic, body.originator.institution.id)
-    pan = meter_pan(body.meter)
+    svc, basic, pan = open_request(request, requestId, body)
     cur = currency_of(svc, pan)
     new_request(request, requestId, "key_change", request_hash({"meter": pan}))
     try:
@@ -156,26 +144,21 @@ def create_key_change_tokens(requestId: str, body: KeyChangeTokenRequest,
              responses=responses_for(BasicAdvice, 202, E404))
 def confirm_key_change(requestId: str, confirmationId: str, body: KeyChangeConfirmation,
                        request: Request) -> Response:
-    same_id(confirmationId, body.id, "id")
-    same_id(requestId, body.request_id, "requestId")
-    if claim_advice(request, confirmationId, "key_change_confirmation", requestId):
-        return advice_answer(raw_of(request))
-    svc = service_of(request)
-    kc = messages.get(svc.db, requestId)
-    if kc is None or kc.operation != "key_change" or kc.status != "done":
-        raise UnknownRecord(f"no key change token request {requestId}", field="requestId")
-    advice_done(request, confirmationId, {"delivered": requestId})
-    return advice_answer(raw_of(request))
+    def work() -> dict[str, Any]:
+        kc = messages.get(service_of(request).db, requestId)
+        if kc is None or kc.operation != "key_change" or kc.status != "done":
+            raise UnknownRecord(f"no key change token request {requestId}", field="requestId")
+        return {"delivered": requestId}
+
+    return run_advice(request, confirmationId, "key_change_confirmation", requestId, body,
+                      "confirmKeyChange", work)
 
 
 @router.post("/faultReports/{requestId}", status_code=201, operation_id="createFaultReport",
              response_model=None, summary="Fault report",
              responses=responses_for(FaultReportResponse, 201, E))
 def create_fault_report(requestId: str, body: FaultReportRequest, request: Request) -> Response:
-    same_id(requestId, body.id, "id")
-    svc, basic = service_of(request), basic_of(request)
-    check_originator(basic, body.originator.institution.id)
-    pan = meter_pan(body.meter)
+    svc, basic, pan = open_request(request, requestId, body)
     new_request(request, requestId, "fault_report", request_hash({"meter": pan}))
     try:
         rep, _ = faults.report(

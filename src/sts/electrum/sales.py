@@ -29,19 +29,17 @@ from sts.electrum.steps import (
     E404,
     STALE_SECONDS,
     E,
-    advice_answer,
-    advice_done,
     amount_of,
     answer,
     check_originator,
     claim,
-    claim_advice,
     currency_of,
     meter_pan,
     new_request,
     record_refusal,
     responses_for,
     router,
+    run_advice,
     same_id,
     stored_failure,
 )
@@ -99,13 +97,20 @@ def _purchase_inputs(request: Request, body: PurchaseRequest) -> tuple[str, Curr
     return pan, cur, amount, rhash
 
 
+def _new_sale_request(request: Request, path_id: str, body: PurchaseRequest,
+                      operation: str) -> tuple[str, Currency, Decimal]:
+    """Opening of a purchase or a trial: ids, inputs, and the new id claimed."""
+    same_id(path_id, body.id, "id")
+    pan, cur, amount, rhash = _purchase_inputs(request, body)
+    new_request(request, path_id, operation, rhash)
+    return pan, cur, amount
+
+
 @router.post("/tokenPurchases/{purchaseId}", status_code=201,
              operation_id="createTokenPurchaseRequest", response_model=None,
              summary="Token purchase", responses=responses_for(PurchaseResponse, 201, E))
 def create_token_purchase(purchaseId: str, body: PurchaseRequest, request: Request) -> Response:
-    same_id(purchaseId, body.id, "id")
-    pan, cur, amount, rhash = _purchase_inputs(request, body)
-    new_request(request, purchaseId, "purchase", rhash)
+    pan, cur, amount = _new_sale_request(request, purchaseId, body, "purchase")
     sale = _sell(request, purchaseId, pan, amount)
     return _purchase_reply(request, body, sale, cur, 201)
 
@@ -137,9 +142,7 @@ def retry_token_purchase(purchaseId: str, body: PurchaseRequest, request: Reques
              summary="Trial purchase: the outcome, no valid token, nothing stored",
              responses=responses_for(PurchaseResponse, 200, E))
 def trial_token_purchase(trialId: str, body: PurchaseRequest, request: Request) -> Response:
-    same_id(trialId, body.id, "id")
-    pan, cur, amount, rhash = _purchase_inputs(request, body)
-    new_request(request, trialId, "trial", rhash)
+    pan, cur, amount = _new_sale_request(request, trialId, body, "trial")
     svc, caller = service_of(request), basic_of(request).caller
     try:
         if amount == 0:
@@ -203,21 +206,16 @@ def _await_sale(request: Request, purchase_id: str) -> dict[str, Any] | None:
              responses=responses_for(BasicAdviceResponse, 202, E404))
 def confirm_token_purchase(purchaseId: str, confirmationId: str, body: ConfirmationAdvice,
                            request: Request) -> Response:
-    same_id(confirmationId, body.id, "id")
-    same_id(purchaseId, body.request_id, "requestId")
-    if claim_advice(request, confirmationId, "confirmation", purchaseId):
-        return advice_answer(raw_of(request))
-    svc = service_of(request)
-    try:
+    def work() -> dict[str, Any]:
         if _await_sale(request, purchaseId) is None:
             raise UnknownRecord(f"purchase {purchaseId} was refused: nothing to confirm",
                                 field="requestId")
+        svc = service_of(request)
         advices.confirm(svc.db, purchaseId, confirmationId, svc.now())
-    except StsError as exc:
-        record_refusal(svc, confirmationId, OPERATIONS["confirmTokenPurchase"][0], exc)
-        raise
-    advice_done(request, confirmationId, {"confirmed": purchaseId})
-    return advice_answer(raw_of(request))
+        return {"confirmed": purchaseId}
+
+    return run_advice(request, confirmationId, "confirmation", purchaseId, body,
+                      "confirmTokenPurchase", work)
 
 
 @router.post("/tokenPurchases/{purchaseId}/reversals/{reversalId}", status_code=202,
@@ -226,18 +224,13 @@ def confirm_token_purchase(purchaseId: str, confirmationId: str, body: Confirmat
              responses=responses_for(BasicAdviceResponse, 202, E404))
 def reverse_token_purchase(purchaseId: str, reversalId: str, body: ReversalAdvice,
                            request: Request) -> Response:
-    same_id(reversalId, body.id, "id")
-    same_id(purchaseId, body.request_id, "requestId")
-    if claim_advice(request, reversalId, "reversal", purchaseId):
-        return advice_answer(raw_of(request))
-    svc, caller = service_of(request), basic_of(request).caller
-    try:
+    def work() -> dict[str, Any]:
         sale = _await_sale(request, purchaseId)
         if sale is not None:  # a refused purchase moved nothing: there is nothing to undo
             reason = f"{body.reversal_reason}: reversal advice {reversalId}"
-            advices.reverse(svc, purchaseId, reversalId, reason, caller)
-    except StsError as exc:
-        record_refusal(svc, reversalId, OPERATIONS["reverseTokenPurchase"][0], exc)
-        raise
-    advice_done(request, reversalId, {"reversed": purchaseId, "sale": sale is not None})
-    return advice_answer(raw_of(request))
+            advices.reverse(service_of(request), purchaseId, reversalId, reason,
+                            basic_of(request).caller)
+        return {"reversed": purchaseId, "sale": sale is not None}
+
+    return run_advice(request, reversalId, "reversal", purchaseId, body,
+                      "reverseTokenPurchase", work)

@@ -5,6 +5,7 @@ are validated against the interface's models with the envelope echoed as receive
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from sts.electrum.envelope import echo, echo_advice
 from sts.electrum.errors import InterfaceError, classify, format_error
 from sts.electrum.http import (
+    OPERATIONS,
     PREFIX,
     InterfaceRoute,
     basic_of,
@@ -30,6 +32,7 @@ from sts.errors import (
     DuplicateRequest,
     NotAuthorised,
     RequestNotSupported,
+    StsError,
 )
 from sts.vending import messages, meters
 from sts.vending.credentials import BasicCaller
@@ -82,6 +85,16 @@ def meter_pan(meter: Meter) -> str:
                                       field="meter.track2Data")
         raise format_error("meter.meterId", "meter.meterId must be the meter number")
     return meters.meter_pan(meter.meter_id, field="meter.meterId")
+
+
+def open_request(request: Request, path_id: str, body: Any) -> tuple[VendingService,
+                                                                      BasicCaller, str]:
+    """The opening every meter request shares: path id against the body's, the originator
+    against the credentials, the meter number.  Returns (service, caller, pan)."""
+    same_id(path_id, body.id, "id")
+    svc, basic = service_of(request), basic_of(request)
+    check_originator(basic, body.originator.institution.id)
+    return svc, basic, meter_pan(body.meter)
 
 
 def currency_of(svc: VendingService, pan: str) -> Currency:
@@ -160,3 +173,21 @@ def advice_done(request: Request, advice_id: str, outcome: dict[str, Any]) -> No
     svc = service_of(request)
     messages.finish(svc.db, advice_id, status="done", now=svc.now(), http_status=202,
                     outcome=outcome)
+
+
+def run_advice(request: Request, advice_id: str, kind: str, original_id: str, body: Any,
+               operation_id: str, work: Callable[[], dict[str, Any]]) -> JSONResponse:
+    """The frame every advice shares: ids checked against the body, a repeat answered as the
+    first was, `work` run (its final refusal kept with the advice id), its outcome stored."""
+    same_id(advice_id, body.id, "id")
+    same_id(original_id, body.request_id, "requestId")
+    if claim_advice(request, advice_id, kind, original_id):
+        return advice_answer(raw_of(request))
+    svc = service_of(request)
+    try:
+        outcome = work()
+    except StsError as exc:
+        record_refusal(svc, advice_id, OPERATIONS[operation_id][0], exc)
+        raise
+    advice_done(request, advice_id, outcome)
+    return advice_answer(raw_of(request))
