@@ -170,23 +170,26 @@ def native_tables() -> tuple[int, int]:
     return fin.buffer_info()[0], fout.buffer_info()[0]
 
 
+def _native_crypt(key: bytes, block: int, direction: int) -> int | None:
+    """The compiled core's answer (0 encrypt, 1 decrypt), or None when it is not built or the
+    arguments are not its plain form (the Python form then answers, and says what is wrong)."""
+    nat = native()
+    if nat is None or len(key) != 16 or not 0 <= block <= _MASK64:
+        return None
+    fin, fout = native_tables()
+    result: int = nat.misty1(fin, fout, key, block, direction)
+    return result
+
+
 def encrypt(key: bytes, block: int) -> int:
     """EA11 encryption of a 64-bit block: the compiled core when built, else `encrypt_py`."""
-    nat = native()
-    if nat is not None and len(key) == 16 and 0 <= block <= _MASK64:
-        fin, fout = native_tables()
-        result: int = nat.misty1(fin, fout, key, block, 0)
-        return result
-    return encrypt_py(key, block)
+    result = _native_crypt(key, block, 0)
+    return encrypt_py(key, block) if result is None else result
 
 
 def decrypt(key: bytes, block: int) -> int:
-    nat = native()
-    if nat is not None and len(key) == 16 and 0 <= block <= _MASK64:
-        fin, fout = native_tables()
-        result: int = nat.misty1(fin, fout, key, block, 1)
-        return result
-    return decrypt_py(key, block)
+    result = _native_crypt(key, block, 1)
+    return decrypt_py(key, block) if result is None else result
 
 
 def encrypt_py(key: bytes, block: int) -> int:
