@@ -3,6 +3,7 @@ with environment overrides for the common cases:
 
   STS_AMI_BROKER   mqtt://[user:password@]host:port      (AMI push; `sts serve --ami-broker`)
   STS_SMTP_URL     smtp://[user:password@]host:port?starttls=1&ssl=0&from=tokens@example.com
+                   (&ca_file=/etc/ssl/internal-ca.pem to trust a private CA)
   STS_SMS_URL      https://gateway.example/send            (the rest from the file)
 
 File sections: [retry] base, factor, max_delay, max_attempts, jitter; [dispatch] poll, lease,
@@ -11,8 +12,8 @@ publish_timeout, reconnect_max; [sms] url, method,
 format (json|form), auth ("Bearer ..." header value), username, password, fields (template of
 the request body: each value a str.format template over to, text, sender, receipt_no,
 purchase_id, meter), sender, ok_status (list of codes; default any 2xx), ok_contains,
-timeout, templates (per language); [email] host, port, starttls, ssl, username, password,
-sender, timeout.  Secrets never appear in repr or logs.
+timeout, templates (per language); [email] host, port, starttls, ssl, ca_file, username,
+password, sender, timeout.  Secrets never appear in repr or logs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import ssl
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -82,6 +84,7 @@ class EmailConfig:
     port: int = 25
     starttls: bool = False
     ssl: bool = False
+    ca_file: str = ""  # PEM bundle to trust instead of the system's (an internal CA)
     username: str = ""
     password: str = field(default="", repr=False)
     sender: str = "tokens@localhost"
@@ -135,6 +138,12 @@ class DeliveryConfig:
                               field="retry")
         if not 0 <= self.retry.jitter < 1:
             raise ConfigError("retry.jitter must be in [0, 1)", field="retry.jitter")
+        if self.email.ca_file:
+            try:
+                ssl.create_default_context(cafile=self.email.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"email.ca_file {self.email.ca_file} is not a readable PEM "
+                                  f"bundle ({exc})", field="email.ca_file") from None
 
 
 def _read(path: str) -> dict[str, Any]:
@@ -194,6 +203,8 @@ def _smtp_url(email: EmailConfig, url: str) -> None:
     email.ssl = parts.scheme == "smtps" or q.get("ssl", "0") in ("1", "true")
     email.port = parts.port or (465 if email.ssl else 25)
     email.starttls = q.get("starttls", "0") in ("1", "true")
+    if "ca_file" in q:
+        email.ca_file = q["ca_file"]
     if parts.username:
         email.username = unquote(parts.username)
         email.password = unquote(parts.password or "")

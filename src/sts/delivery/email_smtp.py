@@ -38,14 +38,21 @@ class EmailCarrier(PooledCarrier):
         msg.set_content(body)
         return msg
 
+    def _tls(self) -> ssl.SSLContext:
+        """Certificates and host names are always checked; `ca_file` trusts a private CA."""
+        return ssl.create_default_context(cafile=self.config.ca_file or None)
+
     def _connect(self) -> smtplib.SMTP:
         c = self.config
         if c.ssl:
-            return smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout,
-                                    context=ssl.create_default_context())
+            return smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout, context=self._tls())
         smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout)
         if c.starttls:
-            smtp.starttls(context=ssl.create_default_context())
+            try:
+                smtp.starttls(context=self._tls())
+            except BaseException:
+                smtp.close()
+                raise
         return smtp
 
     def _one(self, job: Job) -> Outcome:
@@ -55,6 +62,9 @@ class EmailCarrier(PooledCarrier):
                                 down=True)
         try:
             smtp = self._connect()
+        except ssl.SSLCertVerificationError as exc:
+            return CarrierError(f"SMTP server's certificate is not trusted ({exc.verify_message});"
+                                " set email.ca_file for a private CA", down=True)
         except (OSError, smtplib.SMTPException) as exc:
             return CarrierError(f"SMTP server unreachable: {exc}", down=True)
         try:
