@@ -296,3 +296,18 @@ def test_rejected_deliveries_report(demo: Any) -> None:
     assert lines[0] == ",".join(["id", "updated_at", "request_id", "meter", "channel", "to",
                                  "attempts", "reason"])
     assert len(lines) == 2 and pid in lines[1] and "Old" in lines[1]
+
+
+def test_simulator_first_inputs_at_once_all_count(demo: Any) -> None:
+    """Several first key presses to a meter nobody has touched yet (two tills, a double tap):
+    each waits for the one before it, none fails, and every digit is on the display."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sim, pan = Simulator(demo.service), demo.meters[-1]
+    with demo.service.db.read() as conn:
+        assert conn.scalar(sa.select(sim_meters.c.pan).where(sim_meters.c.pan == pan)) is None
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outs = list(pool.map(lambda _: sim.press(pan, "7"), range(4)))
+    counters = sorted(out["display"]["counter"] for out in outs)
+    assert counters == [1, 2, 3, 4]
+    assert sim.view(pan)["display"]["text"] == "7777"

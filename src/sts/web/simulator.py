@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from sts.codec.pan import parse_pan
 from sts.errors import InputError, NotSupported, UnknownMeter
@@ -70,34 +71,45 @@ class Simulator:
         return Meter.create(config, FakeClock(now), tables_file=self.tables).state
 
     def _load(self, conn: Connection, pan: str, now_wall: float, *,
-              lock: bool) -> tuple[Meter, float, bool]:
+              lock: bool) -> tuple[Meter, float]:
         stmt = select(sim_meters.c.state).where(sim_meters.c.pan == pan)
         text = conn.scalar(self.service.db.locked(stmt) if lock else stmt)
+        if text is None and lock:
+            # first input to this meter: create its row (two first inputs at once: the
+            # second waits for the first's row and then works on it), then lock it
+            self._create(conn, pan, self._new(conn, pan, now_wall))
+            text = conn.scalar(self.service.db.locked(stmt))
         if text is None:
             state = self._new(conn, pan, now_wall)
-            offset, fresh = 0.0, True
+            offset = 0.0
         else:
             body = json.loads(text)
             offset = float(body.pop("web_offset", 0.0))
             body["key"]["decoder_key"] = self._decoder_key(conn, pan, body["key"]).hex()
             state = MeterState.from_json(body, self.tables)
-            fresh = False
         clock = FakeClock(max(now_wall + offset, state.env.now))
         meter = Meter(state, clock)
         meter.tick()
-        return meter, offset, fresh
+        return meter, offset
 
-    def _save(self, conn: Connection, pan: str, meter: Meter, offset: float, fresh: bool,
-              at: datetime) -> None:
-        body = meter.state.to_json()
-        body["key"].pop("decoder_key", None)
+    @staticmethod
+    def _text(state: MeterState, offset: float) -> str:
+        body = state.to_json()
+        body["key"].pop("decoder_key", None)  # re-derived from the registry on every load
         body["web_offset"] = offset
-        text = json.dumps(body, separators=(",", ":"))
-        if fresh:
-            conn.execute(insert(sim_meters).values(pan=pan, state=text, updated_at=at))
-        else:
-            conn.execute(update(sim_meters).where(sim_meters.c.pan == pan)
-                         .values(state=text, updated_at=at))
+        return json.dumps(body, separators=(",", ":"))
+
+    def _create(self, conn: Connection, pan: str, state: MeterState) -> None:
+        ins = sqlite.insert(sim_meters) if self.service.db.is_sqlite \
+            else postgresql.insert(sim_meters)
+        at = self.service.now().replace(tzinfo=None, microsecond=0)
+        conn.execute(ins.values(pan=pan, state=self._text(state, 0.0), updated_at=at)
+                     .on_conflict_do_nothing(index_elements=[sim_meters.c.pan]))
+
+    def _save(self, conn: Connection, pan: str, meter: Meter, offset: float,
+              at: datetime) -> None:
+        conn.execute(update(sim_meters).where(sim_meters.c.pan == pan)
+                     .values(state=self._text(meter.state, offset), updated_at=at))
 
     def _pan(self, conn: Connection, meter: str) -> str:
         pan = parse_pan(meter, field="meter").pan
@@ -111,10 +123,10 @@ class Simulator:
         now = self.service.now().replace(tzinfo=None)
         with self.service.db.begin() as conn:
             pan = self._pan(conn, meter)
-            m, offset, fresh = self._load(conn, pan, to_seconds(now), lock=True)
+            m, offset = self._load(conn, pan, to_seconds(now), lock=True)
             live = Live(m, offset)
             yield live
-            self._save(conn, pan, live.meter, live.offset, fresh, now.replace(microsecond=0))
+            self._save(conn, pan, live.meter, live.offset, now.replace(microsecond=0))
 
     # --- what the page calls -----------------------------------------------------------
 
@@ -123,7 +135,7 @@ class Simulator:
         now = self.service.now().replace(tzinfo=None)
         with self.service.db.read() as conn:
             pan = self._pan(conn, meter)
-            m, offset, _ = self._load(conn, pan, to_seconds(now), lock=False)
+            m, offset = self._load(conn, pan, to_seconds(now), lock=False)
         return Live(m, offset).out()
 
     def press(self, meter: str, key: str) -> dict[str, Any]:
