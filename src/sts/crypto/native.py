@@ -1,8 +1,11 @@
-"""The optional compiled cipher core (`native.c`), built with the system C compiler, loaded by ctypes.
+"""The optional compiled core (`native.c`, `keys.c`, `lines.c`), built with the system C
+compiler, loaded by ctypes.
 
-Pure Python stays the reference and the fallback: without a compiler, with STS_NATIVE=0, or if
-anything about the library looks wrong, every cipher runs its Python form, with the same
-results (tests/engine/test_native.py holds the two forms byte-identical).
+It holds the STA and MISTY1 rounds (single and many at once) and the line engine of
+`sts generate` / `sts decode` (`lines.c`, driven by sts.engine.stream), with the SHA-256,
+HMAC and DES it needs (`keys.c`).  Pure Python stays the reference and the fallback: without a
+compiler, with STS_NATIVE=0, or if anything about the library looks wrong, everything runs its
+Python form, with the same results (tests/engine/test_native.py and test_line_engine.py).
 
 The library is built once per source version into a per-user cache directory (the virtual
 environment's `var/sts-native/` when writable, else ~/.cache/sts) and loaded from there; the
@@ -13,15 +16,15 @@ extra package are needed: the C functions take plain integers and pointers.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 
 ENV_SWITCH = "STS_NATIVE"  # "0": never use the compiled core
 ENV_DIR = "STS_NATIVE_DIR"  # where to build and find it (default: see _cache_dirs)
-ABI = 1
+ABI = 2
+# compiled as one unit, in this order (lines.c uses the ciphers and keys before it)
+SOURCES = ("native.c", "keys.c", "lines.c")
 
 U64 = ctypes.c_uint64
 PTR = ctypes.c_void_p
@@ -50,13 +53,41 @@ class Native:
         self.misty1_many = lib.sts_misty1_many
         self.misty1_many.argtypes = [PTR, PTR, PTR, PTR, PTR, ctypes.c_size_t, ctypes.c_int]
         self.misty1_many.restype = None
+        # the line engine (lines.c; see sts.engine.stream)
+        self.lines_new = lib.sts_lines_new
+        self.lines_new.argtypes = [PTR, PTR]
+        self.lines_new.restype = PTR
+        self.lines_free = lib.sts_lines_free
+        self.lines_free.argtypes = [PTR]
+        self.lines_free.restype = None
+        self.lines_text = lib.sts_lines_text
+        self.lines_text.argtypes = [PTR, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+        self.lines_text.restype = ctypes.c_int
+        self.lines_table_set = lib.sts_lines_table_set
+        self.lines_table_set.argtypes = [PTR, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p,
+                                         ctypes.c_char_p, ctypes.c_char_p]
+        self.lines_table_set.restype = ctypes.c_int
+        self.lines_run = lib.sts_lines_run
+        self.lines_run.argtypes = [PTR, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,
+                                   ctypes.c_size_t, PTR, ctypes.c_size_t, PTR, ctypes.c_size_t,
+                                   ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64, PTR]
+        self.lines_run.restype = ctypes.c_int
 
 
 def _source() -> bytes:
-    return resources.files("sts.crypto").joinpath("native.c").read_bytes()
+    """The C files joined into one unit (read by path: no import machinery on the way to the
+    first line of `sts generate`)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    parts = []
+    for name in SOURCES:
+        with open(os.path.join(here, name), "rb") as f:
+            parts.append(b'#line 1 "%s"\n' % name.encode() + f.read())
+    return b"\n".join(parts)
 
 
 def _library_name(source: bytes) -> str:
+    import hashlib
+
     tag = hashlib.sha256(source + os.uname().machine.encode() + sys.platform.encode())
     return f"sts-native-{tag.hexdigest()[:16]}.so"
 
