@@ -8,9 +8,11 @@ The click group (`cli`, `COMMANDS`) lives in `sts.cli.group` and is loaded on fi
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing itself is not loaded for `sts generate` / `sts decode`
 if TYPE_CHECKING:
+    from typing import Any
+
     from sts.cli.group import COMMANDS, LazyGroup, cli
 
 __all__ = ["COMMANDS", "LazyGroup", "cli", "main"]

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO
+
+TYPE_CHECKING = False  # typing itself is not loaded on the way to the first line
+if TYPE_CHECKING:
+    from typing import IO
 
 ENV_TABLES = "STS_STA_TABLES"
 EXIT_CRASH = 70

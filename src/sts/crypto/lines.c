@@ -44,10 +44,13 @@ typedef struct {
     des_key des;
 } line_engine;
 
+static void plain_init(void);
+
 void *sts_lines_new(const uint16_t *s7, const uint16_t *s9) {
     line_engine *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
+    plain_init();
     for (unsigned i = 0; i < 128; i++)
         e->s7[i] = s7[i] & 0x7F;
     for (unsigned i = 0; i < 512; i++)
@@ -186,24 +189,27 @@ static inline void ws(reader *r) {
         r->p++;
 }
 
+/* Bytes that may stand in a string taken as is: printable ASCII but the quote and backslash. */
+static uint8_t plain_byte[256];
+
+static void plain_init(void) {
+    for (unsigned c = 0x20; c <= 0x7E; c++)
+        plain_byte[c] = c != '"' && c != '\\';
+}
+
 /* A string of printable ASCII without escapes (the only kind taken), after its quote. */
 static int read_string(reader *r, const uint8_t **s, size_t *n) {
     if (r->p >= r->end || *r->p != '"')
         return 0;
-    const uint8_t *start = ++r->p;
-    while (r->p < r->end) {
-        uint8_t c = *r->p;
-        if (c == '"') {
-            *s = start;
-            *n = (size_t)(r->p - start);
-            r->p++;
-            return 1;
-        }
-        if (c < 0x20 || c > 0x7E || c == '\\')
-            return 0;
-        r->p++;
-    }
-    return 0;
+    const uint8_t *start = ++r->p, *p = start, *end = r->end;
+    while (p < end && plain_byte[*p])
+        p++;
+    if (p >= end || *p != '"')
+        return 0;
+    *s = start;
+    *n = (size_t)(p - start);
+    r->p = p + 1;
+    return 1;
 }
 
 /* A string, an integer of at most 18 digits (no fraction or exponent) or null. */
@@ -247,7 +253,7 @@ static int read_scalar(reader *r, jval *v) {
 
 static int key_index(const uint8_t *s, size_t n, const char *const *names, int count) {
     for (int k = 0; k < count; k++)
-        if (strlen(names[k]) == n && memcmp(names[k], s, n) == 0)
+        if (names[k][0] == (char)s[0] && strlen(names[k]) == n && memcmp(names[k], s, n) == 0)
             return k;
     return -1;
 }

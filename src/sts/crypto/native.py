@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from pathlib import Path
 
 ENV_SWITCH = "STS_NATIVE"  # "0": never use the compiled core
 ENV_DIR = "STS_NATIVE_DIR"  # where to build and find it (default: see _cache_dirs)
@@ -33,7 +32,7 @@ PTR = ctypes.c_void_p
 class Native:
     """The loaded library with typed entry points."""
 
-    def __init__(self, lib: ctypes.CDLL, path: Path) -> None:
+    def __init__(self, lib: ctypes.CDLL, path: str) -> None:
         self.path = path
         self.sta_encrypt = lib.sts_sta_encrypt
         self.sta_encrypt.argtypes = [PTR, U64, U64]
@@ -85,25 +84,33 @@ def _source() -> bytes:
     return b"\n".join(parts)
 
 
+def _sha256_hex(data: bytes) -> str:
+    try:  # the built-in module: hashlib (OpenSSL) costs milliseconds at every start
+        from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        from hashlib import sha256
+    digest: str = sha256(data).hexdigest()
+    return digest
+
+
 def _library_name(source: bytes) -> str:
-    import hashlib
-
-    tag = hashlib.sha256(source + os.uname().machine.encode() + sys.platform.encode())
-    return f"sts-native-{tag.hexdigest()[:16]}.so"
+    tag = _sha256_hex(source + os.uname().machine.encode() + sys.platform.encode())
+    return f"sts-native-{tag[:16]}.so"
 
 
-def _cache_dirs() -> list[Path]:
+def _cache_dirs() -> list[str]:
     chosen = os.environ.get(ENV_DIR)
     if chosen:
-        return [Path(chosen)]
-    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return [Path(sys.prefix) / "var" / "sts-native", Path(cache_home) / "sts"]
+        return [chosen]
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                  ".cache")
+    return [os.path.join(sys.prefix, "var", "sts-native"), os.path.join(cache_home, "sts")]
 
 
-def _owned_private_dir(path: Path) -> bool:
+def _owned_private_dir(path: str) -> bool:
     """Only load code from a directory of ours that nobody else can write to."""
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return False
     return st.st_uid == os.getuid() and not st.st_mode & 0o022
@@ -115,7 +122,7 @@ def _compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
-def build(directory: Path, source: bytes) -> Path:
+def build(directory: str, source: bytes) -> str:
     """Compile the library into `directory` (atomically); raises on any failure."""
     import subprocess  # only when building: a plain start stays light
     import tempfile
@@ -123,23 +130,25 @@ def build(directory: Path, source: bytes) -> Path:
     cc = _compiler()
     if cc is None:
         raise RuntimeError("no C compiler (cc, gcc or $CC)")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
     if not _owned_private_dir(directory):
         raise RuntimeError(f"{directory} is not a private directory of this user")
-    target = directory / _library_name(source)
+    name = _library_name(source)
+    target = os.path.join(directory, name)
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        c_file = Path(tmp) / "native.c"
-        c_file.write_bytes(source)
-        out = Path(tmp) / target.name
-        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-std=c99", "-o", str(out), str(c_file)],
+        c_file = os.path.join(tmp, "native.c")
+        with open(c_file, "wb") as f:
+            f.write(source)
+        out = os.path.join(tmp, name)
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-std=c99", "-o", out, c_file],
                        check=True, capture_output=True, timeout=120)
         os.replace(out, target)
     return target
 
 
-def _open(path: Path) -> Native | None:
+def _open(path: str) -> Native | None:
     try:
-        lib = ctypes.CDLL(str(path))
+        lib = ctypes.CDLL(path)
         if lib.sts_native_abi() != ABI:
             return None
         return Native(lib, path)
@@ -157,8 +166,9 @@ def _load() -> Native | None:
     name = _library_name(source)
     dirs = _cache_dirs()
     for d in dirs:
-        if (d / name).is_file() and _owned_private_dir(d):
-            found = _open(d / name)
+        path = os.path.join(d, name)
+        if os.path.isfile(path) and _owned_private_dir(d):
+            found = _open(path)
             if found is not None:
                 return found
     for d in dirs:

@@ -7,9 +7,11 @@ the compiled line engine answers, `sts.engine.stream`) start without loading the
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing itself is not loaded for `sts generate` / `sts decode`
 if TYPE_CHECKING:
+    from typing import Any
+
     from sts.engine.core import decode, generate, generate_many
     from sts.engine.model import (
         DecodedToken,

@@ -20,10 +20,15 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-from collections.abc import Callable
-from typing import Any, BinaryIO
 
 from sts.crypto.native import Native, native
+
+TYPE_CHECKING = False  # typing itself is not loaded on the way to the first line
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, BinaryIO
+
+    Write = Callable[[bytes | memoryview], Any]
 
 BLOCK = 1 << 20  # bytes read at a time
 OUT_START = 4 << 20  # output buffer (grown when one line's answer needs more)
@@ -31,8 +36,15 @@ BACKS = 4096  # handed-back lines per engine call
 FAST_MIN = 2048  # hand-backs in one call worth the Python fast path (it loads numpy)
 _DONE, _NEED_TABLES, _FULL = 0, 1, 2
 _EXPECTED = '"expected_error":true'
-
-Write = Callable[[bytes], Any]
+# per credit subclass 0-3, the `kind` and `description` of a decoded line as sts.codec.layouts
+# names them (tests/engine/test_line_engine.py holds the two equal): written here so that
+# `sts decode` starts without loading the layouts
+CREDIT_TEXTS = (
+    ("credit_electricity", "transfer electricity credit (kWh)"),
+    ("credit_water", "transfer water credit (kl)"),
+    ("credit_gas", "transfer gas credit (m3)"),
+    ("credit_time", "transfer time credit (min)"),
+)
 
 
 class Tally:
@@ -54,17 +66,10 @@ def _data_file(name: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(sts.crypto.__file__)), "data", name)
 
 
-def _answer_texts(job: str) -> list[bytes]:
+def answer_texts() -> list[bytes]:
     """Per credit subclass 0-3, the `"kind"` and `"description"` members of a decoded line."""
-    from sts.codec.layouts import layout_for
-
-    out = []
-    for sub in range(4):
-        layout = layout_for(0, sub)
-        members = json.dumps({"kind": layout.name, "description": layout.description},
-                             separators=(",", ":"))
-        out.append(b"," + members[1:-1].encode())
-    return out
+    return [b"," + json.dumps({"kind": kind, "description": text}, separators=(",", ":"))[1:-1]
+            .encode() for kind, text in CREDIT_TEXTS]
 
 
 class LineEngine:
@@ -81,7 +86,7 @@ class LineEngine:
         if not self.handle:
             raise MemoryError("line engine")
         if self.decode:
-            for sub, text in enumerate(_answer_texts(job)):
+            for sub, text in enumerate(answer_texts()):
                 nat.lines_text(self.handle, sub, text, len(text))
         self.cap = OUT_START
         self.out = ctypes.create_string_buffer(self.cap)
@@ -122,7 +127,7 @@ class LineEngine:
             if nback:
                 self._emit_with_answers(block, used, nback, write)
             elif used:
-                write(ctypes.string_at(out_addr, used))
+                write(memoryview(self.out)[:used])  # no copy: write consumes it at once
             if status == _NEED_TABLES:
                 self._register(block[self.res[5] : self.res[5] + self.res[6]])
             elif status == _FULL and not used and not nback:  # one answer needs more room
@@ -154,7 +159,11 @@ class LineEngine:
 
 
 def run_stream(infile: BinaryIO, write: Write, job: str, tables_file: str | None) -> Tally:
-    """Answer every line of infile through `write`, in order; the tally of failed lines."""
+    """Answer every line of infile through `write`, in order; the tally of failed lines.
+
+    `write` gets bytes-like objects that it must consume before it returns (a view of the
+    engine's output buffer, which the next block overwrites), as a file's `write` does.
+    """
     nat = native()
     if nat is None:
         return _run_python(infile, write, job, tables_file)
