@@ -48,11 +48,13 @@ CREDIT_TEXTS = (
 
 
 class Tally:
-    """Failed lines, and how many of them failed as their own vector line said they must."""
+    """Failed lines, how many of them failed as their own vector line said they must, and how
+    many lines Python answered (all of them without the compiled engine)."""
 
     def __init__(self) -> None:
         self.failed = 0
         self.expected = 0
+        self.python = 0
 
     def add(self, text: str, ok: bool) -> None:
         if not ok:
@@ -143,6 +145,7 @@ class LineEngine:
         backs = self.backs[: 4 * nback]
         lines = [(backs[i + 2], block[backs[i] : backs[i + 1]]) for i in range(0, 4 * nback, 4)]
         answers = run_numbered(lines, self.job, self.tables_file, fast=nback >= FAST_MIN)
+        self.tally.python += nback
         out_addr = ctypes.addressof(self.out)
         parts: list[bytes] = []
         at = 0
@@ -201,5 +204,6 @@ def _run_python(infile: BinaryIO, write: Write, job: str, tables_file: str | Non
     tally = Tally()
     for text, ok in run_batch(infile, job, tables_file):
         tally.add(text, ok)
+        tally.python += 1
         write(text.encode() + b"\n")
     return tally
