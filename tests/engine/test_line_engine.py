@@ -279,6 +279,27 @@ def _plain(ea: int, dkga: int | None) -> dict[str, Any]:
                         "issued_at": "2026-11-21T00:01:30"}}
 
 
+@pytest.mark.parametrize("portable", [True, False])
+def test_both_sha256_forms_derive_dkga04_keys(portable: bool) -> None:
+    """The processor's SHA extensions (when it has them) and the portable SHA-256."""
+    nat = native_mod.native()
+    assert nat is not None
+    nat.sha256_form(1 if portable else 0)
+    try:
+        rng = random.Random(portable)
+        objs = []
+        for i in range(300):
+            obj = _plain(rng.choice([7, 11]), 4)
+            size = rng.randrange(16, 65)
+            obj["meter"].update(pan=_pan(rng), vending_key=rng.randbytes(size).hex())
+            obj["id"] = i
+            objs.append(obj)
+        text = "".join(json.dumps(o) + "\n" for o in objs).encode()
+        assert _same(text, "generate").python < 30
+    finally:
+        nat.sha256_form(0)
+
+
 @pytest.mark.parametrize(("ea", "dkga"), [(7, 2), (7, 4), (11, 4), (7, None), (11, None)])
 def test_every_common_shape_is_answered_in_c(ea: int, dkga: int | None) -> None:
     obj = _plain(ea, dkga)

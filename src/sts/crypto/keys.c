@@ -44,6 +44,83 @@ static void sha256_block(uint32_t h[8], const uint8_t *p) {
     h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
 }
 
+/* The same compression with the x86 SHA extensions, when the processor has them (checked at
+ * run time, and against the portable form above on a test block before first use). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+
+__attribute__((target("sha,sse4.1,ssse3")))
+static void sha256_block_x86(uint32_t h[8], const uint8_t *p) {
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i t = _mm_loadu_si128((const __m128i *)h);           /* A B C D (lane 0 = A) */
+    __m128i s1 = _mm_loadu_si128((const __m128i *)(h + 4));    /* E F G H */
+    t = _mm_shuffle_epi32(t, 0xB1);                            /* B A D C */
+    s1 = _mm_shuffle_epi32(s1, 0x1B);                          /* H G F E */
+    __m128i s0 = _mm_alignr_epi8(t, s1, 8);                    /* F E B A: "ABEF" */
+    s1 = _mm_blend_epi16(s1, t, 0xF0);                         /* H G D C: "CDGH" */
+    const __m128i abef = s0, cdgh = s1;
+    __m128i w[4];
+    for (unsigned g = 0; g < 16; g++) { /* four rounds per group */
+        __m128i m;
+        if (g < 4) {
+            m = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), bswap);
+        } else { /* W[t..t+3] from the sixteen before */
+            __m128i x = _mm_sha256msg1_epu32(w[g % 4], w[(g + 1) % 4]);
+            x = _mm_add_epi32(x, _mm_alignr_epi8(w[(g + 3) % 4], w[(g + 2) % 4], 4));
+            m = _mm_sha256msg2_epu32(x, w[(g + 3) % 4]);
+        }
+        w[g % 4] = m;
+        __m128i k = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)(SHA256_K + 4 * g)));
+        s1 = _mm_sha256rnds2_epu32(s1, s0, k);
+        s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(k, 0x0E));
+    }
+    s0 = _mm_add_epi32(s0, abef);
+    s1 = _mm_add_epi32(s1, cdgh);
+    t = _mm_shuffle_epi32(s0, 0x1B);                           /* A B E F */
+    s1 = _mm_shuffle_epi32(s1, 0xB1);                          /* G H C D */
+    _mm_storeu_si128((__m128i *)h, _mm_blend_epi16(t, s1, 0xF0));            /* A B C D */
+    _mm_storeu_si128((__m128i *)(h + 4), _mm_alignr_epi8(s1, t, 8));         /* E F G H */
+}
+
+static int sha_x86_checked(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 19)) || !(c & (1u << 9)))
+        return 0; /* SSE4.1, SSSE3 */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 29)))
+        return 0; /* SHA */
+    uint32_t x[8], y[8];
+    uint8_t block[64];
+    for (unsigned i = 0; i < 64; i++)
+        block[i] = (uint8_t)(i * 37 + 11);
+    memcpy(x, SHA256_H0, sizeof x);
+    memcpy(y, SHA256_H0, sizeof y);
+    sha256_block(x, block);
+    sha256_block_x86(y, block);
+    return memcmp(x, y, sizeof x) == 0;
+}
+#define HAVE_SHA_X86 1
+#endif
+
+static void (*sha256_compress)(uint32_t h[8], const uint8_t *p) = sha256_block;
+static int sha256_portable_only;
+
+static void sha256_choose(void) {
+    sha256_compress = sha256_block;
+#ifdef HAVE_SHA_X86
+    if (!sha256_portable_only && sha_x86_checked())
+        sha256_compress = sha256_block_x86;
+#endif
+}
+
+/* Which compression runs: 1 the processor's SHA extensions, 0 the portable form.  `portable`
+ * set forces the portable form (tests hold both equal to hashlib). */
+int sts_sha256_form(int portable) {
+    sha256_portable_only = portable;
+    sha256_choose();
+    return sha256_compress != sha256_block;
+}
+
 /* The digest of (the `done` bytes already folded into `state`, a multiple of 64) | msg. */
 static void sha256_finish(const uint32_t state[8], uint64_t done, const uint8_t *msg, size_t len,
                           uint8_t out[32]) {
@@ -52,7 +129,7 @@ static void sha256_finish(const uint32_t state[8], uint64_t done, const uint8_t 
     uint64_t bits = (done + len) * 8;
     for (unsigned i = 0; i < 8; i++) h[i] = state[i];
     while (len >= 64) {
-        sha256_block(h, msg);
+        sha256_compress(h, msg);
         msg += 64;
         len -= 64;
     }
@@ -60,11 +137,11 @@ static void sha256_finish(const uint32_t state[8], uint64_t done, const uint8_t 
     memcpy(block, msg, len);
     block[len] = 0x80;
     if (len >= 56) {
-        sha256_block(h, block);
+        sha256_compress(h, block);
         memset(block, 0, 64);
     }
     for (unsigned i = 0; i < 8; i++) block[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
-    sha256_block(h, block);
+    sha256_compress(h, block);
     for (unsigned i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(h[i] >> 24);
         out[4 * i + 1] = (uint8_t)(h[i] >> 16);

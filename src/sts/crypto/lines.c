@@ -51,6 +51,7 @@ void *sts_lines_new(const uint16_t *s7, const uint16_t *s9) {
     if (!e)
         return NULL;
     plain_init();
+    sha256_choose();
     for (unsigned i = 0; i < 128; i++)
         e->s7[i] = s7[i] & 0x7F;
     for (unsigned i = 0; i < 512; i++)
@@ -922,7 +923,7 @@ static int blank(const uint8_t *p, const uint8_t *end) {
 }
 
 enum { RUN_DONE = 0, RUN_NEED_TABLES = 1, RUN_FULL = 2 };
-#define LINE_OUT_SPARE 512 /* an output line is at most its id plus this */
+#define LINE_OUT_SPARE 1024 /* an output line is at most its id plus this */
 
 /* Answer the lines of in[start..len) (each ending in '\n', but for a last line at the end of
  * the input).  Output text goes to out; each handed-back line is recorded in backs as

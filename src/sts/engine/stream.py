@@ -26,7 +26,7 @@ from sts.crypto.native import Native, native
 TYPE_CHECKING = False  # typing itself is not loaded on the way to the first line
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any, BinaryIO
+    from typing import IO, Any
 
     Write = Callable[[bytes | memoryview], Any]
 
@@ -111,8 +111,9 @@ class LineEngine:
         except Exception:  # unknown name, no file, a bad file: those lines go to Python
             self.nat.lines_table_set(self.handle, name, len(name), None, None, None)
             return
-        self.nat.lines_table_set(self.handle, name, len(name), bytes(ts.s1), bytes(ts.s2),
-                                 bytes(ts.p))
+        if self.nat.lines_table_set(self.handle, name, len(name), bytes(ts.s1), bytes(ts.s2),
+                                    bytes(ts.p)):  # refused (no memory): Python answers them
+            self.nat.lines_table_set(self.handle, name, len(name), None, None, None)
 
     def feed(self, block: bytes, length: int, line_no: int, write: Write) -> int:
         """Answer the lines of block[:length] (line numbers from line_no); the next number."""
@@ -161,7 +162,7 @@ class LineEngine:
         write(b"".join(parts))
 
 
-def run_stream(infile: BinaryIO, write: Write, job: str, tables_file: str | None) -> Tally:
+def run_stream(infile: IO[bytes], write: Write, job: str, tables_file: str | None) -> Tally:
     """Answer every line of infile through `write`, in order; the tally of failed lines.
 
     `write` gets bytes-like objects that it must consume before it returns (a view of the
@@ -170,7 +171,10 @@ def run_stream(infile: BinaryIO, write: Write, job: str, tables_file: str | None
     nat = native()
     if nat is None:
         return _run_python(infile, write, job, tables_file)
-    engine = LineEngine(nat, job, tables_file)
+    try:
+        engine = LineEngine(nat, job, tables_file)
+    except (OSError, ValueError, KeyError, MemoryError):  # no S-box file, no memory
+        return _run_python(infile, write, job, tables_file)
     try:
         read = infile.read
         line_no = 1
@@ -198,7 +202,7 @@ def run_stream(infile: BinaryIO, write: Write, job: str, tables_file: str | None
         engine.close()
 
 
-def _run_python(infile: BinaryIO, write: Write, job: str, tables_file: str | None) -> Tally:
+def _run_python(infile: IO[bytes], write: Write, job: str, tables_file: str | None) -> Tally:
     from sts.engine.batch import run_batch
 
     tally = Tally()
