@@ -252,15 +252,18 @@ static int read_scalar(reader *r, jval *v) {
     return 1;
 }
 
-static int key_index(const uint8_t *s, size_t n, const char *const *names, int count) {
+/* A key's index in names (names[k] has sizes[k] characters), or -1. */
+static int key_index(const uint8_t *s, size_t n, const char *const *names, const uint8_t *sizes,
+                     int count) {
     for (int k = 0; k < count; k++)
-        if (names[k][0] == (char)s[0] && strlen(names[k]) == n && memcmp(names[k], s, n) == 0)
+        if (sizes[k] == n && memcmp(names[k], s, n) == 0)
             return k;
     return -1;
 }
 
 /* An object of scalars with keys from `names` (each at most once) into vals. */
-static int read_object(reader *r, const char *const *names, int count, jval *vals) {
+static int read_object(reader *r, const char *const *names, const uint8_t *sizes, int count,
+                       jval *vals) {
     unsigned seen = 0;
     if (r->p >= r->end || *r->p != '{')
         return 0;
@@ -275,7 +278,7 @@ static int read_object(reader *r, const char *const *names, int count, jval *val
         size_t n;
         if (!read_string(r, &s, &n))
             return 0;
-        int k = key_index(s, n, names, count);
+        int k = key_index(s, n, names, sizes, count);
         if (k < 0 || (seen >> k) & 1)
             return 0;
         seen |= 1u << k;
@@ -306,6 +309,7 @@ enum { M_PAN, M_DKGA, M_EA, M_VK, M_KT, M_SGC, M_TI, M_KRN, M_KEN, M_BD, M_TS, M
 static const char *const METER_KEYS[M_COUNT] = {"pan", "dkga", "ea", "vending_key", "kt", "sgc",
                                                 "ti", "krn", "ken", "base_date", "table_set",
                                                 "decoder_key"};
+static const uint8_t METER_SIZES[M_COUNT] = {3, 4, 2, 11, 2, 3, 2, 3, 3, 9, 9, 11};
 
 typedef struct {
     int ea, ken, base_date; /* base_date 0: none */
@@ -722,9 +726,11 @@ static char *put_token(char *o, unsigned high, uint64_t low) {
 
 enum { T_ID, T_METER, T_REQUEST, T_TOKEN, T_COUNT };
 static const char *const TOP_KEYS[T_COUNT] = {"id", "meter", "request", "token"};
+static const uint8_t TOP_SIZES[T_COUNT] = {2, 5, 7, 5};
 enum { R_CLASS, R_SUBCLASS, R_ISSUED, R_TID, R_RND, R_UNITS, R_COUNT };
 static const char *const REQUEST_KEYS[R_COUNT] = {"class", "subclass", "issued_at", "tid", "rnd",
                                                   "units"};
+static const uint8_t REQUEST_SIZES[R_COUNT] = {5, 8, 9, 3, 3, 5};
 
 typedef struct {
     jval id, token;
@@ -750,7 +756,7 @@ static int read_line(const uint8_t *p, const uint8_t *end, line_fields *f) {
             size_t n;
             if (!read_string(&r, &s, &n))
                 return 0;
-            int k = key_index(s, n, TOP_KEYS, T_COUNT);
+            int k = key_index(s, n, TOP_KEYS, TOP_SIZES, T_COUNT);
             if (k < 0 || (seen >> k) & 1)
                 return 0;
             seen |= 1u << k;
@@ -763,8 +769,13 @@ static int read_line(const uint8_t *p, const uint8_t *end, line_fields *f) {
             switch (k) {
             case T_ID: ok = read_scalar(&r, &f->id); break;
             case T_TOKEN: ok = read_scalar(&r, &f->token); break;
-            case T_METER: ok = f->has_meter = read_object(&r, METER_KEYS, M_COUNT, f->meter); break;
-            default: ok = f->has_request = read_object(&r, REQUEST_KEYS, R_COUNT, f->request); break;
+            case T_METER:
+                ok = f->has_meter = read_object(&r, METER_KEYS, METER_SIZES, M_COUNT, f->meter);
+                break;
+            default:
+                ok = f->has_request = read_object(&r, REQUEST_KEYS, REQUEST_SIZES, R_COUNT,
+                                                  f->request);
+                break;
             }
             if (!ok)
                 return 0;
