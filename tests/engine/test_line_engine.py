@@ -85,7 +85,7 @@ def _meter(rng: random.Random) -> dict[str, Any]:
             meter["decoder_key"] = right if rng.random() < 0.7 else right[::-1]
         if rng.random() < 0.05:
             meter["vending_key"] = meter["vending_key"].upper()
-    if ea == 7 or rng.random() < 0.3:
+    if rng.random() < (0.9 if ea == 7 else 0.3):  # else "production", or none for EA11
         meter["table_set"] = rng.choice(names)
     if rng.random() < 0.05:
         meter.pop("base_date")
@@ -393,6 +393,29 @@ def test_table_sets_come_from_the_data(tmp_path: Path) -> None:
     tally = stream.run_stream(io.BytesIO(text), out.write, "generate", str(path))
     want = [a for a, _ in run_batch([text], "generate", str(path), fast=False)]
     assert tally.python == 0 and out.getvalue().decode().splitlines() == want
+
+
+@pytest.mark.parametrize("with_file", [True, False])
+def test_table_set_by_default_name(with_file: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An EA07 meter without `table_set` means "production": from the file when there is one,
+    else Python explains (no production tables are built in)."""
+    if with_file and TABLES is None:
+        pytest.skip("shared vectors not available")
+    monkeypatch.delenv("STS_STA_TABLES", raising=False)
+    tables = TABLES if with_file else None
+    rng = random.Random(3)
+    objs = []
+    for i in range(40):
+        obj = _plain(7, rng.choice([2, 4, None]))
+        del obj["meter"]["table_set"]
+        obj["id"] = i
+        objs.append(obj)
+    text = "".join(json.dumps(o) + "\n" for o in objs).encode()
+    out = io.BytesIO()
+    tally = stream.run_stream(io.BytesIO(text), out.write, "generate", tables)
+    want = [a for a, _ in run_batch(list(io.BytesIO(text)), "generate", tables, fast=False)]
+    assert out.getvalue().decode().splitlines() == want
+    assert tally.python == (0 if with_file else 40)
 
 
 def test_fixed_texts_match_the_layouts() -> None:

@@ -32,6 +32,8 @@ typedef struct {
     sta_set sets[LINE_MAX_SETS];
     int nsets;
     char texts[4][256]; /* decode: ,"kind":...,"description":... per subclass */
+    char need[LINE_NAME_MAX]; /* the table set name the last run stopped for */
+    size_t need_len;
     size_t text_len[4];
     uint16_t crc[256];
     /* one-entry caches of the last vending keys' prepared forms */
@@ -78,6 +80,14 @@ void sts_lines_free(void *handle) {
     free(e->fin);
     free(e->fout);
     free(e);
+}
+
+/* The table set name the last sts_lines_run stopped for (RUN_NEED_TABLES), copied into out
+ * (LINE_NAME_MAX bytes); returns its length. */
+size_t sts_lines_needed(void *handle, char *out) {
+    line_engine *e = handle;
+    memcpy(out, e->need, e->need_len);
+    return e->need_len;
 }
 
 int sts_lines_text(void *handle, int subclass, const char *text, size_t len) {
@@ -939,10 +949,10 @@ enum { RUN_DONE = 0, RUN_NEED_TABLES = 1, RUN_FULL = 2 };
 /* Answer the lines of in[start..len) (each ending in '\n', but for a last line at the end of
  * the input).  Output text goes to out; each handed-back line is recorded in backs as
  * (start, end, line number, output offset).  Stops early when out or backs is full
- * (RUN_FULL) or a line needs a table set not registered yet (RUN_NEED_TABLES: res[5], res[6]
- * give the name's place in `in`).
+ * (RUN_FULL) or a line needs a table set not registered yet (RUN_NEED_TABLES: the name is
+ * then given by sts_lines_needed).
  * res: [0] input offset reached, [1] output bytes, [2] lines handed back, [3] next line
- * number, [4] status, [5] name start, [6] name length, [7] random bytes used. */
+ * number, [4] status, [7] random bytes used. */
 int sts_lines_run(void *handle, int decode, const uint8_t *in, size_t start, size_t len,
                   char *out, size_t cap, int64_t *backs, size_t back_cap, const uint8_t *rnd,
                   size_t rnd_len, int64_t line_no, int64_t *res) {
@@ -951,7 +961,7 @@ int sts_lines_run(void *handle, int decode, const uint8_t *in, size_t start, siz
     char *o = out;
     int status = RUN_DONE;
     line_fields f;
-    res[5] = res[6] = 0;
+    res[5] = res[6] = 0; /* unused */
     while (pos < len) {
         const uint8_t *p = in + pos, *nl = memchr(p, '\n', len - pos);
         const uint8_t *end = nl ? nl + 1 : in + len;
@@ -976,10 +986,10 @@ int sts_lines_run(void *handle, int decode, const uint8_t *in, size_t start, siz
             if (got == TAKE)
                 rnd_used += (size_t)used;
         }
-        if (got == NEED_TABLES) {
+        if (got == NEED_TABLES) { /* the name is shorter than LINE_NAME_MAX (read_meter) */
             status = RUN_NEED_TABLES;
-            res[5] = (int64_t)(need->s - in);
-            res[6] = (int64_t)need->n;
+            memcpy(e->need, need->s, need->n);
+            e->need_len = need->n;
             break;
         }
         if (got == HAND_BACK) {

@@ -71,6 +71,9 @@ class Native:
                                    ctypes.c_size_t, PTR, ctypes.c_size_t, PTR, ctypes.c_size_t,
                                    ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64, PTR]
         self.lines_run.restype = ctypes.c_int
+        self.lines_needed = lib.sts_lines_needed
+        self.lines_needed.argtypes = [PTR, PTR]
+        self.lines_needed.restype = ctypes.c_size_t
         self.sha256_form = lib.sts_sha256_form  # 1: x86 SHA extensions; (1) forces portable
         self.sha256_form.argtypes = [ctypes.c_int]
         self.sha256_form.restype = ctypes.c_int

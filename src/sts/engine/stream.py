@@ -34,6 +34,7 @@ BLOCK = 1 << 20  # bytes read at a time
 OUT_START = 4 << 20  # output buffer (grown when one line's answer needs more)
 BACKS = 4096  # handed-back lines per engine call
 FAST_MIN = 2048  # hand-backs in one call worth the Python fast path (it loads numpy)
+NAME_MAX = 64  # room for a table set name (lines.c: LINE_NAME_MAX)
 _DONE, _NEED_TABLES, _FULL = 0, 1, 2
 _EXPECTED = '"expected_error":true'
 # per credit subclass 0-3, the `kind` and `description` of a decoded line as sts.codec.layouts
@@ -132,7 +133,9 @@ class LineEngine:
             elif used:
                 write(memoryview(self.out)[:used])  # no copy: write consumes it at once
             if status == _NEED_TABLES:
-                self._register(block[self.res[5] : self.res[5] + self.res[6]])
+                name = ctypes.create_string_buffer(NAME_MAX)
+                size = self.nat.lines_needed(self.handle, ctypes.addressof(name))
+                self._register(name.raw[:size])
             elif status == _FULL and not used and not nback:  # one answer needs more room
                 self.cap *= 2
                 self.out = ctypes.create_string_buffer(self.cap)
