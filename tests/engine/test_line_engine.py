@@ -234,7 +234,7 @@ def test_generate_equals_generic(seed: int, monkeypatch: pytest.MonkeyPatch) -> 
     text = _text(objs, rng)
     tally = _same(text, "generate", rng.choice([None, 97, 1000, 4096]), monkeypatch)
     lines = text.count(b"\n") + 1
-    assert 0.2 * lines < tally.python < 0.8 * lines  # both sides really answer
+    assert 0.2 * lines < tally.python < 0.85 * lines  # both sides really answer
     assert tally.failed > 50
     # the Python fast path agrees too
     assert _engine(text, "generate")[0] == _generic(text, "generate", fast=True)[0]
@@ -260,7 +260,7 @@ def test_decode_equals_generic(seed: int, monkeypatch: pytest.MonkeyPatch) -> No
     text = _text(objs, rng)
     tally = _same(text, "decode", rng.choice([None, 61, 2048]), monkeypatch)
     lines = text.count(b"\n") + 1
-    assert 0.2 * lines < tally.python < 0.8 * lines
+    assert 0.2 * lines < tally.python < 0.85 * lines
     assert _engine(text, "decode")[0] == _generic(text, "decode", fast=True)[0]
 
 
