@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sts.codec.layouts import layout_for
 from sts.codec.pan import luhn_check_digit
@@ -428,6 +430,57 @@ def test_misty1_boxes_are_the_data_file() -> None:
     with open(stream._data_file("misty1-sboxes.json"), "rb") as f:
         boxes = json.load(f)
     assert tuple(boxes["s7"]) == misty1.S7 and tuple(boxes["s9"]) == misty1.S9
+
+
+# any JSON scalar, and the near misses of each field of the plain shapes
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
+                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8))
+_FIELDS: dict[str, Any] = {
+    "ea": st.sampled_from([7, 11, 9, 7.0]), "dkga": st.sampled_from([2, 4, 3, True]),
+    "kt": st.sampled_from([0, 1, 2, 3]), "ti": st.integers(-1, 100), "krn": st.integers(0, 10),
+    "ken": st.integers(-1, 256), "base_date": st.sampled_from([1993, 2014, 2035, 2000, None]),
+    "sgc": st.sampled_from(["201457", "12345", "1234567", "20145a", 201457]),
+    "pan": st.sampled_from(["600727000000000009", "600727000000000008", "000012345678901238",
+                            "60072700000000000", "6007270000000000090"]),
+    "table_set": st.sampled_from(["sample", "production", "x", ""]),
+    "class": st.sampled_from([0, 1, 2, -0]), "subclass": st.integers(-1, 5),
+    "tid": st.integers(-1, 1 << 24), "rnd": st.integers(-1, 16),
+    "units": st.sampled_from(["1", "0.05", "1820162.4", "1820162.5", "01.10", "1.", "x", 5]),
+    "issued_at": st.sampled_from(["2026-02-28T23:59", "2026-02-29T10:00", "2024-02-29 10:00:59",
+                                  "1992-12-31T23:59:00", "2026-01-01T00:01:00+01:00", 7]),
+}
+
+
+@st.composite
+def _near_lines(draw: Any) -> tuple[bytes, str]:
+    job = draw(st.sampled_from(["generate", "decode"]))
+    obj = _plain(draw(st.sampled_from([7, 11])), draw(st.sampled_from([2, 4, None])))
+    meter, request = obj["meter"], obj["request"]
+    for target in (meter, request):
+        for name in draw(st.lists(st.sampled_from(sorted(_FIELDS)), max_size=3)):
+            value = draw(st.one_of(_FIELDS[name], _SCALARS) if draw(st.booleans())
+                         else _FIELDS[name])
+            if name == "rnd" and type(value) is not int:
+                continue  # no rnd, or null: a random RND on both sides
+            target[name] = value
+        if draw(st.booleans()) and target:
+            del target[draw(st.sampled_from(sorted(k for k in target if k != "rnd")))]
+    obj["id"] = draw(_SCALARS)
+    if job == "decode":
+        obj = {"id": obj["id"], "meter": meter,
+               "token": draw(st.one_of(st.sampled_from(["51043465443420856213",
+                                                        "73786976294838206464"]),
+                                       st.integers(0, 10**20 - 1).map(lambda n: f"{n:020d}")))}
+    separators = draw(st.sampled_from([(",", ":"), (", ", ": "), (" ,", " : "), ("\t,", ":")]))
+    text = json.dumps(obj, separators=separators, ensure_ascii=draw(st.booleans()))
+    return (text + draw(st.sampled_from(["\n", "\r\n", ""]))).encode(), job
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_near_lines())
+def test_near_misses_equal_generic(case: tuple[bytes, str]) -> None:
+    text, job = case
+    _same(text, job)
 
 
 # --- vectors and the command ---------------------------------------------------------------
