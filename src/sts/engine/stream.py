@@ -110,11 +110,16 @@ class LineEngine:
         try:
             ts = table_set(text, self.tables_file)
         except Exception:  # unknown name, no file, a bad file: those lines go to Python
-            self.nat.lines_table_set(self.handle, name, len(name), None, None, None)
+            self._no_tables(name)
             return
         if self.nat.lines_table_set(self.handle, name, len(name), bytes(ts.s1), bytes(ts.s2),
                                     bytes(ts.p)):  # refused (no memory): Python answers them
-            self.nat.lines_table_set(self.handle, name, len(name), None, None, None)
+            self._no_tables(name)
+
+    def _no_tables(self, name: bytes) -> None:
+        if self.nat.lines_table_set(self.handle, name, len(name), None, None, None):
+            # the engine asks only for names it has room for: asking again would never end
+            raise RuntimeError("the line engine refused a table set name")
 
     def feed(self, block: bytes, length: int, line_no: int, write: Write) -> int:
         """Answer the lines of block[:length] (line numbers from line_no); the next number."""
