@@ -344,6 +344,39 @@ def test_lines_it_must_hand_back(line: str) -> None:
     assert _same((text + "\n").encode(), "generate").python == 1
 
 
+DROP = "(no such field)"
+# meters the engine must leave to Python: (EA, DKGA, fields to change, DROP to remove one)
+_ODD_METERS: list[tuple[int, int | None, dict[str, Any]]] = [
+    (11, 4, {"time_zone": "Africa/Johannesburg"}),  # the time needs converting
+    (11, 4, {"mfr_code": "96"}),
+    (7, 2, {"table_set": None}),
+    (7, 2, {"vending_key": "abab abab abab abab"}),  # bytes.fromhex takes spaces
+    (11, 4, {"base_date": DROP}),
+    (7, 2, {"ken": None}),
+    (7, 4, {"kt": 1}),  # a default key (DDTK)
+    (7, 2, {"dkga": 1}),
+    (11, 2, {}),
+    (7, 4, {"vending_key": "ab" * 15}),
+    (7, 4, {"vending_key": "ab" * 65}),
+    (11, None, {"decoder_key": "00" * 8}),
+    (7, None, {"pan": "600727000000000009"}),
+    (7, 2, {"pan": "600727000000000009 "}),
+    (7, 2, {"sgc": "２０１４５７"}),
+]
+
+
+@pytest.mark.parametrize(("ea", "dkga", "change"), _ODD_METERS)
+def test_meters_it_must_hand_back(ea: int, dkga: int | None, change: dict[str, Any]) -> None:
+    obj = _plain(ea, dkga)
+    for name, value in change.items():
+        if value == DROP:
+            obj["meter"].pop(name)
+        else:
+            obj["meter"][name] = value
+    text = (json.dumps(obj, ensure_ascii=False) + "\n").encode()
+    assert _same(text, "generate").python == 1
+
+
 def test_blank_lines_crlf_split_blocks_and_no_final_newline(
         monkeypatch: pytest.MonkeyPatch) -> None:
     good = json.dumps(_plain(11, 4))
