@@ -516,6 +516,38 @@ def test_near_misses_equal_generic(case: tuple[bytes, str]) -> None:
     _same(text, job)
 
 
+def test_byte_mutations_equal_generic() -> None:
+    """Good lines with bytes changed, cut out, put in or cut off (any byte, JSON punctuation),
+    one line at a time: the engine answers or hands back, never differs."""
+    rng = random.Random(11)
+    good: dict[str, list[bytes]] = {"generate": [], "decode": []}
+    for _ in range(30):
+        ea = rng.choice([7, 11])
+        obj = _plain(ea, rng.choice([2, 4, None] if ea == 7 else [4, None]))
+        obj["request"]["rnd"] = rng.randrange(16)
+        line = (json.dumps(obj) + "\n").encode()
+        good["generate"].append(line)
+        token = json.loads(_engine(line, "generate")[0])["tokens"][0]
+        good["decode"].append((json.dumps({"id": 1, "token": token, "meter": obj["meter"]})
+                               + "\n").encode())
+    for _ in range(1500):
+        job = rng.choice(["generate", "decode"])
+        line = bytearray(rng.choice(good[job]))
+        for _ in range(rng.randrange(1, 4)):
+            op, at = rng.random(), rng.randrange(len(line) or 1)
+            if op < 0.4 and line:
+                line[at] = rng.randrange(256)
+            elif op < 0.6:
+                del line[at : at + rng.randrange(1, 5)]
+            elif op < 0.8:
+                line[at:at] = bytes([rng.choice(b'"{}[],:\\ 0123456789-.eE\n\r\t')])
+            else:
+                line = line[:at]
+        if b"rnd" not in line:
+            continue  # a drawn RND differs between the runs
+        _same(bytes(line), job)
+
+
 # --- vectors and the command ---------------------------------------------------------------
 
 
