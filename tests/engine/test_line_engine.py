@@ -654,7 +654,8 @@ def test_command_lines_without_click(tmp_path: Path) -> None:
     for args in (["generate", "--help"], ["generate", "-i"], ["generate", "-x", "1"],
                  ["generate", "-i", str(src), "-i", str(src)], ["token"], [],
                  ["generate", "-i", str(tmp_path / "missing")], ["--version"],
-                 ["generate", "--sta-tables", str(tmp_path)]):
+                 ["generate", "--sta-tables", str(tmp_path)],
+                 ["--sta-tables", str(tmp_path), "generate", "--sta-tables", str(src)]):
         assert quick(args) is None, args
     # the same answers and status as through click (`-iFILE` is left to click)
     code, out, err = _sts(["generate", "-i", str(src)], b"")

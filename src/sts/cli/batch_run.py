@@ -63,6 +63,8 @@ def _options(args: list[str]) -> tuple[str, dict[str, str]] | None:
         if not step:
             return None
         i += step
+    if any(os.path.isdir(given.get("sta_tables", "")) for given in (root, found)):
+        return None  # click says why
     if "sta_tables" not in found and "sta_tables" in root:
         found["sta_tables"] = root["sta_tables"]
     return job, found
@@ -92,9 +94,10 @@ def quick(args: list[str]) -> int | None:
     if parsed is None:
         return None
     job, found = parsed
-    tables = found.get("sta_tables") or os.environ.get(ENV_TABLES) or None
-    if tables is not None and os.path.isdir(tables):
-        return None  # click says why
+    env = os.environ.get(ENV_TABLES) or None
+    if env is not None and os.path.isdir(env):
+        return None  # click says why (when it reads the variable)
+    tables = found.get("sta_tables") or env
     source, target = found.get("input", "-"), found.get("output", "-")
     try:
         infile = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
