@@ -8,7 +8,8 @@ them): a fresh MeterPAN per token, so nothing is cached per meter.  Three views:
   both count this process's CPU time;
 - `cli ...`: the `sts generate` / `sts decode` commands on a file of lines, process start and
   JSON in/out included, as a user runs them; `cpu` figures count the child's CPU time (stable
-  on a shared machine), the others wall time.  Pin to one core with `taskset -c 1`.
+  on a shared machine), the others wall time; `cli start` is the process start alone (no
+  lines).  Pin to one core with `taskset -c 1`.
 
 Figures only; nothing here asserts speed.  Run: `./run bench` (all benchmarks) or
 `python benchmarks/bench_engine.py [--quick] [--only single|batch|cli]`.
@@ -149,11 +150,17 @@ def _run_cli(job: str, src: Path, dst: Path, tables: str | None) -> tuple[float,
 
 
 def bench_cli(n: int, repeat: int = 1) -> dict[str, float]:
-    """`sts generate` then `sts decode` of its tokens, n lines each, best of `repeat`."""
+    """`sts generate` then `sts decode` of its tokens, n lines each, best of `repeat`; and the
+    process start alone (`sts generate` of no lines, best of 5), in milliseconds."""
     name, path = _tables_name()
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        empty = work / "empty.jsonl"
+        empty.write_text("")
+        starts = [_run_cli("generate", empty, work / "none.jsonl", path) for _ in range(5)]
+        out["cli start ms"] = 1000 * min(w for w, _ in starts)
+        out["cli start cpu-ms"] = 1000 * min(c for _, c in starts)
         for label, (dkga, ea, vk) in COMBOS.items():
             lines = batch_lines(n, dkga, ea, vk, name)
             src, made = work / "in.jsonl", work / "made.jsonl"

@@ -177,12 +177,12 @@ def test_cli_amounts_follow_the_one_rule(capsys: Any) -> None:
 
 def test_a_crash_of_the_tool_exits_70(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     """1 means "some lines failed"; a crash of the whole tool is a different status."""
-    from sts.engine import batch
+    from sts.engine import stream
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the tool itself broke")
 
-    monkeypatch.setattr(batch, "run_batch", broken)
+    monkeypatch.setattr(stream, "run_stream", broken)
     monkeypatch.delenv("STS_DEBUG", raising=False)
     assert run_guarded(cli, ["decode", "-i", "/dev/null"]) == 70
     err = capsys.readouterr().err

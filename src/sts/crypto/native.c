@@ -10,9 +10,14 @@
  * index (j * 4 + sel) * 256 + b for state byte j, nibble selectors sel, byte value b; pinv
  * holds 8 x 256 entries, index j * 256 + b.
  * MISTY1 tables: FI(x, k) == fi_out[fi_in[x] ^ k], 65536 entries each.
+ *
+ * keys.c (SHA-256, HMAC, DES) and lines.c (the line engine of `sts generate` / `sts decode`)
+ * follow this file in the same compilation unit: sts.crypto.native joins the three.
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define STA_ROUNDS 16
 
@@ -172,4 +177,4 @@ void sts_misty1_many(const uint16_t *fin, const uint16_t *fout, const uint8_t *k
 }
 
 /* A fixed number the loader checks, so a stale or foreign library is never used. */
-int sts_native_abi(void) { return 1; }
+int sts_native_abi(void) { return 2; }

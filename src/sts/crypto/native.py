@@ -1,8 +1,11 @@
-"""The optional compiled cipher core (`native.c`), built with the system C compiler, loaded by ctypes.
+"""The optional compiled core (`native.c`, `keys.c`, `lines.c`), built with the system C
+compiler, loaded by ctypes.
 
-Pure Python stays the reference and the fallback: without a compiler, with STS_NATIVE=0, or if
-anything about the library looks wrong, every cipher runs its Python form, with the same
-results (tests/engine/test_native.py holds the two forms byte-identical).
+It holds the STA and MISTY1 rounds (single and many at once) and the line engine of
+`sts generate` / `sts decode` (`lines.c`, driven by sts.engine.stream), with the SHA-256,
+HMAC and DES it needs (`keys.c`).  Pure Python stays the reference and the fallback: without a
+compiler, with STS_NATIVE=0, or if anything about the library looks wrong, everything runs its
+Python form, with the same results (tests/engine/test_native.py and test_line_engine.py).
 
 The library is built once per source version into a per-user cache directory (the virtual
 environment's `var/sts-native/` when writable, else ~/.cache/sts) and loaded from there; the
@@ -13,15 +16,14 @@ extra package are needed: the C functions take plain integers and pointers.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import sys
-from importlib import resources
-from pathlib import Path
 
 ENV_SWITCH = "STS_NATIVE"  # "0": never use the compiled core
 ENV_DIR = "STS_NATIVE_DIR"  # where to build and find it (default: see _cache_dirs)
-ABI = 1
+ABI = 2
+# compiled as one unit, in this order (lines.c uses the ciphers and keys before it)
+SOURCES = ("native.c", "keys.c", "lines.c")
 
 U64 = ctypes.c_uint64
 PTR = ctypes.c_void_p
@@ -30,7 +32,7 @@ PTR = ctypes.c_void_p
 class Native:
     """The loaded library with typed entry points."""
 
-    def __init__(self, lib: ctypes.CDLL, path: Path) -> None:
+    def __init__(self, lib: ctypes.CDLL, path: str) -> None:
         self.path = path
         self.sta_encrypt = lib.sts_sta_encrypt
         self.sta_encrypt.argtypes = [PTR, U64, U64]
@@ -50,29 +52,71 @@ class Native:
         self.misty1_many = lib.sts_misty1_many
         self.misty1_many.argtypes = [PTR, PTR, PTR, PTR, PTR, ctypes.c_size_t, ctypes.c_int]
         self.misty1_many.restype = None
+        # the line engine (lines.c; see sts.engine.stream)
+        self.lines_new = lib.sts_lines_new
+        self.lines_new.argtypes = [PTR, PTR]
+        self.lines_new.restype = PTR
+        self.lines_free = lib.sts_lines_free
+        self.lines_free.argtypes = [PTR]
+        self.lines_free.restype = None
+        self.lines_text = lib.sts_lines_text
+        self.lines_text.argtypes = [PTR, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+        self.lines_text.restype = ctypes.c_int
+        self.lines_table_set = lib.sts_lines_table_set
+        self.lines_table_set.argtypes = [PTR, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p,
+                                         ctypes.c_char_p, ctypes.c_char_p]
+        self.lines_table_set.restype = ctypes.c_int
+        self.lines_run = lib.sts_lines_run
+        self.lines_run.argtypes = [PTR, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t,
+                                   ctypes.c_size_t, PTR, ctypes.c_size_t, PTR, ctypes.c_size_t,
+                                   ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int64, PTR]
+        self.lines_run.restype = ctypes.c_int
+        self.lines_needed = lib.sts_lines_needed
+        self.lines_needed.argtypes = [PTR, PTR]
+        self.lines_needed.restype = ctypes.c_size_t
+        self.sha256_form = lib.sts_sha256_form  # 1: x86 SHA extensions; (1) forces portable
+        self.sha256_form.argtypes = [ctypes.c_int]
+        self.sha256_form.restype = ctypes.c_int
 
 
 def _source() -> bytes:
-    return resources.files("sts.crypto").joinpath("native.c").read_bytes()
+    """The C files joined into one unit (read by path: no import machinery on the way to the
+    first line of `sts generate`)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    parts = []
+    for name in SOURCES:
+        with open(os.path.join(here, name), "rb") as f:
+            parts.append(b'#line 1 "%s"\n' % name.encode() + f.read())
+    return b"\n".join(parts)
+
+
+def _sha256_hex(data: bytes) -> str:
+    try:  # the built-in module: hashlib (OpenSSL) costs milliseconds at every start
+        from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        from hashlib import sha256
+    digest: str = sha256(data).hexdigest()
+    return digest
 
 
 def _library_name(source: bytes) -> str:
-    tag = hashlib.sha256(source + os.uname().machine.encode() + sys.platform.encode())
-    return f"sts-native-{tag.hexdigest()[:16]}.so"
+    tag = _sha256_hex(source + os.uname().machine.encode() + sys.platform.encode())
+    return f"sts-native-{tag[:16]}.so"
 
 
-def _cache_dirs() -> list[Path]:
+def _cache_dirs() -> list[str]:
     chosen = os.environ.get(ENV_DIR)
     if chosen:
-        return [Path(chosen)]
-    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return [Path(sys.prefix) / "var" / "sts-native", Path(cache_home) / "sts"]
+        return [chosen]
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                  ".cache")
+    return [os.path.join(sys.prefix, "var", "sts-native"), os.path.join(cache_home, "sts")]
 
 
-def _owned_private_dir(path: Path) -> bool:
+def _owned_private_dir(path: str) -> bool:
     """Only load code from a directory of ours that nobody else can write to."""
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return False
     return st.st_uid == os.getuid() and not st.st_mode & 0o022
@@ -84,7 +128,7 @@ def _compiler() -> str | None:
     return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 
 
-def build(directory: Path, source: bytes) -> Path:
+def build(directory: str, source: bytes) -> str:
     """Compile the library into `directory` (atomically); raises on any failure."""
     import subprocess  # only when building: a plain start stays light
     import tempfile
@@ -92,23 +136,25 @@ def build(directory: Path, source: bytes) -> Path:
     cc = _compiler()
     if cc is None:
         raise RuntimeError("no C compiler (cc, gcc or $CC)")
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
     if not _owned_private_dir(directory):
         raise RuntimeError(f"{directory} is not a private directory of this user")
-    target = directory / _library_name(source)
+    name = _library_name(source)
+    target = os.path.join(directory, name)
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        c_file = Path(tmp) / "native.c"
-        c_file.write_bytes(source)
-        out = Path(tmp) / target.name
-        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-std=c99", "-o", str(out), str(c_file)],
+        c_file = os.path.join(tmp, "native.c")
+        with open(c_file, "wb") as f:
+            f.write(source)
+        out = os.path.join(tmp, name)
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-std=c99", "-o", out, c_file],
                        check=True, capture_output=True, timeout=120)
         os.replace(out, target)
     return target
 
 
-def _open(path: Path) -> Native | None:
+def _open(path: str) -> Native | None:
     try:
-        lib = ctypes.CDLL(str(path))
+        lib = ctypes.CDLL(path)
         if lib.sts_native_abi() != ABI:
             return None
         return Native(lib, path)
@@ -126,8 +172,9 @@ def _load() -> Native | None:
     name = _library_name(source)
     dirs = _cache_dirs()
     for d in dirs:
-        if (d / name).is_file() and _owned_private_dir(d):
-            found = _open(d / name)
+        path = os.path.join(d, name)
+        if os.path.isfile(path) and _owned_private_dir(d):
+            found = _open(path)
             if found is not None:
                 return found
     for d in dirs:

@@ -27,12 +27,18 @@ def run_batch(
     lines: Iterable[str | bytes], job: str, tables_file: str | None, *, fast: bool = True
 ) -> Iterator[tuple[str, bool]]:
     """(JSON text, ok) per non-blank input line."""
-    from sts.engine import fast as fastpath
+    return run_numbered(enumerate(lines, 1), job, tables_file, fast=fast)
 
+
+def run_numbered(
+    numbered: Iterable[tuple[int, str | bytes]], job: str, tables_file: str | None, *,
+    fast: bool = True
+) -> Iterator[tuple[str, bool]]:
+    """(JSON text, ok) per non-blank line of (line number, text) pairs: the lines the compiled
+    line engine hands back keep their numbers in the file (`sts.engine.stream`)."""
     work = generate_obj if job == "generate" else decode_obj
-    fast_chunk = fastpath.generate_chunk if job == "generate" else fastpath.decode_chunk
     tables: dict[str, TableSet] = {}
-    numbered = enumerate(lines, 1)
+    numbered = iter(numbered)
     while True:
         chunk = list(islice(numbered, CHUNK))
         if not chunk:
@@ -57,6 +63,9 @@ def run_batch(
             parsed.append((number, text, obj, None))
         done: dict[int, str] = {}
         if fast and candidates:
+            from sts.engine import fast as fastpath  # numpy: only when there is work for it
+
+            fast_chunk = fastpath.generate_chunk if job == "generate" else fastpath.decode_chunk
             try:
                 done = fast_chunk(candidates, tables_file, tables)
             except Exception:  # a bug in the fast path: the generic path answers every line
