@@ -22,8 +22,8 @@ import sys
 ENV_SWITCH = "STS_NATIVE"  # "0": never use the compiled core
 ENV_DIR = "STS_NATIVE_DIR"  # where to build and find it (default: see _cache_dirs)
 ABI = 2
-# compiled as one unit, in this order (lines.c uses the ciphers and keys before it)
-SOURCES = ("native.c", "keys.c", "lines.c")
+# compiled as one unit, in this order (each file uses the ones before it)
+SOURCES = ("native.c", "keys.c", "lines_json.c", "lines_text.c", "lines.c")
 
 U64 = ctypes.c_uint64
 PTR = ctypes.c_void_p
