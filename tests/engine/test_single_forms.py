@@ -122,3 +122,55 @@ def test_random_nibbles_cover_the_range() -> None:
     seen = [random_nibble() for _ in range(2000)]
     assert set(seen) == set(range(16))
     assert max(seen.count(v) for v in range(16)) < 250  # ~125 each
+
+
+def test_fast_constructors_equal_the_dataclass_ones() -> None:
+    """`MeterKey.derive`, `TokenRequest(...)` and the issued tokens skip the frozen dataclass
+    __init__ for speed: the objects must be the ones the generated constructors make, with every
+    field set, the same checks, and still frozen."""
+    import dataclasses
+
+    from sts.codec.pan import parse_pan
+    from sts.engine import MeterKey, TokenRequest, generate
+    from sts.engine.model import Issue, IssuedToken
+    from sts.errors import InputError
+
+    pan = parse_pan("600727000000000009")
+    args: dict[str, Any] = dict(dkga=4, vending_key=bytes(range(16)), pan=pan, kt=2,
+                                sgc="123456", ti=1, krn=1, ea=11, base_date=2014)
+    key = MeterKey.derive(**args)
+    names = {f.name for f in dataclasses.fields(MeterKey)}
+    assert set(vars(key)) == names
+    plain = MeterKey(ea=11, decoder_key=key.decoder_key, base_date=2014, kt=2, krn=1, ti=1,
+                     sgc="123456", pan=pan, dkga=4, vending_key=bytes(range(16)))
+    assert key == plain and hash(key) == hash(plain)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        key.ken = 1  # type: ignore[misc]
+    with pytest.raises(InputError, match="ea must be"):  # the constructor's checks still run
+        MeterKey.derive(**{**args, "ea": 5})
+
+    request = TokenRequest(0, 0, {"units": "1"}, tid=7)
+    assert set(vars(request)) == {f.name for f in dataclasses.fields(TokenRequest)}
+    assert TokenRequest(1, 0).values == {} and TokenRequest(1, 0).values is not \
+        TokenRequest(1, 0).values
+    assert dataclasses.replace(request, tid=8).tid == 8 and request.tid == 7
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.tid = 9  # type: ignore[misc]
+
+    issue = generate(key, request)
+    token = issue.tokens[0]
+    assert set(vars(token)) == {f.name for f in dataclasses.fields(IssuedToken)}
+    assert set(vars(issue)) == {f.name for f in dataclasses.fields(Issue)}
+    assert token == IssuedToken(token.token, 0, 0, token.block, 7, token.description)
+    assert issue == Issue((token,), 7)
+
+
+@given(st.integers(0, amt.TRANSFER_MAX))
+def test_transfer_field_exponent_zero_shortcut(value: int) -> None:
+    """The exponent-0 shortcut of encode_transfer equals the general rule."""
+    field = amt.encode_transfer(value)
+    exponent, mantissa = field >> 14, field & 0x3FFF
+    decoded = mantissa * 10**exponent + (0, 16384, 180224, 1818624)[exponent]
+    assert decoded >= value and (exponent > 0 or decoded == value)
+    if value < 16384:
+        assert field == value

@@ -36,6 +36,8 @@ CURRENCY_MAX = 16383 * 10**31 + _OFFSETS[31]  # in 10^-5 units
 
 def encode_transfer(value: int, *, field: str = "amount") -> int:
     """16-bit TransferAmount field for a non-negative integer count (tenths or watts)."""
+    if 0 <= value < MANTISSA_LIMIT:
+        return value  # exponent 0: the field is the count itself (most tokens)
     if value < 0 or value > TRANSFER_MAX:
         raise AmountOutOfRange(
             f"{field} {value} is outside the TransferAmount range 0..{TRANSFER_MAX}", field=field

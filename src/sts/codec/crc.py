@@ -35,8 +35,8 @@ def crc_field_of(value56: int, currency: bool = False) -> int:
     """The 16-bit CRC field as stored in a block, for the 50-bit class|subclass|payload value."""
     reg = 0xFFFF
     table = TABLE
-    for shift in (48, 40, 32, 24, 16, 8, 0):
-        reg = (reg >> 8) ^ table[(reg ^ (value56 >> shift)) & 0xFF]
+    for byte in value56.to_bytes(7, "big"):
+        reg = (reg >> 8) ^ table[(reg ^ byte) & 0xFF]
     if currency:
         reg = (reg >> 8) ^ table[(reg ^ 0x01) & 0xFF]
     return ((reg & 0xFF) << 8) | (reg >> 8)

@@ -32,6 +32,7 @@ from sts.engine.model import (
     MeterKey,
     Request,
     TokenRequest,
+    built,
 )
 from sts.errors import (
     DdtkError,
@@ -109,8 +110,8 @@ def _finish(meter: MeterKey | None, layout: Layout, block: int, tid: int | None)
     else:
         cipher_block = block
     number = insert_class(cipher_block, layout.token_class)
-    return IssuedToken(to_digits(number), layout.token_class, layout.subclass, block, tid,
-                       layout.description)
+    return built(IssuedToken, token=to_digits(number), token_class=layout.token_class,
+                 subclass=layout.subclass, block=block, tid=tid, description=layout.description)
 
 
 def credit_block(subclass: int, fields: dict[str, Any]) -> int | None:
@@ -237,7 +238,7 @@ def generate(meter: MeterKey | None, request: Request, *, after_tid: int | None 
             tid = follow.tid
         return Issue(tuple(tokens), tid)
     token = build_token(meter, request, after_tid=after_tid)
-    return Issue((token,), token.tid)
+    return built(Issue, tokens=(token,), tid=token.tid)
 
 
 def generate_many(meter: MeterKey | None, requests: Sequence[Request]) -> list[Issue]:
