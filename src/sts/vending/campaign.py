@@ -27,7 +27,6 @@ from sqlalchemy import func, insert, select, update
 from sts.errors import (
     AlreadyExists,
     InputError,
-    SecurityModuleUnavailable,
     StsError,
     UnknownRecord,
 )
@@ -40,7 +39,7 @@ from sts.vending.service import VendingService, load_key
 from sts.vending.usecases.keychange import (
     after_key_changes,
     audit_details,
-    issue_key_change,
+    issue_key_changes,
     key_change_rows,
 )
 
@@ -236,6 +235,7 @@ def _run_chunk(service: VendingService, cid: int, camp: Any, name: str, actor: s
                     "error": "the meter is no longer registered"} for i in ids}
             out: dict[int, dict[str, Any]] = {}
             made: list[tuple[MeterView, KeyChange, IssueResult, str]] = []
+            todo: list[tuple[MeterView, KeyChange]] = []
             for r in rows:
                 m = meter_view(r, hot)
                 if m.key.record.id == target.record.id:  # moved by a sale in the meantime
@@ -243,14 +243,12 @@ def _run_chunk(service: VendingService, cid: int, camp: Any, name: str, actor: s
                     out[m.id] = _record(m.pan, "skipped", None)
                     continue
                 ti = m.tariff.ti if m.tariff.ti is not None else m.ti
-                kc = KeyChange(target, ti, bool(camp.ro))
-                try:
-                    res = issue_key_change(service, m, kc, now)
-                except SecurityModuleUnavailable:
-                    raise  # an outage stops the run; the chunk stays pending
-                except StsError as exc:
-                    marks[m.id].update(error=exc.message[:300])
-                    out[m.id] = _record(m.pan, "failed", None, exc.message)
+                todo.append((m, KeyChange(target, ti, bool(camp.ro))))
+            # an outage (SecurityModuleUnavailable) stops the run; the chunk stays pending
+            for (m, kc), res in zip(todo, issue_key_changes(service, todo, now), strict=True):
+                if isinstance(res, StsError):
+                    marks[m.id].update(error=res.message[:300])
+                    out[m.id] = _record(m.pan, "failed", None, res.message)
                     continue
                 made.append((m, kc, res, f"campaign:{cid}:{m.id}"))
             writes: dict[str, list[dict[str, Any]]] = {}

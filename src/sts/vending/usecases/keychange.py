@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from sts.delivery import outbox as delivery_outbox
-from sts.errors import NoKeyChangeDue
+from sts.errors import NoKeyChangeDue, StsError
 from sts.vending import audit
 from sts.vending.auth import Caller
 from sts.vending.clock import local, utc, wall
-from sts.vending.issue import IssueResult, KeyChange, due_key_change, issue
+from sts.vending.issue import IssueResult, KeyChange, due_key_change, issue, key_change_item
 from sts.vending.ledger import (
     Entry,
     Writes,
@@ -49,6 +49,25 @@ def issue_key_change(svc: VendingService, m: MeterView, kc: KeyChange,
     """Make one meter's key change set (`now`: the service clock, naive UTC).  Raises an
     StsError before anything is stored when the set cannot be issued."""
     return issue(svc.sm, m, [], kc, wall(local(now, m.time_zone)))
+
+
+def issue_key_changes(svc: VendingService, changes: list[tuple[MeterView, KeyChange]],
+                      now: datetime) -> list[IssueResult | StsError]:
+    """`issue_key_change` for many meters (a campaign chunk): the security module makes the
+    sets together (`SecurityModule.key_change_many`), then each meter's result is what
+    `issue_key_change` returns, or the StsError it raises."""
+    made = svc.sm.key_change_many([key_change_item(m, kc) for m, kc in changes])
+    walls: dict[str, datetime] = {}
+    out: list[IssueResult | StsError] = []
+    for (m, kc), got in zip(changes, made, strict=True):
+        at = walls.get(m.time_zone)
+        if at is None:
+            at = walls[m.time_zone] = wall(local(now, m.time_zone))
+        try:
+            out.append(issue(svc.sm, m, [], kc, at, made_set=got))
+        except StsError as exc:
+            out.append(exc)
+    return out
 
 
 def key_change_rows(svc: VendingService, m: MeterView, kc: KeyChange, res: IssueResult, *,
