@@ -31,6 +31,7 @@ from sts.errors import (
     UnknownRecord,
 )
 from sts.vending import audit
+from sts.vending.hotsql import MARK_ITEM
 from sts.vending.issue import IssueResult, KeyChange
 from sts.vending.meters import MeterView, meter_view, read_key
 from sts.vending.models import campaign_items, campaigns, meters, supply_groups, transactions
@@ -193,8 +194,6 @@ _CLAIM = ("SELECT meter_id FROM campaign_items WHERE campaign_id = :cid AND stat
 _SEQS_PG = ("SELECT nextval(pg_get_serial_sequence('transactions', 'seq')) "
             "FROM generate_series(1, :n)")
 _SEQ_SQLITE = "SELECT coalesce(max(seq), 0) FROM transactions"
-_MARK = ("UPDATE campaign_items SET status = :status, txn_seq = :txn_seq, error = :error "
-         "WHERE campaign_id = :cid AND meter_id = :meter_id")
 
 
 def _seqs(service: VendingService, cur: Any, n: int) -> list[int]:
@@ -263,9 +262,8 @@ def _run_chunk(service: VendingService, cid: int, camp: Any, name: str, actor: s
                 out[m.id] = _record(m.pan, "done", resp)
                 issued.append((m, resp))
                 entries.append((m.pan, audit_details(rid, kc)))
-            for template, params_list in writes.items():
-                hot.execute_many(cur, template, params_list)
-            hot.execute_many(cur, _MARK, list(marks.values()))
+            writes[MARK_ITEM] = list(marks.values())
+            hot.write_many(cur, writes)
         finally:
             cur.close()
         after_key_changes(service, conn, issued)

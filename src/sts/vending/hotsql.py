@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 
-from sts.vending.models import MICRO, TS
+from sts.vending.models import MICRO, TS, metadata
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -147,6 +148,17 @@ ON CONFLICT (meter_id, month) DO UPDATE SET
     free_units = meter_months.free_units + excluded.free_units
 """
 
+# a campaign item's outcome
+MARK_ITEM = """
+UPDATE campaign_items SET status = :status, txn_seq = :txn_seq, error = :error
+WHERE campaign_id = :cid AND meter_id = :meter_id
+"""
+
+INSERT_AUDIT = """
+INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash)
+VALUES (:seq, :at, :actor, :action, :subject, :details, :prev_hash, :hash)
+"""
+
 MARK_TXN_REVERSED = "UPDATE transactions SET status = 'reversed' WHERE seq = :seq"
 MARK_TOKENS_REVERSED = "UPDATE tokens SET status = 'reversed' WHERE txn_seq = :seq"
 
@@ -206,7 +218,7 @@ class HotSQL:
             assert ts_bind is not None and ts_result is not None
             self.money_in = _sqlite_money_in
             self.money_out = _sqlite_money_out
-            self.ts_in = ts_bind
+            self.ts_in = _last_one(ts_bind)
             self.ts_out = ts_result
         else:
             self.money_in = _pg_money_in
@@ -289,6 +301,26 @@ class HotSQL:
         if rows:
             cur.executemany(self._sql(template), rows)
 
+    def write_many(self, cur: Any, writes: dict[str, list[dict[str, Any]]]) -> None:
+        """Many transactions' writes at once (campaign chunks), template by template in the
+        order given (a row's parent first).  SQLite runs each template over its rows
+        (`executemany`).  On PostgreSQL a plain INSERT goes as COPY and a plain UPDATE (SET
+        and WHERE of `column = :param` only) as one UPDATE ... FROM unnest(arrays): a few
+        statements per chunk instead of a few per meter.  Anything else runs row by row."""
+        for template, rows in writes.items():
+            if not rows:
+                continue
+            if self.is_sqlite:
+                cur.executemany(self._sql(template), rows)
+                continue
+            bulk = _bulk_form(template)
+            if isinstance(bulk, _Copy):
+                bulk.run(cur, rows)
+            elif isinstance(bulk, _Unnest):
+                cur.execute(bulk.sql, {p: [r[p] for r in rows] for p in bulk.params})
+            else:
+                cur.executemany(self._sql(template), rows)
+
     def ids_param(self, ids: list[int]) -> Any:
         """A list of ids as `meters_by_id` takes it (JSON text on SQLite, an array on
         PostgreSQL)."""
@@ -305,6 +337,97 @@ class HotSQL:
         if not conn.in_transaction():
             conn.begin()
         return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+_INSERT_FORM = re.compile(r"^INSERT INTO (\w+) \(([\w\s,]+)\) VALUES \(([^()]*)\)$")
+_UPDATE_FORM = re.compile(r"^UPDATE (\w+) SET (.+?) WHERE (.+)$")
+_ASSIGN = re.compile(r"^(\w+) = :(\w+)$")
+_LITERAL = re.compile(r"^(?:'([^']*)'|(-?\d+)|(NULL))$")
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """COPY form of `INSERT INTO t (cols) VALUES (:params or literals)`."""
+
+    sql: str
+    row: Callable[[dict[str, Any]], tuple[Any, ...]]
+
+    def run(self, cur: Any, rows: list[dict[str, Any]]) -> None:
+        make = self.row
+        with cur.copy(self.sql) as copy:
+            for r in rows:
+                copy.write_row(make(r))
+
+
+@dataclass(frozen=True)
+class _Unnest:
+    """`UPDATE t SET c = :p, ... WHERE k = :q AND ...` as one UPDATE over arrays."""
+
+    sql: str
+    params: tuple[str, ...]
+
+
+def _row_maker(items: list[tuple[bool, Any]]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function giving a row's column values in order: a parameter's value, or a literal."""
+    names = [v for is_param, v in items if is_param]
+    if len(names) == len(items) and len(names) > 1:
+        return itemgetter(*names)
+    spec = tuple(items)
+    return lambda r: tuple([r[v] if is_param else v for is_param, v in spec])
+
+
+@lru_cache(maxsize=64)
+def _bulk_form(template: str) -> _Copy | _Unnest | None:
+    text = " ".join(template.split())
+    if (m := _INSERT_FORM.match(text)) is not None:
+        cols = [c.strip() for c in m.group(2).split(",")]
+        items: list[tuple[bool, Any]] = []
+        for v in (v.strip() for v in m.group(3).split(",")):
+            if v.startswith(":") and v[1:].isidentifier():
+                items.append((True, v[1:]))
+            elif (lit := _LITERAL.match(v)) is not None:
+                items.append((False, lit.group(1) if lit.group(1) is not None
+                              else int(lit.group(2)) if lit.group(2) is not None else None))
+            else:
+                return None
+        if len(cols) != len(items):
+            return None
+        return _Copy(f"COPY {m.group(1)} ({', '.join(cols)}) FROM STDIN", _row_maker(items))
+    if (m := _UPDATE_FORM.match(text)) is not None and m.group(1) in metadata.tables:
+        table = metadata.tables[m.group(1)]
+        sets = [_ASSIGN.match(a.strip()) for a in m.group(2).split(",")]
+        keys = [_ASSIGN.match(a.strip()) for a in m.group(3).split(" AND ")]
+        if not all(sets) or not all(keys):
+            return None
+        pairs = [(a.group(1), a.group(2)) for a in sets + keys if a is not None]
+        types: dict[str, str] = {}
+        for col, param in pairs:
+            if col not in table.c:
+                return None
+            cast = table.c[col].type.compile(dialect=_PG)
+            if types.setdefault(param, cast) != cast:
+                return None
+        params = tuple(types)
+        arrays = ", ".join(f"%({p})s::{types[p]}[]" for p in params)
+        assign = ", ".join(f"{a.group(1)} = u.{a.group(2)}" for a in sets if a is not None)
+        match = " AND ".join(f"t.{a.group(1)} = u.{a.group(2)}" for a in keys if a is not None)
+        return _Unnest(f"UPDATE {table.name} AS t SET {assign} FROM unnest({arrays}) "
+                       f"AS u({', '.join(params)}) WHERE {match}", params)
+    return None
+
+
+def _last_one(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`convert` remembering its last argument and result: a chunk converts one time stamp
+    for every row it writes."""
+    last: list[Any] = [object(), None]
+
+    def cached(value: Any) -> Any:
+        if value is not last[0] and value != last[0]:
+            last[0], last[1] = value, convert(value)
+        return last[1]
+
+    return cached
 
 
 def _suffixed(template: str, i: int) -> str:
@@ -328,6 +451,8 @@ def _sqlite_money_in(value: Decimal | None) -> int | None:
         return None
     if isinstance(value, float):
         raise TypeError("money is never a float")
+    if not value:
+        return 0
     return int((Decimal(value) * MICRO).to_integral_value())
 
 

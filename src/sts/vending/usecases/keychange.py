@@ -11,8 +11,10 @@ and call the same after-issue hook (`after_key_changes`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
@@ -29,7 +31,6 @@ from sts.vending.ledger import (
     check_request_id,
     entry_writes,
     next_seq,
-    request_hash,
     stored,
 )
 from sts.vending.meters import MeterView, read_meter
@@ -41,7 +42,15 @@ if TYPE_CHECKING:
 
 
 def _identity(request_id: str) -> str:
-    return request_hash({"request_id": request_id})
+    return hashlib.sha256(audit.canonical_plain({"request_id": request_id}).encode()).hexdigest()
+
+
+@lru_cache(maxsize=64)
+def _times(now: datetime, time_zone: str) -> tuple[datetime, str, datetime, datetime]:
+    """(local time, its ISO text, its wall time, UTC) of the service clock's `now` in a
+    zone: the same for every meter of a chunk."""
+    at = local(now, time_zone)
+    return at, at.isoformat(), wall(at), utc(at)
 
 
 def issue_key_change(svc: VendingService, m: MeterView, kc: KeyChange,
@@ -75,19 +84,19 @@ def key_change_rows(svc: VendingService, m: MeterView, kc: KeyChange, res: Issue
                     now: datetime) -> tuple[dict[str, Any], Writes]:
     """The answer and the writes (transaction, tokens, the meter's new state, and for an AMI
     meter its delivery job) of an issued key change set stored as receipt `seq`."""
-    at = local(now, m.time_zone)
+    _at, stamp, at_wall, at_utc = _times(now, m.time_zone)
     response = {"request_id": request_id, "receipt_no": f"{seq:010d}",
-                "type": "key_change", "reason": reason, "date": at.isoformat(),
+                "type": "key_change", "reason": reason, "date": stamp,
                 "meter": m.describe(),
                 "key_change": {"to": kc.target(), "rollover": kc.ro},
                 "tokens": res.public()}
     _body, writes = entry_writes(svc.hot, Entry(
         seq=seq, request_id=request_id, kind="key_change", meter=m,
         request_hash=_identity(request_id), response=response,
-        now=wall(at), issued=res, reason=reason))
+        now=at_wall, issued=res, reason=reason, plain=True))
     # token delivery: an AMI meter gets its key change pushed (the job goes with the writes)
     writes += delivery_outbox.job_writes(request_id, txn_seq=seq, meter_id=m.id, ami=m.ami,
-                                         wanted=[], now=svc.hot.ts_in(utc(at)))
+                                         wanted=[], now=svc.hot.ts_in(at_utc))
     return response, writes
 
 
