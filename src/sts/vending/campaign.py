@@ -16,9 +16,11 @@ reaches it gets the key change with that sale (and the campaign then skips it).
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +35,7 @@ from sts.errors import (
 from sts.vending import audit
 from sts.vending.hotsql import MARK_ITEM
 from sts.vending.issue import IssueResult, KeyChange
-from sts.vending.meters import MeterView, meter_view, read_key
+from sts.vending.meters import MeterView, meter_views, read_key
 from sts.vending.models import campaign_items, campaigns, meters, supply_groups, transactions
 from sts.vending.models import vending_keys as vk
 from sts.vending.service import VendingService, load_key
@@ -159,9 +161,10 @@ def run(service: VendingService, name: str, *, actor: str = "campaign",
         if progress:
             progress(count, total)
     issued = 0
+    cursor = _Cursor()
     while limit is None or issued < limit:
         size = chunk if limit is None else min(chunk, limit - issued)
-        done = _run_chunk(service, cid, camp, name, actor, size)
+        done = _run_chunk(service, cid, camp, name, actor, size, cursor)
         if done is None:
             return
         for rec in done:
@@ -182,7 +185,8 @@ def work(service: VendingService, name: str, *, actor: str = "campaign",
         cid = _campaign_id(conn, name)
         camp = conn.execute(select(campaigns).where(campaigns.c.id == cid)).one()
     n = 0
-    while (done := _run_chunk(service, cid, camp, name, actor, chunk)) is not None:
+    cursor = _Cursor()
+    while (done := _run_chunk(service, cid, camp, name, actor, chunk, cursor)) is not None:
         n += len(done)
         if progress:
             progress(n)
@@ -190,7 +194,7 @@ def work(service: VendingService, name: str, *, actor: str = "campaign",
 
 
 _CLAIM = ("SELECT meter_id FROM campaign_items WHERE campaign_id = :cid AND status = 'pending' "
-          "ORDER BY meter_id LIMIT :n")
+          "AND meter_id > :after ORDER BY meter_id LIMIT :n")
 _SEQS_PG = ("SELECT nextval(pg_get_serial_sequence('transactions', 'seq')) "
             "FROM generate_series(1, :n)")
 _SEQ_SQLITE = "SELECT coalesce(max(seq), 0) FROM transactions"
@@ -209,20 +213,60 @@ def _seqs(service: VendingService, cur: Any, n: int) -> list[int]:
     return [int(r[0]) for r in cur.fetchall()]
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a chunk is made: its tens of thousands of fresh
+    objects would otherwise set off full collections over everything the process holds
+    (a third of a chunk's time); reference counting still frees them, and collection
+    resumes between chunks."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+class _Cursor:
+    """Where a worker's next claim starts: past its last chunk, so a claim does not walk the
+    items already finished (a million, late in a large campaign).  Pending items behind it
+    (a chunk another worker rolled back) are found by one claim from the start before the
+    worker reports nothing left."""
+
+    def __init__(self) -> None:
+        self.after = -1
+
+
 def _run_chunk(service: VendingService, cid: int, camp: Any, name: str, actor: str,
-               size: int) -> list[dict[str, Any]] | None:
+               size: int, cursor: _Cursor) -> list[dict[str, Any]] | None:
     """Claim up to `size` pending meters, issue their key change sets and store everything
     (transactions, tokens, meters, items, audit) in one transaction; None when nothing is
     left to claim.  The claim locks the items (PostgreSQL: SKIP LOCKED, so concurrent workers
     take disjoint chunks; SQLite: the write lock), and the items are marked in the same
     transaction, so a crash leaves the chunk pending and a meter is never issued twice."""
+    with _gc_paused():
+        done = _chunk(service, cid, camp, name, actor, size, cursor.after)
+        if done is None and cursor.after >= 0:
+            cursor.after = -1
+            done = _chunk(service, cid, camp, name, actor, size, -1)
+    if done is not None:
+        cursor.after = done[0]
+        return done[1]
+    return None
+
+
+def _chunk(service: VendingService, cid: int, camp: Any, name: str, actor: str, size: int,
+           after: int) -> tuple[int, list[dict[str, Any]]] | None:
+    """One chunk from the first pending meter past `after`: (its last meter id, records)."""
     hot = service.hot
     reason = f"campaign {name}"
     with service.db.begin() as conn:
         cur = hot.cursor(conn)
         try:
             claim = hot.sql(_CLAIM + ("" if hot.is_sqlite else " FOR UPDATE SKIP LOCKED"))
-            cur.execute(claim, {"cid": cid, "n": size})
+            cur.execute(claim, {"cid": cid, "n": size, "after": after})
             ids = [int(r[0]) for r in cur.fetchall()]
             if not ids:
                 return None
@@ -235,8 +279,7 @@ def _run_chunk(service: VendingService, cid: int, camp: Any, name: str, actor: s
             out: dict[int, dict[str, Any]] = {}
             made: list[tuple[MeterView, KeyChange, IssueResult, str]] = []
             todo: list[tuple[MeterView, KeyChange]] = []
-            for r in rows:
-                m = meter_view(r, hot)
+            for m in meter_views(rows, hot):
                 if m.key.record.id == target.record.id:  # moved by a sale in the meantime
                     marks[m.id].update(status="skipped", error="")
                     out[m.id] = _record(m.pan, "skipped", None)
@@ -273,7 +316,7 @@ def _run_chunk(service: VendingService, cid: int, camp: Any, name: str, actor: s
     for i in ids:
         if i not in out:
             out[i] = {"meter": "", "status": "failed", "error": marks[i]["error"]}
-    return [out[i] for i in ids]
+    return max(ids), [out[i] for i in ids]
 
 
 def to_csv_row(rec: dict[str, Any]) -> str:

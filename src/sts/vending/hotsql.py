@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -304,22 +304,24 @@ class HotSQL:
     def write_many(self, cur: Any, writes: dict[str, list[dict[str, Any]]]) -> None:
         """Many transactions' writes at once (campaign chunks), template by template in the
         order given (a row's parent first).  SQLite runs each template over its rows
-        (`executemany`).  On PostgreSQL a plain INSERT goes as COPY and a plain UPDATE (SET
-        and WHERE of `column = :param` only) as one UPDATE ... FROM unnest(arrays): a few
-        statements per chunk instead of a few per meter.  Anything else runs row by row."""
+        (`executemany`).  On PostgreSQL a plain INSERT (VALUES of parameters and literals)
+        or UPDATE (SET and WHERE of `column = :param` only) runs once for all its rows, which
+        travel as one JSON array (`json_to_recordset`): a few statements per chunk instead of
+        a few per meter, each with one parameter, so psycopg keeps it prepared.  Anything
+        else runs row by row."""
         for template, rows in writes.items():
             if not rows:
                 continue
-            if self.is_sqlite:
+            bulk = None if self.is_sqlite else _bulk_form(template)
+            if bulk is not None:
+                try:
+                    data = orjson.dumps(rows, default=_json_value, option=_AS_DEFAULT)
+                except TypeError:  # a value JSON would not carry as the driver does
+                    bulk = None
+            if bulk is None:
                 cur.executemany(self._sql(template), rows)
-                continue
-            bulk = _bulk_form(template)
-            if isinstance(bulk, _Copy):
-                bulk.run(cur, rows)
-            elif isinstance(bulk, _Unnest):
-                cur.execute(bulk.sql, {p: [r[p] for r in rows] for p in bulk.params})
             else:
-                cur.executemany(self._sql(template), rows)
+                cur.execute(bulk, {"rows": data.decode()})
 
     def ids_param(self, ids: list[int]) -> Any:
         """A list of ids as `meters_by_id` takes it (JSON text on SQLite, an array on
@@ -343,78 +345,69 @@ _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 _INSERT_FORM = re.compile(r"^INSERT INTO (\w+) \(([\w\s,]+)\) VALUES \(([^()]*)\)$")
 _UPDATE_FORM = re.compile(r"^UPDATE (\w+) SET (.+?) WHERE (.+)$")
 _ASSIGN = re.compile(r"^(\w+) = :(\w+)$")
-_LITERAL = re.compile(r"^(?:'([^']*)'|(-?\d+)|(NULL))$")
+_LITERAL = re.compile(r"^(?:'[^']*'|-?\d+|NULL)$")
 
 
-@dataclass(frozen=True)
-class _Copy:
-    """COPY form of `INSERT INTO t (cols) VALUES (:params or literals)`."""
-
-    sql: str
-    row: Callable[[dict[str, Any]], tuple[Any, ...]]
-
-    def run(self, cur: Any, rows: list[dict[str, Any]]) -> None:
-        make = self.row
-        with cur.copy(self.sql) as copy:
-            for r in rows:
-                copy.write_row(make(r))
+_AS_DEFAULT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-@dataclass(frozen=True)
-class _Unnest:
-    """`UPDATE t SET c = :p, ... WHERE k = :q AND ...` as one UPDATE over arrays."""
-
-    sql: str
-    params: tuple[str, ...]
-
-
-def _row_maker(items: list[tuple[bool, Any]]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """A function giving a row's column values in order: a parameter's value, or a literal."""
-    names = [v for is_param, v in items if is_param]
-    if len(names) == len(items) and len(names) > 1:
-        return itemgetter(*names)
-    spec = tuple(items)
-    return lambda r: tuple([r[v] if is_param else v for is_param, v in spec])
+def _json_value(value: Any) -> str:
+    """A row value JSON carries as text for PostgreSQL to read (naive time stamps, as the
+    columns hold them, and exact decimals); anything else sends the rows the usual way."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
 
 
 @lru_cache(maxsize=64)
-def _bulk_form(template: str) -> _Copy | _Unnest | None:
+def _bulk_form(template: str) -> str | None:
+    """The PostgreSQL statement that runs a plain INSERT or UPDATE template for every row of
+    the JSON array `%(rows)s` (each row's parameters by name), or None."""
     text = " ".join(template.split())
-    if (m := _INSERT_FORM.match(text)) is not None:
+    insert = _INSERT_FORM.match(text)
+    update = None if insert else _UPDATE_FORM.match(text)
+    m = insert or update
+    if m is None or m.group(1) not in metadata.tables:
+        return None
+    table = metadata.tables[m.group(1)]
+    pairs: list[tuple[str, str]] = []  # (column, parameter or literal)
+    if insert is not None:
         cols = [c.strip() for c in m.group(2).split(",")]
-        items: list[tuple[bool, Any]] = []
-        for v in (v.strip() for v in m.group(3).split(",")):
-            if v.startswith(":") and v[1:].isidentifier():
-                items.append((True, v[1:]))
-            elif (lit := _LITERAL.match(v)) is not None:
-                items.append((False, lit.group(1) if lit.group(1) is not None
-                              else int(lit.group(2)) if lit.group(2) is not None else None))
-            else:
-                return None
-        if len(cols) != len(items):
+        values = [v.strip() for v in m.group(3).split(",")]
+        if len(cols) != len(values):
             return None
-        return _Copy(f"COPY {m.group(1)} ({', '.join(cols)}) FROM STDIN", _row_maker(items))
-    if (m := _UPDATE_FORM.match(text)) is not None and m.group(1) in metadata.tables:
-        table = metadata.tables[m.group(1)]
+        pairs = list(zip(cols, values, strict=True))
+    else:
         sets = [_ASSIGN.match(a.strip()) for a in m.group(2).split(",")]
         keys = [_ASSIGN.match(a.strip()) for a in m.group(3).split(" AND ")]
         if not all(sets) or not all(keys):
             return None
-        pairs = [(a.group(1), a.group(2)) for a in sets + keys if a is not None]
-        types: dict[str, str] = {}
-        for col, param in pairs:
-            if col not in table.c:
+        pairs = [(a.group(1), ":" + a.group(2)) for a in sets + keys if a is not None]
+    types: dict[str, str] = {}
+    for col, value in pairs:
+        if col not in table.c:
+            return None
+        if value.startswith(":") and value[1:].isidentifier():
+            cast = re.sub(r"\(.*\)", "", table.c[col].type.compile(dialect=_PG))
+            if types.setdefault(value[1:], cast) != cast:
                 return None
-            cast = table.c[col].type.compile(dialect=_PG)
-            if types.setdefault(param, cast) != cast:
-                return None
-        params = tuple(types)
-        arrays = ", ".join(f"%({p})s::{types[p]}[]" for p in params)
-        assign = ", ".join(f"{a.group(1)} = u.{a.group(2)}" for a in sets if a is not None)
-        match = " AND ".join(f"t.{a.group(1)} = u.{a.group(2)}" for a in keys if a is not None)
-        return _Unnest(f"UPDATE {table.name} AS t SET {assign} FROM unnest({arrays}) "
-                       f"AS u({', '.join(params)}) WHERE {match}", params)
-    return None
+        elif not _LITERAL.match(value):
+            return None
+    record = ", ".join(f'"{p}" {t}' for p, t in types.items())
+    source = f"json_to_recordset(%(rows)s::json) AS u({record})"
+
+    def val(v: str) -> str:
+        return f'u."{v[1:]}"' if v.startswith(":") else v
+
+    if insert is not None:
+        return (f"INSERT INTO {table.name} ({', '.join(c for c, _ in pairs)}) "
+                f"SELECT {', '.join(val(v) for _, v in pairs)} FROM {source}")
+    n_set = len(m.group(2).split(","))
+    assign = ", ".join(f"{c} = {val(v)}" for c, v in pairs[:n_set])
+    match = " AND ".join(f"t.{c} = {val(v)}" for c, v in pairs[n_set:])
+    return f"UPDATE {table.name} AS t SET {assign} FROM {source} WHERE {match}"
 
 
 def _last_one(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:

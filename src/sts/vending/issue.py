@@ -12,7 +12,7 @@ only an explicit engineering key change moves a meter to an older key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -115,8 +115,7 @@ def due_key_change(m: MeterView, load_key: Any) -> KeyChange | None:
 
 def key_change_identities(m: MeterView, kc: KeyChange) -> tuple[MeterIdentity, MeterIdentity]:
     """The meter's identity before and after the key change `kc`."""
-    old = m.identity()
-    return old, replace(old, ti=kc.new_ti, ken=kc.new_key.ken)
+    return m.identity(), MeterIdentity(m.pan, m.kt, kc.new_ti, kc.new_key.ken, m.mfr_code)
 
 
 def key_change_item(m: MeterView, kc: KeyChange) -> KeyChangeItem:
@@ -157,8 +156,7 @@ def issue(sm: SecurityModule, m: MeterView, planned: list[Planned], kc: KeyChang
     queue = list(planned)
     if kc is not None:
         check_key_valid(m.key, now, kct=True)
-        old_ident, new_ident = key_change_identities(m, kc)
-        new_ken = new_ident.ken
+        new_ken = kc.new_key.ken
         then = None
         kct_epoch = epoch
         if kc.ro:
@@ -172,8 +170,12 @@ def issue(sm: SecurityModule, m: MeterView, planned: list[Planned], kc: KeyChang
             then = request(first)
         if isinstance(made_set, StsError):
             raise made_set
-        made = made_set if made_set is not None else sm.key_change(
-            m.key.record, old_ident, key.record, new_ident, ro=kc.ro, then=then)
+        if made_set is not None:
+            made = made_set
+        else:
+            old_ident, new_ident = key_change_identities(m, kc)
+            made = sm.key_change(m.key.record, old_ident, key.record, new_ident, ro=kc.ro,
+                                 then=then)
         kcts = made.tokens[: len(made.tokens) - (1 if then is not None else 0)]
         for n, tok in enumerate(kcts, 1):
             row(tok, "KCT", m.key.record.id, m.ti, m.ken, None, f"KEY CHANGE TOKEN {n}")
