@@ -78,6 +78,32 @@ def setup(db_url: str, kek_file: str, n: int) -> None:
     svc.db.dispose()
 
 
+def server_cpu_s() -> float:
+    """CPU seconds the local PostgreSQL server has used (all its processes, and the backends
+    that have exited, from the postmaster's children totals): what the workers' statements
+    cost the database host (any other client's work on it counts too)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name != "postgres" and not name.startswith("postgres:"):
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        parent = Path(f"/proc/{fields[1]}/stat")
+        try:
+            parent_text = parent.read_text()
+        except OSError:
+            parent_text = ""
+        if "(postgres" not in parent_text:  # the postmaster: add its reaped children
+            total += int(fields[13]) + int(fields[14])
+    return total / tick
+
+
 def worker(db_url: str, kek_file: str, chunk: int, cpu: Any) -> None:
     from sts.vending import campaign
     from sts.vending.config import Settings, open_service
@@ -150,6 +176,7 @@ def bench(kind: str, n: int, workers: int, chunk: int) -> dict[str, Any] | None:
     svc.db.dispose()
     spawn = multiprocessing.get_context("spawn")
     load0 = os.getloadavg()
+    server0 = server_cpu_s() if kind == "pg" else 0.0
     t0 = time.perf_counter()
     cpu = spawn.Queue()
     procs = [spawn.Process(target=worker, args=(db_url, kek_file, chunk, cpu))
@@ -160,6 +187,7 @@ def bench(kind: str, n: int, workers: int, chunk: int) -> dict[str, Any] | None:
     for p in procs:
         p.join()
     secs = time.perf_counter() - t0
+    server_s = server_cpu_s() - server0 if kind == "pg" else 0.0
     load1 = os.getloadavg()
     res = check(db_url, kek_file, n)
     # the workers' own CPU (the database server's is not counted): what a meter costs the
@@ -167,6 +195,7 @@ def bench(kind: str, n: int, workers: int, chunk: int) -> dict[str, Any] | None:
     return {"db": kind, "meters": n, "workers": workers, "chunk": chunk, "seconds": round(secs, 2),
             "meters_per_s": round(n / secs), "setup_s": round(setup_s, 1),
             "worker_cpu_us_per_meter": round(cpu_s / n * 1e6),
+            "server_cpu_us_per_meter": round(server_s / n * 1e6),
             "export_s": round(res["export_s"], 2), "ok": res["ok"],
             "load_before": [round(x, 2) for x in load0],
             "load_after": [round(x, 2) for x in load1],

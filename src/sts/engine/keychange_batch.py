@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -52,8 +52,7 @@ class KeySide:
     tables: TableSet | None
 
 
-@dataclass(frozen=True)
-class MeterChange:
+class MeterChange(NamedTuple):
     """One meter's move: its PAN and key type, its TI and KEN before and after."""
 
     pan: str

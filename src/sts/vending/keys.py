@@ -291,25 +291,25 @@ class SoftwareSecurityModule(DerivingSecurityModule):
         key is unwrapped once and the plain meters' sets are made together; any meter that
         path does not take goes through `key_change`, one by one, as before."""
         out: list[Issue | StsError | None] = [None] * len(items)
-        groups: dict[tuple[object, ...], list[int]] = {}
-        for i, it in enumerate(items):
-            groups.setdefault((it.old, it.new, it.ro), []).append(i)
-        for (old, new, ro), idx in groups.items():
-            assert isinstance(old, KeyRecord) and isinstance(new, KeyRecord)
+        groups: dict[tuple[int, int, bool], list[int]] = {}
+        for i, it in enumerate(items):  # by object: a chunk shares its key records
+            groups.setdefault((id(it.old), id(it.new), it.ro), []).append(i)
+        for idx in groups.values():
+            first = items[idx[0]]
             try:
-                sides = (self._side(old), self._side(new))
+                sides = (self._side(first.old), self._side(first.new))
             except StsError:
                 continue  # each meter meets the same error through `key_change`
-            changes = [MeterChange(items[i].meter.pan, items[i].meter.kt, items[i].meter.ti,
-                                   items[i].meter.ken, items[i].new_meter.ti,
-                                   items[i].new_meter.ken) for i in idx]
-            plain = all(items[i].new_meter.kt == items[i].meter.kt and
-                        items[i].new_meter.pan == items[i].meter.pan for i in idx)
-            if not plain:
-                continue
-            made = engine_key_change_many(*sides, changes, ro=bool(ro))
-            for i, issue in zip(idx, made, strict=True):
-                out[i] = issue
+            changes = []
+            for i in idx:
+                old, new = items[i].meter, items[i].new_meter
+                if new.kt != old.kt or new.pan != old.pan:
+                    break
+                changes.append(MeterChange(old.pan, old.kt, old.ti, old.ken, new.ti, new.ken))
+            else:
+                made = engine_key_change_many(*sides, changes, ro=first.ro)
+                for i, issue in zip(idx, made, strict=True):
+                    out[i] = issue
         rest = [i for i, got in enumerate(out) if got is None]
         for i, got in zip(rest, super().key_change_many([items[i] for i in rest]), strict=True):
             out[i] = got
