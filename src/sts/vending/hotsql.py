@@ -305,23 +305,29 @@ class HotSQL:
         """Many transactions' writes at once (campaign chunks), template by template in the
         order given (a row's parent first).  SQLite runs each template over its rows
         (`executemany`).  On PostgreSQL a plain INSERT (VALUES of parameters and literals)
-        or UPDATE (SET and WHERE of `column = :param` only) runs once for all its rows, which
-        travel as one JSON array (`json_to_recordset`): a few statements per chunk instead of
-        a few per meter, each with one parameter, so psycopg keeps it prepared.  Anything
-        else runs row by row."""
+        goes as COPY, and a plain UPDATE (SET and WHERE of `column = :param` only) as one
+        UPDATE whose rows travel as one JSON array (`json_to_recordset`, one parameter, so
+        psycopg keeps it prepared): a few statements per chunk instead of a few per meter.
+        Anything else runs row by row."""
         for template, rows in writes.items():
             if not rows:
                 continue
             bulk = None if self.is_sqlite else _bulk_form(template)
-            if bulk is not None:
+            if isinstance(bulk, _Copy) and bulk.naive(rows):
+                make = bulk.row
+                with cur.copy(bulk.sql) as copy:
+                    for r in rows:
+                        copy.write_row(make(r))
+                continue
+            if isinstance(bulk, str):
                 try:
                     data = orjson.dumps(rows, default=_json_value, option=_AS_DEFAULT)
                 except TypeError:  # a value JSON would not carry as the driver does
                     bulk = None
-            if bulk is None:
-                cur.executemany(self._sql(template), rows)
-            else:
+            if isinstance(bulk, str):
                 cur.execute(bulk, {"rows": data.decode()})
+            else:
+                cur.executemany(self._sql(template), rows)
 
     def ids_param(self, ids: list[int]) -> Any:
         """A list of ids as `meters_by_id` takes it (JSON text on SQLite, an array on
@@ -361,10 +367,37 @@ def _json_value(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
+@dataclass(frozen=True)
+class _Copy:
+    """COPY form of `INSERT INTO t (cols) VALUES (:params or literals)`: the statement, and
+    a function giving a row's values in column order."""
+
+    sql: str
+    row: Callable[[dict[str, Any]], tuple[Any, ...]]
+    stamps: tuple[str, ...]  # the time stamp parameters
+
+    def naive(self, rows: list[dict[str, Any]]) -> bool:
+        """Every time stamp naive, as the columns hold them (COPY would drop an offset that
+        the driver's binding converts)."""
+        return not any(getattr(r[p], "tzinfo", None) is not None
+                       for r in rows for p in self.stamps)
+
+
+def _row_maker(values: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    spec = tuple((True, v[1:]) if v.startswith(":") else (False, _literal(v)) for v in values)
+    return lambda r: tuple([r[v] if is_param else v for is_param, v in spec])
+
+
+def _literal(text: str) -> Any:
+    if text == "NULL":
+        return None
+    return text[1:-1] if text.startswith("'") else int(text)
+
+
 @lru_cache(maxsize=64)
-def _bulk_form(template: str) -> str | None:
-    """The PostgreSQL statement that runs a plain INSERT or UPDATE template for every row of
-    the JSON array `%(rows)s` (each row's parameters by name), or None."""
+def _bulk_form(template: str) -> _Copy | str | None:
+    """How PostgreSQL runs a plain INSERT (COPY) or UPDATE (for every row of the JSON array
+    `%(rows)s`, each row's parameters by name) template for many rows; None: row by row."""
     text = " ".join(template.split())
     insert = _INSERT_FORM.match(text)
     update = None if insert else _UPDATE_FORM.match(text)
@@ -402,8 +435,9 @@ def _bulk_form(template: str) -> str | None:
         return f'u."{v[1:]}"' if v.startswith(":") else v
 
     if insert is not None:
-        return (f"INSERT INTO {table.name} ({', '.join(c for c, _ in pairs)}) "
-                f"SELECT {', '.join(val(v) for _, v in pairs)} FROM {source}")
+        stamps = tuple(p for p, t in types.items() if t.startswith("TIMESTAMP"))
+        return _Copy(f"COPY {table.name} ({', '.join(c for c, _ in pairs)}) FROM STDIN",
+                     _row_maker([v for _, v in pairs]), stamps)
     n_set = len(m.group(2).split(","))
     assign = ", ".join(f"{c} = {val(v)}" for c, v in pairs[:n_set])
     match = " AND ".join(f"t.{c} = {val(v)}" for c, v in pairs[n_set:])
