@@ -201,8 +201,9 @@ def work(service: VendingService, name: str, *, actor: str = "campaign",
 
 _CLAIM = ("SELECT meter_id FROM campaign_items WHERE campaign_id = :cid AND status = 'pending' "
           "AND meter_id > :after ORDER BY meter_id LIMIT :n")
-_SEQS_PG = ("SELECT nextval(pg_get_serial_sequence('transactions', 'seq')) "
-            "FROM generate_series(1, :n)")
+# the sequence looked up once per statement, not once per number
+_SEQS_PG = ("SELECT nextval(s.id) FROM (SELECT pg_get_serial_sequence('transactions', 'seq')"
+            "::regclass AS id) AS s, generate_series(1, :n)")
 _SEQ_SQLITE = "SELECT coalesce(max(seq), 0) FROM transactions"
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -384,8 +385,13 @@ class _Copy:
 
 
 def _row_maker(values: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    spec = tuple((True, v[1:]) if v.startswith(":") else (False, _literal(v)) for v in values)
-    return lambda r: tuple([r[v] if is_param else v for is_param, v in spec])
+    """Values in column order: the parameters' (one C call), then the literals."""
+    names = [v[1:] for v in values if v.startswith(":")]
+    literals = tuple(_literal(v) for v in values if not v.startswith(":"))
+    if len(names) == 1:
+        return lambda r: (r[names[0]], *literals)
+    get = itemgetter(*names)
+    return lambda r: get(r) + literals
 
 
 def _literal(text: str) -> Any:
@@ -436,6 +442,7 @@ def _bulk_form(template: str) -> _Copy | str | None:
 
     if insert is not None:
         stamps = tuple(p for p, t in types.items() if t.startswith("TIMESTAMP"))
+        pairs.sort(key=lambda cv: not cv[1].startswith(":"))  # the literals' columns last
         return _Copy(f"COPY {table.name} ({', '.join(c for c, _ in pairs)}) FROM STDIN",
                      _row_maker([v for _, v in pairs]), stamps)
     n_set = len(m.group(2).split(","))
@@ -466,8 +473,8 @@ def _same(value: Any) -> Any:
 
 
 def _pg_money_in(value: Decimal | None) -> Decimal | None:
-    if value is None:
-        return None
+    if value is None or type(value) is Decimal:
+        return value
     if isinstance(value, float):
         raise TypeError("money is never a float")
     return Decimal(value)

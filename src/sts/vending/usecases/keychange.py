@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 
 def _identity(request_id: str) -> str:
+    """The request hash of a key change: of its request id alone."""
     return hashlib.sha256(audit.canonical_plain({"request_id": request_id}).encode()).hexdigest()
 
 
