@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import func, insert, literal, select, update
 
 from sts.errors import (
@@ -36,7 +37,7 @@ from sts.vending import audit
 from sts.vending.hotsql import MARK_ITEM
 from sts.vending.issue import IssueResult, KeyChange
 from sts.vending.meters import MeterView, meter_views, read_key
-from sts.vending.models import campaign_items, campaigns, meters, supply_groups, transactions
+from sts.vending.models import campaign_items, campaigns, meters, supply_groups
 from sts.vending.models import vending_keys as vk
 from sts.vending.service import VendingService, load_key
 from sts.vending.usecases.keychange import (
@@ -124,26 +125,42 @@ def _record(pan: str, state: str, response: dict[str, Any] | None, error: str = 
     return out
 
 
-def records(service: VendingService, name: str, *, page: int = 5000) -> Iterator[dict[str, Any]]:
+def _answer(text: str) -> dict[str, Any]:
+    """A stored key change answer.  orjson reads it as json does (its integers are small:
+    orjson would read one past 64 bits as a float); json reads anything orjson refuses."""
+    try:
+        out: dict[str, Any] = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        out = json.loads(text)
+    return out
+
+
+_RECORDS = ("SELECT ci.meter_id, m.pan, ci.status, ci.error, t.response FROM campaign_items ci "
+            "JOIN meters m ON m.id = ci.meter_id LEFT JOIN transactions t ON t.seq = ci.txn_seq "
+            "WHERE ci.campaign_id = :cid AND ci.status <> 'pending' AND ci.meter_id > :after "
+            "ORDER BY ci.meter_id LIMIT :n")
+
+
+def records(service: VendingService, name: str, *, page: int = 10000) -> Iterator[dict[str, Any]]:
     """The record of every meter the campaign has finished (done, failed or skipped), in meter
     order, read a page at a time (`sts campaign export`, and the start of `run`)."""
-    ci = campaign_items.c
+    hot = service.hot
     after = -1
+    with service.db.read() as conn:
+        cid = _campaign_id(conn, name)
     while True:
         with service.db.read() as conn:
-            cid = _campaign_id(conn, name)
-            rows = conn.execute(
-                select(ci.meter_id, meters.c.pan, ci.status, ci.error, transactions.c.response)
-                .join(meters, meters.c.id == ci.meter_id)
-                .outerjoin(transactions, transactions.c.seq == ci.txn_seq)
-                .where(ci.campaign_id == cid, ci.status != "pending", ci.meter_id > after)
-                .order_by(ci.meter_id).limit(page)).all()
-        for r in rows:
-            yield _record(r.pan, r.status, json.loads(r.response) if r.response else None,
-                          r.error)
+            cur = hot.cursor(conn)
+            try:
+                cur.execute(hot.sql(_RECORDS), {"cid": cid, "after": after, "n": page})
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+        for _meter_id, pan, state, error, response in rows:
+            yield _record(pan, state, _answer(response) if response else None, error)
         if len(rows) < page:
             return
-        after = rows[-1].meter_id
+        after = rows[-1][0]
 
 
 def run(service: VendingService, name: str, *, actor: str = "campaign",
