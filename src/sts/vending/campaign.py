@@ -216,6 +216,10 @@ def work(service: VendingService, name: str, *, actor: str = "campaign",
     return n
 
 
+# SQLite's page cache for a campaign worker's connection (per connection; the default is
+# 2 MB): a chunk touches the transactions', tokens' and items' indexes across a growing file,
+# and re-reading their pages from the OS cost a fifth of the wall time at 100,000 meters
+_SQLITE_CACHE = "PRAGMA cache_size = -131072"  # KiB: 128 MiB
 _CLAIM = ("SELECT meter_id FROM campaign_items WHERE campaign_id = :cid AND status = 'pending' "
           "AND meter_id > :after ORDER BY meter_id LIMIT :n")
 # the sequence looked up once per statement, not once per number
@@ -289,6 +293,8 @@ def _chunk(service: VendingService, cid: int, camp: Any, name: str, actor: str, 
     with service.db.begin() as conn:
         cur = hot.cursor(conn)
         try:
+            if hot.is_sqlite:
+                cur.execute(_SQLITE_CACHE)
             claim = hot.sql(_CLAIM + ("" if hot.is_sqlite else " FOR UPDATE SKIP LOCKED"))
             cur.execute(claim, {"cid": cid, "n": size, "after": after})
             ids = [int(r[0]) for r in cur.fetchall()]
