@@ -453,13 +453,17 @@ def _bulk_form(template: str) -> _Copy | str | None:
 
 def _last_one(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """`convert` remembering its last argument and result: a chunk converts one time stamp
-    for every row it writes."""
-    last: list[Any] = [object(), None]
+    for every row it writes.  The pair is swapped as one object, so threads sharing it never
+    see one call's argument with another's result."""
+    last: list[tuple[Any, Any]] = [(object(), None)]
 
     def cached(value: Any) -> Any:
-        if value is not last[0] and value != last[0]:
-            last[0], last[1] = value, convert(value)
-        return last[1]
+        seen, result = last[0]
+        if value is seen or value == seen:
+            return result
+        result = convert(value)
+        last[0] = (value, result)
+        return result
 
     return cached
 
