@@ -8,6 +8,8 @@ connection of the caller's SQLAlchemy transaction (so it is the same transaction
 IMMEDIATE on SQLite, same commit or rollback).  There is one path, not a fast one beside a
 slow one.  On PostgreSQL psycopg prepares repeated statements on the server after a few uses,
 and the writes of a transaction go as one statement of data-modifying CTEs (`HotSQL.write`).
+A campaign chunk stores the same rows for thousands of meters template by template
+(`HotSQL.write_many`: on PostgreSQL COPY, or one UPDATE over a JSON array of the rows).
 
 Queries name every column (`Query`): callers read rows by name, never by position.  The
 strings use `:name` parameters; for psycopg they become `%(name)s`.  Money and time stamps are
@@ -319,14 +321,8 @@ class HotSQL:
                 with cur.copy(bulk.sql) as copy:
                     for r in rows:
                         copy.write_row(make(r))
-                continue
-            if isinstance(bulk, str):
-                try:
-                    data = orjson.dumps(rows, default=_json_value, option=_AS_DEFAULT)
-                except TypeError:  # a value JSON would not carry as the driver does
-                    bulk = None
-            if isinstance(bulk, str):
-                cur.execute(bulk, {"rows": data.decode()})
+            elif isinstance(bulk, str) and (data := _json_rows(rows)) is not None:
+                cur.execute(bulk, {"rows": data})
             else:
                 cur.executemany(self._sql(template), rows)
 
@@ -356,6 +352,15 @@ _LITERAL = re.compile(r"^(?:'[^']*'|-?\d+|NULL)$")
 
 
 _AS_DEFAULT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _json_rows(rows: list[dict[str, Any]]) -> str | None:
+    """The rows as one JSON array, or None if a value would not travel as the driver sends
+    it."""
+    try:
+        return orjson.dumps(rows, default=_json_value, option=_AS_DEFAULT).decode()
+    except TypeError:
+        return None
 
 
 def _json_value(value: Any) -> str:
@@ -434,21 +439,17 @@ def _bulk_form(template: str) -> _Copy | str | None:
                 return None
         elif not _LITERAL.match(value):
             return None
-    record = ", ".join(f'"{p}" {t}' for p, t in types.items())
-    source = f"json_to_recordset(%(rows)s::json) AS u({record})"
-
-    def val(v: str) -> str:
-        return f'u."{v[1:]}"' if v.startswith(":") else v
-
     if insert is not None:
         stamps = tuple(p for p, t in types.items() if t.startswith("TIMESTAMP"))
         pairs.sort(key=lambda cv: not cv[1].startswith(":"))  # the literals' columns last
         return _Copy(f"COPY {table.name} ({', '.join(c for c, _ in pairs)}) FROM STDIN",
                      _row_maker([v for _, v in pairs]), stamps)
+    record = ", ".join(f'"{p}" {t}' for p, t in types.items())
     n_set = len(m.group(2).split(","))
-    assign = ", ".join(f"{c} = {val(v)}" for c, v in pairs[:n_set])
-    match = " AND ".join(f"t.{c} = {val(v)}" for c, v in pairs[n_set:])
-    return f"UPDATE {table.name} AS t SET {assign} FROM {source} WHERE {match}"
+    assign = ", ".join(f'{c} = u."{v[1:]}"' for c, v in pairs[:n_set])
+    match = " AND ".join(f't.{c} = u."{v[1:]}"' for c, v in pairs[n_set:])
+    return (f"UPDATE {table.name} AS t SET {assign} FROM json_to_recordset(%(rows)s::json) "
+            f"AS u({record}) WHERE {match}")
 
 
 def _last_one(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
