@@ -233,7 +233,7 @@ def main() -> None:
     ap.add_argument("--meters", type=int, default=20_000)
     ap.add_argument("--db", default="sqlite,pg")
     ap.add_argument("--workers", default="1,2")
-    ap.add_argument("--chunk", type=int, default=2000)
+    ap.add_argument("--chunk", type=int, default=5000)
     args = ap.parse_args()
     print(f"cores: {os.cpu_count()}  load: {os.getloadavg()}", file=sys.stderr)
     for kind in args.db.split(","):

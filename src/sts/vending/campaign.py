@@ -47,7 +47,10 @@ from sts.vending.usecases.keychange import (
     key_change_rows,
 )
 
-DEFAULT_CHUNK = 2000  # meters per transaction
+# meters per transaction: per chunk a claim, a few bulk statements, the audit head's lock and
+# a commit; 5,000 ran 13-18 % faster than 2,000 at 100,000 meters (10,000 no faster), and
+# holds SQLite's write lock under a second
+DEFAULT_CHUNK = 5000
 
 CSV_FIELDS = ("meter", "status", "receipt_no", "sgc", "krn", "ti", "base_date", "token1",
               "token2", "token3", "token4", "error")
