@@ -317,13 +317,17 @@ def _chunk(service: VendingService, cid: int, camp: Any, name: str, actor: str, 
             out: dict[int, dict[str, Any]] = {}
             made: list[tuple[MeterView, KeyChange, IssueResult, str]] = []
             todo: list[tuple[MeterView, KeyChange]] = []
+            changes: dict[int, KeyChange] = {}
             for m in meter_views(rows, hot):
                 if m.key.record.id == target.record.id:  # moved by a sale in the meantime
                     marks[m.id].update(status="skipped", error="")
                     out[m.id] = _record(m.pan, "skipped", None)
                     continue
                 ti = m.tariff.ti if m.tariff.ti is not None else m.ti
-                todo.append((m, KeyChange(target, ti, bool(camp.ro))))
+                kc = changes.get(ti)
+                if kc is None:  # one (immutable) KeyChange per TI: a chunk shares them
+                    kc = changes[ti] = KeyChange(target, ti, bool(camp.ro))
+                todo.append((m, kc))
             # an outage (SecurityModuleUnavailable) stops the run; the chunk stays pending
             for (m, kc), res in zip(todo, issue_key_changes(service, todo, now), strict=True):
                 if isinstance(res, StsError):
