@@ -111,3 +111,9 @@ def test_shared_key_change_vectors(v: dict[str, Any]) -> None:
         if token is not None:
             assert got.token == token
             assert got.block_hex == block
+
+
+def test_the_clear_vending_key_stays_out_of_the_repr() -> None:
+    side = _side(random.Random(3), 4, 7, 1)
+    assert side.vending_key.hex() not in repr(side).encode().hex()
+    assert "vending_key" not in repr(side)

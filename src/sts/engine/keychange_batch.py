@@ -17,7 +17,7 @@ test_keychange_batch.py` holds the two paths to identical tokens.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -41,10 +41,10 @@ _DESCRIPTIONS = {sub: layout_for(2, sub, bits).description
 @dataclass(frozen=True)
 class KeySide:
     """One vending key as a key change needs it (the clear key: lives only in the module's
-    call)."""
+    call, and never in the repr)."""
 
     dkga: int
-    vending_key: bytes
+    vending_key: bytes = field(repr=False)
     sgc: str
     krn: int
     ea: int
