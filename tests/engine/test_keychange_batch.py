@@ -115,5 +115,4 @@ def test_shared_key_change_vectors(v: dict[str, Any]) -> None:
 
 def test_the_clear_vending_key_stays_out_of_the_repr() -> None:
     side = _side(random.Random(3), 4, 7, 1)
-    assert side.vending_key.hex() not in repr(side).encode().hex()
-    assert "vending_key" not in repr(side)
+    assert repr(side.vending_key) not in repr(side) and "vending_key" not in repr(side)
