@@ -78,14 +78,62 @@ def setup(db_url: str, kek_file: str, n: int) -> None:
     svc.db.dispose()
 
 
+def server_cpu_s() -> float:
+    """CPU seconds the local PostgreSQL server has used (all its processes, and the backends
+    that have exited, from the postmaster's children totals): what the workers' statements
+    cost the database host (any other client's work on it counts too)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name != "postgres" and not name.startswith("postgres:"):
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        parent = Path(f"/proc/{fields[1]}/stat")
+        try:
+            parent_text = parent.read_text()
+        except OSError:
+            parent_text = ""
+        if "(postgres" not in parent_text:  # the postmaster: add its reaped children
+            total += int(fields[13]) + int(fields[14])
+    return total / tick
+
+
+def backend_cpu_s(svc: Any, app: str) -> float:
+    """CPU seconds of the PostgreSQL backends serving this worker's connections (those named
+    `app`), read while they are still open: the server's share of this worker alone."""
+    with svc.db.read() as conn:
+        pids = [r[0] for r in conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %(app)s", {"app": app})]
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def worker(db_url: str, kek_file: str, chunk: int, cpu: Any) -> None:
     from sts.vending import campaign
     from sts.vending.config import Settings, open_service
 
+    app = f"sts-campaign-bench-{os.getpid()}"
+    pg = not db_url.endswith(".sqlite3")
+    if pg:
+        db_url += ("&" if "?" in db_url else "?") + f"application_name={app}"
     svc = open_service(Settings(db_url=db_url, kek_file=kek_file))
     t0 = time.process_time()
     campaign.work(svc, "rollover", actor="bench", chunk=chunk)
-    cpu.put(time.process_time() - t0)
+    mine = time.process_time() - t0
+    cpu.put((mine, backend_cpu_s(svc, app) if pg else 0.0))
     svc.db.dispose()
 
 
@@ -150,23 +198,30 @@ def bench(kind: str, n: int, workers: int, chunk: int) -> dict[str, Any] | None:
     svc.db.dispose()
     spawn = multiprocessing.get_context("spawn")
     load0 = os.getloadavg()
+    server0 = server_cpu_s() if kind == "pg" else 0.0
     t0 = time.perf_counter()
     cpu = spawn.Queue()
     procs = [spawn.Process(target=worker, args=(db_url, kek_file, chunk, cpu))
              for _ in range(workers)]
     for p in procs:
         p.start()
-    cpu_s = sum(cpu.get() for _ in procs)
+    got = [cpu.get() for _ in procs]
+    cpu_s = sum(c for c, _ in got)
+    backend_s = sum(b for _, b in got)
     for p in procs:
         p.join()
     secs = time.perf_counter() - t0
+    server_s = server_cpu_s() - server0 if kind == "pg" else 0.0
     load1 = os.getloadavg()
     res = check(db_url, kek_file, n)
-    # the workers' own CPU (the database server's is not counted): what a meter costs the
-    # vending host, whatever else the machine is doing
+    # the workers' own CPU: what a meter costs the vending host, whatever else the machine is
+    # doing; their PostgreSQL backends' CPU (the database host's share); the whole server's
+    # CPU over the run (anything else using it counts too)
     return {"db": kind, "meters": n, "workers": workers, "chunk": chunk, "seconds": round(secs, 2),
             "meters_per_s": round(n / secs), "setup_s": round(setup_s, 1),
             "worker_cpu_us_per_meter": round(cpu_s / n * 1e6),
+            "backend_cpu_us_per_meter": round(backend_s / n * 1e6),
+            "server_cpu_us_per_meter": round(server_s / n * 1e6),
             "export_s": round(res["export_s"], 2), "ok": res["ok"],
             "load_before": [round(x, 2) for x in load0],
             "load_after": [round(x, 2) for x in load1],
@@ -178,7 +233,7 @@ def main() -> None:
     ap.add_argument("--meters", type=int, default=20_000)
     ap.add_argument("--db", default="sqlite,pg")
     ap.add_argument("--workers", default="1,2")
-    ap.add_argument("--chunk", type=int, default=2000)
+    ap.add_argument("--chunk", type=int, default=5000)
     args = ap.parse_args()
     print(f"cores: {os.cpu_count()}  load: {os.getloadavg()}", file=sys.stderr)
     for kind in args.db.split(","):

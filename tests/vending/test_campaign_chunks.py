@@ -248,3 +248,44 @@ def test_cli_workers_and_export(settings: Any, service: Any, clock: Any, tmp_pat
     lines = csv_out.read_text().splitlines()
     assert len(lines) == 31 and lines[0].startswith("meter,status")
     assert recs[3]["tokens"][0] in lines[4]
+
+
+def test_ami_meters_get_their_delivery_jobs_with_the_chunk(service: Any, clock: Any) -> None:
+    from sts.delivery.models import deliveries
+
+    _demo, pans = rollover_setup(service, clock, meters=1)
+    pans += bulk_meters(service, clock, 500, 11)
+    ami = set(pans[::3])
+    with service.db.begin() as conn:
+        conn.execute(update(meters).where(meters.c.pan.in_(ami)).values(ami=True))
+    camp.create(service, "rollover", sgc=SGC, to_krn=2, from_krn=1)
+    recs = list(camp.run(service, "rollover", chunk=5))
+    assert {r["status"] for r in recs} == {"done"}
+    with service.db.read() as conn:
+        jobs = conn.execute(select(meters.c.pan, deliveries.c.channel, deliveries.c.status,
+                                   deliveries.c.txn_seq, deliveries.c.request_id)
+                            .join(meters, meters.c.id == deliveries.c.meter_id)).all()
+    seqs = {r["meter"]: int(r["receipt_no"]) for r in recs}
+    assert sorted(j.pan for j in jobs) == sorted(ami)  # one AMI job per AMI meter, no other
+    for j in jobs:
+        assert (j.channel, j.status, j.txn_seq) == ("ami", "pending", seqs[j.pan])
+        assert j.request_id.startswith("campaign:")
+
+
+def test_a_claim_past_pending_items_still_finds_them(service: Any, clock: Any) -> None:
+    """A worker's claims start past its last chunk; pending items behind it (another
+    worker's rolled-back chunk) are still found before the worker reports nothing left."""
+    _demo, pans = rollover_setup(service, clock, meters=1)
+    pans += bulk_meters(service, clock, 600, 14)
+    camp.create(service, "rollover", sgc=SGC, to_krn=2, from_krn=1)
+    with service.db.read() as conn:
+        cid = camp._campaign_id(conn, "rollover")
+        row = conn.execute(select(camp.campaigns).where(camp.campaigns.c.id == cid)).one()
+    cursor = camp._Cursor()
+    cursor.after = 10**9  # as if this worker had finished chunks past every pending item
+    done = camp._run_chunk(service, cid, row, "rollover", "test", 10, cursor)
+    assert done is not None and [r["meter"] for r in done] == pans[:10]
+    assert camp.status(service, "rollover")["pending"] == 5
+    assert len(camp._run_chunk(service, cid, row, "rollover", "test", 10, cursor) or []) == 5
+    assert camp._run_chunk(service, cid, row, "rollover", "test", 10, cursor) is None
+    assert key_change_counts(service) == {p: 1 for p in pans}

@@ -8,6 +8,8 @@ connection of the caller's SQLAlchemy transaction (so it is the same transaction
 IMMEDIATE on SQLite, same commit or rollback).  There is one path, not a fast one beside a
 slow one.  On PostgreSQL psycopg prepares repeated statements on the server after a few uses,
 and the writes of a transaction go as one statement of data-modifying CTEs (`HotSQL.write`).
+A campaign chunk stores the same rows for thousands of meters template by template
+(`HotSQL.write_many`: on PostgreSQL COPY, or one UPDATE over a JSON array of the rows).
 
 Queries name every column (`Query`): callers read rows by name, never by position.  The
 strings use `:name` parameters; for psycopg they become `%(name)s`.  Money and time stamps are
@@ -23,12 +25,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 
-from sts.vending.models import MICRO, TS
+from sts.vending.models import MICRO, TS, metadata
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -147,6 +151,17 @@ ON CONFLICT (meter_id, month) DO UPDATE SET
     free_units = meter_months.free_units + excluded.free_units
 """
 
+# a campaign item's outcome
+MARK_ITEM = """
+UPDATE campaign_items SET status = :status, txn_seq = :txn_seq, error = :error
+WHERE campaign_id = :cid AND meter_id = :meter_id
+"""
+
+INSERT_AUDIT = """
+INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash)
+VALUES (:seq, :at, :actor, :action, :subject, :details, :prev_hash, :hash)
+"""
+
 MARK_TXN_REVERSED = "UPDATE transactions SET status = 'reversed' WHERE seq = :seq"
 MARK_TOKENS_REVERSED = "UPDATE tokens SET status = 'reversed' WHERE txn_seq = :seq"
 
@@ -206,7 +221,7 @@ class HotSQL:
             assert ts_bind is not None and ts_result is not None
             self.money_in = _sqlite_money_in
             self.money_out = _sqlite_money_out
-            self.ts_in = ts_bind
+            self.ts_in = _last_one(ts_bind)
             self.ts_out = ts_result
         else:
             self.money_in = _pg_money_in
@@ -289,6 +304,28 @@ class HotSQL:
         if rows:
             cur.executemany(self._sql(template), rows)
 
+    def write_many(self, cur: Any, writes: dict[str, list[dict[str, Any]]]) -> None:
+        """Many transactions' writes at once (campaign chunks), template by template in the
+        order given (a row's parent first).  SQLite runs each template over its rows
+        (`executemany`).  On PostgreSQL a plain INSERT (VALUES of parameters and literals)
+        goes as COPY, and a plain UPDATE (SET and WHERE of `column = :param` only) as one
+        UPDATE whose rows travel as one JSON array (`json_to_recordset`, one parameter, so
+        psycopg keeps it prepared): a few statements per chunk instead of a few per meter.
+        Anything else runs row by row."""
+        for template, rows in writes.items():
+            if not rows:
+                continue
+            bulk = None if self.is_sqlite else _bulk_form(template)
+            if isinstance(bulk, _Copy) and bulk.naive(rows):
+                make = bulk.row
+                with cur.copy(bulk.sql) as copy:
+                    for r in rows:
+                        copy.write_row(make(r))
+            elif isinstance(bulk, str) and (data := _json_rows(rows)) is not None:
+                cur.execute(bulk, {"rows": data})
+            else:
+                cur.executemany(self._sql(template), rows)
+
     def ids_param(self, ids: list[int]) -> Any:
         """A list of ids as `meters_by_id` takes it (JSON text on SQLite, an array on
         PostgreSQL)."""
@@ -307,6 +344,131 @@ class HotSQL:
         return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+_INSERT_FORM = re.compile(r"^INSERT INTO (\w+) \(([\w\s,]+)\) VALUES \(([^()]*)\)$")
+_UPDATE_FORM = re.compile(r"^UPDATE (\w+) SET (.+?) WHERE (.+)$")
+_ASSIGN = re.compile(r"^(\w+) = :(\w+)$")
+_LITERAL = re.compile(r"^(?:'[^']*'|-?\d+|NULL)$")
+
+
+_AS_DEFAULT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _json_rows(rows: list[dict[str, Any]]) -> str | None:
+    """The rows as one JSON array, or None if a value would not travel as the driver sends
+    it."""
+    try:
+        return orjson.dumps(rows, default=_json_value, option=_AS_DEFAULT).decode()
+    except TypeError:
+        return None
+
+
+def _json_value(value: Any) -> str:
+    """A row value JSON carries as text for PostgreSQL to read (naive time stamps, as the
+    columns hold them, and exact decimals); anything else sends the rows the usual way."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """COPY form of `INSERT INTO t (cols) VALUES (:params or literals)`: the statement, and
+    a function giving a row's values in column order."""
+
+    sql: str
+    row: Callable[[dict[str, Any]], tuple[Any, ...]]
+    stamps: tuple[str, ...]  # the time stamp parameters
+
+    def naive(self, rows: list[dict[str, Any]]) -> bool:
+        """Every time stamp naive, as the columns hold them (COPY would drop an offset that
+        the driver's binding converts)."""
+        return not any(getattr(r[p], "tzinfo", None) is not None
+                       for r in rows for p in self.stamps)
+
+
+def _row_maker(values: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """Values in column order: the parameters' (one C call), then the literals."""
+    names = [v[1:] for v in values if v.startswith(":")]
+    literals = tuple(_literal(v) for v in values if not v.startswith(":"))
+    if len(names) == 1:
+        return lambda r: (r[names[0]], *literals)
+    get = itemgetter(*names)
+    return lambda r: get(r) + literals
+
+
+def _literal(text: str) -> Any:
+    if text == "NULL":
+        return None
+    return text[1:-1] if text.startswith("'") else int(text)
+
+
+@lru_cache(maxsize=64)
+def _bulk_form(template: str) -> _Copy | str | None:
+    """How PostgreSQL runs a plain INSERT (COPY) or UPDATE (for every row of the JSON array
+    `%(rows)s`, each row's parameters by name) template for many rows; None: row by row."""
+    text = " ".join(template.split())
+    insert = _INSERT_FORM.match(text)
+    update = None if insert else _UPDATE_FORM.match(text)
+    m = insert or update
+    if m is None or m.group(1) not in metadata.tables:
+        return None
+    table = metadata.tables[m.group(1)]
+    pairs: list[tuple[str, str]] = []  # (column, parameter or literal)
+    if insert is not None:
+        cols = [c.strip() for c in m.group(2).split(",")]
+        values = [v.strip() for v in m.group(3).split(",")]
+        if len(cols) != len(values):
+            return None
+        pairs = list(zip(cols, values, strict=True))
+    else:
+        sets = [_ASSIGN.match(a.strip()) for a in m.group(2).split(",")]
+        keys = [_ASSIGN.match(a.strip()) for a in m.group(3).split(" AND ")]
+        if not all(sets) or not all(keys):
+            return None
+        pairs = [(a.group(1), ":" + a.group(2)) for a in sets + keys if a is not None]
+    types: dict[str, str] = {}
+    for col, value in pairs:
+        if col not in table.c:
+            return None
+        if value.startswith(":") and value[1:].isidentifier():
+            cast = re.sub(r"\(.*\)", "", table.c[col].type.compile(dialect=_PG))
+            if types.setdefault(value[1:], cast) != cast:
+                return None
+        elif not _LITERAL.match(value):
+            return None
+    if insert is not None:
+        stamps = tuple(p for p, t in types.items() if t.startswith("TIMESTAMP"))
+        pairs.sort(key=lambda cv: not cv[1].startswith(":"))  # the literals' columns last
+        return _Copy(f"COPY {table.name} ({', '.join(c for c, _ in pairs)}) FROM STDIN",
+                     _row_maker([v for _, v in pairs]), stamps)
+    record = ", ".join(f'"{p}" {t}' for p, t in types.items())
+    n_set = len(m.group(2).split(","))
+    assign = ", ".join(f'{c} = u."{v[1:]}"' for c, v in pairs[:n_set])
+    match = " AND ".join(f't.{c} = u."{v[1:]}"' for c, v in pairs[n_set:])
+    return (f"UPDATE {table.name} AS t SET {assign} FROM json_to_recordset(%(rows)s::json) "
+            f"AS u({record}) WHERE {match}")
+
+
+def _last_one(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`convert` remembering its last argument and result: a chunk converts one time stamp
+    for every row it writes.  The pair is swapped as one object, so threads sharing it never
+    see one call's argument with another's result."""
+    last: list[tuple[Any, Any]] = [(object(), None)]
+
+    def cached(value: Any) -> Any:
+        seen, result = last[0]
+        if value is seen or value == seen:
+            return result
+        result = convert(value)
+        last[0] = (value, result)
+        return result
+
+    return cached
+
+
 def _suffixed(template: str, i: int) -> str:
     return _PARAM.sub(lambda m: f":{m.group(1)}_{i}", template.strip())
 
@@ -316,8 +478,8 @@ def _same(value: Any) -> Any:
 
 
 def _pg_money_in(value: Decimal | None) -> Decimal | None:
-    if value is None:
-        return None
+    if value is None or type(value) is Decimal:
+        return value
     if isinstance(value, float):
         raise TypeError("money is never a float")
     return Decimal(value)
@@ -328,6 +490,8 @@ def _sqlite_money_in(value: Decimal | None) -> int | None:
         return None
     if isinstance(value, float):
         raise TypeError("money is never a float")
+    if not value:
+        return 0
     return int((Decimal(value) * MICRO).to_integral_value())
 
 

@@ -12,15 +12,15 @@ only an explicit engineering key change moves a meter to an older key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sts.codec.tid import TID_MAX, is_reserved, tid_at
-from sts.engine import TokenRequest
-from sts.errors import VendKeyExpired
-from sts.vending.keys import MeterIdentity, SecurityModule
+from sts.engine import Issue, TokenRequest
+from sts.errors import StsError, VendKeyExpired
+from sts.vending.keys import KeyChangeItem, MeterIdentity, SecurityModule
 from sts.vending.meters import KeyInfo, MeterView
 from sts.vending.tariff import units_str
 
@@ -113,10 +113,25 @@ def due_key_change(m: MeterView, load_key: Any) -> KeyChange | None:
     return KeyChange(new, target_ti, new.record.base_date != m.key.record.base_date)
 
 
+def key_change_identities(m: MeterView, kc: KeyChange) -> tuple[MeterIdentity, MeterIdentity]:
+    """The meter's identity before and after the key change `kc`."""
+    return m.identity(), MeterIdentity(m.pan, m.kt, kc.new_ti, kc.new_key.ken, m.mfr_code)
+
+
+def key_change_item(m: MeterView, kc: KeyChange) -> KeyChangeItem:
+    """What the security module needs to make `kc`'s set alone (no follow-up token)."""
+    old, new = key_change_identities(m, kc)
+    return KeyChangeItem(m.key.record, old, kc.new_key.record, new, kc.ro)
+
+
 def issue(sm: SecurityModule, m: MeterView, planned: list[Planned], kc: KeyChange | None,
-          now: datetime) -> IssueResult:
+          now: datetime, *, made_set: Issue | StsError | None = None) -> IssueResult:
     """Allocate TIDs and make the tokens (KCTs first, then `planned` in order).  `now` is the
-    utility's local wall time: TIDs count its minutes."""
+    utility's local wall time: TIDs count its minutes.  `made_set`: the key change set
+    already made for `key_change_item(m, kc)` (or the error making it raised), for a key
+    change alone (`SecurityModule.key_change_many`, campaigns); the checks run as before."""
+    if made_set is not None and (kc is None or planned):
+        raise ValueError("a made key change set stands only for a key change alone")
     prev_key = {"key_id": m.key.record.id, "ti": m.ti, "ken": m.ken,
                 "tid_epoch": m.tid_epoch, "last_tid": m.last_tid}
     key, ti, ken = m.key, m.ti, m.ken
@@ -141,9 +156,7 @@ def issue(sm: SecurityModule, m: MeterView, planned: list[Planned], kc: KeyChang
     queue = list(planned)
     if kc is not None:
         check_key_valid(m.key, now, kct=True)
-        old_ident = m.identity()
         new_ken = kc.new_key.ken
-        new_ident = replace(old_ident, ti=kc.new_ti, ken=new_ken)
         then = None
         kct_epoch = epoch
         if kc.ro:
@@ -155,7 +168,14 @@ def issue(sm: SecurityModule, m: MeterView, planned: list[Planned], kc: KeyChang
             if first.token_class != 1:
                 check_key_valid(key, now)
             then = request(first)
-        made = sm.key_change(m.key.record, old_ident, key.record, new_ident, ro=kc.ro, then=then)
+        if isinstance(made_set, StsError):
+            raise made_set
+        if made_set is not None:
+            made = made_set
+        else:
+            old_ident, new_ident = key_change_identities(m, kc)
+            made = sm.key_change(m.key.record, old_ident, key.record, new_ident, ro=kc.ro,
+                                 then=then)
         kcts = made.tokens[: len(made.tokens) - (1 if then is not None else 0)]
         for n, tok in enumerate(kcts, 1):
             row(tok, "KCT", m.key.record.id, m.ti, m.ken, None, f"KEY CHANGE TOKEN {n}")

@@ -16,6 +16,7 @@ import hashlib
 import os
 import secrets
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,9 @@ from sts.crypto.sta import TableSet, table_set
 from sts.engine import DecodedToken, Issue, KeyChangeRequest, MeterKey, TokenRequest
 from sts.engine import decode as engine_decode
 from sts.engine import generate as engine_generate
-from sts.errors import ConfigError, KeyDataError, NotSupported
+from sts.engine.keychange_batch import KeySide, MeterChange
+from sts.engine.keychange_batch import key_change_many as engine_key_change_many
+from sts.errors import ConfigError, KeyDataError, NotSupported, SecurityModuleUnavailable, StsError
 
 ENV_KEK = "STS_KEK"
 ENV_KEK_FILE = "STS_KEK_FILE"
@@ -67,6 +70,17 @@ class MeterIdentity:
     mfr_code: str | None = None
 
 
+@dataclass(frozen=True)
+class KeyChangeItem:
+    """One meter's key change set, as `SecurityModule.key_change_many` takes it."""
+
+    old: KeyRecord
+    meter: MeterIdentity
+    new: KeyRecord
+    new_meter: MeterIdentity
+    ro: bool
+
+
 class SecurityModule(ABC):
     name: str
 
@@ -87,6 +101,21 @@ class SecurityModule(ABC):
                    new_meter: MeterIdentity, *, ro: bool,
                    then: TokenRequest | None) -> Issue:
         """A key change set from the meter's key to the new one, plus an optional token."""
+
+    def key_change_many(self, items: Sequence[KeyChangeItem]) -> list[Issue | StsError]:
+        """Key change sets (no follow-up token) for many meters, in order: each meter's set,
+        or the StsError its `key_change` raised.  An unreachable module raises (nothing is
+        issued).  This default makes them one by one; a module may do the chunk at once."""
+        out: list[Issue | StsError] = []
+        for it in items:
+            try:
+                out.append(self.key_change(it.old, it.meter, it.new, it.new_meter, ro=it.ro,
+                                           then=None))
+            except SecurityModuleUnavailable:
+                raise
+            except StsError as exc:
+                out.append(exc)
+        return out
 
     @abstractmethod
     def decode(self, key: KeyRecord, meter: MeterIdentity, token: str) -> DecodedToken:
@@ -256,6 +285,39 @@ class SoftwareSecurityModule(DerivingSecurityModule):
             self._derived.clear()  # simple bound; a miss only costs a derivation
         self._derived[ident] = derived
         return derived
+
+    def key_change_many(self, items: Sequence[KeyChangeItem]) -> list[Issue | StsError]:
+        """The chunk at once (`sts.engine.keychange_batch`): per pair of keys, each vending
+        key is unwrapped once and the plain meters' sets are made together; any meter that
+        path does not take goes through `key_change`, one by one, as before."""
+        out: list[Issue | StsError | None] = [None] * len(items)
+        groups: dict[tuple[int, int, bool], list[int]] = {}
+        for i, it in enumerate(items):  # by object: a chunk shares its key records
+            groups.setdefault((id(it.old), id(it.new), it.ro), []).append(i)
+        for idx in groups.values():
+            first = items[idx[0]]
+            try:
+                sides = (self._side(first.old), self._side(first.new))
+            except StsError:
+                continue  # each meter meets the same error through `key_change`
+            changes = []
+            for i in idx:
+                old, new = items[i].meter, items[i].new_meter
+                if new.kt != old.kt or new.pan != old.pan:
+                    break
+                changes.append(MeterChange(old.pan, old.kt, old.ti, old.ken, new.ti, new.ken))
+            else:
+                made = engine_key_change_many(*sides, changes, ro=first.ro)
+                for i, issue in zip(idx, made, strict=True):
+                    out[i] = issue
+        rest = [i for i, got in enumerate(out) if got is None]
+        for i, got in zip(rest, super().key_change_many([items[i] for i in rest]), strict=True):
+            out[i] = got
+        return [got for got in out if got is not None]
+
+    def _side(self, key: KeyRecord) -> KeySide:
+        return KeySide(key.dkga, self._unwrap(key), key.sgc, key.krn, key.ea, key.base_date,
+                       self._tables(key))
 
     def key_check_value(self, key: KeyRecord) -> str:
         from sts.vending.ceremony import kcv

@@ -113,6 +113,7 @@ class Entry:
     reverses: int | None = None
     reason: str = ""
     meter_state: dict[str, int] | None = None  # key_id, ti, ken, tid_epoch, last_tid to set
+    plain: bool = False  # the response holds plain values only (`audit.canonical_plain`)
 
 
 def entry_writes(hot: HotSQL, e: Entry) -> tuple[str, Writes]:
@@ -120,7 +121,7 @@ def entry_writes(hot: HotSQL, e: Entry) -> tuple[str, Writes]:
     the meter's new state (key, TIDs, chain head)."""
     mi = hot.money_in
     m = e.meter
-    body = canonical(e.response)
+    body = audit.canonical_plain(e.response) if e.plain else canonical(e.response)
     prev = m.last_hash or audit.GENESIS
     digest = audit.txn_hash(prev, e.request_id, e.kind, body)
     created = hot.ts_in(e.now)
@@ -130,7 +131,7 @@ def entry_writes(hot: HotSQL, e: Entry) -> tuple[str, Writes]:
         "vendor_id": e.vendor_id, "api_key_id": e.api_key_id, "request_hash": e.request_hash,
         "amount": mi(e.amount), "vat": mi(e.vat), "charges": mi(e.charges),
         "debt": mi(e.debt), "units": mi(e.units), "month": e.month,
-        "prev_key": canonical(res.prev_key) if res else "",
+        "prev_key": audit.canonical_plain(res.prev_key) if res else "",
         "response": body, "created_at": created, "prev_hash": prev, "hash": digest}
     if e.reverses is None and not e.reason:
         writes: Writes = [(INSERT_TXN_PLAIN, txn)]

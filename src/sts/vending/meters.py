@@ -14,7 +14,7 @@ from typing import Any
 
 from sts.codec.pan import parse_meter_number
 from sts.errors import UnknownMeter, UnknownRecord
-from sts.vending.hotsql import HotSQL, Row
+from sts.vending.hotsql import KEY_COLUMNS, HotSQL, Row
 from sts.vending.keys import KeyRecord, MeterIdentity
 from sts.vending.tariff import Block, Tariff
 
@@ -99,16 +99,49 @@ def key_info(r: Row, hot: HotSQL) -> KeyInfo:
     return KeyInfo(rec, r["key_ken"], hot.money_out(r["key_credit_limit"]))
 
 
-def meter_view(r: Row, hot: HotSQL) -> MeterView:
-    """A meter from a row of `hotsql.METER_COLUMNS`."""
+_KEY_NAMES = tuple(n for n, _ in KEY_COLUMNS)
+_TARIFF_NAMES = ("tariff_id", "tariff_name", "tariff_description", "tariff_ti", "tariff_blocks",
+                 "vat_rate", "fixed_monthly", "debt_share", "free_units", "min_amount",
+                 "max_amount")
+
+
+def _tariff(r: Row, hot: HotSQL) -> Tariff:
     dec = hot.money
-    tariff = Tariff(
+    return Tariff(
         name=r["tariff_name"], description=r["tariff_description"], ti=r["tariff_ti"],
         blocks=_blocks(r["tariff_blocks"]), vat_rate=dec(r["vat_rate"]),
         fixed_monthly=dec(r["fixed_monthly"]), debt_share=dec(r["debt_share"]),
         free_units=dec(r["free_units"]), min_amount=dec(r["min_amount"]),
         max_amount=hot.money_out(r["max_amount"]),
     )
+
+
+def meter_views(rows: list[Row], hot: HotSQL) -> list[MeterView]:
+    """`meter_view` of many rows (a campaign chunk): rows naming the same key or tariff with
+    the same columns share one (immutable) KeyInfo or Tariff, built once."""
+    keys: dict[tuple[Any, ...], KeyInfo] = {}
+    tariffs: dict[tuple[Any, ...], Tariff] = {}
+    out = []
+    for r in rows:
+        kv = tuple([r[n] for n in _KEY_NAMES])
+        key = keys.get(kv)
+        if key is None:
+            key = keys[kv] = key_info(r, hot)
+        tv = tuple([r[n] for n in _TARIFF_NAMES])
+        tariff = tariffs.get(tv)
+        if tariff is None:
+            tariff = tariffs[tv] = _tariff(r, hot)
+        out.append(meter_view(r, hot, key=key, tariff=tariff))
+    return out
+
+
+def meter_view(r: Row, hot: HotSQL, *, key: KeyInfo | None = None,
+               tariff: Tariff | None = None) -> MeterView:
+    """A meter from a row of `hotsql.METER_COLUMNS` (`key`, `tariff`: already built from
+    this row's columns)."""
+    dec = hot.money
+    if tariff is None:
+        tariff = _tariff(r, hot)
     customer = None
     if r["customer_id"] is not None:
         customer = {"account_no": r["account_no"], "name": r["customer_name"],
@@ -122,7 +155,7 @@ def meter_view(r: Row, hot: HotSQL) -> MeterView:
         id=r["meter_id"], pan=r["pan"], status=r["status"], status_reason=r["status_reason"],
         service=r["service"], kt=r["kt"], ti=r["ti"], ken=r["ken"], mfr_code=r["mfr_code"],
         last_tid=r["last_tid"], tid_epoch=r["tid_epoch"], max_epoch=r["max_epoch"],
-        last_hash=r["last_hash"], key=key_info(r, hot), sgc_id=r["sgc_id"],
+        last_hash=r["last_hash"], key=key or key_info(r, hot), sgc_id=r["sgc_id"],
         current_key_id=r["current_key_id"], tariff_id=r["tariff_id"], tariff=tariff,
         customer=customer, customer_id=r["customer_id"], debt_balance=dec(r["debt_balance"]),
         utility={"name": r["utility_name"], "address": r["utility_address"],

@@ -11,25 +11,26 @@ and call the same after-issue hook (`after_key_changes`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
 from sts.delivery import outbox as delivery_outbox
-from sts.errors import NoKeyChangeDue
+from sts.errors import NoKeyChangeDue, StsError
 from sts.vending import audit
 from sts.vending.auth import Caller
 from sts.vending.clock import local, utc, wall
-from sts.vending.issue import IssueResult, KeyChange, due_key_change, issue
+from sts.vending.issue import IssueResult, KeyChange, due_key_change, issue, key_change_item
 from sts.vending.ledger import (
     Entry,
     Writes,
     check_request_id,
     entry_writes,
     next_seq,
-    request_hash,
     stored,
 )
 from sts.vending.meters import MeterView, read_meter
@@ -41,7 +42,16 @@ if TYPE_CHECKING:
 
 
 def _identity(request_id: str) -> str:
-    return request_hash({"request_id": request_id})
+    """The request hash of a key change: of its request id alone."""
+    return hashlib.sha256(audit.canonical_plain({"request_id": request_id}).encode()).hexdigest()
+
+
+@lru_cache(maxsize=64)
+def _times(now: datetime, time_zone: str) -> tuple[datetime, str, datetime, datetime]:
+    """(local time, its ISO text, its wall time, UTC) of the service clock's `now` in a
+    zone: the same for every meter of a chunk."""
+    at = local(now, time_zone)
+    return at, at.isoformat(), wall(at), utc(at)
 
 
 def issue_key_change(svc: VendingService, m: MeterView, kc: KeyChange,
@@ -51,24 +61,43 @@ def issue_key_change(svc: VendingService, m: MeterView, kc: KeyChange,
     return issue(svc.sm, m, [], kc, wall(local(now, m.time_zone)))
 
 
+def issue_key_changes(svc: VendingService, changes: list[tuple[MeterView, KeyChange]],
+                      now: datetime) -> list[IssueResult | StsError]:
+    """`issue_key_change` for many meters (a campaign chunk): the security module makes the
+    sets together (`SecurityModule.key_change_many`), then each meter's result is what
+    `issue_key_change` returns, or the StsError it raises."""
+    made = svc.sm.key_change_many([key_change_item(m, kc) for m, kc in changes])
+    walls: dict[str, datetime] = {}
+    out: list[IssueResult | StsError] = []
+    for (m, kc), got in zip(changes, made, strict=True):
+        at = walls.get(m.time_zone)
+        if at is None:
+            at = walls[m.time_zone] = wall(local(now, m.time_zone))
+        try:
+            out.append(issue(svc.sm, m, [], kc, at, made_set=got))
+        except StsError as exc:
+            out.append(exc)
+    return out
+
+
 def key_change_rows(svc: VendingService, m: MeterView, kc: KeyChange, res: IssueResult, *,
                     seq: int, request_id: str, reason: str,
                     now: datetime) -> tuple[dict[str, Any], Writes]:
     """The answer and the writes (transaction, tokens, the meter's new state, and for an AMI
     meter its delivery job) of an issued key change set stored as receipt `seq`."""
-    at = local(now, m.time_zone)
+    _at, stamp, at_wall, at_utc = _times(now, m.time_zone)
     response = {"request_id": request_id, "receipt_no": f"{seq:010d}",
-                "type": "key_change", "reason": reason, "date": at.isoformat(),
+                "type": "key_change", "reason": reason, "date": stamp,
                 "meter": m.describe(),
                 "key_change": {"to": kc.target(), "rollover": kc.ro},
                 "tokens": res.public()}
     _body, writes = entry_writes(svc.hot, Entry(
         seq=seq, request_id=request_id, kind="key_change", meter=m,
         request_hash=_identity(request_id), response=response,
-        now=wall(at), issued=res, reason=reason))
+        now=at_wall, issued=res, reason=reason, plain=True))
     # token delivery: an AMI meter gets its key change pushed (the job goes with the writes)
     writes += delivery_outbox.job_writes(request_id, txn_seq=seq, meter_id=m.id, ami=m.ami,
-                                         wanted=[], now=svc.hot.ts_in(utc(at)))
+                                         wanted=[], now=svc.hot.ts_in(at_utc))
     return response, writes
 
 
