@@ -753,15 +753,16 @@ def campaign_create(ctx: click.Context, name: str, sgc: str, to_krn: int, from_k
               help="records as JSON Lines (the default, and with --json) or CSV")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="stop after this many new issues")
-@click.option("--chunk", type=click.IntRange(1, 50_000), default=2000, show_default=True,
-              help="meters per transaction")
+@click.option("--chunk", type=click.IntRange(1, 50_000), default=None,
+              help="meters per transaction (default: sts.vending.campaign.DEFAULT_CHUNK)")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="worker processes on this host (PostgreSQL; more hosts: run the same "
                    "command on each)")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: on a tty)")
 @click.pass_context
 def campaign_run(ctx: click.Context, name: str, out_path: str, fmt: str | None,
-                 limit: int | None, chunk: int, workers: int, progress: bool | None) -> None:
+                 limit: int | None, chunk: int | None, workers: int,
+                 progress: bool | None) -> None:
     """Issue the key changes; re-run to resume.  Writes every meter's record (earlier ones too).
 
     Workers claim chunks of meters through the database, so any number of `sts campaign run`
@@ -776,6 +777,7 @@ def campaign_run(ctx: click.Context, name: str, out_path: str, fmt: str | None,
 
     from sts.vending import campaign as camp
 
+    chunk = chunk or camp.DEFAULT_CHUNK
     if fmt is None:
         fmt = "jsonl"
     elif fmt == "csv" and _wants_json(ctx) and out_path == "-":
