@@ -1,0 +1,47 @@
+"""Schema migrations over a database that holds sales, on SQLite and PostgreSQL: the newest
+revision is what the models declare, and 0007 (tokens without their own meter/key foreign
+keys) goes down and up again with every row kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from sts.vending.db import migrate
+from sts.vending.models import tokens
+
+
+def _config(conn: sa.Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", "sts.vending:migrations")
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def _token_fks(engine: sa.Engine) -> set[str]:
+    return {fk["referred_table"] for fk in sa.inspect(engine).get_foreign_keys("tokens")}
+
+
+def test_0007_down_and_up_with_sales(demo: Any) -> None:
+    db = demo.service.db
+    for amount in ("25", "40"):
+        assert demo.buy(amount=amount).status_code == 201
+    with db.read() as conn:
+        before = conn.execute(sa.select(tokens).order_by(tokens.c.id)).all()
+    assert before and _token_fks(db.engine) == {"transactions"}
+    assert {fk.column.table.name for fk in tokens.foreign_keys} == {"transactions"}
+
+    with db.begin() as conn:  # down: the checks come back and hold for the stored rows
+        command.downgrade(_config(conn), "0006_web")
+    assert _token_fks(db.engine) == {"transactions", "meters", "vending_keys"}
+    with db.begin() as conn:
+        command.upgrade(_config(conn), "head")
+    assert migrate(db) == "0007_token_checks"
+    assert _token_fks(db.engine) == {"transactions"}
+    with db.read() as conn:
+        after = conn.execute(sa.select(tokens).order_by(tokens.c.id)).all()
+    assert after == before
+    assert demo.buy(amount="10").status_code == 201  # and the service works on it
