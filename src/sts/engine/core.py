@@ -130,6 +130,9 @@ def credit_block(subclass: int, fields: dict[str, Any]) -> int | None:
 
 def _check_request(request: TokenRequest) -> None:
     """Python API callers get the project's errors for wrong types, never a guess."""
+    if (type(request.token_class) is int and type(request.subclass) is int
+            and type(request.values) is dict and request.issued_at is None):
+        return  # the plain case (a raw TID and a dict of values)
     for name, value in (("class", request.token_class), ("subclass", request.subclass)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise InputError(f"{name} must be an integer, got {describe(value)}", field=name)
