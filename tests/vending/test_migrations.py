@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -39,9 +40,21 @@ def test_0007_down_and_up_with_sales(demo: Any) -> None:
     assert _token_fks(db.engine) == {"transactions", "meters", "vending_keys"}
     with db.begin() as conn:
         command.upgrade(_config(conn), "head")
-    assert migrate(db) == "0007_token_checks"
+    assert migrate(db) == "0008_fillfactor"
     assert _token_fks(db.engine) == {"transactions"}
     with db.read() as conn:
         after = conn.execute(sa.select(tokens).order_by(tokens.c.id)).all()
     assert after == before
     assert demo.buy(amount="10").status_code == 201  # and the service works on it
+
+
+def test_0008_fillfactor_on_postgresql(demo: Any) -> None:
+    """Room for in-place (HOT) updates of meters and campaign items on PostgreSQL."""
+    db = demo.service.db
+    if db.is_sqlite:
+        pytest.skip("SQLite has no fill factor; the migration leaves it alone")
+    with db.read() as conn:
+        options = dict(conn.execute(sa.text(
+            "SELECT relname, array_to_string(reloptions, ',') FROM pg_class "
+            "WHERE relname IN ('meters', 'campaign_items')")).all())
+    assert options == {"meters": "fillfactor=80", "campaign_items": "fillfactor=70"}
