@@ -269,7 +269,7 @@ def _transfer(tenths: Any) -> Any:
     return (e << 14) | m
 
 
-def _crc(values56: Any) -> Any:
+def crc_fields(values56: Any) -> Any:
     reg = np.full(values56.shape, 0xFFFF, dtype=np.uint32)
     for shift in (48, 40, 32, 24, 16, 8, 0):
         b = ((values56 >> U64(shift)) & U64(0xFF)).astype(np.uint32)
@@ -314,7 +314,7 @@ def generate_chunk(objs: list[tuple[int, dict[str, Any]]], tables_file: str | No
     rnd = np.where(rnd < 0, drawn, rnd).astype(U64)
     amount = _transfer(cols[:, 3]).astype(U64)
     block = (sub << U64(60)) | (rnd << U64(56)) | (tid << U64(32)) | (amount << U64(16))
-    block |= _crc(block >> U64(16)).astype(U64)
+    block |= crc_fields(block >> U64(16)).astype(U64)
     keep = chunk.valid()
     enc = chunk.cipher(block, keep, decrypt=False)
     # class 0: bits 28..27 move to 65..64 and become 00
@@ -366,7 +366,7 @@ def decode_chunk(objs: list[tuple[int, dict[str, Any]]], tables_file: str | None
     cipher_blocks = np.array([(x & _MASK_27_28) | ((x >> 64) << 27) for x in numbers], dtype=U64)
     plain = chunk.cipher(cipher_blocks, keep, decrypt=True)
     sub = (plain >> U64(60)).astype(np.int64)
-    crc_ok = _crc(plain >> U64(16)).astype(U64) == (plain & U64(0xFFFF))
+    crc_ok = crc_fields(plain >> U64(16)).astype(U64) == (plain & U64(0xFFFF))
     tid = ((plain >> U64(32)) & U64(0xFFFFFF)).astype(np.int64)
     field = ((plain >> U64(16)) & U64(0xFFFF)).astype(np.int64)
     e = field >> 14

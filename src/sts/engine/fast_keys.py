@@ -137,6 +137,16 @@ def _dkga02_keys(shape: MeterShape, pans: list[str]) -> Any:
     return enc.astype(U64) ^ x ^ U64(int.from_bytes(shape.vk, "big"))
 
 
+def derived_keys(shape: MeterShape, pans: list[str]) -> Any:
+    """Each PAN's decoder key under an identity shape: uint64 per PAN (64-bit keys), or an
+    (m, 16) uint8 array for EA11; DKGA02 by one DES call, DKGA04 from the shape's HMAC pads."""
+    if shape.dkga == 2:
+        return _dkga02_keys(shape, pans)
+    if shape.ea == 11:
+        return _hmac_keys(shape, pans, 16)
+    return np.ascontiguousarray(_hmac_keys(shape, pans, 8)).view(">u8")[:, 0]
+
+
 def run_ciphers(shapes: list[MeterShape], shape_of: Any, pans: list[str | None], blocks: Any,
                 *, decrypt: bool) -> tuple[Any, Any]:
     """(each line's block through its meter's cipher under its decoder key, per line False
@@ -164,13 +174,7 @@ def run_ciphers(shapes: list[MeterShape], shape_of: Any, pans: list[str | None],
                 keys[part] = (np.frombuffer(shape.dk, dtype=np.uint8) if wide
                               else int.from_bytes(shape.dk, "big"))
                 continue
-            group_pans = [pans[i] or "" for i in sel.tolist()]
-            if shape.dkga == 2:
-                keys[part] = _dkga02_keys(shape, group_pans)
-            elif wide:
-                keys[part] = _hmac_keys(shape, group_pans, 16)
-            else:
-                keys[part] = np.ascontiguousarray(_hmac_keys(shape, group_pans, 8)).view(">u8")[:, 0]
+            keys[part] = derived_keys(shape, [pans[i] or "" for i in sel.tolist()])
             if shape.stated is not None:
                 if wide:
                     same = (keys[part] == np.frombuffer(shape.stated, dtype=np.uint8)).all(axis=1)

@@ -26,8 +26,8 @@ from sts.codec.layouts import layout_for
 from sts.crypto import misty1_batch
 from sts.crypto.sta import TableSet
 from sts.crypto.sta_batch import batch_cipher
-from sts.engine.fast import _crc
-from sts.engine.fast_keys import MeterShape, _dkga02_keys, _hmac_keys, pans_valid
+from sts.engine.fast import crc_fields
+from sts.engine.fast_keys import MeterShape, derived_keys, pans_valid
 from sts.engine.model import Issue, IssuedToken
 
 U64 = np.uint64
@@ -100,14 +100,7 @@ def _decoder_keys(side: KeySide, changes: list[MeterChange], new: bool) -> Any |
                                     krn=side.krn)
         if shape is None:
             return None
-        pans = [changes[i].pan for i in idx]
-        sel = np.array(idx, dtype=np.intp)
-        if side.dkga == 2:
-            keys[sel] = _dkga02_keys(shape, pans)
-        elif wide:
-            keys[sel] = _hmac_keys(shape, pans, 16)
-        else:
-            keys[sel] = np.ascontiguousarray(_hmac_keys(shape, pans, 8)).view(">u8")[:, 0]
+        keys[np.array(idx, dtype=np.intp)] = derived_keys(shape, [changes[i].pan for i in idx])
     return keys
 
 
@@ -151,7 +144,7 @@ def key_change_many(old: KeySide, new: KeySide, changes: Sequence[MeterChange], 
         parts.append((U64(9) << U64(60)) | U64((sgc >> 12) << 48) | (words[:, 2] << U64(16)))
         subclasses += [8, 9]
     plain = np.concatenate(parts)
-    plain |= _crc((U64(2) << U64(48)) | (plain >> U64(16))).astype(U64)
+    plain |= crc_fields((U64(2) << U64(48)) | (plain >> U64(16))).astype(U64)
     if wide:
         enc = misty1_batch.crypt(np.concatenate([old_keys] * len(parts)), plain, decrypt=False)
     else:
