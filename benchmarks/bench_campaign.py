@@ -49,8 +49,8 @@ def setup(db_url: str, kek_file: str, n: int) -> None:
     from sqlalchemy import insert, select
 
     from sts.vending.config import Settings, open_service
-    from sts.vending.models import meters, supply_groups, tariffs, vending_keys
-    from sts.vending.registry import Registry
+    from sts.vending.registry.admin import Registry
+    from sts.vending.storage.tables import meters, supply_groups, tariffs, vending_keys
 
     svc = open_service(Settings(db_url=db_url, kek_file=kek_file), run_migrations=True)
     reg = Registry(svc.db, svc.sm)
@@ -122,8 +122,8 @@ def backend_cpu_s(svc: Any, app: str) -> float:
 
 
 def worker(db_url: str, kek_file: str, chunk: int, cpu: Any) -> None:
-    from sts.vending import campaign
     from sts.vending.config import Settings, open_service
+    from sts.vending.usecases import campaign
 
     app = f"sts-campaign-bench-{os.getpid()}"
     pg = not db_url.endswith(".sqlite3")
@@ -143,9 +143,9 @@ def check(db_url: str, kek_file: str, n: int) -> dict[str, Any]:
     from sts.codec.pan import parse_pan
     from sts.crypto.sta import table_set
     from sts.engine import MeterKey, decode
-    from sts.vending import campaign
     from sts.vending.config import Settings, open_service
-    from sts.vending.models import tokens, transactions
+    from sts.vending.storage.tables import tokens, transactions
+    from sts.vending.usecases import campaign
 
     svc = open_service(Settings(db_url=db_url, kek_file=kek_file))
     st = campaign.status(svc, "rollover")
@@ -190,8 +190,8 @@ def bench(kind: str, n: int, workers: int, chunk: int) -> dict[str, Any] | None:
     setup(db_url, kek_file, n)
     setup_s = time.perf_counter() - t0
 
-    from sts.vending import campaign
     from sts.vending.config import Settings, open_service
+    from sts.vending.usecases import campaign
 
     svc = open_service(Settings(db_url=db_url, kek_file=kek_file))
     campaign.create(svc, "rollover", sgc=SGC, to_krn=2, from_krn=1)

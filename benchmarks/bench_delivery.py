@@ -134,11 +134,11 @@ def run(quick: bool = False) -> dict[str, Any]:
     from sqlalchemy import func, select, update
     from tests.vending.server import Server, free_port
 
-    from sts.delivery.models import deliveries
     from sts.delivery.sim import export_sim, write_jsonl
     from sts.vending.config import Settings, open_service
-    from sts.vending.models import meters
-    from sts.vending.registry import Registry, fill_demo
+    from sts.vending.registry.admin import Registry, fill_demo
+    from sts.vending.storage.tables import meters
+    from sts.vending.storage.tables_delivery import deliveries
 
     n_meters, count = (200, 400) if quick else (1000, 3000)
     out: dict[str, Any] = {"meters": n_meters, "sales": count, "inflight": 16, "workers": 2}

@@ -65,9 +65,9 @@ def _service(kind: str, db_url: str, kek: str, lib: str, meters: int) -> tuple[A
     from sqlalchemy import insert, select
 
     from sts.vending.config import Settings, open_service
-    from sts.vending.models import meters as meters_t
-    from sts.vending.models import supply_groups, tariffs, vending_keys
-    from sts.vending.registry import Registry, fill_demo
+    from sts.vending.registry.admin import Registry, fill_demo
+    from sts.vending.storage.tables import meters as meters_t
+    from sts.vending.storage.tables import supply_groups, tariffs, vending_keys
 
     settings = Settings(db_url=db_url, kek_file=kek, lookup_limit=10**6, security_module=kind,
                         pkcs11_lib=lib, pkcs11_token=TOKEN)
@@ -94,7 +94,7 @@ def _service(kind: str, db_url: str, kek: str, lib: str, meters: int) -> tuple[A
 
 def _derivations(svc: Any, count: int) -> float:
     """Decoder keys/s with the cache off: every call goes to where the key lives."""
-    from sts.vending.keys import MeterIdentity
+    from sts.vending.keys.security_module import MeterIdentity
 
     with svc.db.read() as conn:
         key = svc.load_meter(conn, pan_for(0), lock=False).key.record
@@ -125,7 +125,7 @@ def _purchases(svc: Any, api_key: str, pans: list[str]) -> float:
 
 
 def _campaign(svc: Any, meters: int) -> float:
-    from sts.vending import campaign as camp
+    from sts.vending.usecases import campaign as camp
 
     name = f"bench-{secrets.token_hex(3)}"
     camp.create(svc, name, sgc=SGC, to_krn=2, from_krn=1)

@@ -47,8 +47,8 @@ def write_file(path: Path, count: int) -> None:
 
 def measure(url: str, data: Path, tmp: Path) -> dict[str, Any]:
     from sts.vending.config import Settings, open_service
-    from sts.vending.meter_import import import_file
-    from sts.vending.registry import Registry
+    from sts.vending.registry.admin import Registry
+    from sts.vending.registry.importer import import_file
 
     kek = tmp / f"kek-{secrets.token_hex(4)}"
     kek.write_text(secrets.token_bytes(32).hex())

@@ -110,7 +110,7 @@ def bench_backend(db_url: str, tmp: Path, *, count: int, seconds: float, infligh
     from tests.vending.server import Server
 
     from sts.vending.config import Settings, open_service
-    from sts.vending.registry import Registry, fill_demo
+    from sts.vending.registry.admin import Registry, fill_demo
 
     kek = tmp / f"kek-{secrets.token_hex(4)}"
     kek.write_text(secrets.token_bytes(32).hex())

@@ -23,5 +23,6 @@ fi
 
 echo "== ruff"; uv run --frozen --no-sync ruff check src tests benchmarks
 echo "== mypy"; uv run --frozen --no-sync mypy
+echo "== import layers"; uv run --frozen --no-sync lint-imports --no-cache
 echo "== pytest"
 exec uv run --frozen --no-sync pytest -n 2 "$@"

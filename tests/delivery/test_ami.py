@@ -50,7 +50,7 @@ def test_key_change_then_credit_over_ami(demo: Demo, broker: Broker, tmp_path: P
     """A sale that changes the meter's key: the meter gets the KCTs, then the credit made
     under the new key, in one message, and accepts them all; the next sale (new key only)
     is accepted too."""
-    from sts.vending.registry import DEMO_SGC
+    from sts.vending.registry.admin import DEMO_SGC
 
     pan = demo.meters[1]
     fleet = start_fleet(broker, meter_file(demo.service, tmp_path, [pan]), tmp_path / "state")

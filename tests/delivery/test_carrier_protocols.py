@@ -14,8 +14,8 @@ from typing import Any
 from sts.delivery.carriers import Accepted, CarrierError
 from sts.delivery.config import EmailConfig, SmsConfig
 from sts.delivery.email_smtp import EmailCarrier
-from sts.delivery.outbox import Job
 from sts.delivery.sms_http import SmsCarrier
+from sts.vending.outbox import Job
 from tests.delivery.conftest import Gateway
 from tests.vending.server import free_port
 

@@ -99,7 +99,7 @@ def test_permanent_failure_is_failed_with_reason(demo: Demo, gateway: Gateway) -
 def test_email_with_slip_and_resend(demo: Demo, mailbox: Mailbox) -> None:
     from sqlalchemy import select
 
-    from sts.vending.models import audit_log
+    from sts.vending.storage.tables import audit_log
 
     disp = dispatcher(demo, mailbox=mailbox)
     pid = str(uuid.uuid4())

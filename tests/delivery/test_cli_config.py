@@ -20,7 +20,7 @@ from tests.delivery.conftest import Demo
 def test_export_sim_show_and_resend(demo: Demo, settings: Any, tmp_path: Path) -> None:
     from sqlalchemy import select
 
-    from sts.vending.models import audit_log
+    from sts.vending.storage.tables import audit_log
 
     db = demo.service.db.url
     out = tmp_path / "meters.jsonl"

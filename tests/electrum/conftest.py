@@ -127,7 +127,7 @@ class Switch:
 
 
 def make_switch(demo: Demo, *, vendor: str = "Demo Vendor", **kw: Any) -> Switch:
-    from sts.vending import credentials
+    from sts.vending.access import credentials
 
     user, password = credentials.issue(demo.service.db, vendor=vendor,
                                        username=f"switch-{uuid.uuid4().hex[:8]}", **kw)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from sts.cli.vending import admin, audit
-from sts.vending.api import create_app
+from sts.server.app import create_app
 from sts.vending.config import Settings, open_service
 from tests.electrum.conftest import envelope, new_id
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from sts.vending.models import tokens, transactions
-from sts.vending.switch_models import sale_advices
+from sts.vending.storage.tables import tokens, transactions
+from sts.vending.storage.tables_clients import sale_advices
 from tests.electrum.conftest import Switch, known_pan, make_demo, make_switch, new_id
 from tests.vending.server import Server
 

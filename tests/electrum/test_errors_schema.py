@@ -54,7 +54,7 @@ def test_migration_up_and_down(service: Any) -> None:
     with db.read() as conn:
         assert set(sa_inspect(conn).get_table_names()) >= TABLES
     cfg = Config()
-    cfg.set_main_option("script_location", "sts.vending:migrations")
+    cfg.set_main_option("script_location", "sts.vending.storage:migrations")
     with db.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0002")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from sts.engine import decode
 from sts.vending import messages
-from sts.vending.models import tokens, vendors
+from sts.vending.storage.tables import tokens, vendors
 from tests.electrum.conftest import (
     ORIGINATOR,
     Switch,
@@ -249,7 +249,7 @@ def test_validation_names_the_field(switch: Switch) -> None:
 
 
 def test_authentication(switch: Switch) -> None:
-    from sts.vending import credentials
+    from sts.vending.access import credentials
 
     body = switch.purchase_request(known_pan(), 1000)
     path = f"/prepaidutility/v3/tokenPurchases/{body['id']}"

@@ -55,7 +55,7 @@ class SoftHsm:
     def module(self, *, pin: str | None = None, lib: str | None = None,
                clock: Any = None, cache_seconds: float = 300.0, software: Any = None,
                sta_tables: str | None = None) -> Any:
-        from sts.vending.pkcs11_module import Pkcs11SecurityModule
+        from sts.vending.keys.pkcs11 import Pkcs11SecurityModule
 
         chosen = self.pin if pin is None else pin
         kw: dict[str, Any] = {}
@@ -151,8 +151,8 @@ def destroy_module_keys(db: Any, sm: Any) -> None:
     shared by the tests of one process)."""
     from sqlalchemy import select
 
-    from sts.vending.models import vending_keys
-    from sts.vending.pkcs11_module import blob_label
+    from sts.vending.keys.pkcs11 import blob_label
+    from sts.vending.storage.tables import vending_keys
 
     with db.read() as conn:
         blobs = [r.blob for r in conn.execute(select(vending_keys.c.blob)

@@ -10,8 +10,8 @@ from sqlalchemy import insert, select
 from sts.codec.pan import MeterPan, luhn_check_digit
 from sts.engine import decode
 from sts.vending import audit
-from sts.vending import campaign as camp
-from sts.vending.models import meters, supply_groups, tariffs, vending_keys
+from sts.vending.storage.tables import meters, supply_groups, tariffs, vending_keys
+from sts.vending.usecases import campaign as camp
 from tests.vending.conftest import TEST_VENDING_KEY, make_demo, meter_key
 
 SGC = "999950"

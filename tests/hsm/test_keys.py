@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from sts.cli.vending import admin
 from sts.errors import InputError, KeyDataError
-from sts.vending.ceremony import combine, kcv, parse_component
 from sts.vending.config import open_service
-from sts.vending.models import audit_log, vending_keys
+from sts.vending.keys.ceremony import combine, kcv, parse_component
+from sts.vending.storage.tables import audit_log, vending_keys
 from tests.hsm.conftest import SoftHsm, destroy_module_keys
 from tests.vending.conftest import (
     KNOWN_SGC,
@@ -163,7 +163,7 @@ def test_list_and_migrate(settings: Any, clock: Any, softhsm: SoftHsm,
         # the meter keeps buying, now under the module's key
         from fastapi.testclient import TestClient
 
-        from sts.vending.api import create_app
+        from sts.server.app import create_app
 
         client = TestClient(create_app(svc), raise_server_exceptions=False)
         api_key = _vendor_key(svc, clock)
@@ -178,7 +178,7 @@ def test_list_and_migrate(settings: Any, clock: Any, softhsm: SoftHsm,
 
 
 def _vendor_key(svc: Any, clock: Any) -> str:
-    from sts.vending.registry import Registry
+    from sts.vending.registry.admin import Registry
 
     reg = Registry(svc.db, svc.sm, clock=clock)
     return str(reg.add_api_key("vendor", label="after migration", vendor="Demo Vendor"))

@@ -13,7 +13,7 @@ import pytest
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11e
 
-from sts.vending.pkcs11_module import blob_label
+from sts.vending.keys.pkcs11 import blob_label
 from tests.hsm.conftest import SoftHsm
 
 

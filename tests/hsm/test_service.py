@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from sts.engine import decode
 from sts.errors import SecurityModuleUnavailable
 from sts.vending import audit
-from sts.vending import campaign as camp
-from sts.vending.keys import MeterIdentity
-from sts.vending.models import campaign_items, meters, tokens, transactions, vendors
+from sts.vending.keys.security_module import MeterIdentity
+from sts.vending.storage.tables import campaign_items, meters, tokens, transactions, vendors
+from sts.vending.usecases import campaign as camp
 from tests.hsm.conftest import ManualClock, SoftHsm
 from tests.vending.conftest import (
     KNOWN_SGC,
@@ -132,7 +132,7 @@ def test_decoder_keys_cached_for_the_configured_time(softhsm: SoftHsm,
     sm = softhsm.module(clock=hsm_clock, cache_seconds=60)
     try:
         blob = sm.import_key(TEST_VENDING_KEY, sgc=KNOWN_SGC, krn=1, dkga=4)
-        from sts.vending.keys import KeyRecord
+        from sts.vending.keys.security_module import KeyRecord
 
         rec = KeyRecord(7, KNOWN_SGC, 1, "VUDK", 4, 7, 2014, "sample", "pkcs11", blob)
         ident = MeterIdentity(known_pan(), 2, 1)
@@ -166,7 +166,7 @@ def test_decoder_keys_cached_for_the_configured_time(softhsm: SoftHsm,
 
 
 def test_wrong_pin_and_missing_library(softhsm: SoftHsm) -> None:
-    from sts.vending.keys import KeyRecord
+    from sts.vending.keys.security_module import KeyRecord
 
     rec = KeyRecord(1, KNOWN_SGC, 1, "VUDK", 4, 7, 2014, "sample", "pkcs11",
                     b"pkcs11:sts-vk/" + KNOWN_SGC.encode() + b"/1/dkga04/00000000")

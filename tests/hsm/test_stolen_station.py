@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 
 from sts.cli.vending import campaign
 from sts.errors import SecurityModuleUnavailable
-from sts.vending import campaign as camp
-from sts.vending.api import create_app
+from sts.server.app import create_app
 from sts.vending.config import open_service
-from sts.vending.models import campaign_items, tokens, transactions, vendors
+from sts.vending.storage.tables import campaign_items, tokens, transactions, vendors
+from sts.vending.usecases import campaign as camp
 from tests.hsm.conftest import SoftHsm
 from tests.vending.conftest import KNOWN_SGC, known_pan, make_demo, virtual_meter
 from tests.vending.server import Server

@@ -16,7 +16,7 @@ from sts.codec.pan import control_block, pan_block, parse_pan
 from sts.engine import KeyChangeRequest, generate
 from sts.engine.wire import meter_from_json, request_from_json
 from sts.errors import NotSupported
-from sts.vending.keys import KeyRecord, MeterIdentity
+from sts.vending.keys.security_module import KeyRecord, MeterIdentity
 from tests.conftest import load_vectors, sta_tables_file
 from tests.hsm.conftest import SoftHsm
 

@@ -149,8 +149,8 @@ class Demo:
 def make_demo(service: Any, clock: FakeClock, *, raw_key: bytes | None = TEST_VENDING_KEY) -> Demo:
     from fastapi.testclient import TestClient
 
-    from sts.vending.api import create_app
-    from sts.vending.registry import Registry, fill_demo
+    from sts.server.app import create_app
+    from sts.vending.registry.admin import Registry, fill_demo
 
     reg = Registry(service.db, service.sm, clock=clock)
     info = fill_demo(reg, production_tables=False)

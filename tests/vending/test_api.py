@@ -152,7 +152,7 @@ def test_reversal(demo: Demo) -> None:
 def test_float_restored_by_reversal(demo: Demo) -> None:
     from sqlalchemy import select
 
-    from sts.vending.models import vendors
+    from sts.vending.storage.tables import vendors
 
     def balance() -> Any:
         with demo.service.db.read() as conn:

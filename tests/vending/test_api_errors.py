@@ -75,7 +75,7 @@ def test_body_nested_too_deep(demo: Demo, make: Any) -> None:
     # the case: 100,000 deep, with the body limit raised so the parser sees it
     from fastapi.testclient import TestClient
 
-    from sts.vending.api import create_app
+    from sts.server.app import create_app
 
     big = TestClient(create_app(demo.service, max_body=1 << 20), raise_server_exceptions=False)
     r = big.post("/v1/trials", content=make(100_000),
@@ -188,7 +188,7 @@ def test_a_face_with_its_own_error_model(demo: Demo) -> None:
     from fastapi.responses import JSONResponse
     from fastapi.testclient import TestClient
 
-    from sts.vending.api import create_app
+    from sts.server.app import create_app
 
     app = create_app(demo.service, max_body=1000)
     app.include_router(router)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sts.vending import schemas
+from sts.server import schemas
 from sts.vending.config import DEFAULT_MAX_BODY
 from tests.vending.conftest import Demo
 from tests.vending.test_api_errors import assert_error, quiet_log
@@ -76,7 +76,7 @@ def test_body_longer_than_declared(demo: Demo) -> None:
 def test_limit_configurable(demo: Demo) -> None:
     from fastapi.testclient import TestClient
 
-    from sts.vending.api import create_app
+    from sts.server.app import create_app
     from sts.vending.config import Settings
 
     small = TestClient(create_app(demo.service, max_body=100), raise_server_exceptions=False)
@@ -145,7 +145,7 @@ def test_engineering_reason_of_a_megabyte_is_refused(demo: Demo) -> None:
     assert_error(r, 422, "INVALID_INPUT", "reason")
     from sqlalchemy import func, select
 
-    from sts.vending.models import audit_log
+    from sts.vending.storage.tables import audit_log
 
     with demo.service.db.read() as conn:
         longest = conn.scalar(select(func.max(func.length(audit_log.c.details))))

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from sts.vending import audit
-from sts.vending import campaign as camp
-from sts.vending.models import (
+from sts.vending.service import KeyChange, load_key
+from sts.vending.storage.tables import (
     audit_log,
     meters,
     supply_groups,
@@ -25,7 +25,7 @@ from sts.vending.models import (
     transactions,
     vending_keys,
 )
-from sts.vending.service import KeyChange, load_key
+from sts.vending.usecases import campaign as camp
 from tests.vending.conftest import virtual_meter
 from tests.vending.test_keychange import SGC, new_key, old_key, pan_for, rollover_setup
 
@@ -133,7 +133,7 @@ def test_chunked_run_is_the_per_meter_key_change(service: Any, clock: Any) -> No
 KILLER = """
 import os, signal, sys
 sys.path.insert(0, {src!r})
-from sts.vending import campaign as camp
+from sts.vending.usecases import campaign as camp
 from sts.vending.config import Settings, open_service
 
 chunks = 0
@@ -251,7 +251,7 @@ def test_cli_workers_and_export(settings: Any, service: Any, clock: Any, tmp_pat
 
 
 def test_ami_meters_get_their_delivery_jobs_with_the_chunk(service: Any, clock: Any) -> None:
-    from sts.delivery.models import deliveries
+    from sts.vending.storage.tables_delivery import deliveries
 
     _demo, pans = rollover_setup(service, clock, meters=1)
     pans += bulk_meters(service, clock, 500, 11)

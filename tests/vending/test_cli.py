@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
 from sts.cli.vending import admin, audit, campaign
-from sts.vending.db import normalise_url
-from sts.vending.registry import demo_pans
+from sts.vending.registry.admin import demo_pans
+from sts.vending.storage.database import normalise_url
 
 
 def run(cmd: Any, args: list[str]) -> Any:

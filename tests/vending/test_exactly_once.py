@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from sts.engine import decode
-from sts.vending.models import tokens, transactions
+from sts.vending.storage.tables import tokens, transactions
 from tests.vending.conftest import Demo, known_pan, make_demo, meter_key
 from tests.vending.server import Server
 
@@ -93,7 +93,7 @@ def test_sigkill_mid_purchases(served: tuple[Demo, Server]) -> None:
 
 
 def _worker(db_url: str, kek_file: str, vendor_key: str, pan: str, n: int) -> list[str]:
-    from sts.vending.auth import authenticate
+    from sts.vending.access.api_keys import authenticate
     from sts.vending.config import Settings, open_service
 
     svc = open_service(Settings(db_url=db_url, kek_file=kek_file))

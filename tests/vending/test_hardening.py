@@ -18,8 +18,8 @@ from sts.codec.pan import parse_pan
 from sts.codec.tid import tid_at
 from sts.engine import decode
 from sts.errors import InputError
-from sts.vending.db import Database
-from sts.vending.models import meters, transactions, vendors
+from sts.vending.storage.database import Database
+from sts.vending.storage.tables import meters, transactions, vendors
 from tests.vending.conftest import (
     KNOWN_SGC,
     TEST_VENDING_KEY,
@@ -182,7 +182,7 @@ def test_engineering_fields_are_range_checked(demo: Demo) -> None:
 
 
 def _caller(demo: Demo, role: str) -> Any:
-    from sts.vending.auth import authenticate
+    from sts.vending.access.api_keys import authenticate
 
     with demo.service.db.read() as conn:
         return authenticate(conn, demo.keys[role])

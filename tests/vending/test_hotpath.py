@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from sts.vending.hotsql import HotSQL
-from sts.vending.models import meter_months, meters, transactions, vendors
+from sts.vending.storage.statements import HotSQL
+from sts.vending.storage.tables import meter_months, meters, transactions, vendors
 from tests.vending.conftest import Demo
 
 
@@ -93,7 +93,8 @@ def test_workers_listen_on_a_tcp_socket_without_nagle() -> None:
 def test_decoder_key_cache_follows_the_key_record() -> None:
     from dataclasses import replace
 
-    from sts.vending.keys import KeyRecord, MeterIdentity, SoftwareSecurityModule
+    from sts.vending.keys.security_module import KeyRecord, MeterIdentity
+    from sts.vending.keys.software import SoftwareSecurityModule
     from tests.vending.conftest import KNOWN_SGC, TEST_VENDING_KEY, known_pan, meter_key
 
     sm = SoftwareSecurityModule(bytes(range(32)))

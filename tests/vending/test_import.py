@@ -1,4 +1,4 @@
-"""Bulk meter import (sts.vending.meter_import and `sts admin meter import`), on both databases:
+"""Bulk meter import (sts.vending.registry.importer and `sts admin meter import`), on both databases:
 every row checked before anything is written, bad rows by line number, idempotent re-import,
 conflicts never overwritten, and the demo going through the same path."""
 
@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from sts.cli.vending import admin
 from sts.codec.pan import MeterPan, luhn_check_digit
 from sts.errors import InputError
-from sts.vending.meter_import import import_file
-from sts.vending.models import audit_log, customers, meters
-from sts.vending.registry import Registry, fill_demo
+from sts.vending.registry.admin import Registry, fill_demo
+from sts.vending.registry.importer import import_file
+from sts.vending.storage.tables import audit_log, customers, meters
 
 from .conftest import FakeClock
 
@@ -222,8 +222,8 @@ def test_bulk_path_keeps_the_foreign_keys(reg: Registry, tmp_path: Path) -> None
     same meters, and the meters table keeps exactly its constraints."""
     from sqlalchemy import text
 
-    from sts.vending.meter_files import read_rows
-    from sts.vending.meter_import import import_meters
+    from sts.vending.registry.files import read_rows
+    from sts.vending.registry.importer import import_meters
 
     def fks() -> list[tuple[str, str]]:
         if reg.db.is_sqlite:

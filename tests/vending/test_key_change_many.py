@@ -12,13 +12,13 @@ import pytest
 
 from sts.codec.pan import MeterPan, luhn_check_digit
 from sts.errors import StsError
-from sts.vending.keys import (
+from sts.vending.keys.security_module import (
     KeyChangeItem,
     KeyRecord,
     MeterIdentity,
     SecurityModule,
-    SoftwareSecurityModule,
 )
+from sts.vending.keys.software import SoftwareSecurityModule
 
 SM = SoftwareSecurityModule(os.urandom(32))
 

@@ -10,7 +10,7 @@ from typing import Any
 from sts.codec.pan import MeterPan, luhn_check_digit
 from sts.engine import decode
 from sts.vending import audit
-from sts.vending import campaign as camp
+from sts.vending.usecases import campaign as camp
 from tests.vending.conftest import TEST_VENDING_KEY, Demo, make_demo, meter_key, virtual_meter
 
 SGC = "999940"

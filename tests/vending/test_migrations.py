@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from sts.vending.db import migrate
-from sts.vending.models import tokens
+from sts.vending.storage.database import migrate
+from sts.vending.storage.tables import tokens
 
 
 def _config(conn: sa.Connection) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", "sts.vending:migrations")
+    cfg.set_main_option("script_location", "sts.vending.storage:migrations")
     cfg.attributes["connection"] = conn
     return cfg
 

@@ -76,7 +76,7 @@ def test_every_operation_documented(sqlite_demo: Any) -> None:
 
 def test_responses_match_their_models(sqlite_demo: Any) -> None:
     """Real answers of each operation validate against the documented models."""
-    from sts.vending import schemas as s
+    from sts.server import schemas as s
     from tests.vending.conftest import known_pan
 
     d = sqlite_demo
@@ -132,7 +132,7 @@ def test_schemathesis(sqlite_demo: Any, method: str, path: str) -> None:
     `positive_data_acceptance` is left out: a body that fits the schema may still break a
     business rule (an unknown meter, an amount below the minimum), which is a documented 4xx.
     """
-    from sts.vending.api import create_app
+    from sts.server.app import create_app
 
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(sqlite_demo.service))
     op = schema[path][method]

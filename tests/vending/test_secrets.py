@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import MetaData, select
 
-from sts.vending.keys import SoftwareSecurityModule
+from sts.vending.keys.software import SoftwareSecurityModule
 from tests.vending.conftest import TEST_VENDING_KEY, known_pan, make_demo
 
 
@@ -105,7 +105,7 @@ def test_blob_is_bound_to_its_sgc_and_krn(service: Any) -> None:
     from dataclasses import replace
 
     from sts.errors import ConfigError
-    from sts.vending.keys import KeyRecord, MeterIdentity
+    from sts.vending.keys.security_module import KeyRecord, MeterIdentity
 
     sm = service.sm
     blob = sm.import_key(TEST_VENDING_KEY, sgc="123456", krn=1, dkga=4)

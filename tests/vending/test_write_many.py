@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from sts.vending.hotsql import INSERT_AUDIT, UPDATE_METER, _bulk_form
-from sts.vending.models import audit_log, meters
+from sts.vending.storage.statements import INSERT_AUDIT, UPDATE_METER, _bulk_form
+from sts.vending.storage.tables import audit_log, meters
 from tests.vending.test_campaign_chunks import bulk_meters
 from tests.vending.test_keychange import rollover_setup
 

@@ -43,17 +43,17 @@ class Site:
 
 def _demo(url: str, kek: str) -> dict[str, Any]:
     """The demo data set (what `sts admin demo --json` makes), plus a trainee to lock out."""
-    from sts.vending import operators
     from sts.vending.config import Settings, open_service
-    from sts.vending.registry import Registry, fill_demo
+    from sts.vending.registry import operators as operator_admin
+    from sts.vending.registry.admin import Registry, fill_demo
 
     svc = open_service(Settings(db_url=url, kek_file=kek), run_migrations=True)
     try:
         reg = Registry(svc.db, svc.sm, actor="tests")
         info = fill_demo(reg, production_tables=False, meters_count=8)
-        info["operators"] = operators.demo_passwords(reg)
+        info["operators"] = operator_admin.demo_passwords(reg)
         password = os.urandom(9).hex()
-        operators.add_operator(reg, "trainee", "auditor", password)
+        operator_admin.add_operator(reg, "trainee", "auditor", password)
         info["operators"]["trainee"] = {"username": "trainee", "password": password}
     finally:
         svc.db.dispose()

@@ -13,22 +13,24 @@ import sqlalchemy as sa
 
 from sts.engine import decode
 from sts.errors import InputError, NotAuthenticated, RateLimited
-from sts.vending import floats, operators, reports, testtokens
-from sts.vending.models_web import operator_credentials, sim_meters
-from sts.web.simulator import Simulator
+from sts.vending import floats, reports, testtokens
+from sts.vending.access import operators
+from sts.vending.registry import operators as operator_admin
+from sts.vending.storage.tables_office import operator_credentials, sim_meters
+from sts.vending.usecases.simulator import Simulator
 
 
 def test_sign_in_lockout_sessions(demo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     db, clock = demo.service.db, demo.clock
-    operators.add_operator(demo.registry, "till7", "vendor", "a long enough secret",
+    operator_admin.add_operator(demo.registry, "till7", "vendor", "a long enough secret",
                            vendor="Demo Vendor")
     with db.read() as conn:
         stored = conn.scalar(sa.select(operator_credentials.c.password_hash))
     assert stored.startswith("$argon2id$") and "secret" not in stored
     with pytest.raises(InputError):
-        operators.add_operator(demo.registry, "short", "admin", "too short")
+        operator_admin.add_operator(demo.registry, "short", "admin", "too short")
     with pytest.raises(InputError):  # a cashier must belong to a vendor
-        operators.add_operator(demo.registry, "nov", "vendor", "a long enough secret")
+        operator_admin.add_operator(demo.registry, "nov", "vendor", "a long enough secret")
 
     op, token = operators.sign_in(db, "till7", "a long enough secret", address="a", now=clock())
     assert op.role == "vendor" and op.vendor == "Demo Vendor"
@@ -54,7 +56,7 @@ def test_sign_in_lockout_sessions(demo: Any, monkeypatch: pytest.MonkeyPatch) ->
     assert operators.session(db, token3, now=clock()) is None
     # disabled operators cannot sign in, and their sessions end
     _, token4 = operators.sign_in(db, "till7", "a long enough secret", address="a", now=clock())
-    operators.set_active(demo.registry, "till7", False)
+    operator_admin.set_active(demo.registry, "till7", False)
     assert operators.session(db, token4, now=clock()) is None
     with pytest.raises(NotAuthenticated, match="disabled"):
         operators.sign_in(db, "till7", "a long enough secret", address="a", now=clock())
@@ -71,11 +73,11 @@ def test_sign_in_lockout_sessions(demo: Any, monkeypatch: pytest.MonkeyPatch) ->
 def test_top_ups_and_statement(demo: Any) -> None:
     reg, db, clock = demo.registry, demo.service.db, demo.clock
     start = clock()
-    assert floats.top_up(reg, "Demo Vendor", "250.50", "EFT 1") == Decimal("1000250.50")
+    assert reg.top_up("Demo Vendor", "250.50", "EFT 1") == Decimal("1000250.50")
     for amount, ref, field in (("-5", "x123", "amount"), ("10", "", "reference"),
                                ("abc", "ref1", "amount")):
         with pytest.raises(InputError) as err:
-            floats.top_up(reg, "Demo Vendor", amount, ref)
+            reg.top_up("Demo Vendor", amount, ref)
         assert err.value.field == field
     sale = demo.buy(amount="100")
     assert sale.status_code == 201, sale.text
@@ -146,7 +148,7 @@ def test_simulator_keeps_the_meter_without_its_key(demo: Any) -> None:
 
 
 def test_key_change_tokens_come_first_with_instructions(demo: Any) -> None:
-    from sts.vending.registry import DEMO_SGC
+    from sts.vending.registry.admin import DEMO_SGC
     from sts.web.pos import instructions
 
     demo.registry.add_key(DEMO_SGC, 2)  # the supply group moves to KRN 2
@@ -186,8 +188,8 @@ def test_cli_demo_prints_one_account_per_role_and_operator_add(db_url: str,
     from click.testing import CliRunner
 
     from sts.cli.vending import admin
-    from sts.vending.db import Database
-    from sts.vending.registry import DEMO_VENDOR
+    from sts.vending.registry.admin import DEMO_VENDOR
+    from sts.vending.storage.database import Database
 
     base = ["--db", db_url, "--kek-file", kek_file]
     out = CliRunner().invoke(admin, [*base, "demo", "--json"], catch_exceptions=False)
@@ -218,7 +220,7 @@ def operators_now() -> Any:
 
 
 def test_catalogue_tariff_moves_and_search(demo: Any) -> None:
-    from sts.vending import catalogue
+    from sts.vending.registry import catalogue
 
     reg, db = demo.registry, demo.service.db
     blocks = catalogue.parse_blocks("50:1.20; 350:2.10\n3.40")
@@ -242,7 +244,7 @@ def test_catalogue_tariff_moves_and_search(demo: Any) -> None:
 
 
 def _vendor_caller(demo: Any) -> Any:
-    from sts.vending.auth import authenticate
+    from sts.vending.access.api_keys import authenticate
 
     with demo.service.db.read() as conn:
         return authenticate(conn, demo.keys["vendor"])
@@ -251,9 +253,10 @@ def _vendor_caller(demo: Any) -> Any:
 def test_rejected_deliveries_report(demo: Any) -> None:
     """A token the meter refused (its answer, as the dispatcher stores it) is listed in the
     reports page and its CSV; a supervisor of another vendor does not see it."""
-    from sts.delivery import answers, outbox
+    from sts.delivery import answers
+    from sts.vending import outbox
+    from sts.vending.access.policy import Caller
     from sts.web.common import COOKIE
-    from sts.web.reports import rejected_deliveries
 
     db, clock = demo.service.db, demo.clock
     sale = demo.buy(amount="20")
@@ -268,21 +271,21 @@ def test_rejected_deliveries_report(demo: Any) -> None:
     with db.begin() as conn:
         assert answers.apply_meter_status(db, conn, demo.meters[0], refusal,
                                           demo.service.now()) == "rejected"
-    operators.add_operator(demo.registry, "boss", "admin", "a long enough secret")
-    op, token = operators.sign_in(db, "boss", "a long enough secret", address="a", now=clock())
-    rows = rejected_deliveries(db, op)
+    operator_admin.add_operator(demo.registry, "boss", "admin", "a long enough secret")
+    _op, token = operators.sign_in(db, "boss", "a long enough secret", address="a", now=clock())
+    rows = demo.service.rejected_deliveries(Caller(0, "admin", "boss", None))
     assert [(r["request_id"], r["meter"], r["channel"]) for r in rows] == \
         [(pid, demo.meters[0], "ami")]
     assert "Old" in rows[0]["reason"]
-    other = operators.Operator(0, "sup", "Sup", "supervisor", vendor_id=10**6, vendor="x")
-    assert rejected_deliveries(db, other) == []
+    other = Caller(0, "supervisor", "sup", 10**6)  # a supervisor of another vendor
+    assert demo.service.rejected_deliveries(other) == []
 
     demo.client.cookies.set(COOKIE, token)
     try:
         page = demo.client.get("/reports")
         assert page.status_code == 200 and pid in page.text and "Old" in page.text
         csv_text = demo.client.get("/reports?table=rejected-deliveries&format=csv").text
-        operators.add_operator(demo.registry, "till9", "vendor", "a long enough secret",
+        operator_admin.add_operator(demo.registry, "till9", "vendor", "a long enough secret",
                                vendor="Demo Vendor")
         _, till = operators.sign_in(db, "till9", "a long enough secret", address="a",
                                     now=clock())

@@ -14,8 +14,8 @@ from tests.web.conftest import Site, shot, sign_in
 
 
 def _audit(site: Site, action: str) -> list[Any]:
-    from sts.vending.db import Database
-    from sts.vending.models import audit_log
+    from sts.vending.storage.database import Database
+    from sts.vending.storage.tables import audit_log
 
     db = Database(site.db_url)
     try:

@@ -21,15 +21,15 @@ from typing import Any
 import click
 
 from sts.cli.common import emit_json
+from sts.cli.context import VendingGroup, say, settings_of, wants_json
 from sts.cli.delivery_parts import CLI_ACTOR, deliver_options, start_dispatcher
-from sts.cli.vending import VendingGroup, _say, _settings_of, _wants_json
 
 
 def _db(ctx: click.Context) -> Any:
     """The database (migrated), closed when the command ends."""
-    from sts.vending.db import Database, migrate
+    from sts.vending.storage.database import Database, migrate
 
-    db = Database(_settings_of(ctx).db_url)
+    db = Database(settings_of(ctx).db_url)
     ctx.call_on_close(db.dispose)
     migrate(db)
     return db
@@ -52,7 +52,7 @@ def deliver_run(ctx: click.Context, ami_broker: str | None, delivery_config: str
                 ami_client_id: str | None) -> None:
     """Run the dispatcher until stopped (SIGINT/SIGTERM).  Several may run at once, each
     with its own --ami-client-id; run `sts serve --no-deliver` beside them if you like."""
-    db_url = _settings_of(ctx).db_url
+    db_url = settings_of(ctx).db_url
     _db(ctx)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -71,7 +71,7 @@ def deliver_run(ctx: click.Context, ami_broker: str | None, delivery_config: str
 
 
 def _print(ctx: click.Context, items: list[dict[str, Any]]) -> None:
-    if _wants_json(ctx):
+    if wants_json(ctx):
         for item in items:
             emit_json(item)
         return
@@ -97,7 +97,7 @@ def deliver_list(ctx: click.Context, status: str | None, channel: str | None,
                  meter: str | None, purchase_id: str | None, after_id: int,
                  limit: int) -> None:
     """Delivery jobs, oldest first (JSON Lines with --json)."""
-    from sts.delivery import outbox
+    from sts.vending import outbox
 
     db = _db(ctx)
     with db.read() as conn:
@@ -111,15 +111,15 @@ def deliver_list(ctx: click.Context, status: str | None, channel: str | None,
 @click.pass_context
 def deliver_show(ctx: click.Context, purchase_id: str) -> None:
     """The delivery of one purchase (or engineering issue), per channel."""
-    from sts.delivery import outbox
     from sts.errors import UnknownRecord
+    from sts.vending import outbox
 
     db = _db(ctx)
     with db.read() as conn:
         items = outbox.for_request(conn, purchase_id)
     if not items:
         raise UnknownRecord(f"no delivery for {purchase_id}", field="purchase_id")
-    if _wants_json(ctx):
+    if wants_json(ctx):
         emit_json({"purchase_id": purchase_id, "delivery": items})
     else:
         _print(ctx, items)
@@ -134,11 +134,11 @@ def deliver_show(ctx: click.Context, purchase_id: str) -> None:
 def deliver_resend(ctx: click.Context, purchase_id: str, channel: str, to: str | None,
                    lang: str | None) -> None:
     """Send a purchase's tokens again to a channel (a new job; audited)."""
-    from sts.delivery import outbox
+    from sts.vending import outbox
     from sts.vending.clock import utc, wall_clock
 
     db = _db(ctx)
     with db.begin() as conn:
         out = outbox.resend(db, conn, purchase_id, channel, to, lang, actor=CLI_ACTOR,
                             vendor_id=None, now=utc(wall_clock()))
-    _say(ctx, f"delivery {out['id']} queued: {channel} {out.get('to', '')}".rstrip(), out)
+    say(ctx, f"delivery {out['id']} queued: {channel} {out.get('to', '')}".rstrip(), out)

@@ -5,9 +5,8 @@
   sts admin meter ami PAN --on/--off                 mark a meter AMI-connected
   sts fleet ami --broker URL --meters FILE           virtual AMI meters on a broker
 
-`sts deliver` itself (run, list, show, resend) is in `sts.cli.deliver`.  Nothing here imports
-`sts.cli.vending` at module level (that module imports this one); heavy imports happen inside
-the commands.
+`sts deliver` itself (run, list, show, resend) is in `sts.cli.deliver`.  The shared options come from
+`sts.cli.context`; heavy imports happen inside the commands.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ def start_dispatcher(db_url: str, ami_broker: str | None, delivery_config: str |
     """A running dispatcher on its own database connections (off the sales' path)."""
     from sts.delivery.config import DeliveryConfig
     from sts.delivery.worker import Dispatcher
-    from sts.vending.db import Database
+    from sts.vending.storage.database import Database
 
     cfg = DeliveryConfig.load(delivery_config, ami_broker=ami_broker)
     if ami_client_id:
@@ -68,13 +67,13 @@ def start_dispatcher(db_url: str, ami_broker: str | None, delivery_config: str |
 def export_sim_cmd(ctx: click.Context, out_path: str, pans: tuple[str, ...]) -> None:
     """Write the meter file for `sts fleet ami` (decoder keys of PANS, or of all meters).
     Administrators only; audited."""
-    from sts.cli.vending import _open, _say
+    from sts.cli.context import open_vending, say
     from sts.delivery.sim import export_sim, write_jsonl
 
-    svc, _ = _open(ctx)
+    svc, _ = open_vending(ctx)
     objs = export_sim(svc.db, svc.sm, list(pans), actor=CLI_ACTOR, now=svc.now())
     write_jsonl(out_path, objs)
-    _say(ctx, f"{len(objs)} meters written to {out_path}",
+    say(ctx, f"{len(objs)} meters written to {out_path}",
          {"meters": len(objs), "out": out_path})
 
 
@@ -84,11 +83,11 @@ def export_sim_cmd(ctx: click.Context, out_path: str, pans: tuple[str, ...]) -> 
 @click.pass_context
 def meter_ami_cmd(ctx: click.Context, pan: str, on: bool) -> None:
     """Mark a meter AMI-connected (its sales are pushed to it over MQTT) or not."""
-    from sts.cli.vending import _open, _say
+    from sts.cli.context import open_vending, say
 
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     reg.set_meter_ami(pan, on)
-    _say(ctx, f"meter {pan} AMI {'on' if on else 'off'}", {"meter": pan, "ami": on})
+    say(ctx, f"meter {pan} AMI {'on' if on else 'off'}", {"meter": pan, "ami": on})
 
 
 def add_delivery_admin_commands(group: click.Group) -> list[click.Command]:

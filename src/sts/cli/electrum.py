@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 from sts.cli.common import emit_json
-from sts.cli.vending import VendingGroup, _open, _say, _wants_json
+from sts.cli.context import VendingGroup, open_vending, say, wants_json
 
 
 @click.group("electrum", cls=VendingGroup)
@@ -27,13 +27,13 @@ def electrum() -> None:
 def electrum_add(ctx: click.Context, vendor: str, username: str | None, role: str,
                  institution_id: str | None, label: str) -> None:
     """Issue a username and password (the only time the password is shown)."""
-    from sts.vending import credentials
+    from sts.vending.access import credentials
 
-    svc, reg = _open(ctx)
+    svc, reg = open_vending(ctx)
     user, password = credentials.issue(svc.db, vendor=vendor, username=username, role=role,
                                        institution_id=institution_id, label=label,
                                        actor=reg.actor)
-    _say(ctx, f"{user}:{password}",
+    say(ctx, f"{user}:{password}",
          {"username": user, "password": password, "vendor": vendor, "role": role})
 
 
@@ -42,23 +42,23 @@ def electrum_add(ctx: click.Context, vendor: str, username: str | None, role: st
 @click.pass_context
 def electrum_revoke(ctx: click.Context, username: str) -> None:
     """Revoke a credential: its next request answers 401."""
-    from sts.vending import credentials
+    from sts.vending.access import credentials
 
-    svc, reg = _open(ctx)
+    svc, reg = open_vending(ctx)
     credentials.revoke(svc.db, username, actor=reg.actor)
-    _say(ctx, f"revoked {username}", {"username": username, "revoked": True})
+    say(ctx, f"revoked {username}", {"username": username, "revoked": True})
 
 
 @electrum.command("list")
 @click.pass_context
 def electrum_list(ctx: click.Context) -> None:
     """Credentials (never the passwords); JSON Lines with --json."""
-    from sts.vending import credentials
+    from sts.vending.access import credentials
 
-    svc, _ = _open(ctx)
+    svc, _ = open_vending(ctx)
     with svc.db.read() as conn:
         rows = credentials.list_credentials(conn)
-    if _wants_json(ctx):
+    if wants_json(ctx):
         for r in rows:
             emit_json(r)
         return
@@ -77,9 +77,9 @@ def electrum_journal(ctx: click.Context, message_id: str | None, limit: int) -> 
     --json."""
     from sts.vending import messages
 
-    svc, _ = _open(ctx)
+    svc, _ = open_vending(ctx)
     for row in messages.journal_entries(svc.db, message_id, limit=limit):
-        if _wants_json(ctx):
+        if wants_json(ctx):
             emit_json(row)
         else:
             click.echo(f"{row['at']} {row['operation']:28} {row['message_id']:36} "

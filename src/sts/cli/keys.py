@@ -17,29 +17,13 @@ import click
 
 from sts.cli.common import emit_json, json_option
 
-# The security module options of `sts serve`, `sts admin` and `sts campaign` (flag, Settings
-# field, type, help); sts.cli.vending adds them to every command with the other shared options,
-# and Settings reads the environment for those not given.
-SECURITY_MODULE_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
-    ("--security-module", "security_module", click.Choice(["software", "pkcs11"]),
-     "where vending keys live [env STS_SECURITY_MODULE; default software]"),
-    ("--pkcs11-lib", "pkcs11_lib", click.Path(dir_okay=False),
-     "PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so [env STS_PKCS11_LIB]"),
-    ("--pkcs11-token", "pkcs11_token", str, "label of the token holding the keys [env STS_PKCS11_TOKEN]"),
-    ("--pkcs11-pin-file", "pkcs11_pin_file", click.Path(dir_okay=False),
-     "file holding the user PIN [env STS_PKCS11_PIN_FILE, or the PIN in STS_PKCS11_PIN]"),
-    ("--pkcs11-cache-seconds", "pkcs11_cache_seconds", click.FloatRange(min=0),
-     "keep derived decoder keys in memory this long [env STS_PKCS11_CACHE_SECONDS; default 300]"),
-)
-
-
 # --- admin key ceremony / list / migrate -----------------------------------------------------------
 
 
 def _registry(ctx: click.Context) -> Any:
-    from sts.cli.vending import _open
+    from sts.cli.context import open_vending
 
-    svc, reg = _open(ctx)
+    svc, reg = open_vending(ctx)
     ctx.call_on_close(svc.sm.close)  # log out of the token when the command ends
     return reg
 
@@ -90,8 +74,8 @@ def key_ceremony(ctx: click.Context, sgc: str, krn: int, components: int, dkga: 
     Each custodian types a component (hidden; one line each on stdin for scripts).  Nothing of a
     component or the key is written anywhere; the audit log records each step and KCV.
     """
-    from sts.cli.vending import _parse_time
-    from sts.vending.key_admin import ceremony
+    from sts.cli.context import parse_time
+    from sts.vending.registry.keys import ceremony
 
     reg = _registry(ctx)
     if table_set is None and int(ea) == 7:
@@ -109,8 +93,8 @@ def key_ceremony(ctx: click.Context, sgc: str, krn: int, components: int, dkga: 
     ceremony(reg, sgc, krn, components=components, read_component=_component_reader(components),
              show=show, dkga=int(dkga), ea=int(ea), base_date=int(base_date), key_type=key_type,
              table_set=table_set, ken=ken,
-             issued_until=_parse_time(issued_until, "issued_until"),
-             kct_until=_parse_time(kct_until, "kct_until"),
+             issued_until=parse_time(issued_until, "issued_until"),
+             kct_until=parse_time(kct_until, "kct_until"),
              credit_limit=Decimal(credit_limit) if credit_limit else None,
              expect_kcv=expect_kcv, make_current=not not_current)
 
@@ -122,7 +106,7 @@ def key_ceremony(ctx: click.Context, sgc: str, krn: int, components: int, dkga: 
 def key_migrate(ctx: click.Context, target: str, as_json: bool) -> None:
     """Move software-held vending keys into the PKCS#11 module; the software copies are
     overwritten and the database compacted."""
-    from sts.vending.key_admin import migrate
+    from sts.vending.registry.keys import migrate
 
     def progress(item: dict[str, Any]) -> None:
         if as_json:

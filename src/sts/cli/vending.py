@@ -12,7 +12,6 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,128 +19,22 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sts.cli.common import emit_json
+from sts.cli.context import (
+    VendingCommand,
+    VendingGroup,
+    add_shared,
+    open_vending,
+    parse_time,
+    say,
+    settings_of,
+    wants_json,
+)
 from sts.cli.delivery_parts import add_delivery_admin_commands, deliver_options, start_dispatcher
-from sts.cli.keys import SECURITY_MODULE_OPTIONS, add_key_commands
+from sts.cli.keys import add_key_commands
 
 if TYPE_CHECKING:
     from sts.vending.config import Settings
-    from sts.vending.registry import Registry
     from sts.vending.service import VendingService
-
-DEFAULT_DB = "sts-vending.sqlite3"
-
-# --- options shared by every command, accepted before or after the subcommand ----------------
-#
-# `--db`, `--kek-file` and `--sta-tables` are added to the groups (serve, admin, campaign,
-# audit) and to every subcommand under them: `sts admin --db X demo` and `sts admin demo --db X`
-# mean the same; the one nearest the command wins.  Values are remembered in `ctx.obj["shared"]`
-# and resolved (with the environment and the defaults) only when a command opens the database.
-# `--json` is on every command: data as JSON (lists as JSON Lines), errors as JSON too.
-
-
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value is not None and value is not False:
-        obj = ctx.ensure_object(dict)
-        obj.setdefault("shared", {})[param.name] = value
-    return value
-
-
-def _shared_params() -> list[click.Parameter]:
-    return [
-        click.Option(["--db", "db_url"], default=None, expose_value=False, callback=_remember,
-                     help=f"database: a SQLite file or postgresql://... [env STS_DB_URL; "
-                     f"default {DEFAULT_DB}]"),
-        click.Option(["--kek-file"], default=None, expose_value=False, callback=_remember,
-                     help="key-encryption key file (64 hex digits) [env STS_KEK_FILE; or "
-                     "STS_KEK]; default for SQLite: <db>.kek"),
-        click.Option(["--sta-tables"], type=click.Path(dir_okay=False), default=None,
-                     expose_value=False, callback=_remember,
-                     help="STA table file with the production tables [env STS_STA_TABLES]"),
-        *(click.Option([flag, name], type=kind, default=None, expose_value=False,
-                       callback=_remember, help=text)
-          for flag, name, kind, text in SECURITY_MODULE_OPTIONS),
-    ]
-
-
-def _json_param() -> click.Parameter:
-    return click.Option(["--json", "as_json"], is_flag=True, default=False, expose_value=False,
-                        callback=_remember, help="machine-readable JSON output")
-
-
-def _add_shared(params: list[click.Parameter]) -> None:
-    names = {p.name for p in params}
-    params.extend(p for p in [*_shared_params(), _json_param()] if p.name not in names)
-
-
-class VendingCommand(click.Command):
-    """A command that takes the shared options (and `--json`) wherever it is in the line."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _add_shared(self.params)
-
-
-class VendingGroup(click.Group):
-    """A group whose commands and subgroups all take the shared options."""
-
-    command_class = VendingCommand
-    group_class = type  # subgroups are VendingGroups too
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _add_shared(self.params)
-
-
-def _shared(ctx: click.Context) -> dict[str, Any]:
-    out: dict[str, Any] = (ctx.find_object(dict) or {}).get("shared", {})
-    return out
-
-
-def _settings_of(ctx: click.Context, **extra: Any) -> Settings:
-    from sts.vending.config import Settings
-
-    given = _shared(ctx)
-    return Settings(db_url=given.get("db_url") or os.environ.get("STS_DB_URL") or DEFAULT_DB,
-                    kek_file=given.get("kek_file") or os.environ.get("STS_KEK_FILE") or None,
-                    sta_tables=given.get("sta_tables") or os.environ.get("STS_STA_TABLES")
-                    or None,
-                    **{name: given[name] for _, name, _, _ in SECURITY_MODULE_OPTIONS
-                       if name in given}, **extra)
-
-
-def _wants_json(ctx: click.Context) -> bool:
-    return bool(_shared(ctx).get("as_json"))
-
-
-def _say(ctx: click.Context, text: str, data: dict[str, Any]) -> None:
-    """A command's result: `text` for people, `data` as one JSON object with --json."""
-    if _wants_json(ctx):
-        emit_json(data)
-    else:
-        click.echo(text)
-
-
-def _open(ctx: click.Context) -> tuple[VendingService, Registry]:
-    from sts.vending.config import open_service
-    from sts.vending.registry import Registry
-
-    obj = ctx.ensure_object(dict)
-    if "service" not in obj:
-        settings = _settings_of(ctx)
-        obj["settings"] = settings
-        svc = open_service(settings, run_migrations=True, create_kek=True)
-        obj["service"] = svc
-        obj["registry"] = Registry(svc.db, svc.sm, actor=f"cli:{os.environ.get('USER', '?')}")
-    return obj["service"], obj["registry"]
-
-
-def _parse_time(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    from sts.codec.tid import parse_datetime
-
-    return parse_datetime(value, field=name)
-
 
 # --- serve -------------------------------------------------------------------------------------
 
@@ -166,17 +59,17 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     import uvicorn
 
     from sts.vending.config import open_service
-    from sts.vending.operators import demo_passwords
-    from sts.vending.registry import Registry, fill_demo
+    from sts.vending.registry.admin import Registry, fill_demo
+    from sts.vending.registry.operators import demo_passwords
 
-    settings = _settings_of(ctx, lookup_limit=lookup_limit)
+    settings = settings_of(ctx, lookup_limit=lookup_limit)
     svc = open_service(settings, run_migrations=True, create_kek=True)
     if demo:
         reg = Registry(svc.db, svc.sm, actor="serve --demo")
         if reg.is_empty():
             info = fill_demo(reg, production_tables=bool(settings.sta_tables))
             info["operators"] = demo_passwords(reg)  # web sign-in, one account per role
-            if _wants_json(ctx):
+            if wants_json(ctx):
                 emit_json(info)
             else:
                 _print_demo(info)
@@ -188,7 +81,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     os.environ.update(settings.env())
     click.echo(f"serving on http://{host}:{port}: web pages (sign in) at /, API docs at /docs, "
                f"Electrum at /prepaidutility/v3; database {settings.db_url}", err=True)
-    app = "sts.vending.api:app_from_env"
+    app = "sts.server.app:app_from_env"
     # token delivery: one dispatcher in this (supervising) process, off the sales' path
     dispatcher = None if no_deliver else start_dispatcher(settings.db_url, ami_broker,
                                                           delivery_config, ami_client_id)
@@ -244,11 +137,11 @@ def admin(ctx: click.Context) -> None:
 @click.pass_context
 def admin_migrate(ctx: click.Context) -> None:
     """Create or upgrade the database schema."""
-    svc, _ = _open(ctx)
-    from sts.vending.db import migrate
+    svc, _ = open_vending(ctx)
+    from sts.vending.storage.database import migrate
 
     rev = migrate(svc.db)
-    _say(ctx, f"schema at revision {rev}", {"revision": rev})
+    say(ctx, f"schema at revision {rev}", {"revision": rev})
 
 
 @admin.command("demo")
@@ -256,15 +149,15 @@ def admin_migrate(ctx: click.Context) -> None:
 @click.pass_context
 def admin_demo(ctx: click.Context, count: int) -> None:
     """Fill an empty database with a demo utility; prints the API keys and passwords once."""
-    from sts.vending.operators import demo_passwords
-    from sts.vending.registry import fill_demo
+    from sts.vending.registry.admin import fill_demo
+    from sts.vending.registry.operators import demo_passwords
 
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     with _progress_bar("demo meters") as step:
         info = fill_demo(reg, production_tables=bool(ctx.obj["settings"].sta_tables),
                          meters_count=count, progress=step)
     info["operators"] = demo_passwords(reg)  # web sign-in, one account per role
-    if _wants_json(ctx):
+    if wants_json(ctx):
         emit_json(info)
     else:
         _print_demo(info)
@@ -297,10 +190,10 @@ def _print_demo(info: dict[str, Any]) -> None:
 def admin_utility(ctx: click.Context, name: str, address: str, vat_reg_num: str,
                   currency: str, time_zone: str) -> None:
     """Add a utility."""
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     reg.add_utility(name, address=address, vat_reg_num=vat_reg_num, currency=currency,
                     time_zone=time_zone)
-    _say(ctx, f"utility {name} added", {"utility": name, "time_zone": time_zone,
+    say(ctx, f"utility {name} added", {"utility": name, "time_zone": time_zone,
                                         "added": True})
 
 
@@ -311,9 +204,9 @@ def admin_utility(ctx: click.Context, name: str, address: str, vat_reg_num: str,
 @click.pass_context
 def admin_sgc(ctx: click.Context, sgc: str, utility: str, name: str) -> None:
     """Add a supply group (SGC)."""
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     reg.add_sgc(sgc, utility=utility, name=name)
-    _say(ctx, f"SGC {sgc} added", {"sgc": sgc, "utility": utility, "added": True})
+    say(ctx, f"SGC {sgc} added", {"sgc": sgc, "utility": utility, "added": True})
 
 
 @admin.group("key", cls=VendingGroup)
@@ -348,7 +241,7 @@ def admin_key_add(ctx: click.Context, sgc: str, krn: int, dkga: str, ea: str, ba
     """Generate (CSPRNG) or import a vending key for SGC/KRN; the key is never printed."""
     from sts.errors import InputError
 
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     raw = None
     if import_file or import_env:
         text = Path(import_file).read_text() if import_file else os.environ.get(import_env or "")
@@ -356,16 +249,14 @@ def admin_key_add(ctx: click.Context, sgc: str, krn: int, dkga: str, ea: str, ba
             raw = bytes.fromhex((text or "").strip())
         except ValueError:
             raise InputError("the imported key must be hex digits", field="key") from None
-    if table_set is None and int(ea) == 7:
-        table_set = "production" if ctx.obj["settings"].sta_tables else "sample"
     reg.add_key(sgc, krn, dkga=int(dkga), ea=int(ea), base_date=int(base_date),
                 key_type=key_type, table_set=table_set, ken=ken,
-                issued_until=_parse_time(issued_until, "issued_until"),
-                kct_until=_parse_time(kct_until, "kct_until"),
+                issued_until=parse_time(issued_until, "issued_until"),
+                kct_until=parse_time(kct_until, "kct_until"),
                 credit_limit=Decimal(credit_limit) if credit_limit else None, raw=raw,
                 make_current=not not_current)
     origin = "imported" if raw else "generated"
-    _say(ctx, f"key {sgc}/{krn} {origin}", {"sgc": sgc, "krn": krn, "origin": origin,
+    say(ctx, f"key {sgc}/{krn} {origin}", {"sgc": sgc, "krn": krn, "origin": origin,
                                             "current": not not_current})
 
 
@@ -375,9 +266,9 @@ def admin_key_add(ctx: click.Context, sgc: str, krn: int, dkga: str, ea: str, ba
 @click.pass_context
 def admin_key_current(ctx: click.Context, sgc: str, krn: int) -> None:
     """Make SGC/KRN the key new tokens are made under (meters follow on their next sale)."""
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     reg.set_current_key(sgc, krn)
-    _say(ctx, f"current key of {sgc} is KRN {krn}", {"sgc": sgc, "current_krn": krn})
+    say(ctx, f"current key of {sgc} is KRN {krn}", {"sgc": sgc, "current_krn": krn})
 
 
 @admin_key.command("list")
@@ -386,12 +277,12 @@ def admin_key_current(ctx: click.Context, sgc: str, krn: int) -> None:
 @click.pass_context
 def admin_key_list(ctx: click.Context, check: bool) -> None:
     """Key attributes and where each key lives (never the keys); --json: JSON Lines."""
-    from sts.vending.key_admin import list_keys
+    from sts.vending.registry.keys import list_keys
 
-    svc, reg = _open(ctx)
+    svc, reg = open_vending(ctx)
     ctx.call_on_close(svc.sm.close)  # log out of the token when the command ends
     rows = list_keys(reg, check=check)
-    if _wants_json(ctx):
+    if wants_json(ctx):
         for row in rows:
             emit_json(row)
         return
@@ -406,7 +297,7 @@ def admin_key_list(ctx: click.Context, check: bool) -> None:
 
 
 for _command in add_key_commands(admin_key):
-    _add_shared(_command.params)
+    add_shared(_command.params)
 
 
 @admin.command("tariff")
@@ -432,11 +323,11 @@ def admin_tariff(ctx: click.Context, name: str, price: str | None, blocks: tuple
         for b in blocks:
             up, _, p = b.partition(":")
             parsed.append((None if up in ("-", "") else up, p))
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     reg.add_tariff(name, price=price, blocks=parsed, vat_rate=vat_rate,
                    fixed_monthly=fixed_monthly, debt_share=debt_share, free_units=free_units,
                    min_amount=min_amount, max_amount=max_amount, ti=ti)
-    _say(ctx, f"tariff {name} added", {"tariff": name, "added": True})
+    say(ctx, f"tariff {name} added", {"tariff": name, "added": True})
 
 
 @admin.command("customer")
@@ -449,9 +340,9 @@ def admin_tariff(ctx: click.Context, name: str, price: str | None, blocks: tuple
 def admin_customer(ctx: click.Context, account_no: str, name: str, address: str, phone: str,
                    debt: str) -> None:
     """Add a customer."""
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     reg.add_customer(account_no, name, address=address, phone=phone, debt=debt)
-    _say(ctx, f"customer {account_no} added", {"customer": account_no, "added": True})
+    say(ctx, f"customer {account_no} added", {"customer": account_no, "added": True})
 
 
 @admin.group("meter", cls=VendingGroup)
@@ -460,7 +351,7 @@ def admin_meter() -> None:
 
 
 for _command in add_delivery_admin_commands(admin_meter):  # export-sim, ami (token delivery)
-    _add_shared(_command.params)
+    add_shared(_command.params)
 
 
 @admin_meter.command("add")
@@ -480,10 +371,10 @@ def admin_meter_add(ctx: click.Context, pan: str, sgc: str, tariff: str, krn: in
                     ti: int, kt: int, ken: int | None, service: str,
                     customer: str | None, ami: bool) -> None:
     """Register a meter (PAN validated)."""
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     reg.add_meter(pan, sgc=sgc, tariff=tariff, krn=krn, ti=ti, kt=kt, ken=ken, service=service,
                   customer=customer, ami=ami)
-    _say(ctx, f"meter {pan} added", {"meter": pan, "added": True, "ami": ami})
+    say(ctx, f"meter {pan} added", {"meter": pan, "added": True, "ami": ami})
 
 
 @admin_meter.command("import")
@@ -500,9 +391,9 @@ def admin_meter_import(ctx: click.Context, path: str, fmt: str | None,
     Columns: meter (printed number or PAN), sgc, krn, ti, kt, ea, dkga, base_date, ken, tariff,
     service, account_no, name, address, phone.  Every row is checked first; one bad row
     imports nothing.  Meters already registered as the file says are left unchanged."""
-    from sts.vending.meter_import import import_file
+    from sts.vending.registry.importer import import_file
 
-    svc, reg = _open(ctx)
+    svc, reg = open_vending(ctx)
     with _progress_bar("checking rows") as step:
         res = import_file(reg.db, path, actor=reg.actor, at=svc.now(), fmt=fmt,
                           progress=step)
@@ -510,7 +401,7 @@ def admin_meter_import(ctx: click.Context, path: str, fmt: str | None,
         with open(errors_path, "w", encoding="utf-8") as out:
             for r in res.rejected:
                 out.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
-    if _wants_json(ctx):
+    if wants_json(ctx):
         emit_json(res.as_dict(limit=None if errors_path is None else 100))
     else:
         click.echo(f"{res.rows} rows: {res.imported} meters imported, {res.unchanged} "
@@ -555,9 +446,9 @@ def _progress_bar(first: str) -> Iterator[Callable[[str, int], None]]:
 @click.pass_context
 def admin_meter_block(ctx: click.Context, pan: str, reason: str) -> None:
     """Stop sales to a meter."""
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     reg.set_meter_status(pan, "blocked", reason)
-    _say(ctx, f"meter {pan} blocked", {"meter": pan, "status": "blocked", "reason": reason})
+    say(ctx, f"meter {pan} blocked", {"meter": pan, "status": "blocked", "reason": reason})
 
 
 @admin_meter.command("unblock")
@@ -565,9 +456,9 @@ def admin_meter_block(ctx: click.Context, pan: str, reason: str) -> None:
 @click.pass_context
 def admin_meter_unblock(ctx: click.Context, pan: str) -> None:
     """Allow sales again."""
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     reg.set_meter_status(pan, "active")
-    _say(ctx, f"meter {pan} active", {"meter": pan, "status": "active"})
+    say(ctx, f"meter {pan} active", {"meter": pan, "status": "active"})
 
 
 @admin.group("vendor", cls=VendingGroup)
@@ -584,9 +475,9 @@ def admin_vendor() -> None:
 def admin_vendor_add(ctx: click.Context, name: str, float_balance: str, address: str,
                      sgcs: tuple[str, ...]) -> None:
     """Add a vendor."""
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     reg.add_vendor(name, float_balance=float_balance, address=address, sgcs=list(sgcs))
-    _say(ctx, f"vendor {name} added", {"vendor": name, "added": True})
+    say(ctx, f"vendor {name} added", {"vendor": name, "added": True})
 
 
 @admin_vendor.command("authorise")
@@ -595,9 +486,9 @@ def admin_vendor_add(ctx: click.Context, name: str, float_balance: str, address:
 @click.pass_context
 def admin_vendor_authorise(ctx: click.Context, name: str, sgc: str) -> None:
     """Let a vendor sell for an SGC."""
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     reg.authorise_vendor(name, sgc)
-    _say(ctx, f"vendor {name} may sell for {sgc}", {"vendor": name, "sgc": sgc,
+    say(ctx, f"vendor {name} may sell for {sgc}", {"vendor": name, "sgc": sgc,
                                                     "authorised": True})
 
 
@@ -609,11 +500,11 @@ def admin_vendor_authorise(ctx: click.Context, name: str, sgc: str) -> None:
 @click.pass_context
 def admin_vendor_topup(ctx: click.Context, name: str, amount: str, reference: str) -> None:
     """Add to a vendor's float."""
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     from sts.vending.tariff import money
 
     balance = money(reg.top_up(name, amount, reference))
-    _say(ctx, f"float of {name}: {balance}", {"vendor": name, "float_balance": balance,
+    say(ctx, f"float of {name}: {balance}", {"vendor": name, "float_balance": balance,
                                                "reference": reference})
 
 
@@ -636,13 +527,13 @@ def admin_operator_add(ctx: click.Context, username: str, role: str, name: str,
     """Add an operator who can sign in to the web pages."""
     import secrets
 
-    from sts.vending.operators import add_operator
+    from sts.vending.registry.operators import add_operator
 
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     shown = password is None
     password = password or secrets.token_urlsafe(12)
     add_operator(reg, username, role, password, name=name, vendor=vendor)
-    if _wants_json(ctx):
+    if wants_json(ctx):
         emit_json({"username": username, "role": role} | ({"password": password} if shown
                                                           else {}))
     else:
@@ -659,13 +550,13 @@ def admin_operator_password(ctx: click.Context, username: str, password: str | N
     """Set an operator's password (also unlocks the account)."""
     import secrets
 
-    from sts.vending.operators import set_password
+    from sts.vending.registry.operators import set_password
 
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     shown = password is None
     password = password or secrets.token_urlsafe(12)
     set_password(reg, username, password)
-    _say(ctx, f"password of {username} set" + (f": {password}" if shown else ""),
+    say(ctx, f"password of {username} set" + (f": {password}" if shown else ""),
          {"username": username} | ({"password": password} if shown else {}))
 
 
@@ -675,11 +566,11 @@ def admin_operator_password(ctx: click.Context, username: str, password: str | N
 @click.pass_context
 def admin_operator_disable(ctx: click.Context, username: str, enable: bool) -> None:
     """Disable an operator (ends their sessions), or --enable them again."""
-    from sts.vending.operators import set_active
+    from sts.vending.registry.operators import set_active
 
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     set_active(reg, username, enable)
-    _say(ctx, f"operator {username} {'enabled' if enable else 'disabled'}",
+    say(ctx, f"operator {username} {'enabled' if enable else 'disabled'}",
          {"username": username, "active": enable})
 
 
@@ -698,9 +589,9 @@ def admin_apikey() -> None:
 def admin_apikey_add(ctx: click.Context, role: str, label: str, vendor: str | None,
                      operator: str | None) -> None:
     """Create an API key and print it (the only time it is shown)."""
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     key = reg.add_api_key(role, label=label, vendor=vendor, operator=operator)
-    _say(ctx, key, {"role": role, "api_key": key})
+    say(ctx, key, {"role": role, "api_key": key})
 
 
 @admin_apikey.command("revoke")
@@ -708,9 +599,9 @@ def admin_apikey_add(ctx: click.Context, role: str, label: str, vendor: str | No
 @click.pass_context
 def admin_apikey_revoke(ctx: click.Context, prefix: str) -> None:
     """Revoke the API key starting with PREFIX (its first 12 characters)."""
-    _, reg = _open(ctx)
+    _, reg = open_vending(ctx)
     count = reg.revoke_api_key(prefix)
-    _say(ctx, "revoked", {"prefix": prefix, "revoked": count})
+    say(ctx, "revoked", {"prefix": prefix, "revoked": count})
 
 
 # --- campaign -------------------------------------------------------------------------------
@@ -738,11 +629,11 @@ def campaign(ctx: click.Context) -> None:
 def campaign_create(ctx: click.Context, name: str, sgc: str, to_krn: int, from_krn: int | None,
                     ro: bool | None) -> None:
     """Select the meters of a campaign."""
-    from sts.vending import campaign as camp
+    from sts.vending.usecases import campaign as camp
 
-    svc, _ = _open(ctx)
+    svc, _ = open_vending(ctx)
     out = camp.create(svc, name, sgc=sgc, to_krn=to_krn, from_krn=from_krn, ro=ro)
-    _say(ctx, f"campaign {name}: {out['meters']} meters", out)
+    say(ctx, f"campaign {name}: {out['meters']} meters", out)
 
 
 @campaign.command("run")
@@ -754,7 +645,7 @@ def campaign_create(ctx: click.Context, name: str, sgc: str, to_krn: int, from_k
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="stop after this many new issues")
 @click.option("--chunk", type=click.IntRange(1, 50_000), default=None,
-              help="meters per transaction (default: sts.vending.campaign.DEFAULT_CHUNK)")
+              help="meters per transaction (default: sts.vending.usecases.campaign.DEFAULT_CHUNK)")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="worker processes on this host (PostgreSQL; more hosts: run the same "
                    "command on each)")
@@ -775,16 +666,16 @@ def campaign_run(ctx: click.Context, name: str, out_path: str, fmt: str | None,
 
     from rich.progress import Progress
 
-    from sts.vending import campaign as camp
+    from sts.vending.usecases import campaign as camp
 
     chunk = chunk or camp.DEFAULT_CHUNK
     if fmt is None:
         fmt = "jsonl"
-    elif fmt == "csv" and _wants_json(ctx) and out_path == "-":
+    elif fmt == "csv" and wants_json(ctx) and out_path == "-":
         raise click.UsageError("--json and --format csv both name the output: choose one")
     if workers > 1 and limit is not None:
         raise click.UsageError("--limit and --workers: choose one")
-    svc, _ = _open(ctx)
+    svc, _ = open_vending(ctx)
     actor = f"cli:campaign:{name}"
     camp.status(svc, name)  # an unknown campaign fails before anything starts
     show = sys.stderr.isatty() if progress is None else progress
@@ -820,8 +711,8 @@ def campaign_run(ctx: click.Context, name: str, out_path: str, fmt: str | None,
 
 def _campaign_worker(settings: Settings, name: str, actor: str, chunk: int) -> None:
     """One extra worker process of `sts campaign run --workers N`."""
-    from sts.vending import campaign as camp
     from sts.vending.config import open_service
+    from sts.vending.usecases import campaign as camp
 
     svc = open_service(settings)
     try:
@@ -835,7 +726,7 @@ def _run_workers(ctx: click.Context, svc: VendingService, name: str, actor: str,
     """Run the campaign in this process and `workers - 1` more; the number that failed."""
     import multiprocessing
 
-    from sts.vending import campaign as camp
+    from sts.vending.usecases import campaign as camp
 
     settings = ctx.ensure_object(dict)["settings"]
     spawn = multiprocessing.get_context("spawn")
@@ -868,9 +759,9 @@ def campaign_export(ctx: click.Context, name: str, out_path: str, fmt: str) -> N
     """Write the record of every meter the campaign has finished (issues nothing)."""
     import json
 
-    from sts.vending import campaign as camp
+    from sts.vending.usecases import campaign as camp
 
-    svc, _ = _open(ctx)
+    svc, _ = open_vending(ctx)
     camp.status(svc, name)
     out = sys.stdout if out_path == "-" else open(out_path, "w", newline="")  # noqa: SIM115
     try:
@@ -890,15 +781,15 @@ def campaign_export(ctx: click.Context, name: str, out_path: str, fmt: str) -> N
 @click.pass_context
 def campaign_status(ctx: click.Context, name: str) -> None:
     """Counts of pending, done and failed meters."""
-    from sts.vending import campaign as camp
+    from sts.vending.usecases import campaign as camp
 
-    svc, _ = _open(ctx)
+    svc, _ = open_vending(ctx)
     _say_status(ctx, camp.status(svc, name))
 
 
 def _say_status(ctx: click.Context, st: dict[str, Any]) -> None:
     counts = ", ".join(f"{k} {st[k]}" for k in ("pending", "done", "failed", "skipped"))
-    _say(ctx, f"campaign {st['campaign']}: {counts}", st)
+    say(ctx, f"campaign {st['campaign']}: {counts}", st)
 
 
 # --- audit ------------------------------------------------------------------------------------
@@ -916,13 +807,13 @@ def audit(ctx: click.Context) -> None:
 def audit_verify(ctx: click.Context) -> None:
     """Check the hash chains of the audit log and of every meter's transactions."""
     from sts.vending import audit as audit_mod
-    from sts.vending.db import Database, migrate
+    from sts.vending.storage.database import Database, migrate
 
-    db = Database(_settings_of(ctx).db_url)
+    db = Database(settings_of(ctx).db_url)
     migrate(db)
     result = audit_mod.verify(db)
     db.dispose()
-    if _wants_json(ctx):
+    if wants_json(ctx):
         emit_json(result.as_dict())
     else:
         click.echo(f"audit entries {result.entries}, meters {result.meters}, transactions "

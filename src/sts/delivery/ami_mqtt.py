@@ -26,7 +26,7 @@ from sts.delivery import topics
 from sts.delivery.carriers import Accepted, CarrierError, Outcome
 from sts.delivery.config import AmiConfig
 from sts.delivery.messages import receipt_no
-from sts.delivery.outbox import Job
+from sts.vending.outbox import Job
 
 log = logging.getLogger("sts.delivery.ami")
 SESSION_EXPIRY = 7 * 24 * 3600

@@ -11,11 +11,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from sts.delivery.models import deliveries
-from sts.delivery.outbox import TERMINAL, attempt
 from sts.vending import audit
-from sts.vending.db import Database
-from sts.vending.models import meters
+from sts.vending.outbox import TERMINAL, attempt
+from sts.vending.storage.database import Database
+from sts.vending.storage.tables import meters
+from sts.vending.storage.tables_delivery import deliveries
 
 _HELD = frozenset({"key_change_1", "key_change_2"})  # a set waiting for its other tokens
 _IN_METER = frozenset({"accept", "used"})  # the token's value is in the meter

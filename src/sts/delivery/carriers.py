@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from sts.delivery.outbox import Job
+from sts.vending.outbox import Job
 
 
 @dataclass(frozen=True)

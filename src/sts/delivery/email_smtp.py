@@ -15,7 +15,7 @@ from email.utils import make_msgid
 from sts.delivery.carriers import Accepted, CarrierError, Outcome, PooledCarrier
 from sts.delivery.config import EmailConfig
 from sts.delivery.messages import email_parts
-from sts.delivery.outbox import Job
+from sts.vending.outbox import Job
 
 
 class EmailCarrier(PooledCarrier):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sts.delivery.outbox import Job
 from sts.vending import receipts
+from sts.vending.outbox import Job
 
 # per language: a str.format template over tokens, units, unit, receipt_no, meter, amount;
 # a config file may add or replace languages ([sms] templates)

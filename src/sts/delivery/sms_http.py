@@ -19,7 +19,7 @@ import urllib.request
 from sts.delivery.carriers import Accepted, CarrierError, Outcome, PooledCarrier
 from sts.delivery.config import SmsConfig
 from sts.delivery.messages import facts, sms_text
-from sts.delivery.outbox import Job
+from sts.vending.outbox import Job
 
 RETRY_STATUS = frozenset({408, 425, 429})
 

@@ -22,11 +22,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from sts.delivery import answers, outbox
+from sts.delivery import answers
 from sts.delivery.carriers import Accepted, Carrier, CarrierError, Outcome
 from sts.delivery.config import DeliveryConfig
 from sts.errors import Unavailable
-from sts.vending.db import Database
+from sts.vending import outbox
+from sts.vending.storage.database import Database
 
 log = logging.getLogger("sts.delivery")
 Clock = Callable[[], datetime]

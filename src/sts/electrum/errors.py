@@ -13,7 +13,7 @@ from typing import Any
 
 from sts import errors as e
 from sts.electrum.models import ErrorDetail, ErrorType, RequestType
-from sts.vending.errors import api_error
+from sts.http.errors import api_error
 
 # our error class -> (ErrorType, HTTP status, errorMessage); the first matching class wins
 ERROR_MAP: tuple[tuple[type[BaseException], ErrorType, int, str], ...] = (

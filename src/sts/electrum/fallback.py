@@ -1,6 +1,6 @@
 """ErrorDetail for failures the framework answers before an operation runs under
 /prepaidutility/v3: an unknown path, a wrong method, a body over the size limit or not UTF-8.  The
-app renders every such error through `app.state.error_renderers[PREFIX]` (`sts.vending.api`);
+app renders every such error through `app.state.error_renderers[PREFIX]` (`sts.server.app`);
 this is that renderer.  The status is kept where HTTP defines it (401, 404, 405, 413); any
 other client error becomes the interface's 400 FORMAT_ERROR.  The /v1 error body
 `{code, message, field?}` is the `detailMessage`.

@@ -24,8 +24,9 @@ from starlette.concurrency import run_in_threadpool
 from sts.electrum.errors import InterfaceError, error_detail, format_error
 from sts.electrum.models import RequestType
 from sts.errors import NotAuthenticated
-from sts.vending import credentials, messages
-from sts.vending.credentials import BasicCaller
+from sts.vending import messages
+from sts.vending.access import credentials
+from sts.vending.access.credentials import BasicCaller
 from sts.vending.service import VendingService
 
 log = logging.getLogger("sts.electrum")

@@ -200,7 +200,7 @@ def mount(app: FastAPI) -> None:
     """Serve the interface on `app` (one call in the app factory)."""
     app.include_router(router)
     # unknown paths and methods, oversized or non-UTF-8 bodies under the prefix: ErrorDetail
-    if not hasattr(app.state, "error_renderers"):  # an app not made by sts.vending.api
+    if not hasattr(app.state, "error_renderers"):  # an app not made by sts.server.app
         app.state.error_renderers = {}
     app.state.error_renderers[PREFIX] = fallback.render
     app.state.electrum_advice_wait = float(os.environ.get("STS_ELECTRUM_ADVICE_WAIT", "10"))

@@ -45,13 +45,12 @@ from sts.electrum.steps import (
 )
 from sts.errors import (
     DuplicateRequest,
-    NoFreeUnitsDue,
     OutcomeUnknown,
     RequestNotSupported,
     StsError,
     UnknownRecord,
 )
-from sts.vending import advices, messages
+from sts.vending import messages
 from sts.vending.currency import Currency
 from sts.vending.ledger import check_request_id, request_hash
 
@@ -146,15 +145,7 @@ def trial_token_purchase(trialId: str, body: PurchaseRequest, request: Request) 
     svc, caller = service_of(request), basic_of(request).caller
     try:
         if amount == 0:
-            look = svc.lookup(pan, caller)
-            if Decimal(look["free_units_due"]) <= 0:
-                raise NoFreeUnitsDue(f"meter {pan} has no free units due", field="amount")
-            receipt = {"receipt_no": "", "utility": look["utility"], "meter": look["meter"],
-                       "customer": look["customer"], "amount": "0", "steps": [],
-                       "energy_net": "0", "energy_amount": "0",
-                       "vat": {"rate": "0", "amount": "0"}}
-            sale = {"receipt": receipt, "slip": "",
-                    "tokens": [{"kind": "FBE", "units": look["free_units_due"], "token": None}]}
+            sale = svc.trial_free_units(pan, caller)
         else:
             sale = svc.trial({"meter": pan, "amount": str(amount)}, caller)
     except StsError as exc:
@@ -211,7 +202,7 @@ def confirm_token_purchase(purchaseId: str, confirmationId: str, body: Confirmat
             raise UnknownRecord(f"purchase {purchaseId} was refused: nothing to confirm",
                                 field="requestId")
         svc = service_of(request)
-        advices.confirm(svc.db, purchaseId, confirmationId, svc.now())
+        svc.confirm_sale(purchaseId, confirmationId, basic_of(request).caller)
         return {"confirmed": purchaseId}
 
     return run_advice(request, confirmationId, "confirmation", purchaseId, body,
@@ -228,8 +219,8 @@ def reverse_token_purchase(purchaseId: str, reversalId: str, body: ReversalAdvic
         sale = _await_sale(request, purchaseId)
         if sale is not None:  # a refused purchase moved nothing: there is nothing to undo
             reason = f"{body.reversal_reason}: reversal advice {reversalId}"
-            advices.reverse(service_of(request), purchaseId, reversalId, reason,
-                            basic_of(request).caller)
+            service_of(request).reverse_advice(purchaseId, reversalId, reason,
+                                               basic_of(request).caller)
         return {"reversed": purchaseId, "sale": sale is not None}
 
     return run_advice(request, reversalId, "reversal", purchaseId, body,

@@ -35,7 +35,7 @@ from sts.errors import (
     StsError,
 )
 from sts.vending import messages, meters
-from sts.vending.credentials import BasicCaller
+from sts.vending.access.credentials import BasicCaller
 from sts.vending.currency import Currency, check_currency, meter_currency
 from sts.vending.ledger import check_request_id, request_hash
 from sts.vending.service import VendingService

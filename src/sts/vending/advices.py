@@ -1,108 +1,50 @@
-"""Confirmations and reversals of sales (the advices of a dual-message switch).
+"""The advice state of a sale: `confirmed` (its tokens reached the customer, as a switch's
+confirmation advice or a terminal says) or `reversed`, one row per sale (`sale_advices`).
 
-A sale's advice state is one row: `confirmed`, or `reversing` then `reversed`.  The row is
-locked while it changes, so a confirmation and a reversal of the same sale racing each other
-are decided one way: a reversal is refused once the sale is confirmed, and a confirmation is
-refused once a reversal has started.  The reversal itself is the service's (`reverse`): the
-sale is marked reversed with the reason, the vendor's float is given back, and the TIDs stay
-used, because an STS token cannot be revoked.  Advices are idempotent: repeating one changes
-nothing.
+The rules that change it are the use cases' (`sts.vending.usecases.advice` and `.reversal`);
+both hold the sale's transaction row locked while they read and write this row, so a sale is
+confirmed or reversed once, on whichever face asks first.  Rows in the `reversing` state were
+left by earlier versions (which reversed in two steps) and count as not confirmed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, insert, select, update
 
-from sts.errors import AdviceConflict, ReversalNotAllowed, VendingError
-from sts.vending.db import Database
-from sts.vending.switch_models import sale_advices
-
-if TYPE_CHECKING:
-    from sts.vending.auth import Caller
-    from sts.vending.service import VendingService
+from sts.vending.storage.database import Database
+from sts.vending.storage.tables_clients import sale_advices
 
 
-def _locked_state(db: Database, conn: Connection, purchase_id: str) -> Any:
-    return conn.execute(db.locked(select(sale_advices)
-                                  .where(sale_advices.c.purchase_id == purchase_id))).first()
+def state_in(conn: Connection, purchase_id: str) -> str | None:
+    """The advice state of a sale inside the caller's transaction (None: no advice yet)."""
+    value: str | None = conn.scalar(select(sale_advices.c.state)
+                                    .where(sale_advices.c.purchase_id == purchase_id))
+    return value
 
 
-def _upsert(db: Database, purchase_id: str, now: datetime,
-            decide: Callable[[Any], dict[str, Any] | None]) -> dict[str, Any]:
-    """Run `decide(row) -> values | None` under the row lock; insert or update the row."""
-    for _ in range(3):
-        try:
-            with db.begin() as conn:
-                row = _locked_state(db, conn, purchase_id)
-                values: dict[str, Any] | None = decide(row)
-                if values is None:
-                    kept: dict[str, Any] = dict(row._mapping) if row is not None else {}
-                    return kept
-                values["updated_at"] = now
-                if row is None:
-                    conn.execute(insert(sale_advices).values(purchase_id=purchase_id,
-                                                             **{"reason": ""} | values))
-                else:
-                    conn.execute(update(sale_advices)
-                                 .where(sale_advices.c.purchase_id == purchase_id)
-                                 .values(**values))
-                return {"purchase_id": purchase_id} | values
-        except IntegrityError:  # a concurrent first advice inserted the row: decide again
-            continue
-    raise VendingError("advice state kept changing; repeat the advice", field="requestId")
-
-
-def confirm(db: Database, purchase_id: str, confirmation_id: str, now: datetime) -> bool:
-    """Mark a sale confirmed; True the first time, False for a repeat.  Refused once reversed."""
-    first = [False]
-
-    def decide(row: Any) -> dict[str, Any] | None:
-        if row is None:
-            first[0] = True
-            return {"state": "confirmed", "confirmation_id": confirmation_id}
-        if row.state == "confirmed":
-            return None
-        raise AdviceConflict(f"purchase {purchase_id} is {row.state}: it cannot be confirmed",
-                             field="requestId")
-
-    _upsert(db, purchase_id, now, decide)
-    return first[0]
-
-
-def reverse(service: VendingService, purchase_id: str, reversal_id: str, reason: str,
-            caller: Caller) -> dict[str, Any]:
-    """Reverse a sale unless it was confirmed; the service gives the float back."""
-    now = service.now()
-    service.get_purchase(purchase_id, caller)  # a vendor reverses only its own sales
-
-    def start(row: Any) -> dict[str, Any] | None:
-        if row is not None and row.state == "confirmed":
-            raise ReversalNotAllowed(f"purchase {purchase_id} was confirmed: it cannot be "
-                                     "reversed", field="requestId")
-        if row is not None and row.state == "reversed":
-            return None
-        return {"state": "reversing", "reversal_id": reversal_id, "reason": reason[:300]}
-
-    _upsert(service.db, purchase_id, now, start)
-    try:
-        out, _created = service.reverse(purchase_id, reason, caller, action="reverse_advice")
-    except ReversalNotAllowed as exc:
-        if "already reversed" not in exc.message:
-            with service.db.begin() as conn:  # refused for good: the sale stands
-                conn.execute(delete(sale_advices).where(
-                    sale_advices.c.purchase_id == purchase_id,
-                    sale_advices.c.state == "reversing"))
-            raise
-        out = {"purchase_id": purchase_id, "status": "reversed"}
-    with service.db.begin() as conn:
+def _put(conn: Connection, purchase_id: str, values: dict[str, Any]) -> None:
+    found = conn.scalar(select(sale_advices.c.purchase_id)
+                        .where(sale_advices.c.purchase_id == purchase_id))
+    if found is None:
+        conn.execute(insert(sale_advices).values(purchase_id=purchase_id, reason="", **values))
+    else:
         conn.execute(update(sale_advices).where(sale_advices.c.purchase_id == purchase_id)
-                     .values(state="reversed", updated_at=now))
-    return out
+                     .values(**values))
+
+
+def mark_confirmed(conn: Connection, purchase_id: str, confirmation_id: str,
+                   now: datetime) -> None:
+    _put(conn, purchase_id, {"state": "confirmed", "confirmation_id": confirmation_id,
+                             "updated_at": now})
+
+
+def mark_reversed(conn: Connection, purchase_id: str, reversal_id: str, reason: str,
+                  now: datetime) -> None:
+    _put(conn, purchase_id, {"state": "reversed", "reversal_id": reversal_id[:64],
+                             "reason": reason[:300], "updated_at": now})
 
 
 def state(db: Database, purchase_id: str) -> dict[str, Any] | None:

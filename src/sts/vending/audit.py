@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select, update
 
-from sts.vending.db import Database
-from sts.vending.hotsql import INSERT_AUDIT, for_backend
-from sts.vending.models import audit_head, audit_log, meters, transactions
+from sts.vending.storage.database import Database
+from sts.vending.storage.statements import INSERT_AUDIT, for_backend
+from sts.vending.storage.tables import audit_head, audit_log, meters, transactions
 
 GENESIS = "0" * 64
 _PLAIN = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS

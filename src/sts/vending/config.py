@@ -15,15 +15,11 @@ from pathlib import Path
 
 from sts.errors import ConfigError
 from sts.vending.clock import Clock, wall_clock
-from sts.vending.db import DEFAULT_SQLITE_FILE, Database, migrate, normalise_url, sqlite_path
-from sts.vending.keys import (
-    ENV_KEK,
-    ENV_SECURITY_MODULE,
-    SecurityModule,
-    create_kek_file,
-    open_security_module,
-)
+from sts.vending.keys.opening import ENV_SECURITY_MODULE, open_security_module
+from sts.vending.keys.security_module import SecurityModule
+from sts.vending.keys.software import ENV_KEK, create_kek_file
 from sts.vending.service import VendingService
+from sts.vending.storage.database import DEFAULT_SQLITE_FILE, Database, migrate, normalise_url, sqlite_path
 
 DEFAULT_MAX_BODY = 64 * 1024  # bytes; a sale's body is under 300 (docs/vending.md, API limits)
 

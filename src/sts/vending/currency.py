@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, select
 
 from sts.errors import InvalidAmount, UnknownMeter
-from sts.vending.models import meters, supply_groups, utilities, vending_keys
+from sts.vending.storage.tables import meters, supply_groups, utilities, vending_keys
 
 # ISO 4217: alphabetic code -> (numeric code, minor unit exponent), for the currencies of the
 # STS prepayment markets and the usual settlement currencies.

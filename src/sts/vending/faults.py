@@ -15,11 +15,11 @@ from sqlalchemy.exc import IntegrityError
 
 from sts.errors import Unavailable, UnknownMeter
 from sts.vending import audit
-from sts.vending.auth import Caller
-from sts.vending.db import Database
-from sts.vending.models import meters
+from sts.vending.access.policy import Caller
 from sts.vending.service import Clock
-from sts.vending.switch_models import fault_reports
+from sts.vending.storage.database import Database
+from sts.vending.storage.tables import meters
+from sts.vending.storage.tables_clients import fault_reports
 
 
 def _view(row: Any, pan: str) -> dict[str, Any]:

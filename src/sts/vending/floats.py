@@ -12,50 +12,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 
-from sts.errors import InputError, UnknownRecord
-from sts.vending.db import Database
-from sts.vending.models import meters, transactions, vendors
-from sts.vending.models_web import float_movements
-from sts.vending.registry import Registry
-from sts.vending.tariff import money, parse_decimal
+from sts.errors import UnknownRecord
+from sts.vending.storage.database import Database
+from sts.vending.storage.tables import meters, transactions, vendors
+from sts.vending.storage.tables_office import float_movements
+from sts.vending.tariff import money
 
 KINDS = ("top_up", "adjustment")
-
-
-def top_up(reg: Registry, vendor: str, amount: str, reference: str, *,
-           kind: str = "top_up") -> Decimal:
-    """Add (or for an adjustment, add or take) money to a vendor's float; the new balance."""
-    value = parse_decimal(amount, "amount")
-    assert value is not None
-    if kind not in KINDS:
-        raise InputError(f"kind must be one of {', '.join(KINDS)}", field="kind")
-    if kind == "top_up" and value <= 0:
-        raise InputError("a top-up must be more than 0", field="amount")
-    if value == 0 or abs(value) > Decimal("1e12"):
-        raise InputError("the amount must be non-zero and below 10^12", field="amount")
-    reference = (reference or "").strip()
-    if not 3 <= len(reference) <= 80:
-        raise InputError("give the payment reference (3-80 characters): deposit slip, EFT "
-                         "reference or note", field="reference")
-    now = reg.clock().replace(microsecond=0)
-    with reg.db.begin() as conn:
-        row = conn.execute(reg.db.locked(select(vendors.c.id, vendors.c.float_balance)
-                                         .where(vendors.c.name == vendor))).first()
-        if row is None:
-            raise UnknownRecord(f"vendor {vendor!r} does not exist", field="vendor")
-        balance = Decimal(row.float_balance) + value
-        if balance < 0:
-            raise InputError("the float cannot go below zero", field="amount")
-        conn.execute(update(vendors).where(vendors.c.id == row.id)
-                     .values(float_balance=vendors.c.float_balance + value))
-        conn.execute(insert(float_movements).values(
-            vendor_id=row.id, kind=kind, amount=value, balance_after=balance,
-            reference=reference, actor=reg.actor, created_at=now))
-        reg._audit(conn, f"vendor.{kind}", vendor, amount=money(value), reference=reference,
-                   balance=money(balance))
-    return balance
 
 
 @dataclass(frozen=True)

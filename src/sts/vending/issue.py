@@ -20,7 +20,7 @@ from typing import Any
 from sts.codec.tid import TID_MAX, is_reserved, tid_at
 from sts.engine import Issue, TokenRequest
 from sts.errors import StsError, VendKeyExpired
-from sts.vending.keys import KeyChangeItem, MeterIdentity, SecurityModule
+from sts.vending.keys.security_module import KeyChangeItem, MeterIdentity, SecurityModule
 from sts.vending.meters import KeyInfo, MeterView
 from sts.vending.tariff import units_str
 

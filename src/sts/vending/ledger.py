@@ -21,7 +21,9 @@ from typing import Any
 
 from sts.errors import DuplicateRequest, InputError
 from sts.vending import audit
-from sts.vending.hotsql import (
+from sts.vending.issue import IssueResult
+from sts.vending.meters import MeterView
+from sts.vending.storage.statements import (
     INSERT_TOKEN,
     INSERT_TXN,
     INSERT_TXN_PLAIN,
@@ -29,8 +31,6 @@ from sts.vending.hotsql import (
     HotSQL,
     Row,
 )
-from sts.vending.issue import IssueResult
-from sts.vending.meters import MeterView
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,63}$")
 ZERO = Decimal(0)
@@ -42,6 +42,16 @@ def check_request_id(value: object, field_name: str) -> str:
         raise InputError(f"{field_name} must be 8-64 letters, digits or ._:- (a UUID is best)",
                          field=field_name)
     return value
+
+
+def derived_id(kind: str, of: str) -> str:
+    """The record id of something the server derives from a client's request (a reversal of
+    a sale).  It starts with `~`, which no client id may (`REQUEST_ID`), so the two never
+    collide; it always fits the 64-character column (a long client id is hashed)."""
+    readable = f"~{kind}:{of}"
+    if len(readable) <= 64:
+        return readable
+    return f"~{kind}#" + hashlib.sha256(of.encode()).hexdigest()[:64 - len(kind) - 2]
 
 
 def canonical(obj: Any) -> str:

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from sts.vending.db import Database
-from sts.vending.switch_models import client_messages, message_journal
+from sts.vending.storage.database import Database
+from sts.vending.storage.tables_clients import client_messages, message_journal
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """What a meter row brings: the meter, its key, tariff, customer, utility and (for a sale) the
-selling vendor, read by name from one query (`sts.vending.hotsql.METER_COLUMNS`).
+selling vendor, read by name from one query (`sts.vending.storage.statements.METER_COLUMNS`).
 
 `read_meter` is the one way every use case finds a meter; `meter_pan` is the one rule for how
 a meter may be named (the number printed on the meter or its 18-digit PAN).
@@ -14,8 +14,8 @@ from typing import Any
 
 from sts.codec.pan import parse_meter_number
 from sts.errors import UnknownMeter, UnknownRecord
-from sts.vending.hotsql import KEY_COLUMNS, HotSQL, Row
-from sts.vending.keys import KeyRecord, MeterIdentity
+from sts.vending.keys.security_module import KeyRecord, MeterIdentity
+from sts.vending.storage.statements import KEY_COLUMNS, HotSQL, Row
 from sts.vending.tariff import Block, Tariff
 
 SERVICES = ("electricity", "water", "gas", "time")

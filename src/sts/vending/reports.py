@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from sts.errors import InputError
-from sts.vending.db import Database
-from sts.vending.models import (
+from sts.vending.storage.database import Database
+from sts.vending.storage.tables import (
     Money,
     customers,
     meters,
@@ -27,7 +27,7 @@ from sts.vending.models import (
     vending_keys,
     vendors,
 )
-from sts.vending.models_web import float_movements
+from sts.vending.storage.tables_office import float_movements
 from sts.vending.tariff import money
 
 GROUPS = ("day", "vendor", "sgc")
@@ -38,8 +38,10 @@ def _sum(col: Any, label: str) -> Any:
     return func.coalesce(func.sum(col, type_=Money()), 0, type_=Money()).label(label)
 
 
-def sales(db: Database, start: datetime, end: datetime, by: str) -> dict[str, Any]:
-    """Sales of [start, end) grouped by day, vendor or SGC, with totals."""
+def sales(db: Database, start: datetime, end: datetime, by: str, *,
+          vendor_id: int | None = None) -> dict[str, Any]:
+    """Sales of [start, end) grouped by day, vendor or SGC, with totals (of one vendor's
+    sales when `vendor_id` is given: the caller's scope)."""
     if by not in GROUPS:
         raise InputError(f"group by one of {', '.join(GROUPS)}", field="by")
     if end <= start:
@@ -52,6 +54,8 @@ def sales(db: Database, start: datetime, end: datetime, by: str) -> dict[str, An
         _sum(t.amount, "amount"), _sum(t.vat, "vat"), _sum(t.charges, "charges"),
         _sum(t.debt, "debt"), _sum(t.units, "units"),
     ).where(t.kind.in_(("sale", "reversal")), t.created_at >= start, t.created_at < end)
+    if vendor_id is not None:
+        stmt = stmt.where(t.vendor_id == vendor_id)
     if by == "day":
         key = func.date(t.created_at)
     elif by == "vendor":
@@ -87,13 +91,16 @@ def sales(db: Database, start: datetime, end: datetime, by: str) -> dict[str, An
             "rows": out, "total": total_line}
 
 
-def reconciliation(db: Database, start: datetime, end: datetime) -> dict[str, Any]:
+def reconciliation(db: Database, start: datetime, end: datetime, *,
+                   vendor_id: int | None = None) -> dict[str, Any]:
     """Per vendor: opening float + top-ups - sales + reversals = closing, and the difference
     against the float held now (walked back from today), which must be zero."""
     t, f = transactions.c, float_movements.c
     with db.read() as conn:
-        vend = conn.execute(select(vendors.c.id, vendors.c.name, vendors.c.float_balance)
-                            .order_by(vendors.c.name)).all()
+        vq = select(vendors.c.id, vendors.c.name, vendors.c.float_balance)
+        if vendor_id is not None:
+            vq = vq.where(vendors.c.id == vendor_id)
+        vend = conn.execute(vq.order_by(vendors.c.name)).all()
 
         def sums(since: datetime, until: datetime | None) -> tuple[dict[int, Any], dict[int, Any]]:
             sw = [t.created_at >= since, t.kind.in_(("sale", "reversal")),

@@ -7,32 +7,32 @@ calls.  It is a thin facade: each use case lives in its own module under
 - `ledger`: request ids, repeats, receipt numbers, storing a transaction;
 - `vendor`: who may sell and the vendor's float;
 - `tariff`: money to units;  `receipts`: the printable slip;  `clock`: time zones;
-- `hotsql`: the SQL all of them run.
+- `storage.statements`: the SQL all of them run;  `context`: what a use case works with.
 
 Exactly once is described in `sts.vending.ledger`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
-from sts.vending.auth import Caller
-from sts.vending.clock import Clock, utc, wall_clock
-from sts.vending.db import Database
-from sts.vending.hotsql import HotSQL, Row, for_backend
-from sts.vending.issue import KeyChange, due_key_change
-from sts.vending.keys import SecurityModule
-from sts.vending.meters import SERVICES, UNIT_NAMES, KeyInfo, MeterView, read_key, read_meter
+from sts.vending import audit
+from sts.vending.access.policy import Caller
+from sts.vending.clock import Clock, wall_clock
+from sts.vending.context import ServiceContext, load_key
+from sts.vending.issue import KeyChange
+from sts.vending.meters import SERVICES, UNIT_NAMES, KeyInfo, MeterView
 from sts.vending.usecases import (
+    advice,
+    deliveries,
     engineering,
     free_units,
     keychange,
     lookup,
+    reporting,
     reprint,
     reversal,
     sale,
@@ -41,62 +41,11 @@ from sts.vending.usecases import (
 )
 
 __all__ = ["SERVICES", "UNIT_NAMES", "Clock", "KeyChange", "KeyInfo", "MeterView",
-           "VendingService", "load_key", "wall_clock"]
+           "ServiceContext", "VendingService", "load_key", "wall_clock"]
 
 
-def load_key(conn: Connection, key_id: int, hot: HotSQL | None = None) -> KeyInfo:
-    """A vending key by id, inside `conn`'s transaction."""
-    hot = hot or for_backend(conn.dialect.name == "sqlite")
-    cur = hot.cursor(conn)
-    try:
-        return read_key(hot, cur, key_id)
-    finally:
-        cur.close()
-
-
-class VendingService:
-    def __init__(self, db: Database, sm: SecurityModule, *, clock: Clock = wall_clock,
-                 lookup_limit: int = 600) -> None:
-        self.db = db
-        self.sm = sm
-        self.clock = clock
-        self.lookup_limit = lookup_limit  # per API key per minute, across all processes
-        self.hot = for_backend(db.is_sqlite)
-        dbapi = db.engine.dialect.loaded_dbapi
-        self.integrity_errors: tuple[type[Exception], ...] = (IntegrityError,
-                                                               dbapi.IntegrityError)
-
-    # --- shared helpers (used by the use cases and by faces) ----------------------------------
-
-    def now(self) -> datetime:
-        """The service clock as naive UTC, whole seconds; use cases convert it into the
-        meter's utility time zone (`sts.vending.clock.local`)."""
-        return utc(self.clock())
-
-    def load_meter(self, conn: Connection, pan: object, *, lock: bool) -> MeterView:
-        """The meter named `pan` (printed meter number or PAN), inside `conn`'s transaction."""
-        cur = self.hot.cursor(conn)
-        try:
-            return read_meter(self.hot, cur, pan, lock=lock)
-        finally:
-            cur.close()
-
-    def key_change_due(self, conn: Connection, m: MeterView) -> KeyChange | None:
-        cur = self.hot.cursor(conn)
-        try:
-            return due_key_change(m, self.key_loader(cur))
-        finally:
-            cur.close()
-
-    def key_loader(self, cur: Any) -> Callable[[int], KeyInfo]:
-        return lambda key_id: read_key(self.hot, cur, key_id)
-
-    def key_id(self, cur: Any, sgc_id: int, krn: int) -> int | None:
-        row = self.hot.key_by_krn.one(cur, {"sgc_id": sgc_id, "krn": krn})
-        return None if row is None else int(row["key_id"])
-
-    def month_totals(self, cur: Any, meter_id: int, month: str) -> Row | None:
-        return self.hot.month.one(cur, {"meter_id": meter_id, "month": month})
+class VendingService(ServiceContext):
+    """The facade every face calls: one method per use case (`sts.vending.usecases`)."""
 
     # --- use cases ----------------------------------------------------------------------------
 
@@ -123,6 +72,10 @@ class VendingService:
         """This month's free basic units alone (a zero-value sale), once a month per meter."""
         return free_units.claim(self, request_id, meter, caller)
 
+    def trial_free_units(self, meter: object, caller: Caller) -> dict[str, Any]:
+        """What claiming the month's free units would answer, with no token."""
+        return free_units.trial(self, meter, caller)
+
     def get_purchase(self, purchase_id: str, caller: Caller) -> dict[str, Any]:
         """The stored answer for a purchase id (what a client asks after a timeout)."""
         return reprint.get_purchase(self, purchase_id, caller)
@@ -135,6 +88,37 @@ class VendingService:
         """Cancel a sale whose tokens never reached the customer; its TIDs stay used.
         `action` is the permission checked ("reverse_advice" for a switch's advice)."""
         return reversal.reverse(self, purchase_id, reason, caller, action=action)
+
+    def confirm_sale(self, purchase_id: str, confirmation_id: str, caller: Caller) -> bool:
+        """A confirmation advice: the sale's tokens reached the customer (True the first time)."""
+        return advice.confirm(self, purchase_id, confirmation_id, caller)
+
+    def reverse_advice(self, purchase_id: str, reversal_id: str, reason: str,
+                       caller: Caller) -> dict[str, Any]:
+        """A reversal advice: reverse the caller's unconfirmed sale; idempotent."""
+        return advice.reverse(self, purchase_id, reversal_id, reason, caller)
+
+    def deliveries(self, caller: Caller, **filters: Any) -> dict[str, Any]:
+        """One page of token deliveries the caller may see (`usecases.deliveries`)."""
+        return deliveries.list_deliveries(self, caller, **filters)
+
+    def rejected_deliveries(self, caller: Caller) -> list[dict[str, Any]]:
+        return deliveries.rejected(self, caller)
+
+    def resend(self, purchase_id: str, channel: Any, to: Any, lang: Any,
+               caller: Caller) -> dict[str, Any]:
+        """Send a sale's tokens again to a channel (a new delivery job)."""
+        return deliveries.resend(self, caller, purchase_id, channel, to, lang)
+
+    def verify_audit(self, caller: Caller) -> dict[str, Any]:
+        """Check the audit and transaction hash chains (auditors and admins)."""
+        caller.require("audit")
+        return audit.verify(self.db).as_dict()
+
+    def report(self, caller: Caller, start: datetime, end: datetime,
+               by: str) -> dict[str, Any]:
+        """The reports page's figures, in the caller's scope (`usecases.reporting`)."""
+        return reporting.report(self, caller, start, end, by)
 
     def engineering(self, request_id: str, body: dict[str, Any],
                     caller: Caller) -> tuple[dict[str, Any], bool]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from sts.errors import InsufficientFloat, MeterBlocked, NotAuthorised
-from sts.vending.auth import Caller
+from sts.vending.access.policy import Caller
 from sts.vending.meters import MeterView, VendorView
 from sts.vending.tariff import money
 

@@ -17,13 +17,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from sts.errors import InputError, StsError
-from sts.vending import catalogue, reports
-from sts.vending.operators import Operator
+from sts.vending import reports
+from sts.vending.access.operators import Operator
+from sts.vending.registry import catalogue
 from sts.web.common import Web, drn_of, meter_number, need, web_of
 from sts.web.office import action, list_page, render
 
 router = APIRouter()
-Supervisor = Annotated[Operator, Depends(need("supervisor"))]
+Supervisor = Annotated[Operator, Depends(need("reverse"))]
 
 
 # --- dashboard --------------------------------------------------------------------------
@@ -36,7 +37,7 @@ def _dashboard(request: Request, web: Web) -> dict[str, Any]:
             "due": len(reports.key_change_due(web.service.db))}
 
 
-list_page(router, "/admin", "admin/dashboard.html", _dashboard, roles=("admin", "supervisor"),
+list_page(router, "/admin", "admin/dashboard.html", _dashboard, permission="back_office",
           endpoint="dashboard")
 
 
@@ -177,7 +178,7 @@ def reversals_page(request: Request, op: Supervisor) -> Response:
 
 
 @action(router, "/admin/reversals", _reversals,
-        lambda form: f"/admin/reversals?meter={form.get('meter', '')}", roles=("supervisor",))
+        lambda form: f"/admin/reversals?meter={form.get('meter', '')}", permission="reverse")
 def reverse(web: Web, op: Operator, form: dict[str, str]) -> str:
     pid = form.get("purchase_id", "")
     if not pid and form.get("receipt_no"):

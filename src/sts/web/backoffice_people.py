@@ -8,8 +8,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from sts.errors import InputError, StsError
-from sts.vending import catalogue, operators
-from sts.vending.operators import Operator
+from sts.vending.access import operators
+from sts.vending.access.operators import Operator
+from sts.vending.registry import catalogue
+from sts.vending.registry import operators as operator_admin
 from sts.web.common import Web, posted, web_of
 from sts.web.office import action, list_page
 
@@ -26,7 +28,7 @@ show_operators = list_page(
 
 @action(router, "/admin/operators", show_operators, "/admin/operators")
 def operator_add(web: Web, op: Operator, form: dict[str, str]) -> str:
-    operators.add_operator(web.registry(op), form.get("username", "").strip(),
+    operator_admin.add_operator(web.registry(op), form.get("username", "").strip(),
                            form.get("role", ""), form.get("password", ""),
                            name=form.get("name", "").strip(), vendor=form.get("vendor") or None)
     return "operator-added"
@@ -38,10 +40,10 @@ def operator_state(web: Web, op: Operator, form: dict[str, str]) -> str:
     if username == op.username:
         raise InputError("you cannot change your own account here", field="username")
     if form.get("action") == "password":
-        operators.set_password(web.registry(op), username, form.get("password", ""))
+        operator_admin.set_password(web.registry(op), username, form.get("password", ""))
         return "password-set"
     enable = form.get("action") == "enable"
-    operators.set_active(web.registry(op), username, enable)
+    operator_admin.set_active(web.registry(op), username, enable)
     return "operator-enabled" if enable else "operator-disabled"
 
 

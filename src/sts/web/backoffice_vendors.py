@@ -10,13 +10,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from sts.errors import InputError, StsError
-from sts.vending import catalogue, floats, reports
-from sts.vending.operators import Operator
+from sts.vending import floats, reports
+from sts.vending.access.operators import Operator
+from sts.vending.registry import catalogue
 from sts.web.common import Web, need, period, web_of
 from sts.web.office import action, list_page, render
 
 router = APIRouter()
-Office = Annotated[Operator, Depends(need("admin", "supervisor"))]
+Office = Annotated[Operator, Depends(need("back_office"))]
 
 show_vendors = list_page(
     router, "/admin/vendors", "admin/vendors.html",
@@ -44,7 +45,7 @@ def vendor_authorise(web: Web, op: Operator, form: dict[str, str]) -> str:
 
 @action(router, "/admin/vendors/top-up", show_vendors, "/admin/vendors")
 def vendor_top_up(web: Web, op: Operator, form: dict[str, str]) -> str:
-    floats.top_up(web.registry(op), form.get("vendor", ""), form.get("amount", "").strip(),
+    web.registry(op).top_up(form.get("vendor", ""), form.get("amount", "").strip(),
                   form.get("reference", ""))
     return "topped-up"
 

@@ -21,10 +21,10 @@ from fastapi.templating import Jinja2Templates
 
 from sts.codec.pan import MeterPan, parse_pan
 from sts.errors import InputError, InvalidDrn, InvalidPan, StsError
-from sts.vending import operators
-from sts.vending.auth import Caller
-from sts.vending.operators import Operator
-from sts.vending.registry import Registry
+from sts.vending.access import operators
+from sts.vending.access.operators import Operator
+from sts.vending.access.policy import Caller, may
+from sts.vending.registry.admin import Registry
 from sts.vending.service import VendingService
 
 HERE = Path(__file__).parent
@@ -42,13 +42,13 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-# the menu: (path, label, roles that see it)
-MENU: tuple[tuple[str, str, frozenset[str]], ...] = (
-    ("/pos", "Point of sale", frozenset({"vendor", "supervisor"})),
-    ("/admin", "Back office", frozenset({"admin", "supervisor"})),
-    ("/engineering", "Engineering", frozenset({"engineer"})),
-    ("/reports", "Reports", frozenset({"admin", "supervisor", "auditor"})),
-    ("/simulator", "Meter simulator", frozenset(ROLE_NAMES)),
+# the menu: (path, label, the action of the access policy that opens it)
+MENU: tuple[tuple[str, str, str], ...] = (
+    ("/pos", "Point of sale", "point_of_sale"),
+    ("/admin", "Back office", "back_office"),
+    ("/engineering", "Engineering", "engineering"),
+    ("/reports", "Reports", "reports"),
+    ("/simulator", "Meter simulator", "simulator"),
 )
 
 
@@ -85,7 +85,7 @@ class Web:
 
     def render(self, request: Request, name: str, op: Operator | None, *, status: int = 200,
                **ctx: Any) -> HTMLResponse:
-        menu = [(p, label) for p, label, roles in MENU if op is not None and op.role in roles]
+        menu = [(p, label) for p, label, action in MENU if op is not None and may(op.role, action)]
         ctx |= {"op": op, "menu": menu, "path": request.url.path}
         resp = self.templates.TemplateResponse(request, name, ctx, status_code=status)
         resp.headers.update(SECURITY_HEADERS)
@@ -130,15 +130,16 @@ def current(request: Request) -> Operator | None:
     return op
 
 
-def need(*roles: str) -> Callable[[Request], Operator]:
-    """A page dependency: the signed-in operator, who must hold one of `roles` (any if none)."""
+def need(action: str | None = None) -> Callable[[Request], Operator]:
+    """A page dependency: the signed-in operator, whose role must be allowed `action` by the
+    service's access policy (`PERMISSIONS`); any signed-in operator when None."""
 
     def dependency(request: Request) -> Operator:
         op = current(request)
         if op is None:
             nxt = request.url.path if request.method == "GET" else "/"
             raise SignInNeeded(nxt)
-        if roles and op.role not in roles:
+        if action is not None and not may(op.role, action):
             raise Forbidden(f"the {ROLE_NAMES[op.role].lower()} role may not open this page")
         return op
 
@@ -162,9 +163,10 @@ def check_origin(request: Request) -> None:
             raise Forbidden("the form came from another site; open the page again")
 
 
-def posted(*roles: str) -> Callable[[Request, dict[str, str]], tuple[Operator, dict[str, str]]]:
+def posted(action: str | None = None
+           ) -> Callable[[Request, dict[str, str]], tuple[Operator, dict[str, str]]]:
     """A form dependency: the operator (as `need`) and the form, whose CSRF token must match."""
-    page = need(*roles)
+    page = need(action)
 
     def dependency(request: Request, form: Form) -> tuple[Operator, dict[str, str]]:
         op = page(request)

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from sts.errors import InputError, StsError
-from sts.vending.operators import Operator
+from sts.vending.access.operators import Operator
 from sts.web.common import drn_of, meter_number, need, posted, web_of
 
 router = APIRouter()
-Engineer = Annotated[Operator, Depends(need("engineer"))]
-EngineerPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("engineer"))]
+Engineer = Annotated[Operator, Depends(need("engineering"))]
+EngineerPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("engineering"))]
 
 ENGINEERING = (("clear_tamper", "Clear tamper"), ("clear_credit", "Clear credit"),
                ("power_limit", "Set maximum power limit"),

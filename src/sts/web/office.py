@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from sts.errors import StsError
-from sts.vending.operators import Operator
+from sts.vending.access.operators import Operator
+from sts.vending.access.policy import may
 from sts.web.common import Web, need, posted, redirect, web_of
 
 Show = Callable[..., Response]
@@ -33,10 +34,12 @@ NOTICES = {
     "password-set": "Password set; the account is unlocked.", "key-revoked": "API key revoked.",
     "reversed": "Sale reversed: its tokens are cancelled and the float is refunded.",
 }
-SECTIONS = (("/admin/meters", "Meters"), ("/admin/customers", "Customers"),
-            ("/admin/tariffs", "Tariffs"), ("/admin/vendors", "Vendors"),
-            ("/admin/operators", "Operators & API keys"),
-            ("/admin/supply-groups", "Supply groups"), ("/admin/reversals", "Reversals"))
+# (path, label, the action of the access policy that opens it)
+SECTIONS = (("/admin/meters", "Meters", "admin"), ("/admin/customers", "Customers", "admin"),
+            ("/admin/tariffs", "Tariffs", "admin"), ("/admin/vendors", "Vendors", "admin"),
+            ("/admin/operators", "Operators & API keys", "people"),
+            ("/admin/supply-groups", "Supply groups", "admin"),
+            ("/admin/reversals", "Reversals", "reverse"))
 
 
 def render(request: Request, web: Web, op: Operator, name: str, *, status: int = 200,
@@ -46,20 +49,21 @@ def render(request: Request, web: Web, op: Operator, name: str, *, status: int =
     ctx.setdefault("notice", NOTICES.get(ok or ""))
     ctx.setdefault("error", None)
     ctx.setdefault("form", {})
-    sections = [s for s in SECTIONS if op.role == "admin" or s[0] == "/admin/reversals"]
+    sections = [(path, label) for path, label, action in SECTIONS if may(op.role, action)]
     return web.render(request, name, op, status=status, sections=sections, **ctx)
 
 
 def list_page(router: APIRouter, path: str, name: str, load: Load, *,
-              roles: tuple[str, ...] = ("admin",), endpoint: str) -> Show:
-    """Serve GET `path` (for `roles`) as template `name` filled by `load`; return the page
-    renderer, which the section's actions show again with their error."""
+              permission: str = "admin", endpoint: str) -> Show:
+    """Serve GET `path` (for the roles the access policy allows `permission`) as template
+    `name` filled by `load`; return the page renderer, which the section's actions show again
+    with their error."""
 
     def show(request: Request, op: Operator, *, status: int = 200, **ctx: Any) -> Response:
         web = web_of(request)
         return render(request, web, op, name, status=status, **load(request, web), **ctx)
 
-    def page(request: Request, op: Annotated[Operator, Depends(need(*roles))]) -> Response:
+    def page(request: Request, op: Annotated[Operator, Depends(need(permission))]) -> Response:
         return show(request, op)
 
     router.add_api_route(path, page, methods=["GET"], name=endpoint)
@@ -67,14 +71,15 @@ def list_page(router: APIRouter, path: str, name: str, load: Load, *,
 
 
 def action(router: APIRouter, path: str, show: Show, back: str | Callable[[dict[str, str]], str],
-           *, roles: tuple[str, ...] = ("admin",)) -> Callable[[Act], Act]:
-    """Serve POST `path` (CSRF-checked, for `roles`) by the decorated change, which returns the
-    notice code: redirect to `back` (a path, or made from the form) with `ok=code`; on an error
-    show the page again with the message, the field and the form as sent."""
+           *, permission: str = "admin") -> Callable[[Act], Act]:
+    """Serve POST `path` (CSRF-checked, for the roles allowed `permission`) by the decorated
+    change, which returns the notice code: redirect to `back` (a path, or made from the form)
+    with `ok=code`; on an error show the page again with the message, the field and the form
+    as sent."""
 
     def register(act: Act) -> Act:
         def endpoint(request: Request, posted_: Annotated[tuple[Operator, dict[str, str]],
-                                                          Depends(posted(*roles))]) -> Response:
+                                                          Depends(posted(permission))]) -> Response:
             op, form = posted_
             try:
                 code = act(web_of(request), op, form)

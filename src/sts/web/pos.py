@@ -15,14 +15,13 @@ from fastapi.responses import Response
 
 from sts.errors import InputError, StsError
 from sts.vending import reports, testtokens
-from sts.vending.operators import Operator
+from sts.vending.access.operators import Operator
 from sts.web.common import Web, drn_of, meter_number, need, posted, redirect, web_of
 
 router = APIRouter()
-SELLERS = ("vendor", "supervisor")
-Seller = Annotated[Operator, Depends(need(*SELLERS))]
-SellerPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted(*SELLERS))]
-Tester = Annotated[Operator, Depends(need("vendor", "supervisor", "engineer"))]
+Seller = Annotated[Operator, Depends(need("point_of_sale"))]
+SellerPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("point_of_sale"))]
+Tester = Annotated[Operator, Depends(need("test_tokens"))]
 
 ORDINALS = {1: "one", 2: "two", 3: "three", 4: "four"}
 

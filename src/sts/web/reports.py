@@ -10,28 +10,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from sts.delivery import outbox
 from sts.errors import InputError, StsError
-from sts.vending import audit, reports
-from sts.vending.operators import Operator
+from sts.vending import reports
+from sts.vending.access.operators import Operator
 from sts.web.common import SECURITY_HEADERS, need, period, web_of
 
 router = APIRouter()
-Reader = Annotated[Operator, Depends(need("admin", "supervisor", "auditor"))]
+Reader = Annotated[Operator, Depends(need("reports"))]
 SALES_COLUMNS = ["key", "sales", "reversals", "amount", "vat", "units", "charges", "debt"]
 REJECTED_COLUMNS = ["id", "updated_at", "request_id", "meter", "channel", "to", "attempts",
                     "reason"]
-REJECTED_MAX = 1000
-
-
-def rejected_deliveries(db: Any, op: Operator) -> list[dict[str, Any]]:
-    """The latest deliveries the meter refused (token delivery's `rejected`), newest first; a
-    supervisor sees its own vendor's sales only, as in GET /v1/deliveries."""
-    vendor = op.vendor_id if op.role == "supervisor" else None
-    with db.read() as conn:
-        items = outbox.list_deliveries(conn, status="rejected", vendor_id=vendor,
-                                       limit=REJECTED_MAX, newest_first=True)
-    return [{name: item.get(name, "") for name in REJECTED_COLUMNS} for item in items]
 
 
 def csv_response(text: str, filename: str) -> Response:
@@ -75,18 +63,16 @@ def chart(rows: list[dict[str, Any]], width: int = 640, height: int = 200) -> di
 @router.get("/reports")
 def reports_page(request: Request, op: Reader) -> Response:
     web = web_of(request)
-    db = web.service.db
     by = request.query_params.get("by", "day")
     table = request.query_params.get("table", "sales")
     try:
         start, end = period(request, web, days=7)
         if by not in reports.GROUPS:
             raise InputError("group by day, vendor or sgc", field="by")
-        sales = reports.sales(db, start, end, by)
-        days = sales if by == "day" else reports.sales(db, start, end, "day")
-        recon = reports.reconciliation(db, start, end)
-        due = reports.key_change_due(db)
-        rejected = rejected_deliveries(db, op)
+        got = web.service.report(web.caller(op), start, end, by)
+        sales, days, recon, due = got["sales"], got["days"], got["recon"], got["due"]
+        rejected = [{name: item.get(name, "") for name in REJECTED_COLUMNS}
+                    for item in got["rejected"]]
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
                           title="Reports", message=exc.message)
@@ -101,7 +87,7 @@ def reports_page(request: Request, op: Reader) -> Response:
                                 "rejected-deliveries.csv")
         return csv_response(reports.to_csv(sales["rows"] + [sales["total"]], SALES_COLUMNS),
                             f"sales-by-{by}-{stamp}.csv")
-    check = audit.verify(db).as_dict() if op.role in ("admin", "auditor") else None
+    check = got["check"]
     return web.render(request, "reports.html", op, sales=sales, recon=recon, due=due,
                       rejected=rejected,
                       chart=chart(per_day(days["rows"], start, end)), by=by, check=check,

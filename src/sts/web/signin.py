@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from sts.errors import NotAuthenticated, StsError
-from sts.vending import operators
-from sts.vending.operators import Operator
+from sts.vending.access import operators
+from sts.vending.access.operators import Operator
 from sts.web.common import (
     COOKIE,
     LOGIN_CSRF,

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from sts.errors import InputError, StsError
-from sts.vending.operators import Operator
+from sts.vending.access.operators import Operator
+from sts.vending.usecases.simulator import Simulator, meter_choices
 from sts.web.common import drn_of, meter_number, need, posted, web_of
-from sts.web.simulator import Simulator, meter_choices
 
 router = APIRouter()
-Anyone = Annotated[Operator, Depends(need())]
-AnyPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted())]
+Anyone = Annotated[Operator, Depends(need("simulator"))]
+AnyPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("simulator"))]
 
 
 def _sim(request: Request) -> Simulator:

@@ -1,4 +1,4 @@
-"""The vending use cases, one module each; `sts.vending.service.VendingService` is their facade.
+"""The vending use cases, one module each; `sts.vending.service.ServiceContext` is their facade.
 
 sale (purchase), trial, lookup, reprint (and the stored answer of a purchase), reversal,
 engineering (engineering tokens and explicit key changes), keychange (a key change set alone,

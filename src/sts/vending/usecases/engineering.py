@@ -11,17 +11,17 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from sts.delivery import outbox as delivery_outbox
 from sts.errors import InputError, UnknownRecord
 from sts.vending import audit
-from sts.vending.auth import Caller
+from sts.vending import outbox as delivery_outbox
+from sts.vending.access.policy import Caller
 from sts.vending.clock import local, utc, wall
 from sts.vending.issue import KeyChange, Planned, due_key_change, issue
 from sts.vending.ledger import Entry, check_request_id, entry_writes, next_seq, request_hash, stored
 from sts.vending.meters import MeterView, meter_pan, read_meter
 
 if TYPE_CHECKING:
-    from sts.vending.service import VendingService
+    from sts.vending.context import ServiceContext
 
 ENGINEERING_TYPES = ("clear_tamper", "clear_credit", "power_limit", "phase_unbalance",
                      "key_change", "test")
@@ -77,7 +77,7 @@ def plan(m: MeterView, body: dict[str, Any]) -> list[Planned]:
     raise InputError(f"type must be one of {', '.join(ENGINEERING_TYPES)}", field="type")
 
 
-def explicit_key_change(svc: VendingService, cur: Any, m: MeterView,
+def explicit_key_change(svc: ServiceContext, cur: Any, m: MeterView,
                         body: dict[str, Any]) -> KeyChange | None:
     to_krn, to_ti, ro = body.get("to_krn"), body.get("to_ti"), body.get("ro")
     krn = None if to_krn is None else int_field(body, "to_krn", 1, 9)
@@ -96,7 +96,7 @@ def explicit_key_change(svc: VendingService, cur: Any, m: MeterView,
                      ro if ro is not None else target.record.base_date != m.key.record.base_date)
 
 
-def engineering(svc: VendingService, request_id: str, body: dict[str, Any],
+def engineering(svc: ServiceContext, request_id: str, body: dict[str, Any],
                 caller: Caller) -> tuple[dict[str, Any], bool]:
     caller.require("engineering")
     check_request_id(request_id, "request_id")

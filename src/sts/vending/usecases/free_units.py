@@ -12,24 +12,26 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sts.errors import NoFreeUnitsDue
-from sts.vending.auth import Caller
-from sts.vending.hotsql import Row
+from sts.vending.access.policy import Caller
 from sts.vending.ledger import request_hash
 from sts.vending.meters import MeterView, meter_pan
+from sts.vending.storage.statements import Row
 from sts.vending.tariff import free_units_quote
+from sts.vending.usecases import lookup
 from sts.vending.usecases.sale import issue_sale, locked_sale, month_total
 from sts.vending.vendor import check_may_sell
 
 if TYPE_CHECKING:
-    from sts.vending.service import VendingService
+    from sts.vending.context import ServiceContext
 
 TITLE = "FREE BASIC UNITS"
 
 
-def claim(svc: VendingService, request_id: str, meter: object,
+def claim(svc: ServiceContext, request_id: str, meter: object,
           caller: Caller) -> tuple[dict[str, Any], bool]:
     """(answer, created): the free-units token alone, or the stored answer for a repeated id;
     NoFreeUnitsDue when the tariff has none or this month's were already issued."""
@@ -53,3 +55,18 @@ def claim(svc: VendingService, request_id: str, meter: object,
     text, created = locked_sale(svc, request_id, caller, None, identify, sell)
     out: dict[str, Any] = json.loads(text)
     return out, created
+
+
+def trial(svc: ServiceContext, meter: object, caller: Caller) -> dict[str, Any]:
+    """What a claim would answer now, without a token and storing nothing (the trial of a
+    zero-value request); NoFreeUnitsDue as the claim would say it.  Read through the lookup,
+    so it is rate-limited as every read of customer data is."""
+    look = lookup.lookup(svc, meter, caller)
+    if Decimal(look["free_units_due"]) <= 0:
+        raise NoFreeUnitsDue(f"meter {look['meter']['pan']} has no free units due",
+                             field="amount")
+    receipt = {"receipt_no": "", "utility": look["utility"], "meter": look["meter"],
+               "customer": look["customer"], "amount": "0", "steps": [],
+               "energy_net": "0", "energy_amount": "0", "vat": {"rate": "0", "amount": "0"}}
+    return {"receipt": receipt, "slip": "",
+            "tokens": [{"kind": "FBE", "units": look["free_units_due"], "token": None}]}

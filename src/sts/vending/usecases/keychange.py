@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
-from sts.delivery import outbox as delivery_outbox
 from sts.errors import NoKeyChangeDue, StsError
 from sts.vending import audit
-from sts.vending.auth import Caller
+from sts.vending import outbox as delivery_outbox
+from sts.vending.access.policy import Caller
 from sts.vending.clock import local, utc, wall
 from sts.vending.issue import IssueResult, KeyChange, due_key_change, issue, key_change_item
 from sts.vending.ledger import (
@@ -34,11 +34,11 @@ from sts.vending.ledger import (
     stored,
 )
 from sts.vending.meters import MeterView, read_meter
-from sts.vending.models import transactions
+from sts.vending.storage.tables import transactions
 from sts.vending.vendor import check_may_sell
 
 if TYPE_CHECKING:
-    from sts.vending.service import VendingService
+    from sts.vending.context import ServiceContext
 
 
 def _identity(request_id: str) -> str:
@@ -54,14 +54,14 @@ def _times(now: datetime, time_zone: str) -> tuple[datetime, str, datetime, date
     return at, at.isoformat(), wall(at), utc(at)
 
 
-def issue_key_change(svc: VendingService, m: MeterView, kc: KeyChange,
+def issue_key_change(svc: ServiceContext, m: MeterView, kc: KeyChange,
                      now: datetime) -> IssueResult:
     """Make one meter's key change set (`now`: the service clock, naive UTC).  Raises an
     StsError before anything is stored when the set cannot be issued."""
     return issue(svc.sm, m, [], kc, wall(local(now, m.time_zone)))
 
 
-def issue_key_changes(svc: VendingService, changes: list[tuple[MeterView, KeyChange]],
+def issue_key_changes(svc: ServiceContext, changes: list[tuple[MeterView, KeyChange]],
                       now: datetime) -> list[IssueResult | StsError]:
     """`issue_key_change` for many meters (a campaign chunk): the security module makes the
     sets together (`SecurityModule.key_change_many`), then each meter's result is what
@@ -80,7 +80,7 @@ def issue_key_changes(svc: VendingService, changes: list[tuple[MeterView, KeyCha
     return out
 
 
-def key_change_rows(svc: VendingService, m: MeterView, kc: KeyChange, res: IssueResult, *,
+def key_change_rows(svc: ServiceContext, m: MeterView, kc: KeyChange, res: IssueResult, *,
                     seq: int, request_id: str, reason: str,
                     now: datetime) -> tuple[dict[str, Any], Writes]:
     """The answer and the writes (transaction, tokens, the meter's new state, and for an AMI
@@ -105,7 +105,7 @@ def audit_details(request_id: str, kc: KeyChange) -> dict[str, Any]:
     return {"request_id": request_id, "krn": kc.new_key.record.krn, "ti": kc.new_ti}
 
 
-def after_key_changes(svc: VendingService, conn: Connection,
+def after_key_changes(svc: ServiceContext, conn: Connection,
                       issued: list[tuple[MeterView, dict[str, Any]]]) -> None:
     """Called once per stored batch of key changes (one meter, or a campaign chunk), inside
     its transaction: the place for work that follows a key change (e.g. queueing delivery to
@@ -113,7 +113,7 @@ def after_key_changes(svc: VendingService, conn: Connection,
     del svc, conn, issued
 
 
-def key_change_meter(svc: VendingService, conn: Connection, m: MeterView, kc: KeyChange, *,
+def key_change_meter(svc: ServiceContext, conn: Connection, m: MeterView, kc: KeyChange, *,
                      request_id: str, actor: str, reason: str) -> dict[str, Any]:
     hot = svc.hot
     now = svc.now()
@@ -132,7 +132,7 @@ def key_change_meter(svc: VendingService, conn: Connection, m: MeterView, kc: Ke
     return response
 
 
-def request_tokens(svc: VendingService, request_id: str, meter: object,
+def request_tokens(svc: ServiceContext, request_id: str, meter: object,
                    caller: Caller) -> tuple[dict[str, Any], bool]:
     """(answer with `tokens` holding only KCTs, created), for a vendor that may sell to the
     meter.  When the meter's key or tariff index differs from what a sale would move it to

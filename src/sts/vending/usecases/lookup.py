@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sts.vending.auth import Caller
+from sts.vending.access.policy import Caller
+from sts.vending.access.ratelimit import hit as rate_hit
 from sts.vending.clock import local
 from sts.vending.issue import due_key_change
 from sts.vending.meters import read_meter
-from sts.vending.ratelimit import hit as rate_hit
 from sts.vending.tariff import free_units_due, money, parse_amount, units_str
 from sts.vending.usecases.sale import month_total, sale_quote
 
 if TYPE_CHECKING:
-    from sts.vending.service import VendingService
+    from sts.vending.context import ServiceContext
 
 
-def lookup(svc: VendingService, meter: object, caller: Caller,
+def lookup(svc: ServiceContext, meter: object, caller: Caller,
            amount: str | None = None) -> dict[str, Any]:
     caller.require("lookup")
     value = None if amount is None else parse_amount(amount)

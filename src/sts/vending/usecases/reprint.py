@@ -9,20 +9,20 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from sts.delivery import outbox as delivery_outbox
 from sts.errors import InputError, UnknownRecord
 from sts.vending import advices, audit, receipts
-from sts.vending.auth import Caller
+from sts.vending import outbox as delivery_outbox
+from sts.vending.access.policy import Caller, vendor_filter
 from sts.vending.ledger import check_request_id, stored
 from sts.vending.meters import read_meter
-from sts.vending.models import transactions
+from sts.vending.storage.tables import transactions
 
 if TYPE_CHECKING:
-    from sts.vending.service import VendingService
+    from sts.vending.context import ServiceContext
 
 
-def get_purchase(svc: VendingService, purchase_id: str, caller: Caller) -> dict[str, Any]:
-    caller.require("purchase")
+def get_purchase(svc: ServiceContext, purchase_id: str, caller: Caller) -> dict[str, Any]:
+    caller.require("read_sale")
     check_request_id(purchase_id, "purchase_id")
     with svc.db.read() as conn:
         cur = svc.hot.cursor(conn)
@@ -32,8 +32,7 @@ def get_purchase(svc: VendingService, purchase_id: str, caller: Caller) -> dict[
             cur.close()
         # token delivery: each channel's status, read with the purchase
         delivery = delivery_outbox.for_request(conn, purchase_id) if found is not None else []
-    if found is None or found.kind != "sale" or (
-            caller.role == "vendor" and found.vendor_id != caller.vendor_id):
+    if found is None or found.kind != "sale" or not caller.sees(found.vendor_id):
         raise UnknownRecord(f"no purchase {purchase_id}", field="purchase_id")
     out: dict[str, Any] = json.loads(found.response)
     out["status"] = found.status
@@ -61,7 +60,7 @@ def _receipt_no(value: object) -> int | None:
     return seq if 0 < seq <= SEQ_MAX else None
 
 
-def reprint(svc: VendingService, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def reprint(svc: ServiceContext, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
     caller.require("reprint")
     meter, receipt_no = body.get("meter"), body.get("receipt_no")
     t = transactions.c
@@ -81,8 +80,11 @@ def reprint(svc: VendingService, body: dict[str, Any], caller: Caller) -> dict[s
             stmt = stmt.where(t.meter_id == m.id, t.kind == "sale").order_by(t.seq.desc())
         else:
             raise InputError("give meter or receipt_no", field="meter")
+        scope = vendor_filter(caller.vendor_scope())
+        if scope is not None:  # a vendor's caller reprints its own sales only
+            stmt = stmt.where(t.vendor_id == scope)
         row = conn.execute(stmt.limit(1)).first()
-        if row is None or (caller.role == "vendor" and row.vendor_id != caller.vendor_id):
+        if row is None or not caller.sees(row.vendor_id):
             raise UnknownRecord("no such purchase to reprint", field="receipt_no")
         audit.append(svc.db, conn, at=svc.now(), actor=caller.actor, action="reprint",
                      subject=row.request_id, details={"receipt_no": f"{row.seq:010d}"})

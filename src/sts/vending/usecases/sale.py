@@ -9,19 +9,18 @@ the same bytes.  A trial (`trial.py`) is this same calculation without tokens or
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sts.delivery import outbox as delivery_outbox
-from sts.errors import InputError, KeyCreditLimit, NotAuthenticated
+from sts.errors import InputError, KeyCreditLimit
+from sts.vending import outbox as delivery_outbox
 from sts.vending import receipts
-from sts.vending.auth import Caller, hash_key
+from sts.vending.access.api_keys import check_key_row, hash_key
+from sts.vending.access.policy import Caller
 from sts.vending.clock import local, utc, wall
-from sts.vending.hotsql import CUSTOMER_DEBT, KEY_CREDIT, UPSERT_MONTH, VENDOR_FLOAT, Row
 from sts.vending.issue import KeyChange, Planned, due_key_change, issue
 from sts.vending.ledger import (
     Entry,
@@ -32,11 +31,12 @@ from sts.vending.ledger import (
     stored,
 )
 from sts.vending.meters import SERVICES, UNIT_NAMES, MeterView, VendorView, meter_pan, read_meter
+from sts.vending.storage.statements import CUSTOMER_DEBT, KEY_CREDIT, UPSERT_MONTH, VENDOR_FLOAT, Row
 from sts.vending.tariff import ZERO, Quote, money, parse_amount, quote, rate_str, units_str
 from sts.vending.vendor import check_float, check_may_sell, float_not_covered
 
 if TYPE_CHECKING:
-    from sts.vending.service import VendingService
+    from sts.vending.context import ServiceContext
 
 # echoed in the receipt and part of the request's identity: name -> longest text allowed
 SALE_FIELDS = {"reference": 64, "pay_type": 20}
@@ -132,16 +132,13 @@ def parse_sale(body: dict[str, Any], caller: Caller) -> tuple[str, Decimal, dict
     return pan, amount, extra, rhash
 
 
-def authenticate(svc: VendingService, cur: Any, key: str) -> Caller:
+def authenticate(svc: ServiceContext, cur: Any, key: str) -> Caller:
+    """The API key, checked on the sale's own cursor (`access.api_keys.check_key_row`)."""
     digest = hash_key(key)
-    row = svc.hot.auth.one(cur, {"digest": digest})
-    if row is None or not hmac.compare_digest(row["key_hash"], digest) \
-            or row["revoked_at"] is not None:
-        raise NotAuthenticated("unknown or revoked API key", field="authorization")
-    return Caller(row["id"], row["role"], row["label"], row["vendor_id"])
+    return check_key_row(svc.hot.auth.one(cur, {"digest": digest}), digest)
 
 
-def purchase(svc: VendingService, purchase_id: str, body: dict[str, Any], caller: Caller | None,
+def purchase(svc: ServiceContext, purchase_id: str, body: dict[str, Any], caller: Caller | None,
              api_key: str | None) -> tuple[str, bool]:
     """(stored JSON text, created): a new sale, or the stored answer for a repeated id."""
     parsed: dict[str, Any] = {}
@@ -173,7 +170,7 @@ Identify = Callable[[Caller], tuple[str, str]]
 Sell = Callable[[Any, MeterView, Row, Caller, str, datetime], str]
 
 
-def locked_sale(svc: VendingService, purchase_id: str, caller: Caller | None,
+def locked_sale(svc: ServiceContext, purchase_id: str, caller: Caller | None,
                 api_key: str | None, identify: Identify, sell: Sell) -> tuple[str, bool]:
     """The exactly-once frame of every sale (a credit vend, a free-units claim): in one
     transaction, authenticate, lock the meter, answer a repeated id with its stored answer,
@@ -216,7 +213,7 @@ def locked_sale(svc: VendingService, purchase_id: str, caller: Caller | None,
         return again.repeat("sale", rhash, purchase_id), False
 
 
-def issue_sale(svc: VendingService, cur: Any, purchase_id: str, m: MeterView, q: Quote, *,
+def issue_sale(svc: ServiceContext, cur: Any, purchase_id: str, m: MeterView, q: Quote, *,
                seq: int, rhash: str, caller: Caller, vendor: VendorView, now: datetime,
                title: str, extra: dict[str, Any] | None = None,
                wanted: list[delivery_outbox.ChannelRequest] | None = None) -> str:
@@ -261,7 +258,7 @@ def issue_sale(svc: VendingService, cur: Any, purchase_id: str, m: MeterView, q:
     return body
 
 
-def purchase_dict(svc: VendingService, purchase_id: str, body: dict[str, Any],
+def purchase_dict(svc: ServiceContext, purchase_id: str, body: dict[str, Any],
                   caller: Caller) -> tuple[dict[str, Any], bool]:
     text, created = purchase(svc, purchase_id, body, caller, None)
     out: dict[str, Any] = json.loads(text)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sts.delivery import outbox as delivery_outbox
+from sts.vending import outbox as delivery_outbox
 from sts.vending import receipts
-from sts.vending.auth import Caller
+from sts.vending.access.policy import Caller
 from sts.vending.clock import local
 from sts.vending.issue import due_key_change
 from sts.vending.meters import read_meter
@@ -15,10 +15,10 @@ from sts.vending.usecases.sale import parse_sale, plan_sale, sale_quote, sale_re
 from sts.vending.vendor import check_may_sell
 
 if TYPE_CHECKING:
-    from sts.vending.service import VendingService
+    from sts.vending.context import ServiceContext
 
 
-def trial(svc: VendingService, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
+def trial(svc: ServiceContext, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
     caller.require("purchase")
     pan, amount, _extra, _hash = parse_sale(body, caller)
     wanted = delivery_outbox.parse_deliver(body.get("deliver"))  # refused as the sale would

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from sts.errors import InputError, SecurityModuleUnavailable, StsError
-from sts.vending.auth import Caller
+from sts.vending.access.policy import Caller
 from sts.vending.clock import zone
-from sts.vending.keys import MeterIdentity
+from sts.vending.keys.security_module import MeterIdentity
 from sts.vending.meters import read_meter
-from sts.vending.models import tokens, transactions
+from sts.vending.storage.tables import tokens, transactions
 
 if TYPE_CHECKING:
-    from sts.vending.service import VendingService
+    from sts.vending.context import ServiceContext
 
 
 def token_digits(token: object) -> str:
@@ -28,7 +28,7 @@ def token_digits(token: object) -> str:
     return digits
 
 
-def verify_token(svc: VendingService, meter: object, token: object,
+def verify_token(svc: ServiceContext, meter: object, token: object,
                  caller: Caller) -> dict[str, Any]:
     caller.require("verify")
     digits = token_digits(token)

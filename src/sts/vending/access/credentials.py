@@ -1,0 +1,152 @@
+"""HTTP Basic credentials for switches and POS networks (the Electrum interface authenticates
+every request with Basic auth).
+
+A credential is a username and a random password, issued per vendor (institution), stored as
+an Argon2id hash (a person may choose to type it, so it gets a slow hash), revocable.  Each one
+is bound to its own API-key row, so a Basic caller is an ordinary `Caller`: the same roles, the
+same vendor float and SGC rules, the same attribution in transactions as /v1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, insert, select, update
+
+from sts.errors import AlreadyExists, InputError, NotAuthenticated, UnknownRecord
+from sts.vending import audit
+from sts.vending.access.api_keys import hash_key, new_key
+from sts.vending.access.policy import Caller, check_role
+from sts.vending.clock import utc, wall_clock
+from sts.vending.storage.database import Database
+from sts.vending.storage.tables import api_keys, vendors
+from sts.vending.storage.tables_clients import basic_credentials
+
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{2,63}")
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+
+
+@dataclass(frozen=True)
+class BasicCaller:
+    caller: Caller
+    credential_id: int
+    username: str
+    institution_id: str | None
+
+
+class _Verified:
+    """Remembers recent successful verifications (by a digest of the password, never the
+    password), so a busy switch does not pay an Argon2 hash on every request.  Revocation is
+    still checked in the database on every request."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self.seen: dict[tuple[int, str, str], None] = {}
+        self.lock = threading.Lock()
+
+    def check(self, cred_id: int, stored: str, password: str) -> bool:
+        key = (cred_id, stored, hashlib.sha256(password.encode()).hexdigest())
+        with self.lock:
+            if key in self.seen:
+                return True
+        try:
+            _HASHER.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+        with self.lock:
+            if len(self.seen) >= self.size:
+                self.seen.pop(next(iter(self.seen)))
+            self.seen[key] = None
+        return True
+
+
+_VERIFIED = _Verified()
+
+
+def issue(db: Database, *, vendor: str, username: str | None = None, role: str = "vendor",
+          institution_id: str | None = None, label: str = "", actor: str = "cli",
+          now: datetime | None = None) -> tuple[str, str]:
+    """A new credential for a vendor: (username, password).  The password is shown only now."""
+    check_role(role)
+    if role not in ("vendor", "supervisor"):
+        raise InputError("Basic credentials sell for a vendor: role vendor or supervisor",
+                         field="role")
+    now = utc(now if now is not None else wall_clock())  # stored and hashed as naive UTC
+    username = username or f"{vendor.lower().replace(' ', '-')[:40]}-{secrets.token_hex(3)}"
+    if not USERNAME.fullmatch(username):
+        raise InputError("username must be 3-64 letters, digits or ._@- (starting with a letter "
+                         "or digit)", field="username")
+    password = secrets.token_urlsafe(24)
+    with db.begin() as conn:
+        vid = conn.scalar(select(vendors.c.id).where(vendors.c.name == vendor))
+        if vid is None:
+            raise UnknownRecord(f"vendor {vendor!r} does not exist", field="vendor")
+        if conn.scalar(select(basic_credentials.c.id)
+                       .where(basic_credentials.c.username == username)) is not None:
+            raise AlreadyExists(f"username {username} is taken", field="username")
+        key_id = conn.execute(insert(api_keys).values(
+            key_hash=hash_key(new_key()),  # never shown: the row only carries role and vendor
+            prefix=("basic:" + username)[:12], role=role, label=label or f"basic {username}",
+            operator_id=None, vendor_id=vid, created_at=now).returning(api_keys.c.id)).scalar_one()
+        conn.execute(insert(basic_credentials).values(
+            username=username, secret_hash=_HASHER.hash(password), api_key_id=key_id,
+            institution_id=institution_id, label=label, created_at=now))
+        audit.append(db, conn, at=now, actor=actor, action="basic_credential.add",
+                     subject=username, details={"vendor": vendor, "role": role,
+                                                "institution_id": institution_id})
+    return username, password
+
+
+def revoke(db: Database, username: str, *, actor: str = "cli",
+           now: datetime | None = None) -> None:
+    now = utc(now if now is not None else wall_clock())  # stored and hashed as naive UTC
+    with db.begin() as conn:
+        row = conn.execute(select(basic_credentials.c.id, basic_credentials.c.api_key_id)
+                           .where(basic_credentials.c.username == username,
+                                  basic_credentials.c.revoked_at.is_(None))).first()
+        if row is None:
+            raise UnknownRecord(f"no active credential {username}", field="username")
+        conn.execute(update(basic_credentials).where(basic_credentials.c.id == row.id)
+                     .values(revoked_at=now))
+        conn.execute(update(api_keys).where(api_keys.c.id == row.api_key_id)
+                     .values(revoked_at=now))
+        audit.append(db, conn, at=now, actor=actor, action="basic_credential.revoke",
+                     subject=username, details={})
+
+
+def authenticate(conn: Connection, username: str, password: str) -> BasicCaller:
+    c, k = basic_credentials.c, api_keys.c
+    row = conn.execute(
+        select(c.id, c.secret_hash, c.institution_id, c.revoked_at, k.id.label("key_id"),
+               k.role, k.label, k.vendor_id, k.revoked_at.label("key_revoked_at"))
+        .join(api_keys, api_keys.c.id == c.api_key_id)
+        .where(c.username == username)).first()
+    # an unknown user still costs one hash, so timing does not reveal which usernames exist
+    stored = row.secret_hash if row is not None else _DUMMY
+    ok = _VERIFIED.check(row.id if row is not None else 0, stored, password)
+    if row is None or not ok or row.revoked_at is not None or row.key_revoked_at is not None:
+        raise NotAuthenticated("unknown user, wrong password or revoked credential",
+                               field="authorization")
+    return BasicCaller(Caller(row.key_id, row.role, row.label, row.vendor_id), row.id, username,
+                       row.institution_id)
+
+
+def list_credentials(conn: Connection) -> list[dict[str, object]]:
+    c = basic_credentials.c
+    rows = conn.execute(select(c.username, c.institution_id, c.label, c.created_at,
+                               c.revoked_at, vendors.c.name.label("vendor"), api_keys.c.role)
+                        .join(api_keys, api_keys.c.id == c.api_key_id)
+                        .outerjoin(vendors, vendors.c.id == api_keys.c.vendor_id)
+                        .order_by(c.id))
+    return [{k: (v.isoformat() if isinstance(v, datetime) else v)
+             for k, v in r._mapping.items()} for r in rows]
+
+
+_DUMMY = _HASHER.hash(secrets.token_urlsafe(16))

@@ -1,0 +1,37 @@
+"""Rate limits kept in the database, so they hold across every server process.
+
+A counter row per (bucket, minute) is incremented with one upsert ... RETURNING; the first hit
+of a new minute clears the bucket's older rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, delete
+from sqlalchemy.dialects import postgresql, sqlite
+
+from sts.errors import RateLimited
+from sts.vending.storage.database import Database
+from sts.vending.storage.tables import rate_counters
+
+
+def hit(db: Database, conn: Connection, bucket: str, now: datetime, limit: int) -> int:
+    """Count one request; RateLimited when the bucket is over `limit` this minute."""
+    if limit <= 0:
+        return 0
+    window = int(now.timestamp()) // 60
+    ins = sqlite.insert(rate_counters) if db.is_sqlite else postgresql.insert(rate_counters)
+    stmt = ins.values(bucket=bucket, window_start=window, count=1)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[rate_counters.c.bucket, rate_counters.c.window_start],
+        set_={"count": rate_counters.c.count + 1},
+    ).returning(rate_counters.c.count)
+    count = int(conn.execute(upsert).scalar_one())
+    if count == 1:
+        conn.execute(delete(rate_counters).where(rate_counters.c.bucket == bucket,
+                                                 rate_counters.c.window_start < window))
+    if count > limit:
+        raise RateLimited(f"more than {limit} lookups a minute for this API key; slow down",
+                          field="authorization")
+    return count

@@ -1,0 +1,188 @@
+"""The meter on the screen: a real `sts.meter.Meter` per demo meter, kept in the database.
+
+The meter's state is stored without its decoder key: on every request the key is derived
+again from the vending key (through the security module) for the identity the meter holds
+now, so a key change typed into the simulated meter carries over.  The meter runs on the
+server's clock plus an offset the trainer can move forward ("fast-forward 1 hour"), which is
+also how tests move it without waiting.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from sts.codec.pan import parse_pan
+from sts.errors import InputError, UnknownMeter
+from sts.meter import FakeClock, Meter, parse_config
+from sts.meter.clock import to_seconds
+from sts.meter.state import MeterState
+from sts.vending.context import ServiceContext
+from sts.vending.storage.tables import meters
+from sts.vending.storage.tables_office import sim_meters
+from sts.vending.usecases import key_release
+
+KEYS = {str(d) for d in range(10)} | {"enter", "back"}
+MAX_ADVANCE = 7 * 24 * 3600.0
+
+
+class Simulator:
+    def __init__(self, service: ServiceContext) -> None:
+        self.service = service
+        self.tables = service.sm.sta_tables
+
+    # --- keys: derived from the vending key, never stored -------------------------------
+
+    def _decoder_key(self, conn: Connection, pan: str, key: dict[str, Any]) -> bytes:
+        return key_release.decoder_key(conn, self.service.sm, pan, key)
+
+    def _new(self, conn: Connection, pan: str, now: float) -> MeterState:
+        m = self.service.load_meter(conn, pan, lock=False)
+        rec = m.key.record
+        key = {"sgc": rec.sgc, "krn": rec.krn, "kt": m.kt, "ti": m.ti, "ken": m.ken,
+               "mfr_code": m.mfr_code}
+        dk = self._decoder_key(conn, m.pan, key)
+        cfg = {"pan": m.pan, "ea": rec.ea, "decoder_key": dk.hex(), "kt": m.kt, "sgc": rec.sgc,
+               "ti": m.ti, "krn": rec.krn, "ken": m.ken, "base_date": rec.base_date,
+               "service": m.service, "mpl_watts": 5000}
+        if rec.ea == 7:
+            cfg["table_set"] = rec.table_set or "sample"
+        config = parse_config(cfg)
+        return Meter.create(config, FakeClock(now), tables_file=self.tables).state
+
+    def _load(self, conn: Connection, pan: str, now_wall: float, *,
+              lock: bool) -> tuple[Meter, float]:
+        stmt = select(sim_meters.c.state).where(sim_meters.c.pan == pan)
+        text = conn.scalar(self.service.db.locked(stmt) if lock else stmt)
+        if text is None and lock:
+            # first input to this meter: create its row (two first inputs at once: the
+            # second waits for the first's row and then works on it), then lock it
+            self._create(conn, pan, self._new(conn, pan, now_wall))
+            text = conn.scalar(self.service.db.locked(stmt))
+        if text is None:
+            state = self._new(conn, pan, now_wall)
+            offset = 0.0
+        else:
+            body = json.loads(text)
+            offset = float(body.pop("web_offset", 0.0))
+            body["key"]["decoder_key"] = self._decoder_key(conn, pan, body["key"]).hex()
+            state = MeterState.from_json(body, self.tables)
+        clock = FakeClock(max(now_wall + offset, state.env.now))
+        meter = Meter(state, clock)
+        meter.tick()
+        return meter, offset
+
+    @staticmethod
+    def _text(state: MeterState, offset: float) -> str:
+        body = state.to_json()
+        body["key"].pop("decoder_key", None)  # re-derived from the registry on every load
+        body["web_offset"] = offset
+        return json.dumps(body, separators=(",", ":"))
+
+    def _create(self, conn: Connection, pan: str, state: MeterState) -> None:
+        ins = sqlite.insert(sim_meters) if self.service.db.is_sqlite \
+            else postgresql.insert(sim_meters)
+        at = self.service.now().replace(tzinfo=None, microsecond=0)
+        conn.execute(ins.values(pan=pan, state=self._text(state, 0.0), updated_at=at)
+                     .on_conflict_do_nothing(index_elements=[sim_meters.c.pan]))
+
+    def _save(self, conn: Connection, pan: str, meter: Meter, offset: float,
+              at: datetime) -> None:
+        conn.execute(update(sim_meters).where(sim_meters.c.pan == pan)
+                     .values(state=self._text(meter.state, offset), updated_at=at))
+
+    def _pan(self, conn: Connection, meter: str) -> str:
+        pan = parse_pan(meter, field="meter").pan
+        if conn.scalar(select(meters.c.id).where(meters.c.pan == pan)) is None:
+            raise UnknownMeter(f"meter {pan} is not registered", field="meter")
+        return pan
+
+    @contextmanager
+    def _live(self, meter: str) -> Iterator[Live]:
+        """The meter, locked for one input; saved when the block ends without an error."""
+        now = self.service.now().replace(tzinfo=None)
+        with self.service.db.begin() as conn:
+            pan = self._pan(conn, meter)
+            m, offset = self._load(conn, pan, to_seconds(now), lock=True)
+            live = Live(m, offset)
+            yield live
+            self._save(conn, pan, live.meter, live.offset, now.replace(microsecond=0))
+
+    # --- what the page calls -----------------------------------------------------------
+
+    def view(self, meter: str) -> dict[str, Any]:
+        """The meter now (read-only: nothing is stored by looking)."""
+        now = self.service.now().replace(tzinfo=None)
+        with self.service.db.read() as conn:
+            pan = self._pan(conn, meter)
+            m, offset = self._load(conn, pan, to_seconds(now), lock=False)
+        return Live(m, offset).out()
+
+    def press(self, meter: str, key: str) -> dict[str, Any]:
+        if key not in KEYS:
+            raise InputError("key must be 0-9, enter or back", field="key")
+        with self._live(meter) as live:
+            result = live.meter.press(key)
+            out = live.out()
+        out["result"] = result.as_dict() if result is not None else None
+        return out
+
+    def enter(self, meter: str, token: str) -> dict[str, Any]:
+        with self._live(meter) as live:
+            result = live.meter.enter(token)
+            out = live.out()
+        out["result"] = result.as_dict()
+        return out
+
+    def set_load(self, meter: str, watts: float) -> dict[str, Any]:
+        if not 0 <= watts <= 20000:
+            raise InputError("load must be 0-20000 W", field="watts")
+        with self._live(meter) as live:
+            live.meter.set_load(watts)
+            return live.out()
+
+    def advance(self, meter: str, seconds: float) -> dict[str, Any]:
+        """Move this meter's time forward (trainer's fast-forward)."""
+        if not 0 < seconds <= MAX_ADVANCE:
+            raise InputError("advance by 1 second to 7 days", field="seconds")
+        with self._live(meter) as live:
+            live.offset += seconds
+            live.meter.clock = FakeClock(live.meter.state.env.now + seconds)
+            live.meter.tick()
+            return live.out()
+
+    def reset(self, meter: str) -> None:
+        """Forget the simulated meter; the next view starts a new one."""
+        with self.service.db.begin() as conn:
+            pan = self._pan(conn, meter)
+            conn.execute(sim_meters.delete().where(sim_meters.c.pan == pan))
+
+
+@dataclass
+class Live:
+    meter: Meter
+    offset: float
+
+    def out(self) -> dict[str, Any]:
+        m, offset = self.meter, self.offset
+        snap = m.snapshot()
+        return {"display": snap["display"], "relay": snap["relay"],
+                "registers": snap["registers"], "consumed": snap["consumed"],
+                "load_watts": snap["load_watts"], "keypad": snap["keypad"],
+                "identity": snap["identity"], "tid_memory": snap["tid_memory"],
+                "last_result": snap["last_result"], "offset": offset,
+                "events": [e.as_dict() for e in m.take_events()]}
+
+
+def meter_choices(service: ServiceContext, limit: int = 50) -> list[dict[str, str]]:
+    """Meters a trainer can pick (the first registered ones)."""
+    with service.db.read() as conn:
+        rows = conn.execute(select(meters.c.pan).order_by(meters.c.id).limit(limit)).all()
+    return [{"pan": r.pan, "drn": parse_pan(r.pan).drn} for r in rows]
