@@ -29,7 +29,8 @@ def _put(conn: Connection, purchase_id: str, values: dict[str, Any]) -> None:
     found = conn.scalar(select(sale_advices.c.purchase_id)
                         .where(sale_advices.c.purchase_id == purchase_id))
     if found is None:
-        conn.execute(insert(sale_advices).values(purchase_id=purchase_id, reason="", **values))
+        conn.execute(insert(sale_advices).values(purchase_id=purchase_id,
+                                                 **{"reason": ""} | values))
     else:
         conn.execute(update(sale_advices).where(sale_advices.c.purchase_id == purchase_id)
                      .values(**values))
