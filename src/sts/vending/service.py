@@ -20,11 +20,12 @@ from typing import Any
 from sqlalchemy import Connection
 
 from sts.vending import audit
-from sts.vending.access.policy import Caller
+from sts.vending.access.policy import Caller, vendor_filter
 from sts.vending.clock import Clock, wall_clock
 from sts.vending.context import ServiceContext, load_key
 from sts.vending.issue import KeyChange
 from sts.vending.meters import SERVICES, UNIT_NAMES, KeyInfo, MeterView
+from sts.vending.registry import catalogue
 from sts.vending.usecases import (
     advice,
     deliveries,
@@ -75,6 +76,17 @@ class VendingService(ServiceContext):
     def trial_free_units(self, meter: object, caller: Caller) -> dict[str, Any]:
         """What claiming the month's free units would answer, with no token."""
         return free_units.trial(self, meter, caller)
+
+    def sales_of_meter(self, meter: str, caller: Caller) -> list[dict[str, Any]]:
+        """A meter's latest sales the caller may reverse (the reversals page)."""
+        caller.require("reverse")
+        return catalogue.sales_of_meter(self.db, meter,
+                                        vendor_id=vendor_filter(caller.vendor_scope()))
+
+    def sale_by_receipt(self, receipt_no: str, caller: Caller) -> str:
+        """The purchase id of one of the caller's sales by its receipt number."""
+        return catalogue.sale_by_receipt(self.db, receipt_no,
+                                         vendor_id=vendor_filter(caller.vendor_scope()))
 
     def get_purchase(self, purchase_id: str, caller: Caller) -> dict[str, Any]:
         """The stored answer for a purchase id (what a client asks after a timeout)."""

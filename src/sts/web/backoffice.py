@@ -164,7 +164,7 @@ def _reversals(request: Request, op: Operator, *, status: int = 200, **ctx: Any)
     if meter and "error" not in ctx:
         try:
             pan = meter_number(meter)
-            sales = catalogue.sales_of_meter(web.service.db, pan)
+            sales = web.service.sales_of_meter(pan, web.caller(op))
             ctx["drn"] = drn_of(pan)
         except StsError as exc:
             ctx["error"] = exc.message
@@ -182,6 +182,6 @@ def reversals_page(request: Request, op: Supervisor) -> Response:
 def reverse(web: Web, op: Operator, form: dict[str, str]) -> str:
     pid = form.get("purchase_id", "")
     if not pid and form.get("receipt_no"):
-        pid = catalogue.sale_by_receipt(web.service.db, form["receipt_no"])
+        pid = web.service.sale_by_receipt(form["receipt_no"], web.caller(op))
     web.service.reverse(pid, form.get("reason", ""), web.caller(op))
     return "reversed"

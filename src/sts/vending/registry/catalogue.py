@@ -213,8 +213,10 @@ def list_api_keys(db: Database) -> list[dict[str, Any]]:
         return [_plain(r) for r in rows]
 
 
-def sales_of_meter(db: Database, pan: str, *, limit: int = 10) -> list[dict[str, Any]]:
-    """A meter's latest sales (what a supervisor picks a reversal from)."""
+def sales_of_meter(db: Database, pan: str, *, limit: int = 10,
+                   vendor_id: int | None = None) -> list[dict[str, Any]]:
+    """A meter's latest sales (what a supervisor picks a reversal from), of one vendor when
+    `vendor_id` is given (the caller's scope)."""
     t = transactions.c
     with db.read() as conn:
         mid = conn.scalar(select(meters.c.id).where(meters.c.pan == pan))
@@ -223,19 +225,21 @@ def sales_of_meter(db: Database, pan: str, *, limit: int = 10) -> list[dict[str,
         rows = conn.execute(select(t.seq, t.request_id, t.amount, t.units, t.status,
                                    t.created_at, vendors.c.name.label("vendor"))
                             .outerjoin(vendors, vendors.c.id == t.vendor_id)
-                            .where(t.meter_id == mid, t.kind == "sale")
+                            .where(t.meter_id == mid, t.kind == "sale",
+                                   *([t.vendor_id == vendor_id] if vendor_id is not None else []))
                             .order_by(t.seq.desc()).limit(limit))
         return [_plain(r) | {"receipt_no": f"{r.seq:010d}",
                              "units": str(r.units.quantize(Decimal('0.1')))} for r in rows]
 
 
-def sale_by_receipt(db: Database, receipt_no: str) -> str:
-    """The purchase id of a receipt number."""
+def sale_by_receipt(db: Database, receipt_no: str, *, vendor_id: int | None = None) -> str:
+    """The purchase id of a receipt number (of one vendor's sales when `vendor_id` is given)."""
     if not receipt_no.strip().isdigit():
         raise InputError("a receipt number has digits only", field="receipt_no")
     with db.read() as conn:
         rid = conn.scalar(select(transactions.c.request_id).where(
-            transactions.c.seq == int(receipt_no), transactions.c.kind == "sale"))
+            transactions.c.seq == int(receipt_no), transactions.c.kind == "sale",
+            *([transactions.c.vendor_id == vendor_id] if vendor_id is not None else [])))
     if rid is None:
         raise UnknownRecord(f"no sale with receipt number {receipt_no}", field="receipt_no")
     return str(rid)
