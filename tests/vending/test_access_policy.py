@@ -309,3 +309,18 @@ def test_web_reversals_page_shows_and_reverses_own_vendors_sales_only(demo: Demo
         c.cookies.clear()
     own = demo.client.get(f"/v1/purchases/{pid}", headers=demo.h("supervisor")).json()
     assert own["status"] == "completed"
+
+
+def test_limits_before_float(demo: Demo) -> None:
+    """An amount over the meter's maximum is AMOUNT_TOO_HIGH, even for a vendor whose float
+    could not pay for it (it was INSUFFICIENT_FLOAT)."""
+    reg = demo.registry
+    reg.add_vendor("Small Vendor", float_balance="5", sgcs=["999910"])
+    key = reg.add_api_key("vendor", vendor="Small Vendor")
+    got = demo.client.post("/v1/purchases/small-vendor-0001",
+                           json={"meter": demo.meters[0], "amount": "1000000000"},
+                           headers=_auth(key))
+    assert got.status_code in (409, 422) and got.json()["code"] == "AMOUNT_TOO_HIGH", got.text
+    got = demo.client.post("/v1/purchases/small-vendor-0002",
+                           json={"meter": demo.meters[0], "amount": "50"}, headers=_auth(key))
+    assert got.json()["code"] == "INSUFFICIENT_FLOAT", got.text

@@ -154,8 +154,10 @@ def purchase(svc: ServiceContext, purchase_id: str, body: dict[str, Any], caller
              now: datetime) -> str:
         amount: Decimal = parsed["amount"]
         vendor = check_may_sell(who, m)
-        check_float(vendor, amount)
+        # the request against the meter's own limits first (AMOUNT_TOO_LOW/HIGH), then the
+        # vendor's float: a too-large amount is the request's fault whatever the float holds
         q = sale_quote(m, amount, after, svc.hot.money_out)
+        check_float(vendor, amount)
         return issue_sale(svc, cur, purchase_id, m, q, seq=int(after["next_seq"]),
                           rhash=rhash, caller=who, vendor=vendor, now=now,
                           extra=parsed["extra"], title="CREDIT VEND - TAX INVOICE",
