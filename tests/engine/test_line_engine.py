@@ -286,7 +286,7 @@ def test_both_sha256_forms_derive_dkga04_keys(portable: bool) -> None:
     """The processor's SHA extensions (when it has them) and the portable SHA-256."""
     nat = native_mod.native()
     assert nat is not None
-    nat.sha256_form(1 if portable else 0)
+    nat.sha256_form(portable)
     try:
         rng = random.Random(portable)
         objs = []
@@ -299,7 +299,7 @@ def test_both_sha256_forms_derive_dkga04_keys(portable: bool) -> None:
         text = "".join(json.dumps(o) + "\n" for o in objs).encode()
         assert _same(text, "generate").python < 30
     finally:
-        nat.sha256_form(0)
+        nat.sha256_form(False)
 
 
 @pytest.mark.parametrize(("ea", "dkga"), [(7, 2), (7, 4), (11, 4), (7, None), (11, None)])
