@@ -105,13 +105,17 @@ def _id_json(value: Any) -> str:
     return "null" if value is None else "true" if value is True else "false"
 
 
+def _minus_zero(raw: str | bytes) -> bool:
+    return b"-0" in raw if isinstance(raw, bytes) else "-0" in raw
+
+
 def echo_id(value: Any, raw: str | bytes) -> Any:
     """The id of a line read from `raw` as it is to be echoed: the value itself when writing
     it gives back its text, else an IdText with the text as written."""
     kind = type(value)
     if kind is str or value is None or kind is bool:
         return value
-    if kind is int and (value or (b"-0" if isinstance(raw, bytes) else "-0") not in raw):
+    if kind is int and (value or not _minus_zero(raw)):
         return value  # an int is written back with its digits, but for -0
     try:
         obj = json.loads(raw, parse_int=_Number, parse_float=_Number, parse_constant=_Number)
