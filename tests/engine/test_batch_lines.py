@@ -30,17 +30,21 @@ REQUEST = {"class": 0, "subclass": 0, "issued_at": "2020-01-01T10:00", "units": 
 ERROR_KEYS = {"id", "error", "message", "field", "line", "expected_error"}
 
 
-def _strict(text: str) -> Any:
-    def refuse(name: str) -> Any:
-        raise AssertionError(f"non-standard JSON constant {name} in output")
+def _refuse(name: str) -> Any:
+    raise AssertionError(f"non-standard JSON constant {name} in output")
 
-    return json.loads(text, parse_constant=refuse)
+
+def _strict(text: str) -> Any:
+    return json.loads(text, parse_constant=_refuse)
+
+
+_CONSTANTS = {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}
 
 
 def _as_echoed(value: Any) -> Any:
-    """What strict JSON can echo: NaN and infinities come back as text."""
+    """What strict JSON can echo: NaN and infinities come back as their names, as text."""
     if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
+        return _CONSTANTS[repr(value)]
     if isinstance(value, list):
         return [_as_echoed(v) for v in value]
     if isinstance(value, dict):
@@ -262,3 +266,34 @@ def test_long_integers_are_echoed_and_named_as_written() -> None:
     out, = check_answers(lines, "decode")
     assert out["id"] == 70630503470028726115
     assert "got a number (70630503470028726114)" in out["message"]
+
+
+# an id as written -> as echoed: numbers keep their text; NaN and the infinities, which strict
+# JSON cannot hold, come back as strings of their names
+_ID_TEXTS = {
+    "1e400": "1e400", "-1E+400": "-1E+400", "1.5e-400": "1.5e-400", "1.50": "1.50", "1E5": "1E5",
+    "-0": "-0", "-0.0": "-0.0", "0.1000000000000000000001": "0.1000000000000000000001",
+    "12345678901234567890123": "12345678901234567890123", "7" * 4300: "7" * 4300,
+    "-" + "9" * 5000: "-" + "9" * 5000, "Infinity": '"Infinity"', "-Infinity": '"-Infinity"',
+    "NaN": '"NaN"', '[1.50, {"a": -0, "b": [NaN, "x"]}]': '[1.50,{"a":-0,"b":["NaN","x"]}]',
+    "17": "17", '"1e400"': '"1e400"',
+}
+_ID_LINES = {
+    "generate": ['{"id": ID, "request": {"class": 1, "subclass": 0, "control": 1, "mfr_code": "00"}}',
+                 '{"id": ID, "request": {"class": 1}}',
+                 '{"meter": ' + json.dumps(KEY_ONLY) + ', "id": ID, "request": '
+                 + json.dumps(REQUEST) + "}"],
+    "decode": ['{"id": ID, "token": "56493153725450313471"}', '{"token": "5649315372545031347", "id": ID}'],
+}
+
+
+@pytest.mark.parametrize("job", ["generate", "decode"])
+def test_ids_are_echoed_as_written(job: str) -> None:
+    """A number keeps its digits: 1e400 is not "inf", 4,300 digits are not a description."""
+    for written, echoed in _ID_TEXTS.items():
+        for shape in _ID_LINES[job]:
+            line = shape.replace("ID", written)
+            for fast in (True, False):
+                (text, _), = run_batch([line], job, None, fast=fast)
+                assert text.startswith('{"id":' + echoed + ","), (line[:80], text[:80])
+                json.loads(text, parse_int=str, parse_float=str, parse_constant=_refuse)

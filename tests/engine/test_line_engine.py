@@ -286,7 +286,7 @@ def test_both_sha256_forms_derive_dkga04_keys(portable: bool) -> None:
     """The processor's SHA extensions (when it has them) and the portable SHA-256."""
     nat = native_mod.native()
     assert nat is not None
-    nat.sha256_form(1 if portable else 0)
+    nat.sha256_form(portable)
     try:
         rng = random.Random(portable)
         objs = []
@@ -299,7 +299,7 @@ def test_both_sha256_forms_derive_dkga04_keys(portable: bool) -> None:
         text = "".join(json.dumps(o) + "\n" for o in objs).encode()
         assert _same(text, "generate").python < 30
     finally:
-        nat.sha256_form(0)
+        nat.sha256_form(False)
 
 
 @pytest.mark.parametrize(("ea", "dkga"), [(7, 2), (7, 4), (11, 4), (7, None), (11, None)])
@@ -663,3 +663,20 @@ def test_command_lines_without_click(tmp_path: Path) -> None:
     assert _sts([f"-i{src}", "generate"], b"")[0] == 2  # a root option click refuses
     assert _sts(["generate", f"-i{src}"], b"") == (code, out, err)
     assert _sts(["generate", f"-i{src}"], b"", STS_NATIVE="0") == (code, out, err)
+
+
+def test_ids_are_echoed_as_written_through_the_command() -> None:
+    """The engine answers plain lines with integer ids itself (`-0` stays `-0`); the lines it
+    hands back (floats, big numbers, NaN) get Python's answer with the id as written."""
+    plain = _plain(11, 4)
+    ids = ["-0", "0", "-17", "123456789012345678", "1234567890123456789", "1e400", "1.50",
+           "7" * 4300, "NaN", "-Infinity"]
+    echoed = [*ids[:-2], '"NaN"', '"-Infinity"']
+    text = "".join(json.dumps(plain).replace('"x"', i, 1) + "\n" for i in ids).encode()
+    out, tally = _engine(text, "generate")
+    assert tally.python == 6  # 19 digits and more, and every non-integer
+    for line, want in zip(out.decode().splitlines(), echoed, strict=True):
+        assert line.startswith('{"id":' + want + ',"tokens":'), line[:60]
+    for env in ({}, {"STS_NATIVE": "0"}):
+        code, got, _ = _sts(["generate"], text, **env)
+        assert code == 0 and got == out

@@ -50,8 +50,21 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`sts 0.1.0 (compiled core: yes)`: the version, and which form of the core runs."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    from sts.crypto.native import describe
+
+    click.echo(f"sts {version('sts')} ({describe()})")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="sts", prog_name="sts")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Show the version and whether the compiled core is in use, then exit.")
 @click.option("--sta-tables", "sta_tables", type=click.Path(dir_okay=False), default=None,
               help="STA table file for every command (same as the command's own --sta-tables)")
 def cli(sta_tables: str | None) -> None:

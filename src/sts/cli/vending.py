@@ -58,6 +58,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     """Run the vending server: creates and migrates the database, then serves HTTP."""
     import uvicorn
 
+    from sts.crypto.native import describe as core_status
     from sts.vending.config import open_service
     from sts.vending.registry.admin import Registry, fill_demo
     from sts.vending.registry.operators import demo_passwords
@@ -80,7 +81,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     svc.db.dispose()
     os.environ.update(settings.env())
     click.echo(f"serving on http://{host}:{port}: web pages (sign in) at /, API docs at /docs, "
-               f"Electrum at /prepaidutility/v3; database {settings.db_url}", err=True)
+               f"Electrum at /prepaidutility/v3; database {settings.db_url}; {core_status()}",
+               err=True)
     app = "sts.server.app:app_from_env"
     # token delivery: one dispatcher in this (supervising) process, off the sales' path
     dispatcher = None if no_deliver else start_dispatcher(settings.db_url, ami_broker,

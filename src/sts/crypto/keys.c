@@ -1,9 +1,13 @@
 /* Key derivation primitives of the compiled line engine (lines.c): SHA-256 and HMAC-SHA-256
- * for DKGA04, single DES for DKGA02.  Written from FIPS 180-4 and FIPS 46-3; the constants and
- * tables below are the standards' own.  The Python side (hashlib, `cryptography`) stays the
- * reference: tests/engine/test_line_engine.py holds every derived key equal to it.
+ * for DKGA04, single DES for DKGA02.  Written from FIPS 180-4, 198-1 and 46-3; the constants
+ * and tables below are the standards' own.  They are here, rather than calls into libcrypto,
+ * because the engine derives one key per line in ~0.2 us with the HMAC pads and the DES key
+ * schedule kept per vending key, and because the build then needs no OpenSSL headers.
+ * The Python side (hashlib, `cryptography`) stays the reference: tests/engine/test_native.py
+ * holds SHA-256, HMAC-SHA-256 and DES equal to it on random inputs (both SHA-256 forms), and
+ * tests/engine/test_line_engine.py every derived key.
  *
- * Compiled as one unit after native.c (sts.crypto.native joins the files).
+ * Compiled as one unit after native.c (_native.c includes them in order).
  */
 
 /* --- SHA-256 (FIPS 180-4 §6.2) ----------------------------------------------------------- */
@@ -115,7 +119,7 @@ static void sha256_choose(void) {
 
 /* Which compression runs: 1 the processor's SHA extensions, 0 the portable form.  `portable`
  * set forces the portable form (tests hold both equal to hashlib). */
-int sts_sha256_form(int portable) {
+static int sha256_form(int portable) {
     sha256_portable_only = portable;
     sha256_choose();
     return sha256_compress != sha256_block;

@@ -9,11 +9,12 @@
  * numbers of 19+ digits, other token types, and every line that fails anything.  Handing back
  * is always correct; answering is allowed only when the answer is certain.
  *
- * No table is embedded: the STA table sets (S1, S2, P) and the MISTY1 S-boxes are passed in
- * from the data files by the caller; the lookup tables are built here from them.
+ * No table is embedded: the STA table sets (their lookup tables built by native.c from S1, S2
+ * and P) and the MISTY1 S-boxes are passed in from the data files by the caller.
  *
  * Compiled as one unit after native.c, keys.c, lines_json.c (the strict reader) and
- * lines_text.c (request texts and output text); sts.crypto.native joins the files.
+ * lines_text.c (request texts and output text); _native.c includes them all and gives Python
+ * the entry points (the LineEngine type).
  */
 
 #define LINE_MAX_SETS 16
@@ -22,12 +23,12 @@
 typedef struct {
     char name[LINE_NAME_MAX];
     size_t len;
-    uint64_t *enc, *dec, *sub_inv, *pinv; /* NULL: this name has no usable table set */
+    const sta_tables *tables; /* NULL: this name has no usable table set */
 } sta_set;
 
 typedef struct {
     uint16_t s7[128], s9[512];
-    uint16_t *fin, *fout; /* MISTY1 FI tables, built on the first EA11 line */
+    misty1_tables *misty; /* built on the first EA11 line */
     sta_set sets[LINE_MAX_SETS];
     int nsets;
     char texts[4][256]; /* decode: ,"kind":...,"description":... per subclass */
@@ -45,50 +46,29 @@ typedef struct {
     des_key des;
 } line_engine;
 
-void *sts_lines_new(const uint16_t *s7, const uint16_t *s9) {
-    line_engine *e = calloc(1, sizeof *e);
-    if (!e)
-        return NULL;
-    plain_init();
-    sha256_choose();
+/* A zeroed engine made ready: S7 and S9 are the MISTY1 S-boxes (128 and 512 entries). */
+static void lines_init(line_engine *e, const uint16_t *s7, const uint16_t *s9) {
     for (unsigned i = 0; i < 128; i++)
-        e->s7[i] = s7[i] & 0x7F;
+        e->s7[i] = s7[i];
     for (unsigned i = 0; i < 512; i++)
-        e->s9[i] = s9[i] & 0x1FF;
+        e->s9[i] = s9[i];
     for (unsigned b = 0; b < 256; b++) { /* CRC-16/MODBUS, reflected polynomial 0xA001 */
         unsigned reg = b;
         for (unsigned k = 0; k < 8; k++)
             reg = (reg & 1) ? (reg >> 1) ^ 0xA001 : reg >> 1;
         e->crc[b] = (uint16_t)reg;
     }
-    return e;
 }
 
-void sts_lines_free(void *handle) {
-    line_engine *e = handle;
-    if (!e)
-        return;
-    for (int i = 0; i < e->nsets; i++) {
-        free(e->sets[i].enc);
-        free(e->sets[i].dec);
-        free(e->sets[i].sub_inv);
-        free(e->sets[i].pinv);
-    }
-    free(e->fin);
-    free(e->fout);
-    free(e);
+/* Frees what the engine allocated (the table sets belong to the caller). */
+static void lines_release(line_engine *e) {
+    free(e->misty);
+    e->misty = NULL;
 }
 
-/* The table set name the last sts_lines_run stopped for (RUN_NEED_TABLES), copied into out
- * (LINE_NAME_MAX bytes); returns its length. */
-size_t sts_lines_needed(void *handle, char *out) {
-    line_engine *e = handle;
-    memcpy(out, e->need, e->need_len);
-    return e->need_len;
-}
-
-int sts_lines_text(void *handle, int subclass, const char *text, size_t len) {
-    line_engine *e = handle;
+/* The `"kind"` and `"description"` members written for a decoded credit subclass; -1 when they
+ * do not fit. */
+static int lines_text(line_engine *e, int subclass, const char *text, size_t len) {
     if (subclass < 0 || subclass > 3 || len >= sizeof e->texts[0])
         return -1;
     memcpy(e->texts[subclass], text, len);
@@ -96,84 +76,28 @@ int sts_lines_text(void *handle, int subclass, const char *text, size_t len) {
     return 0;
 }
 
-static uint64_t permute_bits(uint64_t value, const uint8_t *p) {
-    uint64_t out = 0;
-    for (unsigned i = 0; i < 64; i++)
-        if ((value >> i) & 1)
-            out |= (uint64_t)1 << p[i];
-    return out;
-}
-
-/* Register a table set by name: s1, s2 (16 entries) and p (64), as sts.crypto.sta.Sta
- * folds them; s1 == NULL records that the name has no usable table set. */
-int sts_lines_table_set(void *handle, const char *name, size_t len, const uint8_t *s1,
-                        const uint8_t *s2, const uint8_t *p) {
-    line_engine *e = handle;
+/* Register a table set by name (tables NULL: the name has no usable table set); the tables
+ * must outlive the engine.  -1 when there is no room or the name is too long. */
+static int lines_table_set(line_engine *e, const char *name, size_t len,
+                           const sta_tables *tables) {
     if (e->nsets >= LINE_MAX_SETS || len >= LINE_NAME_MAX)
         return -1;
     sta_set *t = &e->sets[e->nsets];
     memset(t, 0, sizeof *t);
     memcpy(t->name, name, len);
     t->len = len;
-    if (s1) {
-        uint8_t si[2][16], pi[64];
-        const uint8_t *s[2] = {s1, s2};
-        for (unsigned i = 0; i < 16; i++)
-            if (s1[i] > 15 || s2[i] > 15)
-                return -1;
-        for (unsigned i = 0; i < 64; i++)
-            if (p[i] > 63)
-                return -1;
-        for (unsigned i = 0; i < 16; i++) {
-            si[0][s1[i]] = (uint8_t)i;
-            si[1][s2[i]] = (uint8_t)i;
-        }
-        for (unsigned i = 0; i < 64; i++)
-            pi[p[i]] = (uint8_t)i;
-        t->enc = malloc(8 * 4 * 256 * sizeof(uint64_t));
-        t->dec = malloc(8 * 4 * 256 * sizeof(uint64_t));
-        t->sub_inv = malloc(8 * 4 * 256 * sizeof(uint64_t));
-        t->pinv = malloc(8 * 256 * sizeof(uint64_t));
-        if (!t->enc || !t->dec || !t->sub_inv || !t->pinv) {
-            free(t->enc); free(t->dec); free(t->sub_inv); free(t->pinv);
-            return -1;
-        }
-        for (unsigned j = 0; j < 8; j++)
-            for (unsigned b = 0; b < 256; b++) {
-                t->pinv[j * 256 + b] = permute_bits((uint64_t)b << (8 * j), pi);
-                for (unsigned sel = 0; sel < 4; sel++) {
-                    uint64_t sub = s[sel & 1][b & 15] | (s[sel >> 1][b >> 4] << 4);
-                    uint64_t isub = si[sel & 1][b & 15] | (si[sel >> 1][b >> 4] << 4);
-                    unsigned idx = (j * 4 + sel) * 256 + b;
-                    t->enc[idx] = permute_bits(sub << (8 * j), p);
-                    t->dec[idx] = permute_bits(isub << (8 * j), pi);
-                    t->sub_inv[idx] = isub << (8 * j);
-                }
-            }
-    }
+    t->tables = tables;
     e->nsets++;
     return 0;
 }
 
 static int misty_tables(line_engine *e) {
-    if (e->fin)
+    if (e->misty)
         return 1;
-    uint16_t *fin = malloc(65536 * sizeof *fin), *fout = malloc(65536 * sizeof *fout);
-    if (!fin || !fout) {
-        free(fin);
-        free(fout);
+    e->misty = malloc(sizeof *e->misty);
+    if (!e->misty)
         return 0;
-    }
-    for (unsigned x9 = 0; x9 < 512; x9++)
-        for (unsigned x7 = 0; x7 < 128; x7++) {
-            unsigned d9 = e->s9[x9] ^ x7;
-            fin[x9 * 128 + x7] = (uint16_t)((((e->s7[x7] ^ d9) & 0x7F) << 9) | d9);
-        }
-    for (unsigned d7 = 0; d7 < 128; d7++)
-        for (unsigned y9 = 0; y9 < 512; y9++)
-            fout[d7 * 512 + y9] = (uint16_t)((d7 << 9) | (e->s9[y9] ^ d7));
-    e->fin = fin;
-    e->fout = fout;
+    misty1_tables_build(e->misty, e->s7, e->s9);
     return 1;
 }
 
@@ -187,7 +111,7 @@ static const uint8_t METER_SIZES[M_COUNT] = {3, 4, 2, 11, 2, 3, 2, 3, 3, 9, 9, 1
 
 typedef struct {
     int ea, ken, base_date; /* base_date 0: none */
-    const sta_set *tables;
+    const sta_tables *tables;
     uint8_t key[16];
 } meter;
 
@@ -278,15 +202,16 @@ static int read_meter(line_engine *e, const jval *m, meter *out, const jval **ne
         const jval *ts = m[M_TS].type == V_ABSENT ? &production : &m[M_TS];
         if (ts->type != V_STR)
             return HAND_BACK;
-        out->tables = find_set(e, ts->s, ts->n);
-        if (!out->tables) {
+        const sta_set *set = find_set(e, ts->s, ts->n);
+        if (!set) {
             if (e->nsets >= LINE_MAX_SETS || ts->n >= LINE_NAME_MAX)
                 return HAND_BACK;
             *need = ts;
             return NEED_TABLES;
         }
-        if (!out->tables->enc)
+        if (!set->tables)
             return HAND_BACK;
+        out->tables = set->tables;
     } else if (!misty_tables(e)) {
         return HAND_BACK;
     }
@@ -403,14 +328,10 @@ static uint64_t key64(const uint8_t *k) {
 }
 
 static uint64_t run_cipher(const line_engine *e, const meter *m, uint64_t block, int decrypt) {
-    if (m->ea == 11) {
-        misty1_ctx c;
-        misty1_setup(&c, e->fin, e->fout, m->key);
-        return decrypt ? misty1_decrypt_ctx(&c, block) : misty1_encrypt_ctx(&c, block);
-    }
-    const sta_set *t = m->tables;
-    return decrypt ? sts_sta_decrypt(t->dec, t->sub_inv, t->pinv, key64(m->key), block)
-                   : sts_sta_encrypt(t->enc, key64(m->key), block);
+    if (m->ea == 11)
+        return misty1_crypt(e->misty, m->key, block, decrypt);
+    return decrypt ? sta_decrypt(m->tables, key64(m->key), block)
+                   : sta_encrypt(m->tables, key64(m->key), block);
 }
 
 static uint16_t crc_field(const line_engine *e, uint64_t value56) {
@@ -638,13 +559,12 @@ enum { RUN_DONE = 0, RUN_NEED_TABLES = 1, RUN_FULL = 2 };
  * the input).  Output text goes to out; each handed-back line is recorded in backs as
  * (start, end, line number, output offset).  Stops early when out or backs is full
  * (RUN_FULL) or a line needs a table set not registered yet (RUN_NEED_TABLES: the name is
- * then given by sts_lines_needed).
+ * then in e->need).
  * res: [0] input offset reached, [1] output bytes, [2] lines handed back, [3] next line
  * number, [4] status, [7] random bytes used. */
-int sts_lines_run(void *handle, int decode, const uint8_t *in, size_t start, size_t len,
-                  char *out, size_t cap, int64_t *backs, size_t back_cap, const uint8_t *rnd,
-                  size_t rnd_len, int64_t line_no, int64_t *res) {
-    line_engine *e = handle;
+static int lines_run(line_engine *e, int decode, const uint8_t *in, size_t start, size_t len,
+                     char *out, size_t cap, int64_t *backs, size_t back_cap, const uint8_t *rnd,
+                     size_t rnd_len, int64_t line_no, int64_t *res) {
     size_t pos = start, nback = 0, rnd_used = 0;
     char *o = out;
     int status = RUN_DONE;

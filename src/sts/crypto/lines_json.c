@@ -2,7 +2,7 @@
  *
  * Objects of known keys (each at most once), strings of printable ASCII without escapes,
  * integers of at most 18 digits and null; anything else makes the line go back to Python.
- * Compiled as one unit with native.c, keys.c, lines_text.c and lines.c (sts.crypto.native).
+ * Compiled as one unit with native.c, keys.c, lines_text.c and lines.c (_native.c).
  */
 
 /* --- a strict reader for the plain subset of JSON -------------------------------------- */
@@ -11,7 +11,7 @@ enum { V_ABSENT = 0, V_STR, V_INT, V_NULL };
 
 typedef struct {
     int type;
-    const uint8_t *s; /* string content (no quotes) */
+    const uint8_t *s; /* a string's content (no quotes), an integer's text as written */
     size_t n;
     int64_t i;
 } jval;
@@ -65,6 +65,7 @@ static int read_scalar(reader *r, jval *v) {
         return 1;
     }
     int neg = 0;
+    const uint8_t *text = r->p;
     if (c == '-') {
         neg = 1;
         r->p++;
@@ -84,6 +85,8 @@ static int read_scalar(reader *r, jval *v) {
         return 0;
     v->type = V_INT;
     v->i = neg ? -value : value;
+    v->s = text;
+    v->n = (size_t)(r->p - text);
     return 1;
 }
 

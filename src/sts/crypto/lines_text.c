@@ -133,18 +133,14 @@ static char *put_u64(char *o, uint64_t v) {
     return o;
 }
 
+/* The id as it was written (an integer keeps its text: `-0` stays `-0`). */
 static char *put_id(char *o, const jval *id) {
     if (id->type == V_STR) {
         *o++ = '"';
         o = put(o, (const char *)id->s, id->n);
         *o++ = '"';
     } else if (id->type == V_INT) {
-        if (id->i < 0) {
-            *o++ = '-';
-            o = put_u64(o, (uint64_t)(-id->i));
-        } else {
-            o = put_u64(o, (uint64_t)id->i);
-        }
+        o = put(o, (const char *)id->s, id->n);
     } else {
         o = PUT(o, "null");
     }

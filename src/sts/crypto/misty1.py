@@ -21,8 +21,12 @@ from array import array
 from functools import cache, lru_cache
 from importlib import resources
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 from sts.crypto.native import native
+
+if TYPE_CHECKING:
+    from sts.crypto._native import Misty1
 
 _BOXES = json.loads(
     resources.files("sts.crypto").joinpath("data/misty1-sboxes.json").read_text()
@@ -163,33 +167,34 @@ def schedule(key: bytes) -> Schedule:
 _MASK64 = (1 << 64) - 1
 
 
-@cache
-def native_tables() -> tuple[int, int]:
-    """Addresses of the FI tables for the compiled core (the arrays live in fi_tables' cache)."""
-    fin, fout = fi_tables()
-    return fin.buffer_info()[0], fout.buffer_info()[0]
+_compiled: list[Misty1] = []
 
 
-def _native_crypt(key: bytes, block: int, direction: int) -> int | None:
-    """The compiled core's answer (0 encrypt, 1 decrypt), or None when it is not built or the
-    arguments are not its plain form (the Python form then answers, and says what is wrong)."""
-    nat = native()
-    if nat is None or len(key) != 16 or not 0 <= block <= _MASK64:
+def compiled() -> Misty1 | None:
+    """The cipher in the compiled core (FI tables built there from S7 and S9), or None when
+    the core is not in use."""
+    core = native()
+    if core is None:
         return None
-    fin, fout = native_tables()
-    result: int = nat.misty1(fin, fout, key, block, direction)
-    return result
+    if not _compiled:
+        _compiled.append(core.Misty1(array("H", S7), array("H", S9)))
+    return _compiled[0]
 
 
 def encrypt(key: bytes, block: int) -> int:
-    """EA11 encryption of a 64-bit block: the compiled core when built, else `encrypt_py`."""
-    result = _native_crypt(key, block, 0)
-    return encrypt_py(key, block) if result is None else result
+    """EA11 encryption of a 64-bit block: the compiled core when built, else `encrypt_py`.
+    Arguments that are not its plain form go to the Python form, which says what is wrong."""
+    c = compiled()
+    if c is not None and len(key) == 16 and 0 <= block <= _MASK64:
+        return c.encrypt(key, block)
+    return encrypt_py(key, block)
 
 
 def decrypt(key: bytes, block: int) -> int:
-    result = _native_crypt(key, block, 1)
-    return decrypt_py(key, block) if result is None else result
+    c = compiled()
+    if c is not None and len(key) == 16 and 0 <= block <= _MASK64:
+        return c.decrypt(key, block)
+    return decrypt_py(key, block)
 
 
 def encrypt_py(key: bytes, block: int) -> int:

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sts.crypto.misty1 import FL_PAIRS, FO_WORDS, fi_tables, native_tables
-from sts.crypto.native import native
+from sts.crypto.misty1 import FL_PAIRS, FO_WORDS, compiled, fi_tables
 
 U16 = np.uint16
 
@@ -28,8 +27,8 @@ def _tables() -> tuple[Any, Any]:
 def crypt(keys: Any, blocks: Any, *, decrypt: bool) -> Any:
     """uint64 results for uint64 `blocks` under (n, 16) uint8 `keys`: the compiled core when
     built, else the numpy form (same result)."""
-    nat = native()
-    if nat is None:
+    c = compiled()
+    if c is None:
         ek = expand_keys(keys)
         return decrypt_numpy(ek, blocks) if decrypt else encrypt_numpy(ek, blocks)
     k = np.ascontiguousarray(keys, dtype=np.uint8)
@@ -37,9 +36,7 @@ def crypt(keys: Any, blocks: Any, *, decrypt: bool) -> Any:
     if k.shape != (len(x), 16):
         raise ValueError("MISTY1 needs one 16-byte key per block")
     out = np.empty(len(x), dtype=np.uint64)
-    fin, fout = native_tables()
-    nat.misty1_many(fin, fout, k.ctypes.data, x.ctypes.data, out.ctypes.data, len(x),
-                    int(decrypt))
+    c.crypt_many(k, x, out, decrypt)
     return out
 
 

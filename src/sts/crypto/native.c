@@ -1,18 +1,20 @@
-/* Optional compiled core of the EA07 (STA) and EA11 (MISTY1) ciphers, loaded by
- * sts.crypto.native through ctypes.  It is a port of the pure-Python table forms in sta.py and
- * misty1.py, which stay the reference and the fallback; tests/engine/test_native.py holds the
- * two byte-identical on random inputs and on every known-answer vector.
+/* The EA07 (STA) and EA11 (MISTY1) ciphers of the optional compiled core (the extension module
+ * sts.crypto._native, built when the package is installed; see _native.c).  It is a port of the
+ * pure-Python table forms in sta.py and misty1.py, which stay the reference and the fallback;
+ * tests/engine/test_native.py holds the two byte-identical on random inputs and on every
+ * known-answer vector.
  *
- * No table is embedded here: the caller passes the tables it built from the data files
- * (STA table sets, MISTY1 S-boxes), so a different STA table set needs no rebuild.
+ * No table is embedded here: the lookup tables are built from the data the caller passes (an
+ * STA table set's S1, S2 and P; the MISTY1 S-boxes S7 and S9), so another STA table set needs
+ * no rebuild.
  *
  * STA tables (as sts.crypto.sta.Sta builds them): enc/dec/sub_inv hold 8 x 4 x 256 entries,
  * index (j * 4 + sel) * 256 + b for state byte j, nibble selectors sel, byte value b; pinv
  * holds 8 x 256 entries, index j * 256 + b.
- * MISTY1 tables: FI(x, k) == fi_out[fi_in[x] ^ k], 65536 entries each.
+ * MISTY1 tables: FI(x, k) == fin_out[fi_in[x] ^ k], 65536 entries each.
  *
- * keys.c (SHA-256, HMAC, DES) and lines.c (the line engine of `sts generate` / `sts decode`)
- * follow this file in the same compilation unit: sts.crypto.native joins the three.
+ * _native.c includes this file, then keys.c (SHA-256, HMAC, DES), lines_json.c, lines_text.c
+ * and lines.c (the line engine of `sts generate` / `sts decode`): one compilation unit.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -20,9 +22,57 @@
 #include <string.h>
 
 #define STA_ROUNDS 16
+#define STA_ENTRIES (8 * 4 * 256)
+
+typedef struct {
+    uint64_t enc[STA_ENTRIES], dec[STA_ENTRIES], sub_inv[STA_ENTRIES], pinv[8 * 256];
+} sta_tables;
 
 static inline uint64_t rotl64(uint64_t v, unsigned r) {
     return r ? (v << r) | (v >> (64 - r)) : v;
+}
+
+static uint64_t permute_bits(uint64_t value, const uint8_t *p) {
+    uint64_t out = 0;
+    for (unsigned i = 0; i < 64; i++)
+        if ((value >> i) & 1)
+            out |= (uint64_t)1 << p[i];
+    return out;
+}
+
+/* perm[0..n) into its inverse; 0 when it is not a permutation of 0..n-1 */
+static int invert(const uint8_t *perm, unsigned n, uint8_t *inv) {
+    uint8_t seen[64] = {0};
+    for (unsigned i = 0; i < n; i++) {
+        if (perm[i] >= n || seen[perm[i]])
+            return 0;
+        seen[perm[i]] = 1;
+        inv[perm[i]] = (uint8_t)i;
+    }
+    return 1;
+}
+
+/* The lookup tables of a table set (S1, S2: 16 entries; P: 64), folded as sts.crypto.sta.Sta
+ * folds them; 0 when one of the three is not a permutation. */
+static int sta_tables_build(sta_tables *t, const uint8_t *s1, const uint8_t *s2,
+                            const uint8_t *p) {
+    uint8_t si[2][16], pi[64];
+    const uint8_t *s[2] = {s1, s2};
+    if (!invert(s1, 16, si[0]) || !invert(s2, 16, si[1]) || !invert(p, 64, pi))
+        return 0;
+    for (unsigned j = 0; j < 8; j++)
+        for (unsigned b = 0; b < 256; b++) {
+            t->pinv[j * 256 + b] = permute_bits((uint64_t)b << (8 * j), pi);
+            for (unsigned sel = 0; sel < 4; sel++) {
+                uint64_t sub = s[sel & 1][b & 15] | ((uint64_t)s[sel >> 1][b >> 4] << 4);
+                uint64_t isub = si[sel & 1][b & 15] | ((uint64_t)si[sel >> 1][b >> 4] << 4);
+                unsigned idx = (j * 4 + sel) * 256 + b;
+                t->enc[idx] = permute_bits(sub << (8 * j), p);
+                t->dec[idx] = permute_bits(isub << (8 * j), pi);
+                t->sub_inv[idx] = isub << (8 * j);
+            }
+        }
+    return 1;
 }
 
 /* Round r's key: ROL(ROR(NOT key, 12), r); byte j's selector bits are its bits 8j+3
@@ -41,33 +91,20 @@ static inline uint64_t sta_base_key(uint64_t key) {
     return (k >> 12) | (k << 52);
 }
 
-uint64_t sts_sta_encrypt(const uint64_t *enc, uint64_t key, uint64_t block) {
+static uint64_t sta_encrypt(const sta_tables *t, uint64_t key, uint64_t block) {
     uint64_t k = sta_base_key(key), x = block;
     for (unsigned r = 0; r < STA_ROUNDS; r++)
-        x = sta_round(enc, rotl64(k, r), x);
+        x = sta_round(t->enc, rotl64(k, r), x);
     return x;
 }
 
-uint64_t sts_sta_decrypt(const uint64_t *dec, const uint64_t *sub_inv, const uint64_t *pinv,
-                         uint64_t key, uint64_t block) {
+static uint64_t sta_decrypt(const sta_tables *t, uint64_t key, uint64_t block) {
     uint64_t k = sta_base_key(key), x = 0;
     for (unsigned j = 0; j < 8; j++)
-        x |= pinv[(j << 8) | ((block >> (8 * j)) & 0xFF)];
+        x |= t->pinv[(j << 8) | ((block >> (8 * j)) & 0xFF)];
     for (unsigned r = STA_ROUNDS - 1; r > 0; r--)
-        x = sta_round(dec, rotl64(k, r), x);
-    return sta_round(sub_inv, k, x);
-}
-
-void sts_sta_encrypt_many(const uint64_t *enc, const uint64_t *keys, const uint64_t *blocks,
-                          uint64_t *out, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        out[i] = sts_sta_encrypt(enc, keys[i], blocks[i]);
-}
-
-void sts_sta_decrypt_many(const uint64_t *dec, const uint64_t *sub_inv, const uint64_t *pinv,
-                          const uint64_t *keys, const uint64_t *blocks, uint64_t *out, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        out[i] = sts_sta_decrypt(dec, sub_inv, pinv, keys[i], blocks[i]);
+        x = sta_round(t->dec, rotl64(k, r), x);
+    return sta_round(t->sub_inv, k, x);
 }
 
 /* --- MISTY1 (RFC 2994), 16-bit halves, as misty1.encrypt / misty1.decrypt ----------------- */
@@ -82,6 +119,27 @@ static const unsigned char FL_PAIRS[10][2] = {
     /* per layer k: even (k/2, (k/2+6)%8+8), odd ((k/2+2)%8+8, (k/2+4)%8) */
     {0, 14}, {10, 4}, {1, 15}, {11, 5}, {2, 8}, {12, 6}, {3, 9}, {13, 7}, {4, 10}, {14, 0},
 };
+
+/* FI(x, k) == fout[fin[x] ^ k] (see sts.crypto.misty1): built from S7 and S9 */
+typedef struct {
+    uint16_t fin[65536], fout[65536];
+} misty1_tables;
+
+static void misty1_tables_build(misty1_tables *t, const uint16_t *s7_in, const uint16_t *s9_in) {
+    uint16_t s7[128], s9[512];
+    for (unsigned i = 0; i < 128; i++)
+        s7[i] = s7_in[i] & 0x7F;
+    for (unsigned i = 0; i < 512; i++)
+        s9[i] = s9_in[i] & 0x1FF;
+    for (unsigned x9 = 0; x9 < 512; x9++)
+        for (unsigned x7 = 0; x7 < 128; x7++) {
+            unsigned d9 = s9[x9] ^ x7;
+            t->fin[x9 * 128 + x7] = (uint16_t)((((s7[x7] ^ d9) & 0x7F) << 9) | d9);
+        }
+    for (unsigned d7 = 0; d7 < 128; d7++)
+        for (unsigned y9 = 0; y9 < 512; y9++)
+            t->fout[d7 * 512 + y9] = (uint16_t)((d7 << 9) | (s9[y9] ^ d7));
+}
 
 typedef struct {
     const uint16_t *fin, *fout;
@@ -104,10 +162,9 @@ static inline void fo(const misty1_ctx *c, unsigned r, uint16_t hi, uint16_t lo,
     *out_lo = t0;
 }
 
-static void misty1_setup(misty1_ctx *c, const uint16_t *fin, const uint16_t *fout,
-                         const uint8_t *key) {
-    c->fin = fin;
-    c->fout = fout;
+static void misty1_setup(misty1_ctx *c, const misty1_tables *t, const uint8_t *key) {
+    c->fin = t->fin;
+    c->fout = t->fout;
     for (unsigned i = 0; i < 8; i++)
         c->ek[i] = (uint16_t)((key[2 * i] << 8) | key[2 * i + 1]);
     for (unsigned i = 0; i < 8; i++)
@@ -160,21 +217,9 @@ static uint64_t misty1_decrypt_ctx(const misty1_ctx *c, uint64_t block) {
     return ((uint64_t)a << 48) | ((uint64_t)b << 32) | ((uint64_t)cc << 16) | d;
 }
 
-uint64_t sts_misty1(const uint16_t *fin, const uint16_t *fout, const uint8_t *key,
-                    uint64_t block, int decrypt) {
+static uint64_t misty1_crypt(const misty1_tables *t, const uint8_t *key, uint64_t block,
+                             int decrypt) {
     misty1_ctx c;
-    misty1_setup(&c, fin, fout, key);
+    misty1_setup(&c, t, key);
     return decrypt ? misty1_decrypt_ctx(&c, block) : misty1_encrypt_ctx(&c, block);
 }
-
-void sts_misty1_many(const uint16_t *fin, const uint16_t *fout, const uint8_t *keys,
-                     const uint64_t *blocks, uint64_t *out, size_t n, int decrypt) {
-    misty1_ctx c;
-    for (size_t i = 0; i < n; i++) {
-        misty1_setup(&c, fin, fout, keys + 16 * i);
-        out[i] = decrypt ? misty1_decrypt_ctx(&c, blocks[i]) : misty1_encrypt_ctx(&c, blocks[i]);
-    }
-}
-
-/* A fixed number the loader checks, so a stale or foreign library is never used. */
-int sts_native_abi(void) { return 2; }

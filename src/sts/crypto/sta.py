@@ -9,14 +9,13 @@ Implementation: a round is a nibble substitution (S1 or S2, chosen per nibble by
 followed by a bit permutation.  Both are folded into per-byte lookup tables: for byte j of
 the state and the two selector bits of its nibbles, one table entry holds the permuted
 64-bit contribution of the substituted byte, so a round is eight lookups OR-ed together.
-The same tables drive the vectorised batch path (`sts.crypto.sta_batch`) and, when it is
-built, the compiled core (`sts.crypto.native`), which takes them from here: `encrypt_py` /
-`decryptor_py` are the Python forms it must equal.
+The same tables drive the vectorised batch path (`sts.crypto.sta_batch`); the compiled core
+(`sts.crypto.native`), when built, folds the same tables from S1, S2 and P itself:
+`encrypt_py` / `decryptor_py` are the Python forms it must equal.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 from collections.abc import Callable
@@ -24,10 +23,13 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sts.crypto.native import native
 from sts.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sts.crypto._native import StaTables
 
 MASK64 = (1 << 64) - 1
 ROUNDS = 16
@@ -125,15 +127,17 @@ class Sta:
         self.sub_inv = sub_inv
         self.pinv = pinv
         self.batch: Any = None  # the numpy form, made on first batch use (sts.crypto.sta_batch)
-        self._c_tables: tuple[Any, ...] | None = None  # C copies for the compiled core
+        self._compiled: StaTables | None = None
 
-    def native_tables(self) -> tuple[int, int, int, int]:
-        """Addresses of C copies of (enc, dec, sub_inv, pinv) for the compiled core."""
-        if self._c_tables is None:
-            self._c_tables = tuple((ctypes.c_uint64 * len(t))(*t)
-                                   for t in (self.enc, self.dec, self.sub_inv, self.pinv))
-        enc, dec, sub_inv, pinv = (ctypes.addressof(t) for t in self._c_tables)
-        return enc, dec, sub_inv, pinv
+    def compiled(self) -> StaTables | None:
+        """This table set in the compiled core, or None when the core is not in use."""
+        core = native()
+        if core is None:
+            return None
+        if self._compiled is None:
+            t = self.tables
+            self._compiled = core.StaTables(bytes(t.s1), bytes(t.s2), bytes(t.p))
+        return self._compiled
 
     @staticmethod
     def round_selectors(key: int) -> list[int]:
@@ -167,10 +171,9 @@ class Sta:
 
     def encrypt(self, key: int, block: int) -> int:
         """EA07 encryption: the compiled core when built, else `encrypt_py` (same result)."""
-        nat = native()
-        if nat is not None and 0 <= key <= MASK64 and 0 <= block <= MASK64:
-            result: int = nat.sta_encrypt(self.native_tables()[0], key, block)
-            return result
+        c = self.compiled()
+        if c is not None and 0 <= key <= MASK64 and 0 <= block <= MASK64:
+            return c.encrypt(key, block)
         return self.encrypt_py(key, block)
 
     def encrypt_py(self, key: int, block: int) -> int:
@@ -184,16 +187,14 @@ class Sta:
 
     def decryptor(self, key: int) -> Callable[[int], int]:
         """Decryption under one key with its schedule computed once (a meter's own key)."""
-        nat = native()
-        if nat is not None and 0 <= key <= MASK64:
-            _, dec, sub_inv, pinv = self.native_tables()
-            run = nat.sta_decrypt
+        c = self.compiled()
+        if c is not None and 0 <= key <= MASK64:
+            run = c.decrypt
 
             def decrypt_native(block: int) -> int:
                 if not 0 <= block <= MASK64:
                     return self.decryptor_py(key)(block)
-                result: int = run(dec, sub_inv, pinv, key, block)
-                return result
+                return run(key, block)
 
             return decrypt_native
         return self.decryptor_py(key)
@@ -219,11 +220,9 @@ class Sta:
         return decrypt
 
     def decrypt(self, key: int, block: int) -> int:
-        nat = native()
-        if nat is not None and 0 <= key <= MASK64 and 0 <= block <= MASK64:
-            _, dec, sub_inv, pinv = self.native_tables()
-            result: int = nat.sta_decrypt(dec, sub_inv, pinv, key, block)
-            return result
+        c = self.compiled()
+        if c is not None and 0 <= key <= MASK64 and 0 <= block <= MASK64:
+            return c.decrypt(key, block)
         return self.decryptor_py(key)(block)
 
     def decrypt_py(self, key: int, block: int) -> int:

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from sts.crypto.native import native
 from sts.crypto.sta import ROUNDS, Sta
 
 U64 = np.uint64
@@ -57,24 +56,21 @@ class StaBatch:
     def encrypt(self, keys: Any, blocks: Any) -> Any:
         """uint64 ciphertexts of uint64 `blocks` under uint64 `keys` (same length): the
         compiled core when built, else the numpy form (same result)."""
-        nat = native()
-        if nat is None:
+        c = self.sta.compiled()
+        if c is None:
             return self.encrypt_numpy(keys, blocks)
         k, x = _u64(keys), _u64(blocks)
         out = np.empty(len(x), dtype=U64)
-        nat.sta_encrypt_many(self.sta.native_tables()[0], k.ctypes.data, x.ctypes.data,
-                             out.ctypes.data, len(x))
+        c.encrypt_many(k, x, out)  # the core checks the three lengths agree
         return out
 
     def decrypt(self, keys: Any, blocks: Any) -> Any:
-        nat = native()
-        if nat is None:
+        c = self.sta.compiled()
+        if c is None:
             return self.decrypt_numpy(keys, blocks)
         k, x = _u64(keys), _u64(blocks)
         out = np.empty(len(x), dtype=U64)
-        _, dec, sub_inv, pinv = self.sta.native_tables()
-        nat.sta_decrypt_many(dec, sub_inv, pinv, k.ctypes.data, x.ctypes.data, out.ctypes.data,
-                             len(x))
+        c.decrypt_many(k, x, out)
         return out
 
     def encrypt_numpy(self, keys: Any, blocks: Any) -> Any:

@@ -16,11 +16,11 @@ from typing import Any
 
 from sts.crypto.sta import TableSet
 from sts.engine.jobs import decode_obj, error_line, generate_obj, internal_line, parse_line
-from sts.engine.lines import dump_line, is_blank, may_hold_long_int
+from sts.engine.lines import dump_line, echo_id, is_blank, may_hold_long_int
 from sts.errors import StsError
 
 CHUNK = 4096
-_PLAIN_IDS = (str, int, type(None))  # ids the fast path echoes as is
+_PLAIN_IDS = (str, int, type(None))  # ids the fast path echoes as is (after `_read`)
 
 
 def run_batch(
@@ -50,7 +50,7 @@ def run_numbered(
             if is_blank(text):
                 continue
             try:
-                _, obj = parse_line(text, number)
+                obj = _read(text, number)
             except StsError as exc:
                 parsed.append((number, text, None, dump_line(error_line(None, exc, number))))
                 continue
@@ -84,9 +84,18 @@ def run_numbered(
                 # the fast reader reads integers beyond 64 bits as floats: answer from the line
                 # as written (only failed lines and echoed ids can depend on it)
                 with suppress(Exception):
-                    _, item = parse_line(text, number, exact=True)
+                    item = _read(text, number, exact=True)
                     reply = _answer(work, item, tables_file, number)
             yield reply
+
+
+def _read(text: str | bytes, number: int, *, exact: bool = False) -> dict[str, Any]:
+    """The line's object, its id as it is to be echoed (`echo_id`: numbers as written)."""
+    line_id, obj = parse_line(text, number, exact=exact)
+    echoed = echo_id(line_id, text)
+    if echoed is not line_id:
+        obj = {**obj, "id": echoed}
+    return obj
 
 
 def _answer(work: Callable[[dict[str, Any], str | None], dict[str, Any]], item: dict[str, Any],
