@@ -104,6 +104,7 @@ class AmiCarrier:
                                    max_delay=max(1, int(self.config.reconnect_max)))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -174,9 +175,18 @@ class AmiCarrier:
         opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
         client.subscribe([(topics.STATUS_SUBSCRIPTION, opts),
                           (topics.ONLINE_SUBSCRIPTION, opts)])
-        self._connected.set()
         log.info("AMI broker connected (%s:%s%s)", self._host, self._port,
                  ", TLS" if self.endpoint.tls else "")
+
+    def _on_subscribe(self, _client: mqtt.Client, _ud: object, _mid: int,
+                      reasons: list[ReasonCode], _props: object) -> None:
+        """Ready once the broker confirms the subscriptions (before that a new session
+        would miss the meters' answers)."""
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.warning("AMI broker refused the subscriptions to the meters' answers (%s): "
+                        "check the dispatcher's ACL", ", ".join(refused))
+        self._connected.set()
 
     def _on_disconnect(self, _client: mqtt.Client, _ud: object, _flags: object,
                        reason: ReasonCode, _props: object) -> None:

@@ -144,7 +144,8 @@ def parse(payload: bytes) -> dict[str, Any]:
         raise Refused("payload is not JSON") from None
     if not isinstance(doc, dict):
         raise Refused("payload is not a JSON object")
-    if doc.get("v") != VERSION:
+    v = doc.get("v")
+    if type(v) is not int or v != VERSION:  # (true == 1 in Python, not here)
         raise Refused(f"payload is not version {VERSION}")
     return doc
 
