@@ -24,9 +24,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from sts.delivery import answers, outbox, topics
+from sts.delivery import answers, topics
 from sts.delivery.ami_mqtt import AmiCarrier
 from sts.delivery.worker import Dispatcher
+from sts.vending import outbox
 from tests.delivery.conftest import Broker, Demo, wait_for
 from tests.delivery.helpers import fast_config, meter_file, start_dispatcher, start_fleet
 
