@@ -87,6 +87,13 @@ class ConfigError(StsError):
     http_status = 500
 
 
+class InsecureFile(ConfigError):
+    """A file holding secrets (decoder keys, passwords) that group or others may read: it is
+    refused rather than used, so the exposure is noticed and fixed (the message says how)."""
+
+    code = "insecure_file"
+
+
 class NotSupported(StsError):
     """A defined but unimplemented algorithm (e.g. DKGA01/DKGA03: no reliable definition)."""
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sts.delivery.ami_fleet import AmiFleet
-from sts.delivery.config import AmiConfig, DeliveryConfig, RetryPolicy
+from sts.delivery.config import AmiConfig, DeliveryConfig, MqttEndpoint, RetryPolicy
 from sts.delivery.sim import export_sim, write_jsonl
 from sts.delivery.worker import Dispatcher
 
@@ -31,8 +31,8 @@ def meter_file(service: Any, tmp: Path, pans: list[str]) -> str:
 
 def start_fleet(broker: Any, meters_path: str, state_dir: Path,
                 only: set[str] | None = None) -> AmiFleet:
-    fleet = AmiFleet.load("127.0.0.1", broker.port, meters_path, state_dir=str(state_dir),
-                          only=only)
+    fleet = AmiFleet.load(MqttEndpoint("127.0.0.1", broker.port), meters_path,
+                          state_dir=str(state_dir), only=only)
     fleet.start()
     return fleet
 

@@ -59,7 +59,9 @@ def test_config_file_and_env(tmp_path: Path) -> None:
         "STS_SMTP_URL": "smtp://tok:secret@mail.example:587?starttls=1&from=t@u.example"})
     assert cfg.retry.base == 1.0 and cfg.retry.max_attempts == 3
     assert cfg.sms.format == "form" and cfg.sms.url == "https://gw.example/s"
-    assert cfg.ami.endpoint() == ("broker.example", 1884, "u", "p@ss")
+    end = cfg.ami.endpoint()
+    assert (end.host, end.port, end.tls, end.username, end.password) == \
+        ("broker.example", 1884, False, "u", "p@ss")
     assert (cfg.email.host, cfg.email.port, cfg.email.starttls, cfg.email.username,
             cfg.email.sender) == ("mail.example", 587, True, "tok", "t@u.example")
     assert "secret" not in repr(cfg)

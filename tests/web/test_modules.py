@@ -253,9 +253,12 @@ def _vendor_caller(demo: Any) -> Any:
 def test_rejected_deliveries_report(demo: Any) -> None:
     """A token the meter refused (its answer, as the dispatcher stores it) is listed in the
     reports page and its CSV; a supervisor of another vendor does not see it."""
+    from sqlalchemy import update
+
     from sts.delivery import answers
     from sts.vending import outbox
     from sts.vending.access.policy import Caller
+    from sts.vending.storage.tables_delivery import deliveries
     from sts.web.common import COOKIE
 
     db, clock = demo.service.db, demo.clock
@@ -268,6 +271,9 @@ def test_rejected_deliveries_report(demo: Any) -> None:
     refusal = {"id": str(jobs[0]["id"]), "results": [
         {"position": 0, "result": "old", "code": "Old", "display": "Old",
          "token_status": "VALIDATION_FAILED"}]}
+    with db.begin() as conn:  # the tokens went out (a meter answers only what it was sent)
+        conn.execute(update(deliveries).where(deliveries.c.id == jobs[0]["id"])
+                     .values(status="sent", sent_at=demo.service.now()))
     with db.begin() as conn:
         assert answers.apply_meter_status(db, conn, demo.meters[0], refusal,
                                           demo.service.now()) == "rejected"

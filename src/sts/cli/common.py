@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 from click.core import ParameterSource
@@ -45,6 +47,31 @@ def tables_option(func: F) -> F:
         help="STA table file (format of sta-tables.json) with the production tables "
         "[env STS_STA_TABLES]; may also be given before the command (`sts --sta-tables F ...`)",
     )(func)
+
+
+_SECRET_PARAM = re.compile(r"(?i)^(password|passwd|pwd|pass|secret|token|api_?key|auth)$")
+
+
+def mask_url(url: str) -> str:
+    """`url` fit to print in a start-up line or a log: the password of its user part, and
+    any query value named like a secret, shown as ***.  Anything that is not a URL with a
+    user part or a query (a SQLite file name) comes back unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if not parts.scheme or not parts.netloc:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{hostport}"
+    query = "&".join(
+        f"{name}=***" if sep and _SECRET_PARAM.match(name) else f"{name}{sep}{value}"
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
+    ) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def emit_json(obj: Any) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from sts.cli.common import emit_json
+from sts.cli.common import emit_json, mask_url
 from sts.cli.context import VendingGroup, say, settings_of, wants_json
 from sts.cli.delivery_parts import CLI_ACTOR, deliver_options, start_dispatcher
 
@@ -59,11 +59,12 @@ def deliver_run(ctx: click.Context, ami_broker: str | None, delivery_config: str
     # not `sts serve`'s default id: both may run at once
     d = start_dispatcher(db_url, ami_broker, delivery_config,
                          ami_client_id or f"sts-deliver-{socket.gethostname()}")
-    click.echo(f"delivering from {db_url}" + (f", AMI via {ami_broker}" if ami_broker else ""),
-               err=True)
+    broker = d.config.ami.broker
+    click.echo(f"delivering from {mask_url(db_url)}"
+               + (f", AMI via {mask_url(broker)}" if broker else ""), err=True)
     try:
         while not stop.wait(0.5):
-            pass
+            d.watch()  # (the dispatcher's loops watch each other; this watches both)
     except KeyboardInterrupt:
         pass
     finally:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from sts.cli.common import emit_json, json_option, tables_option
+from sts.cli.common import emit_json, json_option, mask_url, tables_option
 
 if TYPE_CHECKING:
     from sts.delivery.worker import Dispatcher
@@ -29,8 +29,9 @@ CLI_ACTOR = f"cli:{os.environ.get('USER', '?')}"
 def deliver_options(func: Any) -> Any:
     """What `sts serve` and `sts deliver run` take to deliver tokens."""
     func = click.option("--ami-broker", envvar="STS_AMI_BROKER", default=None,
-                        help="MQTT broker for AMI push, mqtt://HOST:PORT [env STS_AMI_BROKER]")(
-        func)
+                        help="MQTT broker for AMI push, mqtt://HOST:PORT or (TLS) "
+                        "mqtts://HOST:8883?ca_file=...&cert_file=...&key_file=... "
+                        "[env STS_AMI_BROKER]")(func)
     func = click.option("--ami-client-id", envvar="STS_AMI_CLIENT_ID", default=None,
                         help="MQTT client id of this dispatcher (its persistent session); "
                         "each dispatcher needs its own [env STS_AMI_CLIENT_ID]")(func)
@@ -104,22 +105,27 @@ def add_delivery_admin_commands(group: click.Group) -> list[click.Command]:
 
 @click.command("ami")
 @click.option("--broker", required=True, envvar="STS_AMI_BROKER",
-              help="mqtt://HOST:PORT [env STS_AMI_BROKER]")
+              help="mqtt://[user:password@]HOST:PORT, or mqtts://...?ca_file=&cert_file=&key_file= "
+              "(TLS; client certificate for mutual TLS) [env STS_AMI_BROKER]")
 @click.option("--meters", "meters_file", required=True, type=click.Path(dir_okay=False),
               help="meter file from `sts admin meter export-sim`")
 @click.option("--state-dir", default="ami-meters", show_default=True,
-              help="per-meter state files (resumed on the next run)")
+              help="per-meter state files, owner-only (resumed on the next run)")
+@click.option("--passwords", "passwords_file", default=None, type=click.Path(dir_okay=False),
+              help="per-meter broker accounts: PAN:password lines, owner-only (each meter "
+              "logs in as its PAN, as deploy/mosquitto sets the broker up)")
 @tables_option
 @click.option("--only", multiple=True, help="run only these PANs (repeatable)")
 @json_option
-def fleet_ami(broker: str, meters_file: str, state_dir: str, sta_tables: str | None,
-              only: tuple[str, ...], as_json: bool) -> None:
+def fleet_ami(broker: str, meters_file: str, state_dir: str, passwords_file: str | None,
+              sta_tables: str | None, only: tuple[str, ...], as_json: bool) -> None:
     """Run virtual meters as AMI endpoints: each subscribes to its tokens topic, enters the
     tokens and publishes its status.  Runs until stopped; one line per message handled."""
-    from sts.delivery.ami_fleet import AmiFleet, raise_fd_limit
+    from sts.delivery.ami_fleet import AmiFleet, raise_fd_limit, read_passwords
     from sts.delivery.config import parse_mqtt_url
 
-    host, port, user, password = parse_mqtt_url(broker)
+    endpoint = parse_mqtt_url(broker)
+    passwords = read_passwords(passwords_file) if passwords_file else None
 
     def report(info: dict[str, Any]) -> None:
         if as_json:
@@ -129,11 +135,10 @@ def fleet_ami(broker: str, meters_file: str, state_dir: str, sta_tables: str | N
         dup = " (duplicate)" if info.get("duplicate") else ""
         click.echo(f"{info['meter']} {info.get('purchase_id') or info['id']}: {res}{dup}")
 
-    fleet = AmiFleet.load(host, port, meters_file, state_dir=state_dir, tables_file=sta_tables,
-                          only=set(only) or None, username=user, password=password,
-                          report=report)
+    fleet = AmiFleet.load(endpoint, meters_file, state_dir=state_dir, tables_file=sta_tables,
+                          only=set(only) or None, passwords=passwords, report=report)
     raise_fd_limit(len(fleet.meters) + 256)
-    click.echo(f"{len(fleet.meters)} AMI meters on {host}:{port}", err=True)
+    click.echo(f"{len(fleet.meters)} AMI meters on {mask_url(broker)}", err=True)
     signal.signal(signal.SIGTERM, lambda *_: fleet.stop())
     fleet.start()
     try:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from sts.cli.common import emit_json
+from sts.cli.common import emit_json, mask_url
 from sts.cli.context import (
     VendingCommand,
     VendingGroup,
@@ -77,12 +77,12 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
         else:
             click.echo("database already has data: demo skipped (API keys are shown only when "
                        "made; a new one: sts admin apikey add vendor --vendor 'Demo Vendor' "
-                       f"--db {settings.db_url})", err=True)
+                       f"--db {mask_url(settings.db_url)})", err=True)
     svc.db.dispose()
     os.environ.update(settings.env())
     click.echo(f"serving on http://{host}:{port}: web pages (sign in) at /, API docs at /docs, "
-               f"Electrum at /prepaidutility/v3; database {settings.db_url}; {core_status()}",
-               err=True)
+               f"Electrum at /prepaidutility/v3; database {mask_url(settings.db_url)}; "
+               f"{core_status()}", err=True)
     app = "sts.server.app:app_from_env"
     # token delivery: one dispatcher in this (supervising) process, off the sales' path
     dispatcher = None if no_deliver else start_dispatcher(settings.db_url, ami_broker,

@@ -7,6 +7,12 @@ selector and paho is driven from it (loop_read / loop_write / loop_misc), so the
 thread per meter.  A meter answers each message id once; a duplicate (QoS 1 redelivery, or
 the server sending again after a lost answer) gets the stored answer, so no token is ever
 entered twice by the transport.  Answered ids are kept beside the state file.
+
+The state files hold the meters' decoder keys: they are written owner-only (0600, in a 0700
+directory when it is made here) and an existing one that group or others may read is refused
+(`InsecureFile`, naming the fix).  With `passwords` each meter logs in as its own account
+(user name = its PAN), as on a broker configured per deploy/mosquitto; a message the meter
+cannot use is logged and left, never allowed to stop the one thread all meters share.
 """
 
 from __future__ import annotations
@@ -16,10 +22,13 @@ import json
 import logging
 import os
 import selectors
+import ssl
+import stat
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,14 +38,17 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from sts.delivery import topics
-from sts.delivery.ami_mqtt import session_properties
-from sts.errors import StsError
+from sts.delivery.ami_mqtt import configure_client, session_properties, shown_topic
+from sts.delivery.config import MqttEndpoint
+from sts.delivery.ratelog import RateLimitedLog
+from sts.errors import ConfigError, InsecureFile, StsError
 from sts.meter import store
 from sts.meter.clock import iso, to_seconds
 from sts.meter.fleet import Fleet
 from sts.meter.machine import Meter
 
 log = logging.getLogger("sts.delivery.fleet")
+_bad = RateLimitedLog(log)
 REMEMBER = 256  # answered message ids kept per meter
 KEEP = ("result", "code", "display", "amount", "unit", "register", "message")
 Report = Callable[[dict[str, Any]], None]
@@ -57,14 +69,15 @@ class AmiMeter:
         if state_dir is not None:
             seen = state_dir / f"{pan}.ami.json"
             if seen.exists():
+                check_private(seen)
                 for mid, answer in json.loads(seen.read_text()):
                     self.answered[mid] = answer.encode()
 
     def handle(self, payload: bytes, now: float) -> tuple[bytes, dict[str, Any]] | None:
         """The answer to one tokens message (None for a message without an id)."""
         doc = topics.decode(payload)
-        if doc is None or not isinstance(doc.get("id"), str):
-            log.warning("meter %s: ignored a malformed tokens message", self.pan)
+        if doc is None or not isinstance(doc.get("id"), str) or len(doc["id"]) > 64:
+            _bad.warning("meter %s: ignored a malformed tokens message", self.pan)
             return None
         mid = doc["id"]
         old = self.answered.get(mid)
@@ -110,22 +123,66 @@ class AmiMeter:
 
 
 def _replace(path: Path, data: bytes) -> None:
+    """Write `path` whole, owner-only (it may hold a decoder key), whatever the umask."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a leftover tmp file of this pid keeps its old mode otherwise
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
+
+
+def check_private(path: Path) -> None:
+    """Refuse a secret-holding file that group or others may read or write."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", field="state_dir") from None
+    if mode & 0o077:
+        raise InsecureFile(
+            f"{path} may be read by group or others (mode {mode:04o}) and holds secrets: "
+            f"make it owner-only (chmod 600 {path}; for a state directory: chmod 700 DIR && "
+            f"chmod 600 DIR/*.json), and treat what it held as exposed", field="state_dir")
+
+
+def read_passwords(path: str) -> dict[str, str]:
+    """Per-meter broker passwords: one `PAN:password` a line (the input format of
+    `mosquitto_passwd -U`); the file must be owner-only."""
+    check_private(Path(path))
+    out: dict[str, str] = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        pan, sep, password = line.partition(":")
+        if not sep or not password:
+            raise ConfigError(f"{path} line {n} is not PAN:password", field="passwords")
+        out[pan.strip()] = password
+    return out
 
 
 class AmiFleet:
     """Many AMI meters on one broker, driven by one selector thread."""
 
-    def __init__(self, host: str, port: int, meters: dict[str, AmiMeter], *,
-                 username: str | None = None, password: str | None = None,
-                 keepalive: int = 30, report: Report | None = None) -> None:
-        self.host, self.port = host, port
+    def __init__(self, endpoint: MqttEndpoint, meters: dict[str, AmiMeter], *,
+                 passwords: dict[str, str] | None = None, keepalive: int = 30,
+                 report: Report | None = None) -> None:
+        self.endpoint = endpoint
+        self.host, self.port = endpoint.host, endpoint.port
         self.meters = meters
-        self.username, self.password = username, password
+        self.passwords = passwords
+        if passwords is not None:
+            missing = sorted(set(meters) - set(passwords))
+            if missing:
+                raise ConfigError(f"no broker password for meter {missing[0]} "
+                                  f"({len(missing)} missing)", field="passwords")
+        self._context = endpoint.ssl_context() if endpoint.tls else None
         self.keepalive = keepalive
         self.report = report
+        self._refusals = RateLimitedLog(log)
         self.sel = selectors.DefaultSelector()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -136,7 +193,7 @@ class AmiFleet:
     # --- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, host: str, port: int, meters_file: str, *, state_dir: str | None = None,
+    def load(cls, endpoint: MqttEndpoint, meters_file: str, *, state_dir: str | None = None,
              tables_file: str | None = None, only: set[str] | None = None,
              **kw: Any) -> AmiFleet:
         """Meters from a JSON Lines meter file (`sts admin meter export-sim`), each resumed
@@ -144,7 +201,7 @@ class AmiFleet:
         fleet = Fleet.from_path(meters_file, tables_file=tables_file)
         sdir = Path(state_dir) if state_dir else None
         if sdir is not None:
-            sdir.mkdir(parents=True, exist_ok=True)
+            sdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         now = to_seconds(datetime.now())
         out: dict[str, AmiMeter] = {}
         for pan in list(fleet.pending):
@@ -152,6 +209,7 @@ class AmiFleet:
                 continue
             state_file = sdir / f"{pan}.json" if sdir is not None else None
             if state_file is not None and state_file.exists():
+                check_private(state_file)
                 fleet.pending.pop(pan)
                 fleet.add_state(pan, store.load_state(state_file, tables_file))
                 meter = fleet.meters[pan]
@@ -163,7 +221,7 @@ class AmiFleet:
             if state_file is not None and not state_file.exists():
                 am.save()
             out[pan] = am
-        return cls(host, port, out, **kw)
+        return cls(endpoint, out, **kw)
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -184,8 +242,10 @@ class AmiFleet:
     def _client(self, am: AmiMeter) -> mqtt.Client:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sts-meter-{am.pan}",
                         protocol=mqtt.MQTTv5, userdata=am)
-        if self.username:
-            c.username_pw_set(self.username, self.password)
+        end = self.endpoint
+        if self.passwords is not None:  # each meter its own account, named by its PAN
+            end = replace(end, username=am.pan, password=self.passwords[am.pan])
+        configure_client(c, end, self._context)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
@@ -209,6 +269,10 @@ class AmiFleet:
                     client: mqtt.Client = key.data
                     if mask & selectors.EVENT_READ:
                         client.loop_read(100)
+                        sock = client.socket()  # TLS: records already decrypted and waiting
+                        while isinstance(sock, ssl.SSLSocket) and sock.pending():
+                            client.loop_read(100)
+                            sock = client.socket()
                     if mask & selectors.EVENT_WRITE:
                         client.loop_write()
                 if now - last_misc >= 0.5:
@@ -238,7 +302,7 @@ class AmiFleet:
                 am.client.connect(self.host, self.port, keepalive=self.keepalive,
                                   clean_start=False, properties=session_properties())
                 am.delay = 0.5
-            except OSError:
+            except (OSError, ValueError):  # (ssl.SSLError is an OSError)
                 am.next_try = now + am.delay
                 am.delay = min(am.delay * 2, 5.0)
 
@@ -282,7 +346,15 @@ class AmiFleet:
         am.next_try = time.monotonic() + am.delay
 
     def _on_message(self, client: mqtt.Client, am: AmiMeter, msg: mqtt.MQTTMessage) -> None:
-        out = am.handle(bytes(msg.payload), to_seconds(datetime.now()))
+        try:
+            if msg.topic != topics.tokens_topic(am.pan):
+                self._refusals.warning("meter %s: ignored a message on %s", am.pan,
+                                       shown_topic(msg.topic))
+                return
+            out = am.handle(bytes(msg.payload), to_seconds(datetime.now()))
+        except Exception:  # one meter's message must not stop every meter's thread
+            log.exception("meter %s: a tokens message could not be handled", am.pan)
+            return
         if out is None:
             return
         raw, info = out

@@ -1,10 +1,18 @@
 """The meters' answers: a status message (sts/v1/meters/{pan}/status) moves its job to
 accepted, rejected or delivered; an online message sends the meter's unanswered jobs again.
+
+A status message comes from outside and names a job by its id, which is sequential and
+appears in every tokens message, so it is believed only as far as it can be true: a meter
+answers for its OWN AMI jobs, only once they were sent to it, and only forward (sent ->
+delivered -> accepted | rejected; never back from accepted or rejected, never straight
+from pending).  What is stored of it is bounded and of plain types.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -19,6 +27,29 @@ from sts.vending.storage.tables_delivery import deliveries
 
 _HELD = frozenset({"key_change_1", "key_change_2"})  # a set waiting for its other tokens
 _IN_METER = frozenset({"accept", "used"})  # the token's value is in the meter
+# The answer names a job that a dispatcher is sending right now (claimed, not yet recorded
+# as sent): a fast meter answers before the send is written.  The caller keeps the message
+# and applies it again once the send is recorded.
+IN_FLIGHT = "in_flight"
+MAX_RESULTS = 32  # tokens in one answer (a sale has at most a key change set and a credit)
+_JOB_ID = re.compile(r"[0-9]{1,9}")
+_RESULT_KEYS = ("position", "result", "code", "display", "token_status", "amount", "unit")
+# the statuses a meter's answer may move a job out of (a failed job only if it was sent:
+# a late answer that the tokens are in the meter is still the truth)
+_ANSWERABLE = ("sent", "delivered", "failed")
+
+
+def _plain(value: Any, limit: int = 64) -> Any:
+    """A result field as stored: a short string, a number or a flag; anything else None."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 10**15 else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value[:limit]
+    return None
 
 
 def classify(results: list[dict[str, Any]]) -> tuple[str, str]:
@@ -44,47 +75,53 @@ def classify(results: list[dict[str, Any]]) -> tuple[str, str]:
 def apply_meter_status(db: Database, conn: Connection, pan: str, payload: dict[str, Any],
                        now: datetime) -> str | None:
     """A meter's status message (sts/v1/meters/{pan}/status) for one delivery; returns the
-    job's status afterwards, or None when the message names no job of this meter.
+    job's status afterwards, IN_FLIGHT for a job still being sent, or None when the message
+    names no job this meter may answer (another meter's, another channel's, one not sent).
 
-    A job already accepted stays accepted (a `Used` answer to a re-delivery); a rejection
-    is audited, so operators see it in the log as well as in GET /v1/deliveries."""
+    A job already accepted or rejected stays so (a `Used` answer to a re-delivery changes
+    nothing); a rejection is audited, so operators see it in the log as well as in
+    GET /v1/deliveries."""
     msg_id = payload.get("id")
-    results = payload.get("results")
-    if not isinstance(msg_id, str) or not msg_id.isdigit() or len(msg_id) > 9 \
-            or not isinstance(results, list):
+    raw = payload.get("results")
+    if not isinstance(msg_id, str) or not _JOB_ID.fullmatch(msg_id) \
+            or not isinstance(raw, list) or len(raw) > MAX_RESULTS:
         return None
     d = deliveries.c
-    row = conn.execute(select(d.id, d.status, d.request_id, d.meter_result, meters.c.pan)
+    row = conn.execute(select(d.id, d.status, d.channel, d.request_id, d.sent_at,
+                              d.lease_until, meters.c.pan)
                        .join(meters, meters.c.id == d.meter_id)
                        .where(d.id == int(msg_id))).first()
-    if row is None or row.pan != pan:
+    if row is None or row.pan != pan or row.channel != "ami":
         return None
-    status, reason = classify([r for r in results if isinstance(r, dict)])
-    display = " / ".join(str(r.get("display", "")) for r in results if isinstance(r, dict))
+    if row.status == "pending":  # never sent: unless it is going out this moment
+        live = row.lease_until is not None and row.lease_until > now
+        return IN_FLIGHT if live else None
+    if row.status not in _ANSWERABLE or (row.status == "failed" and row.sent_at is None):
+        return str(row.status)  # accepted / rejected stay; a failed job never sent: no answer
+    results = [{k: _plain(r[k]) for k in _RESULT_KEYS if k in r}
+               for r in raw if isinstance(r, dict)]
+    status, reason = classify(results)
+    if row.status == "failed" and status != "accepted":
+        return "failed"  # only the news that the tokens are in the meter changes a failure
+    display = " / ".join(str(r.get("display") or "") for r in results)[:500]
     meter_result = {
-        "token_status": payload.get("token_status") or (
-            results[-1].get("token_status") if results and isinstance(results[-1], dict)
-            else None),
+        "token_status": _plain(payload.get("token_status")) or (
+            results[-1].get("token_status") if results else None),
         "display": display,
-        "tokens": [{k: r.get(k) for k in ("position", "result", "code", "display",
-                                           "token_status", "amount", "unit") if k in r}
-                   for r in results if isinstance(r, dict)],
-        "at": payload.get("at"),
+        "tokens": results,
+        "at": _plain(payload.get("at")),
     }
-    detail = f"meter: {display}"
-    if row.status == "accepted":
-        attempt(conn, row.id, now, "meter", detail + " (already accepted)")
-        return "accepted"
-    if row.status in ("rejected", "failed") and status != "accepted":
-        attempt(conn, row.id, now, "meter", detail)
-        return str(row.status)
     values: dict[str, Any] = {"status": status, "meter_result": json.dumps(meter_result),
                               "lease_until": None, "updated_at": now, "delivered_at": now}
     if status in TERMINAL:
         values["done_at"] = now
         values["reason"] = reason[:500]
-    conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(**values))
-    attempt(conn, row.id, now, "meter", detail)
+    done = conn.execute(update(deliveries)
+                        .where(deliveries.c.id == row.id, deliveries.c.status == row.status)
+                        .values(**values))
+    if not done.rowcount:  # another writer moved it meanwhile: its word stands
+        return None
+    attempt(conn, row.id, now, "meter", f"meter: {display}")
     if status == "rejected":
         audit.append(db, conn, at=now.replace(microsecond=0), actor=f"meter:{pan}",
                      action="delivery.rejected", subject=row.request_id,

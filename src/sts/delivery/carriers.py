@@ -3,6 +3,8 @@
 `send` returns one entry per job, in order: an `Accepted` (the carrier took it: `sent` or
 `delivered`) or a `CarrierError`.  `retry=True` means the next attempt may succeed;
 `down=True` that the carrier itself is unreachable (it delays a job but never fails it).
+`watch` is called often by the dispatcher's loop: a carrier with a thread of its own (the
+MQTT network thread) starts it again there if it died.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Carrier(Protocol):
 
     def send(self, jobs: list[Job]) -> list[Outcome]: ...
 
+    def watch(self) -> bool: ...
+
 
 class PooledCarrier:
     """A carrier that sends each job on its own blocking call, a few at a time on a thread
@@ -56,6 +60,9 @@ class PooledCarrier:
 
     def stop(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def watch(self) -> bool:
+        return False  # the pool replaces its own threads
 
     def send(self, jobs: list[Job]) -> list[Outcome]:
         return list(self._pool.map(self._one, jobs))

@@ -2,13 +2,17 @@
 with environment overrides for the common cases:
 
   STS_AMI_BROKER   mqtt://[user:password@]host:port      (AMI push; `sts serve --ami-broker`)
+                   mqtts://[user:password@]host:8883?ca_file=ca.pem&cert_file=c.pem&key_file=k.pem
+                   (TLS: the broker's certificate checked against ca_file, or the system's
+                   CAs; cert_file/key_file: a client certificate for mutual TLS)
   STS_SMTP_URL     smtp://[user:password@]host:port?starttls=1&ssl=0&from=tokens@example.com
                    (&ca_file=/etc/ssl/internal-ca.pem to trust a private CA)
   STS_SMS_URL      https://gateway.example/send            (the rest from the file)
 
 File sections: [retry] base, factor, max_delay, max_attempts, jitter; [dispatch] poll, lease,
 batch; [ami] broker, client_id, answer_timeout, max_sends, keepalive,
-publish_timeout, reconnect_max; [sms] url, method,
+publish_timeout, reconnect_max, username, password, ca_file, cert_file, key_file (the URL's
+own values win); [sms] url, method,
 format (json|form), auth ("Bearer ..." header value), username, password, fields (template of
 the request body: each value a str.format template over to, text, sender, receipt_no,
 purchase_id, meter), sender, ok_status (list of codes; default any 2xx), ok_contains,
@@ -48,6 +52,34 @@ class RetryPolicy:
         return raw * (1.0 - self.jitter * rng.random())
 
 
+@dataclass(frozen=True)
+class MqttEndpoint:
+    """Where and how to reach an MQTT broker.  With `tls` (mqtts://) the broker's
+    certificate and host name are always checked, against `ca_file` or the system's CAs;
+    `cert_file`/`key_file` present a client certificate (mutual TLS)."""
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The client's TLS context: TLS 1.2 or later, certificate and host name checked."""
+        try:
+            ctx = ssl.create_default_context(cafile=self.ca_file)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            if self.cert_file:
+                ctx.load_cert_chain(self.cert_file, self.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"the AMI broker's TLS files cannot be used ({exc})",
+                              field="ami_broker") from None
+        return ctx
+
+
 @dataclass
 class AmiConfig:
     broker: str = ""
@@ -57,9 +89,16 @@ class AmiConfig:
     keepalive: int = 30
     publish_timeout: float = 10.0
     reconnect_max: float = 10.0  # s: longest wait between reconnection attempts
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
 
-    def endpoint(self) -> tuple[str, int, str | None, str | None]:
-        return parse_mqtt_url(self.broker)
+    def endpoint(self) -> MqttEndpoint:
+        return parse_mqtt_url(self.broker, username=self.username or None,
+                              password=self.password or None, ca_file=self.ca_file or None,
+                              cert_file=self.cert_file or None, key_file=self.key_file or None)
 
 
 @dataclass
@@ -128,7 +167,9 @@ class DeliveryConfig:
 
     def check(self) -> None:
         if self.ami.broker:
-            parse_mqtt_url(self.ami.broker)
+            end = self.ami.endpoint()
+            if end.tls:
+                end.ssl_context()
         if self.sms.format not in ("json", "form"):
             raise ConfigError("sms.format must be json or form", field="sms.format")
         if self.sms.url and not self.sms.url.startswith(("http://", "https://")):
@@ -180,17 +221,40 @@ def _fill(target: Any, values: Any, section: str) -> None:
         setattr(target, name, value)
 
 
-def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
+_TLS_FILES = ("ca_file", "cert_file", "key_file")
+
+
+def parse_mqtt_url(url: str, *, username: str | None = None, password: str | None = None,
+                   ca_file: str | None = None, cert_file: str | None = None,
+                   key_file: str | None = None) -> MqttEndpoint:
+    """mqtt://[user:password@]host[:1883] or mqtts://...host[:8883][?ca_file=&cert_file=
+    &key_file=]; the keyword arguments are defaults the URL's own values override."""
     parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-        raise ConfigError("the AMI broker must be mqtt://HOST:PORT", field="ami_broker")
+    if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl") or not parts.hostname:
+        raise ConfigError("the AMI broker must be mqtt://HOST:PORT or mqtts://HOST:PORT",
+                          field="ami_broker")
+    tls = parts.scheme in ("mqtts", "ssl")
     try:
-        port = parts.port or 1883
+        port = parts.port or (8883 if tls else 1883)
     except ValueError:
         raise ConfigError("the AMI broker port is not a number", field="ami_broker") from None
-    user = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password else None
-    return parts.hostname, port, user, password
+    query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    unknown = sorted(set(query) - set(_TLS_FILES))
+    if unknown:
+        raise ConfigError(f"the AMI broker URL has no option {unknown[0]!r} (only "
+                          f"{', '.join(_TLS_FILES)})", field="ami_broker")
+    files = {"ca_file": ca_file, "cert_file": cert_file, "key_file": key_file}
+    files.update({k: v for k, v in query.items() if v})
+    if not tls and any(files.values()):
+        raise ConfigError("ca_file, cert_file and key_file need an mqtts:// broker",
+                          field="ami_broker")
+    if files["key_file"] and not files["cert_file"]:
+        raise ConfigError("key_file needs cert_file (the client certificate)",
+                          field="ami_broker")
+    if parts.username:
+        username = unquote(parts.username)
+        password = unquote(parts.password) if parts.password else None
+    return MqttEndpoint(parts.hostname, port, tls, username, password, **files)
 
 
 def _smtp_url(email: EmailConfig, url: str) -> None:

@@ -13,10 +13,16 @@ gateway (interface class 115) `token_status` per token, plus the meter's own res
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 VERSION = 1
 ROOT = f"sts/v{VERSION}/meters"
+# Bounds on what a message from outside may make us parse.  A status message of a key change
+# sale is under 2 KB and three levels deep (object, results list, result object).
+MAX_PAYLOAD = 64 * 1024
+MAX_DEPTH = 8
 
 
 # DLMS/COSEM token gateway (IC 115) token_status codes
@@ -59,7 +65,7 @@ def pan_of(topic: str) -> tuple[str, str] | None:
     if len(parts) != 5 or "/".join(parts[:3]) != ROOT:
         return None
     pan, leaf = parts[3], parts[4]
-    if len(pan) != 18 or not pan.isdigit():
+    if len(pan) != 18 or not pan.isascii() or not pan.isdigit():
         return None
     return pan, leaf
 
@@ -78,11 +84,75 @@ def tokens_message(delivery_id: int, request_id: str, kind: str, response: dict[
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def decode(payload: bytes) -> dict[str, Any] | None:
+# one JSON string (escapes included, possessive: no backtracking), or one bracket, or a quote
+# that opens a string never closed
+_SCAN = re.compile(r'"(?:[^"\\]|\\.)*+"|[\[\]{}"]')
+
+
+class Refused(ValueError):
+    """A message that is not one of ours; `reason` says why without quoting it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _nesting_ok(text: str, limit: int) -> bool:
+    """Whether `text` nests arrays and objects at most `limit` deep, found in one linear
+    pass before the parser sees it (the parser recurses once per level: thousands of `[`
+    would exhaust the stack of the thread that reads the broker)."""
+    depth = 0
+    for m in _SCAN.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif c in "]}":
+            depth -= 1
+        elif c == '"':  # a string that never ends: not JSON
+            return False
+    return True
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: stored, it would make our own JSON invalid
+        raise ValueError("number out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse(payload: bytes) -> dict[str, Any]:
+    """A payload from the broker as a version-1 object, or `Refused`.  Anyone who can
+    publish may send anything (any size, depth, encoding), so every bound is checked before
+    parsing and nothing here raises anything but `Refused`."""
+    if len(payload) > MAX_PAYLOAD:
+        raise Refused(f"payload of {len(payload)} bytes (limit {MAX_PAYLOAD})")
     try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(doc, dict) or doc.get("v") != VERSION:
-        return None
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused("payload is not UTF-8") from None
+    if not _nesting_ok(text, MAX_DEPTH):
+        raise Refused(f"payload nested deeper than {MAX_DEPTH} or not JSON")
+    try:
+        doc = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise Refused("payload is not JSON") from None
+    if not isinstance(doc, dict):
+        raise Refused("payload is not a JSON object")
+    v = doc.get("v")
+    if type(v) is not int or v != VERSION:  # (true == 1 in Python, not here)
+        raise Refused(f"payload is not version {VERSION}")
     return doc
+
+
+def decode(payload: bytes) -> dict[str, Any] | None:
+    """`parse`, with None for a message that is not one of ours."""
+    try:
+        return parse(payload)
+    except Refused:
+        return None

@@ -6,6 +6,12 @@ Crash safety: a job is claimed with a lease (a short transaction), sent, then it
 written (another transaction).  A dispatcher killed in between leaves the lease, which
 expires; the job goes again with the same content and id, and the receiver's id check makes
 the repeat harmless (at-least-once to the carrier, idempotent at the receiver).
+
+The meters' messages arrive on the carrier's thread and are stored here, in batches, by a
+thread of their own.  Their number is decided outside (anyone who can publish), so the queue
+is bounded: past `MAX_QUEUED` a status is acknowledged and dropped (logged, rate-limited);
+the job is sent again after its answer timeout and the meter repeats its answer.  Each loop
+restarts whatever thread died (`watch`): a carrier's, or the other loop.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import logging
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +32,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sts.delivery import answers
 from sts.delivery.carriers import Accepted, Carrier, CarrierError, Outcome
 from sts.delivery.config import DeliveryConfig
+from sts.delivery.ratelog import RateLimitedLog
 from sts.errors import Unavailable
 from sts.vending import outbox
 from sts.vending.storage.database import Database
@@ -32,6 +40,7 @@ from sts.vending.storage.database import Database
 log = logging.getLogger("sts.delivery")
 Clock = Callable[[], datetime]
 _DB_DOWN = (OperationalError, InterfaceError, Unavailable)
+MAX_QUEUED = 20_000  # meter messages waiting to be stored
 
 
 def utc_now() -> datetime:
@@ -41,10 +50,18 @@ def utc_now() -> datetime:
 
 @dataclass
 class _Incoming:
-    kind: str  # status / online
+    kind: str  # status / online / wake (no message: held answers are due a look)
     pan: str
     payload: dict[str, object]
     ack: Callable[[], None]
+    hold_until: float = 0.0  # monotonic: how long an answer for a job in flight may wait
+
+
+def _no_ack() -> None:
+    pass
+
+
+_WAKE = _Incoming("wake", "", {}, _no_ack)
 
 
 class Dispatcher:
@@ -58,9 +75,12 @@ class Dispatcher:
         self.carriers: dict[str, Carrier] = carriers if carriers is not None else {}
         self.incoming: queue.Queue[_Incoming] = queue.Queue()
         self.handled = 0  # meter messages stored or dropped so far
+        self._held: list[_Incoming] = []  # answers for jobs still being sent (status thread)
+        self._notes = RateLimitedLog(log)
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[str, threading.Thread] = {}
+        self._threads_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="sts-carrier")
 
     @classmethod
@@ -83,26 +103,41 @@ class Dispatcher:
     # --- incoming from meters (called on the MQTT thread) ------------------------------------
 
     def meter_status(self, pan: str, payload: dict[str, object], ack: Callable[[], None]) -> None:
-        self.incoming.put(_Incoming("status", pan, payload, ack))
+        self._enqueue(_Incoming("status", pan, payload, ack))
 
     def meter_online(self, pan: str, ack: Callable[[], None]) -> None:
-        self.incoming.put(_Incoming("online", pan, {}, ack))
+        self._enqueue(_Incoming("online", pan, {}, ack))
+
+    def _enqueue(self, item: _Incoming) -> None:
+        if self.incoming.qsize() >= MAX_QUEUED:
+            self._notes.warning("AMI: %d meter messages wait to be stored; dropped one from "
+                                "meter %s (the job is sent again and the meter repeats its "
+                                "answer)", MAX_QUEUED, item.pan)
+            item.ack()
+            return
+        self.incoming.put(item)
 
     def drain_incoming(self, limit: int = 500, first: _Incoming | None = None) -> int:
         """Store queued meter messages in one transaction, then acknowledge them.  If the
         database is away they go back on the queue unacknowledged; a message that cannot be
-        stored for its content is logged and dropped, so it cannot stall every other meter."""
-        items: list[_Incoming] = [first] if first is not None else []
-        while len(items) < limit:
+        stored for its content is logged and dropped, so it cannot stall every other meter.
+        An answer for a job still being sent is held (unacknowledged) and tried again."""
+        items: list[_Incoming] = [first] if first is not None and first is not _WAKE else []
+        items.extend(self._held)
+        self._held = []
+        room = limit + len(items)
+        while len(items) < room:
             try:
-                items.append(self.incoming.get_nowait())
+                item = self.incoming.get_nowait()
             except queue.Empty:
                 break
+            if item is not _WAKE:
+                items.append(item)
         if not items:
             return 0
         now = self.clock()
         try:
-            self._store(items, now)
+            held = self._store(items, now)
         except _DB_DOWN:
             for item in items:  # the database is away: keep them, unacknowledged
                 self.incoming.put(item)
@@ -110,31 +145,60 @@ class Dispatcher:
         except Exception:
             # a message that cannot be stored (bad data) must not hold the others back:
             # store them one by one, log and drop (acknowledge) the ones that still fail
+            held, back = [], []
             for item in items:
                 try:
-                    self._store([item], now)
+                    held.extend(self._store([item], now))
                 except _DB_DOWN:
-                    self.incoming.put(item)
-                    continue
+                    back.append(item)
                 except Exception:
                     log.exception("AMI: dropped a message from meter %s that could not be "
                                   "stored", item.pan)
-                item.ack()
-            self.handled += len(items)
-            return len(items)
+            for item in back:
+                self.incoming.put(item)
+            gone = {id(b) for b in back}
+            items = [i for i in items if id(i) not in gone]
+        waiting = {id(h) for h in held}
         for item in items:
-            item.ack()
-        self.handled += len(items)
+            if id(item) not in waiting:
+                item.ack()
+                self.handled += 1
+        self._hold(held)
         return len(items)
 
-    def _store(self, items: list[_Incoming], now: datetime) -> None:
+    def _hold(self, held: list[_Incoming]) -> None:
+        """Keep answers for jobs in flight until their send is recorded, at most about a
+        lease (after that the job is sent again and the meter repeats its answer)."""
+        clock = time.monotonic()
+        for item in held:
+            if not item.hold_until:
+                item.hold_until = clock + self.config.lease + self.config.ami.publish_timeout
+            if clock > item.hold_until:
+                self._notes.warning("AMI: meter %s answered a job whose send was never "
+                                    "recorded; answer dropped", item.pan)
+                item.ack()
+                self.handled += 1
+            else:
+                self._held.append(item)
+
+    def _store(self, items: list[_Incoming], now: datetime) -> list[_Incoming]:
+        """Store `items`; returns those to hold (answers for jobs still being sent)."""
+        held: list[_Incoming] = []
         with self.db.begin() as conn, outbox.batched_attempts(conn):
             online = sorted({i.pan for i in items if i.kind == "online"})
             if answers.meter_online(conn, online, now):
                 self._wake.set()
             for item in items:
                 if item.kind == "status":
-                    answers.apply_meter_status(self.db, conn, item.pan, dict(item.payload), now)
+                    got = answers.apply_meter_status(self.db, conn, item.pan,
+                                                     dict(item.payload), now)
+                    if got == answers.IN_FLIGHT:
+                        held.append(item)
+                    elif got is None:
+                        self._notes.warning("AMI: meter %s answered for a job it may not "
+                                            "answer (not its own AMI job, or not sent); "
+                                            "ignored", item.pan)
+        return held
 
     # --- outgoing ------------------------------------------------------------------------------
 
@@ -186,6 +250,8 @@ class Dispatcher:
         with self.db.begin() as conn, outbox.batched_attempts(conn):
             for job in jobs:
                 self._record(conn, job, results[job.id], done)
+        if self._held:  # answers that came before their send was recorded: now they can go
+            self.incoming.put(_WAKE)
         return len(jobs)
 
     def _record(self, conn: Connection, job: outbox.Job, outcome: Outcome,
@@ -213,17 +279,24 @@ class Dispatcher:
         for carrier in self.carriers.values():
             carrier.start()
         self._stop.clear()
-        for name, target in (("sts-dispatch", self._loop), ("sts-meter-status", self._status_loop)):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+        with self._threads_lock:
+            for name in ("sts-dispatch", "sts-meter-status"):
+                self._start_thread(name)
+
+    def _start_thread(self, name: str) -> None:
+        target = self._loop if name == "sts-dispatch" else self._status_loop
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads[name] = t
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        for t in self._threads:
+        with self._threads_lock:
+            threads = list(self._threads.values())
+            self._threads.clear()
+        for t in threads:
             t.join(timeout=10)
-        self._threads.clear()
         for carrier in self.carriers.values():
             carrier.stop()
         self._pool.shutdown(wait=True)
@@ -231,9 +304,29 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    def watch(self) -> None:
+        """Start again whatever died: a carrier's own thread (the MQTT network thread), or
+        one of this dispatcher's two loops.  Each loop calls it, so either restarts the
+        other; `sts deliver run` calls it too."""
+        for carrier in list(self.carriers.values()):
+            try:
+                carrier.watch()
+            except Exception:
+                log.exception("restarting the %s carrier failed; trying again later",
+                              carrier.channel)
+        if self._stop.is_set():
+            return
+        with self._threads_lock:
+            for name, t in list(self._threads.items()):
+                if not t.is_alive() and not self._stop.is_set():
+                    log.error("delivery thread %s stopped unexpectedly; starting it again",
+                              name)
+                    self._start_thread(name)
+
     def _loop(self) -> None:
         idle = self.config.poll
         while not self._stop.is_set():
+            self.watch()
             try:
                 busy = self.run_once()
             except Exception:
@@ -246,10 +339,13 @@ class Dispatcher:
 
     def _status_loop(self) -> None:
         while not self._stop.is_set():
+            self.watch()
             try:
-                first = self.incoming.get(timeout=0.2)
+                first = self.incoming.get(timeout=0.1 if self._held else 0.2)
             except queue.Empty:
-                continue
+                if not self._held:
+                    continue
+                first = _WAKE
             try:
                 self.drain_incoming(first=first)
             except Exception:
