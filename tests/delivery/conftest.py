@@ -32,6 +32,9 @@ from tests.vending.server import free_port
 
 pytest_sessionfinish = vending.pytest_sessionfinish
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+# Started as root, Mosquitto changes to its own user, which cannot open the test's private
+# temporary directory (no log, no persistence): under root it stays root.
+RUN_AS = "user root\n" if os.geteuid() == 0 else ""
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
@@ -62,7 +65,7 @@ class Broker:
             "autosave_interval 1\n"
             "max_queued_messages 100000\n"
             "max_inflight_messages 100\n"
-            f"log_dest file {directory}/mosquitto.log\n")
+            f"log_dest file {directory}/mosquitto.log\n" + RUN_AS)
 
     def start(self) -> Broker:
         if not os.path.exists(MOSQUITTO):
