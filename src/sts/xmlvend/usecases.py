@@ -267,7 +267,7 @@ def reprint(call: Call, stored_of: Callable[[str], tuple[str, str] | None]) -> O
         else:
             first, last = months.group(1), months.group(2) or months.group(1)
             for s in catalogue.sales_of_meter(call.svc.db, ref.pan, limit=200):
-                month = s["created_at"][:7].replace("-", "")
+                month = f"{s['created_at']:%Y%m}"
                 if first <= month <= last and len(answers) < REPRINT_MAX:
                     answers.append(call.svc.reprint({"receipt_no": s["receipt_no"]}, caller))
     except UnknownRecord:
