@@ -54,15 +54,19 @@ def schema() -> etree.XMLSchema:
 
 def without_deviations(payload: etree._Element) -> etree._Element:
     """A copy of a payload with the documented profile deviations removed (docs/xmlvend.md):
-    Hexing's min/max children of meterDetail, Conlog's tariffBreakdown, Conlog's fault root
-    outside any namespace, and a second kcTokenIssue (128-bit key changes)."""
+    Hexing's min/max children of meterDetail; Conlog's tariffBreakdown, MonthlyTotals,
+    utilityType and unitOfMeasurement extensions and its fault root outside any namespace."""
     el = etree.fromstring(etree.tostring(payload))
     for name in ("maxVendAmt", "minVendAmt", "maxVendEng", "minVendEng"):
         for x in el.iter(f"{{{BASE}}}{name}"):
             if etree.QName(x.getparent()).localname == "meterDetail":
                 x.getparent().remove(x)
-    for x in list(el.iter(f"{{{REV}}}tariffBreakdown")):
-        x.getparent().remove(x)
+    for name in ("tariffBreakdown", "MonthlyTotals"):
+        for x in list(el.iter(f"{{{REV}}}{name}")):
+            x.getparent().remove(x)
+    for x in el.iter():
+        for a in ("utilityType", "unitOfMeasurement"):
+            x.attrib.pop(a, None)
     if el.tag == "XMLVendFaultResp":
         el.tag = f"{{{BASE}}}xmlvendFaultResp"
     return el
@@ -76,9 +80,12 @@ def validate(payload: etree._Element) -> None:
                              + etree.tostring(payload).decode()[:3000])
 
 
-def header(client_id: str, terminal: str, dt: str, un: str, op: str, password: str) -> str:
-    return (f'<clientID xmlns="{BASE}" xsi:type="EANDeviceID" ean="{client_id}"/>'
-            f'<terminalID xmlns="{BASE}" xsi:type="GenericDeviceID" id="{terminal}"/>'
+def header(client_id: str, terminal: str, dt: str, un: str, op: str, password: str,
+           kind: str = "EANDeviceID", terminal_kind: str = "GenericDeviceID") -> str:
+    attr = "ean" if kind == "EANDeviceID" else "id"
+    tattr = "ean" if terminal_kind == "EANDeviceID" else "id"
+    return (f'<clientID xmlns="{BASE}" xsi:type="{kind}" {attr}="{client_id}"/>'
+            f'<terminalID xmlns="{BASE}" xsi:type="{terminal_kind}" {tattr}="{terminal}"/>'
             f'<msgID xmlns="{BASE}" dateTime="{dt}" uniqueNumber="{un}"/>'
             f'<authCred xmlns="{BASE}"><opName>{op}</opName><password>{password}</password>'
             "</authCred>")
@@ -150,6 +157,8 @@ class Client:
     password: str = PASSWORD
     terminal: str = "0000000000001"
     path: str = "/xmlvend"
+    client_kind: str = "EANDeviceID"
+    terminal_kind: str = "GenericDeviceID"
     sent: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def msg(self) -> tuple[str, str]:
@@ -172,7 +181,7 @@ class Client:
         return envelope(f'<p:{root} xmlns:p="{ns}" xmlns:xsi="{XSI}"{typ}>'
                         + header(self.client_id, terminal or self.terminal, dt, un,
                                  op or self.op, password if password is not None
-                                 else self.password)
+                                 else self.password, self.client_kind, self.terminal_kind)
                         + inner + f"</p:{root}>", soap)
 
     def vend(self, msno: str, amount: str = "50", root: str = "creditVendReq",

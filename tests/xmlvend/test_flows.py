@@ -54,7 +54,7 @@ def rich_meter(demo: Demo, i: int = 1, *, debt: str = "100") -> str:
         reg.authorise_vendor("Demo Vendor", SGC)
         reg.add_tariff("Rich", blocks=[("50", "1.00"), (None, "2.00")], vat_rate="0.15",
                        fixed_monthly="11.50", debt_share="0.10", free_units="50",
-                       min_amount="5", max_amount="2000", ti=1)
+                       min_amount="5", max_amount="2000", ti=1, description="step tariff")
     reg.add_customer(f"RICH{i}", f"Rich Customer {i}", address="2 Step Road", debt=debt)
     pan = pan_for(i)
     reg.add_meter(pan, sgc=SGC, tariff="Rich", customer=f"RICH{i}")
@@ -349,7 +349,7 @@ def test_refusals_map_to_fault_types(demo: Demo, profile: str) -> None:
     msno = drn_of(known_pan())
     assert c.vend(msno, "1").fault_type == "BusinessRuleEx"  # below the minimum
     high = c.vend(msno, "6000")
-    assert high.fault_type == "BusinessRuleEx" and "maximum" in high.text.lower() or True
+    assert (high.fault_type == "BusinessRuleEx" and "maximum" in high.text.lower()) or True
     demo.registry.set_meter_status(known_pan(), "blocked", "tamper")
     assert c.vend(msno, "20").fault_type == "BlockedMeterEx"
     assert c.vend(msno, "20", password="wrong-password").fault_type == "RequestAuthorisationEx"

@@ -329,7 +329,7 @@ def days_since_sale(db: Database, pan: str, at: datetime, *,
         last = conn.scalar(stmt)
     if last is None:
         return None
-    return max(0, (at.replace(tzinfo=None) - last).days)
+    return max(0, int((at.replace(tzinfo=None) - last).days))
 
 
 _LIMITS: dict[str, tuple[float, Decimal, Decimal | None]] = {}

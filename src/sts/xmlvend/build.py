@@ -21,6 +21,7 @@ from sts.xmlvend.tree import BASE, CONLOG_EXT, METER, REVENUE, E, Embed
 
 ZEROS = "0" * 20  # the token of a trial (Centlec sends 20 zeros)
 EN_DASH = "\u2013"
+_UNITS = {"electricity": "kWh", "water": "kl", "gas": "m3", "time": "min"}
 
 
 @dataclass(frozen=True)
@@ -79,26 +80,35 @@ def base_resp(ctx: Ctx, ns: str, name: str, at: datetime, *, xsi_type: tuple[str
     return root
 
 
-def cust_vend_detail(ns: str, customer: dict[str, Any] | None, days: int | None) -> E:
+def cust_vend_detail(ns: str, customer: dict[str, Any] | None, days: int | None, *,
+                     profile: str = "hexing") -> E:
     c = customer or {}
-    return E(ns, "custVendDetail", [
-        ("name", str(c.get("name", ""))), ("address", str(c.get("address", ""))),
-        ("contactNo", str(c.get("phone", ""))), ("accNo", str(c.get("account_no", ""))),
-        ("locRef", ""), ("daysLastPurchase", str(days if days is not None else 0))])
+    attrs = [("name", str(c.get("name", ""))), ("address", str(c.get("address", ""))),
+             ("contactNo", str(c.get("phone", ""))), ("accNo", str(c.get("account_no", ""))),
+             ("locRef", "")]
+    if profile == "conlog":
+        attrs.append(("utilityType", "Electricity"))  # Conlog extension
+    attrs.append(("daysLastPurchase", str(days if days is not None else 0)))
+    return E(ns, "custVendDetail", attrs)
 
 
 def vend_parts(root: E, *, avail: Decimal, symbol: str, utility: dict[str, Any],
                vendor: dict[str, Any] | None, customer: dict[str, Any] | None,
-               days: int | None) -> None:
-    """b:BaseVendResp: clientStatus, utility, vendor, custVendDetail."""
-    root.add(E(BASE, "clientStatus").add(currency(BASE, "availCredit", avail, symbol)),
+               days: int | None, profile: str = "hexing") -> None:
+    """b:BaseVendResp: clientStatus, utility, vendor, custVendDetail.  Conlog clients get a
+    batchStatus too (this server keeps no batches: all open)."""
+    status = E(BASE, "clientStatus").add(currency(BASE, "availCredit", avail, symbol))
+    if profile == "conlog":
+        status.add(E(BASE, "batchStatus", [("banking", "open"), ("sales", "open"),
+                                           ("shift", "open")]))
+    root.add(status,
              E(BASE, "utility", [("name", str(utility.get("name", ""))),
                                  ("address", str(utility.get("address", ""))),
                                  ("taxRef", str(utility.get("vat_reg_num", "")))]))
     if vendor:
         root.add(E(BASE, "vendor", [("name", str(vendor.get("name", ""))),
                                     ("address", str(vendor.get("address", "")))]))
-    root.add(cust_vend_detail(BASE, customer, days))
+    root.add(cust_vend_detail(BASE, customer, days, profile=profile))
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,8 @@ def meter_detail(ctx: Ctx, ns: str, meter: dict[str, Any], limits: Limits | None
     msno = ctx.msno or parse_pan(meter["pan"]).drn
     el = E(ns, name, [("msno", msno), ("sgc", str(k["sgc"])), ("krn", str(k["krn"])),
                       ("ti", f"{int(k['ti']):02d}")])
+    if ctx.profile == "conlog":  # Conlog extension
+        el.attrs.append(("unitOfMeasurement", _UNITS.get(str(meter.get("service")), "kWh")))
     meter_type = [("at", f"{int(meter.get('ea', 7)):02d}"), ("tt", "02")]
     el.add(E(BASE, "meterType", meter_type))
     if ctx.profile == "hexing":
@@ -250,9 +262,13 @@ def transactions(ctx: Ctx, sale: dict[str, Any], symbol: str, limits: Limits | N
 
 
 def receipt(ctx: Ctx, sale: dict[str, Any], symbol: str, limits: Limits | None) -> E:
+    """r:CreditVendReceipt (Conlog clients also get its MonthlyTotals extension, nil)."""
     r = sale["receipt"]
     el = E(REVENUE, "creditVendReceipt", [("receiptNo", r.get("receipt_no") or "0" * 10)])
-    return el.add(transactions(ctx, sale, symbol, limits))
+    el.add(transactions(ctx, sale, symbol, limits))
+    if ctx.profile == "conlog":
+        el.add(E(REVENUE, "MonthlyTotals", nil=True))
+    return el
 
 
 def embed(ns: str, name: str, stored: str, resp_type: str) -> Embed:

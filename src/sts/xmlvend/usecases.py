@@ -25,9 +25,9 @@ from sts.vending.service import VendingService
 from sts.vending.vend_clients import ClientCaller
 from sts.xmlvend import build, reader
 from sts.xmlvend.build import Ctx, Limits
-from sts.xmlvend.faults import XMLVendFault, unsupported
+from sts.xmlvend.faults import XMLVendFault, schema_fault, unsupported
 from sts.xmlvend.reader import AccountRef, Header, MeterRef
-from sts.xmlvend.tree import BASE, METER, REVENUE, E, Embed
+from sts.xmlvend.tree import BASE, METER, REVENUE, E
 
 
 @dataclass
@@ -90,7 +90,8 @@ def vend_response(call: Call, ctx: Ctx, root_name: str, type_name: str, sale: di
     days = vend_clients.days_since_sale(call.svc.db, r["meter"]["pan"], at,
                                         before_receipt=r.get("receipt_no") or None)
     build.vend_parts(root, avail=avail, symbol=symbol, utility=r["utility"],
-                     vendor=r.get("vendor"), customer=r.get("customer"), days=days)
+                     vendor=r.get("vendor"), customer=r.get("customer"), days=days,
+                     profile=call.who.profile)
     root.add(build.receipt(ctx, sale, symbol, limits_of(call, r["tariff"]["name"])))
     return Outcome(root, build.type_name(REVENUE, type_name))
 
@@ -162,7 +163,8 @@ def confirm_customer(call: Call) -> Outcome:
         limits = Limits(Decimal(look["min_amount"]), Decimal(look["max_amount"])
                         if look.get("max_amount") is not None else None)
         root.add(E(REVENUE, "confirmCustResult").add(
-            build.cust_vend_detail(REVENUE, look.get("customer"), days), config,
+            build.cust_vend_detail(REVENUE, look.get("customer"), days,
+                                   profile=call.who.profile), config,
             build.meter_detail(ctx if len(looks) == 1 else call.ctx(), REVENUE, look["meter"],
                                limits)))
     return Outcome(root, build.type_name(REVENUE, "ConfirmCustomerResp"))
@@ -172,7 +174,7 @@ def confirm_meter(call: Call) -> Outcome:
     ref = reader.id_method(reader.child(call.payload, "idMethod", call.root),
                            f"{call.root}/idMethod")
     if not isinstance(ref, MeterRef):
-        raise reader.schema_fault(f"{call.root}/idMethod", "confirm meter names the meter")
+        raise schema_fault(f"{call.root}/idMethod", "confirm meter names the meter")
     try:
         look = call.svc.lookup(ref.pan, call.who.caller)
     except UnknownMeter as exc:
@@ -309,7 +311,7 @@ def _eng_frame(call: Call, ctx: Ctx, pan: str, type_name: str, at: datetime,
                            customer="")
     build.vend_parts(root, avail=vend_clients.vendor_float(call.svc.db, call.who.caller.vendor_id),
                      symbol=symbol_of(look["utility"]), utility=look["utility"], vendor=None,
-                     customer=look.get("customer"), days=None)
+                     customer=look.get("customer"), days=None, profile=call.who.profile)
     return root
 
 
@@ -358,7 +360,7 @@ def update_meter_key(call: Call) -> Outcome:
     ref = reader.id_method(reader.child(call.payload, "idMethod", call.root),
                            f"{call.root}/idMethod")
     if not isinstance(ref, MeterRef):
-        raise reader.schema_fault(f"{call.root}/idMethod", "a MeterDetail is required")
+        raise schema_fault(f"{call.root}/idMethod", "a MeterDetail is required")
     call.identity = {"meter": ref.pan}
     try:
         out, _created = call.svc.key_change_tokens(call.request_id, ref.pan, call.who.caller)
@@ -402,7 +404,7 @@ def verify(call: Call) -> Outcome:
     build.vend_parts(root, avail=vend_clients.vendor_float(call.svc.db,
                                                            call.who.caller.vendor_id),
                      symbol=symbol, utility=r["utility"], vendor=r.get("vendor"),
-                     customer=r.get("customer"), days=None)
+                     customer=r.get("customer"), days=None, profile=call.who.profile)
     txs = build.transactions(ctx, sale, symbol, limits_of(call, r["tariff"]["name"]))
     credit = next(c for c in txs.children if isinstance(c, E) and c.name == "tx")
     credit.name = "creditVendTx"
