@@ -73,7 +73,7 @@ static int read_scalar(reader *r, jval *v) {
     const uint8_t *digits = r->p;
     int64_t value = 0;
     while (r->p < r->end && *r->p >= '0' && *r->p <= '9') {
-        if (r->p - digits >= 18)
+        if (r->p - digits >= 40)
             return 0;
         value = value * 10 + (*r->p - '0');
         r->p++;
