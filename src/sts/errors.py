@@ -293,6 +293,13 @@ class RequestNotSupported(VendingError):
     http_status = 422
 
 
+class PurchaseReversed(VendingError):
+    """A purchase whose id a reversal advice already named (the advice came first)."""
+
+    code = "PURCHASE_REVERSED"
+    http_status = 409
+
+
 class AdviceConflict(VendingError):
     """An advice that contradicts an earlier one (confirmation of a reversed sale, ...)."""
 

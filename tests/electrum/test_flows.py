@@ -160,10 +160,12 @@ def test_purchase_reverse(switch: Switch) -> None:
 
 def test_unmatched_and_mismatched_advices(switch: Switch) -> None:
     ghost = new_id()
-    for r in (switch.confirm(ghost), switch.reverse(ghost)):
-        assert r.status_code == 404, r.text
-        assert r.json()["errorType"] == "UNABLE_TO_LOCATE_RECORD"
-        assert r.json()["originalId"] == ghost
+    r = switch.confirm(ghost)
+    assert r.status_code == 404, r.text
+    assert r.json()["errorType"] == "UNABLE_TO_LOCATE_RECORD"
+    assert r.json()["originalId"] == ghost
+    # a reversal advice for a purchase never seen is accepted and remembered (below)
+    assert switch.reverse(ghost).status_code == 202
     sale = switch.buy(known_pan(), 1000).json()
     aid = new_id()
     body = switch.advice(sale["id"], aid, tenders=[])
@@ -332,6 +334,32 @@ def test_another_vendors_retry_learns_nothing_and_changes_nothing(switch: Switch
     assert r.status_code == 400 and r.json()["errorType"] == "DUPLICATE_RECORD"
     assert "tokens" not in r.json()
     assert other.confirm(sale["id"]).status_code == 404  # not its sale
-    assert other.reverse(sale["id"]).status_code == 404
+    # a reversal advice for another vendor's sale is answered as for a purchase never seen
+    # (accepted), and changes nothing
+    assert other.reverse(sale["id"]).status_code == 202
     assert switch.retry(sale["id"]).json()["tokens"] == sale["tokens"]  # the owner's still works
     assert switch.confirm(sale["id"]).status_code == 202
+
+
+def test_reversal_advice_before_its_purchase(switch: Switch) -> None:
+    """The advice can overtake its purchase (the switch timed out and reversed at once): it
+    is accepted and remembered, and the purchase that arrives later is refused and sells
+    nothing; in the other order the sale is reversed, as before."""
+    pan = known_pan()
+    before = float_of(switch)
+    pid = new_id()
+    early = switch.reverse(pid, reason="TIMEOUT")
+    assert early.status_code == 202, early.text
+    assert switch.reverse(pid, reason="TIMEOUT").status_code == 202  # repeated: the same
+    late = switch.buy(pan, 5000, pid=pid)
+    assert late.status_code == 400, late.text
+    assert late.json()["errorType"] == "TRANSACTION_DECLINED"
+    assert "tokens" not in late.json()
+    assert float_of(switch) == before
+    v1 = switch.demo.client.get(f"/v1/purchases/{pid}", headers=switch.demo.h("vendor"))
+    assert v1.status_code == 404  # nothing was sold
+    # the usual order still reverses the sale
+    sale = switch.buy(pan, 5000).json()
+    assert float_of(switch) == before - 50
+    assert switch.reverse(sale["id"]).status_code == 202
+    assert float_of(switch) == before

@@ -216,12 +216,15 @@ def confirm_token_purchase(purchaseId: str, confirmationId: str, body: Confirmat
 def reverse_token_purchase(purchaseId: str, reversalId: str, body: ReversalAdvice,
                            request: Request) -> Response:
     def work() -> dict[str, Any]:
-        sale = _await_sale(request, purchaseId)
+        try:
+            sale = _await_sale(request, purchaseId)
+        except UnknownRecord:  # not seen yet (it may still come): the service remembers it
+            sale = {}
         if sale is not None:  # a refused purchase moved nothing: there is nothing to undo
             reason = f"{body.reversal_reason}: reversal advice {reversalId}"
             service_of(request).reverse_advice(purchaseId, reversalId, reason,
                                                basic_of(request).caller)
-        return {"reversed": purchaseId, "sale": sale is not None}
+        return {"reversed": purchaseId, "sale": bool(sale)}
 
     return run_advice(request, reversalId, "reversal", purchaseId, body,
                       "reverseTokenPurchase", work)

@@ -46,7 +46,18 @@ def confirm(svc: ServiceContext, purchase_id: str, confirmation_id: str,
 def reverse(svc: ServiceContext, purchase_id: str, reversal_id: str, reason: str,
             caller: Caller) -> dict[str, Any]:
     """A reversal advice: reverse the caller's sale unless it was confirmed; a sale already
-    reversed (by this advice or on another face) answers as reversed."""
+    reversed (by this advice or on another face) answers as reversed.  An advice for a purchase
+    never seen (it may still be on its way) is remembered: that purchase is then refused
+    (`sale.locked_sale`).  Another vendor's sale is answered alike and left untouched."""
+    caller.require("reverse_advice")
+    check_request_id(purchase_id, "purchase_id")
+    with svc.db.begin() as conn:
+        sale = conn.execute(svc.db.locked(select(transactions.c.seq)
+                                          .where(transactions.c.request_id == purchase_id))).first()
+        if sale is None:
+            if advices.state_in(conn, purchase_id) is None:
+                advices.mark_reversed(conn, purchase_id, reversal_id, reason, svc.now())
+            return {"purchase_id": purchase_id, "status": "reversed", "sale": False}
     try:
         out, _created = reversal.reverse(svc, purchase_id, reason, caller,
                                           action="reverse_advice", reversal_id=reversal_id)
@@ -54,4 +65,6 @@ def reverse(svc: ServiceContext, purchase_id: str, reversal_id: str, reason: str
         if ALREADY_REVERSED not in exc.message:
             raise
         out = {"purchase_id": purchase_id, "status": "reversed"}
+    except UnknownRecord:  # another vendor's sale: answered as one never seen, untouched
+        out = {"purchase_id": purchase_id, "status": "reversed", "sale": False}
     return out

@@ -15,9 +15,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sts.errors import InputError, KeyCreditLimit
+from sts.errors import InputError, KeyCreditLimit, PurchaseReversed
+from sts.vending import advices, receipts
 from sts.vending import outbox as delivery_outbox
-from sts.vending import receipts
 from sts.vending.access.api_keys import check_key_row, hash_key
 from sts.vending.access.policy import Caller
 from sts.vending.clock import local, utc, wall
@@ -176,7 +176,9 @@ def locked_sale(svc: ServiceContext, purchase_id: str, caller: Caller | None,
                 api_key: str | None, identify: Identify, sell: Sell) -> tuple[str, bool]:
     """The exactly-once frame of every sale (a credit vend, a free-units claim): in one
     transaction, authenticate, lock the meter, answer a repeated id with its stored answer,
-    else `sell`; a concurrent twin that committed first is answered as a repeat."""
+    else `sell`; a concurrent twin that committed first is answered as a repeat.  A sale for a
+    known caller (the switch and terminal faces, whose advices can arrive before their
+    purchase) is refused when a reversal advice already named its id."""
     hot = svc.hot
     rhash = ""
     try:
@@ -199,6 +201,10 @@ def locked_sale(svc: ServiceContext, purchase_id: str, caller: Caller | None,
                 earlier = Stored.from_row(after)
                 if earlier is not None:
                     return earlier.repeat("sale", rhash, purchase_id), False
+                if api_key is None and advices.state_in(conn, purchase_id) == "reversed":
+                    raise PurchaseReversed(f"purchase {purchase_id} was reversed by an advice "
+                                           "before it arrived: nothing is sold",
+                                           field="purchase_id")
                 return sell(cur, m, after, caller, rhash, now), True
             finally:
                 cur.close()
