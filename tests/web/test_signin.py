@@ -189,3 +189,20 @@ def test_operator_role_command(db_url: str, kek_file: str) -> None:
                                .where(operator_rows.c.username == "demo-vendor")) == "auditor"
     finally:
         db.dispose()
+
+
+def test_admin_cannot_disable_itself_by_typing_its_name_differently(demo: Any) -> None:
+    from sts.web.common import COOKIE
+
+    db, clock = demo.service.db, demo.clock
+    accounts = operator_admin.demo_passwords(demo.registry)
+    op, token = operators.sign_in(db, "demo-admin", accounts["admin"]["password"],
+                                  address="t", now=clock())
+    demo.client.cookies.set(COOKIE, token)
+    try:
+        out = demo.client.post("/admin/operators/state", data={
+            "csrf": op.csrf, "username": "DEMO-ADMIN", "action": "disable"})
+    finally:
+        demo.client.cookies.clear()
+    assert "cannot change your own account" in out.text
+    assert operators.session(db, token, now=clock()) is not None  # still signed in
