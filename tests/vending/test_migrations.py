@@ -1,6 +1,6 @@
 """Schema migrations over a database that holds sales, on SQLite and PostgreSQL: the newest
 revision is what the models declare, and 0007 (tokens without their own meter/key foreign
-keys) goes down and up again with every row kept."""
+keys) goes down and up again with every row kept; 0009 (unique username keys) too."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_0007_down_and_up_with_sales(demo: Any) -> None:
     assert _token_fks(db.engine) == {"transactions", "meters", "vending_keys"}
     with db.begin() as conn:
         command.upgrade(_config(conn), "head")
-    assert migrate(db) == "0008_fillfactor"
+    assert migrate(db) == "0009_username_keys"
     assert _token_fks(db.engine) == {"transactions"}
     with db.read() as conn:
         after = conn.execute(sa.select(tokens).order_by(tokens.c.id)).all()
@@ -58,3 +58,30 @@ def test_0008_fillfactor_on_postgresql(demo: Any) -> None:
             "SELECT relname, array_to_string(reloptions, ',') FROM pg_class "
             "WHERE relname IN ('meters', 'campaign_items')")).all())
     assert options == {"meters": "fillfactor=80", "campaign_items": "fillfactor=70"}
+
+
+def test_0009_username_keys_down_and_up(demo: Any) -> None:
+    """The keys are computed for stored names on the way up; look-alike names stop it."""
+    from sts.vending.storage.tables import operators
+
+    db = demo.service.db
+    with db.read() as conn:
+        before = dict(conn.execute(sa.select(operators.c.username,
+                                             operators.c.username_key)).all())
+    assert before and all(key == name.casefold() for name, key in before.items())
+    with db.begin() as conn:
+        command.downgrade(_config(conn), "0008_fillfactor")
+    assert "username_key" not in {c["name"] for c in sa.inspect(db.engine).get_columns(
+        "operators")}
+    with db.begin() as conn:
+        command.upgrade(_config(conn), "head")
+    with db.read() as conn:
+        assert dict(conn.execute(sa.select(operators.c.username, operators.c.username_key))
+                    .all()) == before
+    with db.begin() as conn:
+        command.downgrade(_config(conn), "0008_fillfactor")
+    with db.begin() as conn:  # a look-alike made before the keys existed
+        conn.execute(sa.text("INSERT INTO operators (username, name, role, active) "
+                             "VALUES ('Demo-Admin', '', 'admin', true)"))
+    with pytest.raises(RuntimeError, match="Demo-Admin"), db.begin() as conn:
+        command.upgrade(_config(conn), "head")

@@ -48,13 +48,17 @@ if TYPE_CHECKING:
 @click.option("--lookup-limit", default=600, show_default=True, type=int,
               help="meter lookups per API key per minute (kept in the database)")
 @click.option("--log-level", default="warning", show_default=True)
+@click.option("--forwarded-allow-ips", default=None, metavar="ADDRESSES",
+              help="reverse proxies (comma-separated addresses or networks) whose "
+                   "X-Forwarded-For/-Proto name the client; off by default: the peer's address "
+                   "is the client's")
 @deliver_options  # token delivery (sts.cli.delivery_parts): --ami-broker, --delivery-config
 @click.option("--no-deliver", is_flag=True,
               help="no delivery dispatcher here (a separate `sts deliver run` does it)")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lookup_limit: int,
-          log_level: str, ami_broker: str | None, delivery_config: str | None,
-          ami_client_id: str | None, no_deliver: bool) -> None:
+          log_level: str, forwarded_allow_ips: str | None, ami_broker: str | None,
+          delivery_config: str | None, ami_client_id: str | None, no_deliver: bool) -> None:
     """Run the vending server: creates and migrates the database, then serves HTTP."""
     import uvicorn
 
@@ -63,7 +67,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     from sts.vending.registry.admin import Registry, fill_demo
     from sts.vending.registry.operators import demo_passwords
 
-    settings = settings_of(ctx, lookup_limit=lookup_limit)
+    settings = settings_of(ctx, lookup_limit=lookup_limit,
+                           forwarded_allow_ips=forwarded_allow_ips)
     svc = open_service(settings, run_migrations=True, create_kek=True)
     if demo:
         reg = Registry(svc.db, svc.sm, actor="serve --demo")
@@ -89,12 +94,13 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
                                                           delivery_config, ami_client_id)
     try:
         if workers <= 1:
-            uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level)
+            uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level,
+                        **settings.uvicorn_options())
             return
         from uvicorn.supervisors import Multiprocess
 
         config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
-                                log_level=log_level)
+                                log_level=log_level, **settings.uvicorn_options())
         Multiprocess(config, sockets=[_listen(host, port)]).run()
     finally:
         if dispatcher is not None:
@@ -574,6 +580,23 @@ def admin_operator_disable(ctx: click.Context, username: str, enable: bool) -> N
     set_active(reg, username, enable)
     say(ctx, f"operator {username} {'enabled' if enable else 'disabled'}",
          {"username": username, "active": enable})
+
+
+@admin_operator.command("role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["vendor", "supervisor", "engineer", "admin",
+                                           "auditor"]))
+@click.option("--vendor", default=None, help="the vendor a cashier/supervisor sells for")
+@click.pass_context
+def admin_operator_role(ctx: click.Context, username: str, role: str,
+                        vendor: str | None) -> None:
+    """Give an operator another role (ends their sessions)."""
+    from sts.vending.registry.operators import set_role
+
+    _, reg = open_vending(ctx)
+    set_role(reg, username, role, vendor=vendor)
+    say(ctx, f"operator {username} is now {role}", {"username": username, "role": role,
+                                                    "vendor": vendor})
 
 
 @admin.group("apikey", cls=VendingGroup)

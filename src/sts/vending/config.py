@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sts.errors import ConfigError
 from sts.vending.clock import Clock, wall_clock
@@ -37,6 +38,9 @@ class Settings:
     pkcs11_token: str | None = None
     pkcs11_pin_file: str | None = None
     pkcs11_cache_seconds: float | None = None
+    # the reverse proxies whose X-Forwarded-For / -Proto are believed (comma-separated
+    # addresses or networks, "*" for any); None: no proxy, the peer's address is the client's
+    forwarded_allow_ips: str | None = None
 
     def __post_init__(self) -> None:
         self.db_url = normalise_url(self.db_url)
@@ -85,6 +89,14 @@ class Settings:
             if value is not None:
                 out[name] = str(value)
         return out
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """uvicorn's proxy settings.  Off unless proxies are named: uvicorn by default believes
+        X-Forwarded-For from loopback, so any local client (or a proxy that passes the header
+        on) could pick its own address and walk past the per-address sign-in throttle."""
+        if not self.forwarded_allow_ips:
+            return {"proxy_headers": False}
+        return {"proxy_headers": True, "forwarded_allow_ips": self.forwarded_allow_ips}
 
     def open_security_module(self) -> SecurityModule:
         return open_security_module(

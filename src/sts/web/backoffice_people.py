@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from sts.errors import InputError, StsError
 from sts.vending.access import operators
 from sts.vending.access.operators import Operator
+from sts.vending.access.usernames import username_key
 from sts.vending.registry import catalogue
 from sts.vending.registry import operators as operator_admin
 from sts.web.common import Web, posted, web_of
@@ -37,7 +38,7 @@ def operator_add(web: Web, op: Operator, form: dict[str, str]) -> str:
 @action(router, "/admin/operators/state", show_operators, "/admin/operators")
 def operator_state(web: Web, op: Operator, form: dict[str, str]) -> str:
     username = form.get("username", "")
-    if username == op.username:
+    if username_key(username) == username_key(op.username):  # however the name is typed
         raise InputError("you cannot change your own account here", field="username")
     if form.get("action") == "password":
         operator_admin.set_password(web.registry(op), username, form.get("password", ""))

@@ -24,6 +24,7 @@ from sts.errors import AlreadyExists, InputError, NotAuthenticated, UnknownRecor
 from sts.vending import audit
 from sts.vending.access.api_keys import hash_key, new_key
 from sts.vending.access.policy import Caller, check_role
+from sts.vending.access.usernames import check_username, username_key
 from sts.vending.clock import utc, wall_clock
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import api_keys, vendors
@@ -83,20 +84,24 @@ def issue(db: Database, *, vendor: str, username: str | None = None, role: str =
     if not USERNAME.fullmatch(username):
         raise InputError("username must be 3-64 letters, digits or ._@- (starting with a letter "
                          "or digit)", field="username")
+    username = check_username(username, min_len=3, max_len=64, punctuation="._@-")
     password = secrets.token_urlsafe(24)
     with db.begin() as conn:
         vid = conn.scalar(select(vendors.c.id).where(vendors.c.name == vendor))
         if vid is None:
             raise UnknownRecord(f"vendor {vendor!r} does not exist", field="vendor")
-        if conn.scalar(select(basic_credentials.c.id)
-                       .where(basic_credentials.c.username == username)) is not None:
-            raise AlreadyExists(f"username {username} is taken", field="username")
+        taken = conn.scalar(select(basic_credentials.c.username)
+                            .where(basic_credentials.c.username_key == username_key(username)))
+        if taken is not None:
+            raise AlreadyExists(f"username {username} is taken (by {taken}: names that differ "
+                                "only in case are the same)", field="username")
         key_id = conn.execute(insert(api_keys).values(
             key_hash=hash_key(new_key()),  # never shown: the row only carries role and vendor
             prefix=("basic:" + username)[:12], role=role, label=label or f"basic {username}",
             operator_id=None, vendor_id=vid, created_at=now).returning(api_keys.c.id)).scalar_one()
         conn.execute(insert(basic_credentials).values(
-            username=username, secret_hash=_HASHER.hash(password), api_key_id=key_id,
+            username=username, username_key=username_key(username),
+            secret_hash=_HASHER.hash(password), api_key_id=key_id,
             institution_id=institution_id, label=label, created_at=now))
         audit.append(db, conn, at=now, actor=actor, action="basic_credential.add",
                      subject=username, details={"vendor": vendor, "role": role,
@@ -109,7 +114,7 @@ def revoke(db: Database, username: str, *, actor: str = "cli",
     now = utc(now if now is not None else wall_clock())  # stored and hashed as naive UTC
     with db.begin() as conn:
         row = conn.execute(select(basic_credentials.c.id, basic_credentials.c.api_key_id)
-                           .where(basic_credentials.c.username == username,
+                           .where(basic_credentials.c.username_key == username_key(username),
                                   basic_credentials.c.revoked_at.is_(None))).first()
         if row is None:
             raise UnknownRecord(f"no active credential {username}", field="username")
@@ -127,7 +132,7 @@ def authenticate(conn: Connection, username: str, password: str) -> BasicCaller:
         select(c.id, c.secret_hash, c.institution_id, c.revoked_at, k.id.label("key_id"),
                k.role, k.label, k.vendor_id, k.revoked_at.label("key_revoked_at"))
         .join(api_keys, api_keys.c.id == c.api_key_id)
-        .where(c.username == username)).first()
+        .where(c.username_key == username_key(username))).first()
     # an unknown user still costs one hash, so timing does not reveal which usernames exist
     stored = row.secret_hash if row is not None else _DUMMY
     ok = _VERIFIED.check(row.id if row is not None else 0, stored, password)

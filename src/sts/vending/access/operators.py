@@ -11,7 +11,6 @@ row of its own (label `web:<username>`), so every sale names who made it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import secrets
@@ -20,13 +19,14 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from sts.errors import InputError, NotAuthenticated, RateLimited
 from sts.vending import audit
 from sts.vending.access.api_keys import hash_key, new_key
 from sts.vending.access.policy import Caller
-from sts.vending.access.ratelimit import hit as rate_hit
+from sts.vending.access.ratelimit import count as rate_count
+from sts.vending.access.usernames import username_key
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import api_keys, operators, vendors
 from sts.vending.storage.tables_office import operator_credentials, web_sessions
@@ -92,75 +92,99 @@ def _lock_time(failed: int) -> timedelta:
     return min(lock, LOCK_MAX)
 
 
+FAILED = ("wrong username or password (after 5 wrong passwords in a row an account is locked "
+          "for 15 minutes or more; an administrator can unlock it)")
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(stored, password))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def sign_in(db: Database, username: str, password: str, *, address: str,
             now: datetime) -> tuple[Operator, str]:
-    """Check a password; (operator, session token) or NotAuthenticated with a plain reason."""
+    """Check a password; (operator, session token), or NotAuthenticated / RateLimited.
+
+    Every refusal is audited in a transaction that commits before the refusal is raised (an
+    exception inside `db.begin()` would roll the audit entry back).  An unknown name, a wrong
+    password and a locked account get the same answer, after the same argon2 verify (against a
+    dummy hash for an unknown name), so the page does not tell which usernames exist; only the
+    right password of a disabled account hears that it is disabled.
+    """
     now = now.replace(microsecond=0)
+    actor, subject = f"web:{address}"[:120], username[:120]
     with db.begin() as conn:
-        try:
-            rate_hit(db, conn, f"login:{address}"[:80], now, IP_LIMIT)
-        except RateLimited:
-            raise RateLimited("too many sign-in attempts from this address; wait a minute",
-                              field="username") from None
+        count = rate_count(db, conn, f"login:{address}"[:80], now)
+        if count == IP_LIMIT + 1:  # once per address and minute: the log stays bounded
+            audit.append(db, conn, at=now, actor=actor, action="login.throttled",
+                         subject=subject, details={"address": address, "limit": IP_LIMIT})
+    if count > IP_LIMIT:
+        raise RateLimited("too many sign-in attempts from this address; wait a minute",
+                          field="username")
     o, c = operators.c, operator_credentials.c
+    refusal: NotAuthenticated | None = None
     with db.begin() as conn:
         stmt = (select(o.id, o.username, o.name, o.role, o.vendor_id, o.active,
                        c.password_hash, c.failed_count, c.locked_until,
                        vendors.c.name.label("vendor"))
                 .join(operator_credentials, c.operator_id == o.id)
                 .outerjoin(vendors, vendors.c.id == o.vendor_id)
-                .where(o.username == username))
+                .where(o.username_key == username_key(username)))
         if not db.is_sqlite:  # lock the credentials row only (not the outer-joined vendor)
             stmt = stmt.with_for_update(of=operator_credentials)
         row = conn.execute(stmt).first()
+        ok = _verify(row.password_hash if row is not None else _dummy(), password)
         if row is None:
-            with contextlib.suppress(VerificationError):
-                _hasher.verify(_dummy(), password)
-            audit.append(db, conn, at=now, actor=f"web:{address}", action="login.failed",
-                         subject=username[:120], details={"reason": "unknown user"})
-            raise NotAuthenticated("wrong username or password", field="password")
-        if row.locked_until is not None and row.locked_until > now:
-            minutes = int((row.locked_until - now).total_seconds() // 60) + 1
-            audit.append(db, conn, at=now, actor=f"web:{address}", action="login.locked",
-                         subject=username, details={})
-            raise NotAuthenticated(
-                f"this account is locked after too many wrong passwords; try again in "
-                f"{minutes} minutes or ask an administrator", field="password")
-        ok: bool
-        try:
-            ok = bool(_hasher.verify(row.password_hash, password))
-        except (VerificationError, InvalidHashError):
-            ok = False
-        if not ok or not row.active:
+            audit.append(db, conn, at=now, actor=actor, action="login.failed",
+                         subject=subject, details={"reason": "unknown user"})
+            refusal = NotAuthenticated(FAILED, field="password")
+        elif row.locked_until is not None and row.locked_until > now:
+            audit.append(db, conn, at=now, actor=actor, action="login.locked",
+                         subject=row.username, details={"until": row.locked_until.isoformat()})
+            refusal = NotAuthenticated(FAILED, field="password")
+        elif not ok or not row.active:
             failed = row.failed_count + (0 if ok else 1)
             locked = now + _lock_time(failed) if failed >= LOCK_AFTER else None
             conn.execute(update(operator_credentials).where(c.operator_id == row.id)
                          .values(failed_count=failed, locked_until=locked))
-            audit.append(db, conn, at=now, actor=f"web:{address}", action="login.failed",
-                         subject=username, details={"failed": failed,
-                                                    "locked": locked is not None})
-            conn.commit()
-            if not row.active and ok:
-                raise NotAuthenticated("this account is disabled", field="username")
-            if locked is not None:
-                raise NotAuthenticated(
-                    "this account is now locked after too many wrong passwords; try again "
-                    f"in {int(_lock_time(failed).total_seconds() // 60)} minutes or ask an "
-                    "administrator", field="password")
-            raise NotAuthenticated("wrong username or password", field="password")
-        values: dict[str, object] = {"failed_count": 0, "locked_until": None,
-                                     "last_login_at": now}
-        if _hasher.check_needs_rehash(row.password_hash):
-            values["password_hash"] = _hasher.hash(password)
-        conn.execute(update(operator_credentials).where(c.operator_id == row.id).values(**values))
-        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        conn.execute(insert(web_sessions).values(
-            token_hash=hash_key(token), operator_id=row.id, csrf=csrf, created_at=now,
-            seen_at=now, expires_at=now + ABSOLUTE))
-        audit.append(db, conn, at=now, actor=f"web:{row.username}", action="login",
-                     subject=row.username, details={"address": address})
+            audit.append(db, conn, at=now, actor=actor, action="login.failed",
+                         subject=row.username, details={"failed": failed,
+                                                        "locked": locked is not None})
+            if locked is not None and not ok:
+                audit.append(db, conn, at=now, actor=actor, action="login.lockout",
+                             subject=row.username, details={"until": locked.isoformat(),
+                                                            "failed": failed})
+            refusal = NotAuthenticated("this account is disabled" if ok else FAILED,
+                                       field="username" if ok else "password")
+        else:
+            values: dict[str, object] = {"failed_count": 0, "locked_until": None,
+                                         "last_login_at": now}
+            if _hasher.check_needs_rehash(row.password_hash):
+                values["password_hash"] = _hasher.hash(password)
+            conn.execute(update(operator_credentials).where(c.operator_id == row.id)
+                         .values(**values))
+            token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+            conn.execute(insert(web_sessions).values(
+                token_hash=hash_key(token), operator_id=row.id, csrf=csrf, created_at=now,
+                seen_at=now, expires_at=now + ABSOLUTE))
+            audit.append(db, conn, at=now, actor=f"web:{row.username}", action="login",
+                         subject=row.username, details={"address": address})
+    if refusal is not None or row is None:  # raised after the audit entries are committed
+        raise refusal or NotAuthenticated(FAILED, field="password")
     return Operator(row.id, row.username, row.name, row.role, row.vendor_id, row.vendor,
                     csrf), token
+
+
+def end_sessions(conn: Connection, operator_id: int, *, now: datetime) -> int:
+    """End an operator's sessions and revoke its web API-key row (how much was ended); what a
+    password reset, a disable and a role change do, so old rights do not outlive them."""
+    k = api_keys.c
+    ended = conn.execute(delete(web_sessions).where(web_sessions.c.operator_id == operator_id))
+    conn.execute(update(api_keys).where(k.operator_id == operator_id, k.label.like("web:%"),
+                                        k.revoked_at.is_(None)).values(revoked_at=now))
+    return int(ended.rowcount or 0)
 
 
 def session(db: Database, token: str | None, *, now: datetime) -> Operator | None:

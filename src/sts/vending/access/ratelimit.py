@@ -16,10 +16,8 @@ from sts.vending.storage.database import Database
 from sts.vending.storage.tables import rate_counters
 
 
-def hit(db: Database, conn: Connection, bucket: str, now: datetime, limit: int) -> int:
-    """Count one request; RateLimited when the bucket is over `limit` this minute."""
-    if limit <= 0:
-        return 0
+def count(db: Database, conn: Connection, bucket: str, now: datetime) -> int:
+    """Count one request in the bucket; how many it holds this minute, this one included."""
     window = int(now.timestamp()) // 60
     ins = sqlite.insert(rate_counters) if db.is_sqlite else postgresql.insert(rate_counters)
     stmt = ins.values(bucket=bucket, window_start=window, count=1)
@@ -27,11 +25,19 @@ def hit(db: Database, conn: Connection, bucket: str, now: datetime, limit: int) 
         index_elements=[rate_counters.c.bucket, rate_counters.c.window_start],
         set_={"count": rate_counters.c.count + 1},
     ).returning(rate_counters.c.count)
-    count = int(conn.execute(upsert).scalar_one())
-    if count == 1:
+    n = int(conn.execute(upsert).scalar_one())
+    if n == 1:
         conn.execute(delete(rate_counters).where(rate_counters.c.bucket == bucket,
                                                  rate_counters.c.window_start < window))
-    if count > limit:
+    return n
+
+
+def hit(db: Database, conn: Connection, bucket: str, now: datetime, limit: int) -> int:
+    """Count one request; RateLimited when the bucket is over `limit` this minute."""
+    if limit <= 0:
+        return 0
+    n = count(db, conn, bucket, now)
+    if n > limit:
         raise RateLimited(f"more than {limit} lookups a minute for this API key; slow down",
                           field="authorization")
-    return count
+    return n

@@ -22,6 +22,7 @@ from sts.vending import audit
 from sts.vending.access import credentials
 from sts.vending.access.api_keys import hash_key, new_key
 from sts.vending.access.policy import check_role
+from sts.vending.access.usernames import check_username, username_key
 from sts.vending.clock import Clock, utc, wall_clock, zone
 from sts.vending.floats import KINDS as FLOAT_KINDS
 from sts.vending.keys.security_module import VENDING_KEY_BYTES, SecurityModule
@@ -330,9 +331,17 @@ class Registry:
     def add_operator(self, username: str, role: str, *, name: str = "",
                      vendor: str | None = None) -> int:
         check_role(role)
+        username = check_username(username)
         with self.db.begin() as conn:
             vid = self._id(conn, vendors, vendors.c.name, vendor, "vendor") if vendor else None
-            oid = self._insert(conn, operators, "operator", username=username, name=name,
+            taken = conn.scalar(select(operators.c.username)
+                                .where(operators.c.username_key == username_key(username)))
+            if taken is not None:
+                raise AlreadyExists(f"username {username!r} is taken by operator {taken!r} "
+                                    "(names that differ only in case or form are the same)",
+                                    field="username")
+            oid = self._insert(conn, operators, "operator", username=username,
+                               username_key=username_key(username), name=name,
                                role=role, vendor_id=vid, active=True)
             self._audit(conn, "operator.add", username, role=role)
         return oid
@@ -344,7 +353,8 @@ class Registry:
         key = new_key()
         with self.db.begin() as conn:
             vid = self._id(conn, vendors, vendors.c.name, vendor, "vendor") if vendor else None
-            oid = (self._id(conn, operators, operators.c.username, operator, "operator")
+            oid = (self._id(conn, operators, operators.c.username_key,
+                            username_key(operator), "operator")
                    if operator else None)
             kid = self._insert(conn, api_keys, "api_key", key_hash=hash_key(key),
                                prefix=key[:12], role=role, label=label or role,

@@ -1,35 +1,48 @@
 """Operator accounts, as the back office and `sts admin operator` manage them: adding one,
-setting a password, disabling and enabling, the demo's accounts.  Signing in and sessions are
-the access rules' (`sts.vending.access.operators`)."""
+setting a password, disabling and enabling, changing the role, the demo's accounts.  Signing in
+and sessions are the access rules' (`sts.vending.access.operators`).
+
+A password reset, a disable and a role change each end the operator's sessions and revoke its
+web API-key row: whoever held the old password, or the old rights, is out at once.
+"""
 
 from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from sts.errors import InputError, UnknownRecord
-from sts.vending.access.operators import check_password, hash_password
+from sts.vending.access.operators import check_password, end_sessions, hash_password
 from sts.vending.access.policy import check_role
+from sts.vending.access.usernames import username_key
 from sts.vending.registry.admin import Registry
-from sts.vending.storage.tables import operators
-from sts.vending.storage.tables_office import operator_credentials, web_sessions
+from sts.vending.storage.tables import operators, vendors
+from sts.vending.storage.tables_office import operator_credentials
+
+
+def _operator(conn: Connection, username: str) -> tuple[int, str]:
+    """(id, stored name) of the operator however the name is typed (case, form)."""
+    row = conn.execute(select(operators.c.id, operators.c.username)
+                       .where(operators.c.username_key == username_key(username))).first()
+    if row is None:
+        raise UnknownRecord(f"operator {username!r} does not exist", field="username")
+    return int(row.id), str(row.username)
 
 
 def set_password(reg: Registry, username: str, password: str) -> None:
-    """Give an operator a (new) password; unlocks the account.  Audited."""
+    """Give an operator a (new) password; unlocks the account, ends its sessions.  Audited."""
     check_password(password)
     digest = hash_password(password)
     now = reg.clock().replace(microsecond=0)
     with reg.db.begin() as conn:
-        oid = conn.scalar(select(operators.c.id).where(operators.c.username == username))
-        if oid is None:
-            raise UnknownRecord(f"operator {username!r} does not exist", field="username")
+        oid, username = _operator(conn, username)
         conn.execute(delete(operator_credentials).where(operator_credentials.c.operator_id == oid))
         conn.execute(insert(operator_credentials).values(
             operator_id=oid, password_hash=digest, failed_count=0, locked_until=None,
             changed_at=now))
-        reg._audit(conn, "operator.password", username)
+        ended = end_sessions(conn, oid, now=now)
+        reg._audit(conn, "operator.password", username, sessions_ended=ended)
 
 
 def add_operator(reg: Registry, username: str, role: str, password: str, *, name: str = "",
@@ -37,30 +50,49 @@ def add_operator(reg: Registry, username: str, role: str, password: str, *, name
     """An operator who can sign in to the web pages (vendor/supervisor need their vendor)."""
     check_role(role)
     check_password(password)
-    if not username or len(username) > 60 or not username.replace("-", "").replace(
-            ".", "").replace("_", "").isalnum():
-        raise InputError("username: 1-60 letters, digits, '.', '-' or '_'", field="username")
     if role in ("vendor", "supervisor") and not vendor:
         raise InputError("a vendor or supervisor operator needs the vendor they sell for",
                          field="vendor")
-    oid = reg.add_operator(username, role, name=name, vendor=vendor)
-    set_password(reg, username, password)
+    oid = reg.add_operator(username, role, name=name, vendor=vendor)  # checks the username
+    with reg.db.read() as conn:
+        stored = str(conn.scalar(select(operators.c.username).where(operators.c.id == oid)))
+    set_password(reg, stored, password)
     return oid
 
 
 def set_active(reg: Registry, username: str, active: bool) -> None:
     """Disable or re-enable an operator; disabling ends their sessions.  Audited."""
+    now = reg.clock().replace(microsecond=0)
     with reg.db.begin() as conn:
-        oid = conn.scalar(select(operators.c.id).where(operators.c.username == username))
-        if oid is None:
-            raise UnknownRecord(f"operator {username!r} does not exist", field="username")
+        oid, username = _operator(conn, username)
         conn.execute(update(operators).where(operators.c.id == oid).values(active=active))
-        if not active:
-            conn.execute(delete(web_sessions).where(web_sessions.c.operator_id == oid))
+        ended = 0 if active else end_sessions(conn, oid, now=now)
         conn.execute(update(operator_credentials)
                      .where(operator_credentials.c.operator_id == oid)
                      .values(failed_count=0, locked_until=None))
-        reg._audit(conn, "operator.enable" if active else "operator.disable", username)
+        reg._audit(conn, "operator.enable" if active else "operator.disable", username,
+                   sessions_ended=ended)
+
+
+def set_role(reg: Registry, username: str, role: str, *, vendor: str | None = None) -> None:
+    """Give an operator another role (and vendor); ends their sessions.  Audited."""
+    check_role(role)
+    if role in ("vendor", "supervisor") and not vendor:
+        raise InputError("a vendor or supervisor operator needs the vendor they sell for",
+                         field="vendor")
+    now = reg.clock().replace(microsecond=0)
+    with reg.db.begin() as conn:
+        oid, username = _operator(conn, username)
+        vid = None
+        if vendor:
+            vid = conn.scalar(select(vendors.c.id).where(vendors.c.name == vendor))
+            if vid is None:
+                raise UnknownRecord(f"vendor {vendor!r} does not exist", field="vendor")
+        conn.execute(update(operators).where(operators.c.id == oid)
+                     .values(role=role, vendor_id=vid))
+        ended = end_sessions(conn, oid, now=now)
+        reg._audit(conn, "operator.role", username, role=role, vendor=vendor,
+                   sessions_ended=ended)
 
 
 def demo_passwords(reg: Registry) -> dict[str, dict[str, str]]:

@@ -199,10 +199,14 @@ operators = Table(
     "operators", metadata,
     Column("id", Integer, primary_key=True),
     Column("username", String(60), nullable=False, unique=True),
+    # the name NFKC-normalised and case-folded (sts.vending.access.usernames): what sign-in
+    # looks up and what must be unique, so `Demo-Admin` cannot sit beside `demo-admin`
+    Column("username_key", String(60), nullable=True),
     Column("name", String(120), nullable=False, default=""),
     Column("role", String(12), nullable=False),
     Column("vendor_id", Integer, ForeignKey("vendors.id"), nullable=True),
     Column("active", Boolean, nullable=False, default=True),
+    Index("ux_operators_username_key", "username_key", unique=True),
 )
 
 api_keys = Table(

@@ -16,6 +16,7 @@ basic_credentials = Table(
     "basic_credentials", metadata,
     Column("id", Integer, primary_key=True),
     Column("username", String(64), nullable=False, unique=True),
+    Column("username_key", String(64), nullable=True),  # NFKC + case-folded, unique
     Column("secret_hash", String(200), nullable=False),
     Column("api_key_id", Integer, ForeignKey("api_keys.id"), nullable=False),
     # when set, originator.institution.id must equal it
@@ -23,6 +24,7 @@ basic_credentials = Table(
     Column("label", String(120), nullable=False, default=""),
     Column("created_at", TS, nullable=False),
     Column("revoked_at", TS, nullable=True),
+    Index("ux_basic_credentials_username_key", "username_key", unique=True),
 )
 
 # Every client message id ever accepted (requests and advices): ids are unique across all
