@@ -74,3 +74,24 @@ def test_meter_number_rule_and_purchase_state(switch: Switch) -> None:
     v1 = switch.demo.client.get(f"/v1/purchases/{sale['id']}",
                                 headers=switch.demo.h("vendor"))
     assert v1.json()["state"] == "issued" and "advice" not in v1.json()
+
+
+def test_trailing_slash_and_content_type(switch: Switch) -> None:
+    """A trailing slash answers ErrorDetail (not an empty 307); a body without a JSON
+    Content-Type answers FORMAT_ERROR naming the content type."""
+    import json
+
+    body = switch.purchase_request(known_pan(), 1000)
+    pid = body["id"]
+    c = switch.demo.client
+    r = c.post(f"{BASE}/tokenPurchases/{pid}/", json=body, headers=switch.headers,
+               follow_redirects=False)
+    assert r.status_code == 404, (r.status_code, r.headers.get("location"))
+    assert r.json()["errorType"] == "FUNCTION_NOT_SUPPORTED"
+    for ct, named in ((None, "no Content-Type"), ("text/plain", "'text/plain'")):
+        headers = dict(switch.headers) | ({"content-type": ct} if ct else {})
+        r = c.post(f"{BASE}/tokenPurchases/{pid}", content=json.dumps(body), headers=headers)
+        assert r.status_code == 400 and r.json()["errorType"] == "FORMAT_ERROR", r.text
+        assert named in r.json()["detailMessage"]["message"], r.text
+    # the same request as JSON still sells
+    assert switch.buy(known_pan(), 1000, pid=pid).status_code == 201

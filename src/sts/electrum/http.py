@@ -100,9 +100,20 @@ def _field(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
-def validation_error(exc: RequestValidationError) -> InterfaceError:
+def _json_media(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def validation_error(exc: RequestValidationError, request: Request | None = None
+                     ) -> InterfaceError:
     errs = list(exc.errors())
     first = errs[0] if errs else {}
+    if request is not None and not _json_media(request):
+        sent = request.headers.get("content-type")
+        got = f"Content-Type {sent[:80]!r}" if sent else "no Content-Type"
+        return format_error("body", f"the body must be JSON sent with Content-Type: "
+                            f"application/json; the request had {got}")
     if first.get("type") == "json_invalid":
         return format_error("body", "the body is not valid JSON")
     field = _field(tuple(first.get("loc", ())))
@@ -142,7 +153,7 @@ class InterfaceRoute(APIRoute):
                 response = await original(request)
             except Exception as exc:
                 if isinstance(exc, RequestValidationError):
-                    exc = validation_error(exc)
+                    exc = validation_error(exc, request)
                 status, err = error_detail(exc, request_type, message_id or "", original_id)
                 error_type = err["errorType"]
                 if status >= 500:

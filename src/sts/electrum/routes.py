@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sts.electrum import (
     convert,
@@ -203,6 +204,14 @@ def mount(app: FastAPI) -> None:
     if not hasattr(app.state, "error_renderers"):  # an app not made by sts.server.app
         app.state.error_renderers = {}
     app.state.error_renderers[PREFIX] = fallback.render
+
+    def trailing_slash(rest: str) -> None:
+        """No operation ends in "/": answer ErrorDetail (404), never the framework's empty
+        307 to the path without it, which a switch would not follow with its body."""
+        raise StarletteHTTPException(404)
+
+    app.add_api_route(PREFIX + "/{rest:path}/", trailing_slash, include_in_schema=False,
+                      methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     app.state.electrum_advice_wait = float(os.environ.get("STS_ELECTRUM_ADVICE_WAIT", "10"))
     base_openapi = app.openapi
 
