@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sts.errors import AmountTooHigh, AmountTooLow, InputError
 from sts.vending.tariff import Block, Tariff, parse_amount, quote
@@ -66,3 +68,21 @@ def test_tariff_validation() -> None:
         Tariff("bad", (Block(D("10"), D("1")), Block(D("5"), D("2")), Block(None, D("3"))))
     with pytest.raises(InputError):
         Tariff("bad", (Block(None, D("0")),))
+
+
+@settings(max_examples=300, deadline=None)
+@given(amount=st.decimals(min_value=D("1"), max_value=D("5000"), places=2),
+       used=st.decimals(min_value=D("0"), max_value=D("400"), places=1),
+       vat=st.sampled_from([D("0"), D("0.15"), D("0.16")]))
+def test_breakdown_adds_up_to_the_token_units(amount: D, used: D, vat: D) -> None:
+    """Every step shows whole tenths and the steps add up to exactly the units the token
+    carries (the one rounding rule: tenths, rounded down)."""
+    t = Tariff("step", (Block(D("50"), D("1.23")), Block(D("350"), D("2.07")),
+                        Block(None, D("3.41"))), vat_rate=vat)
+    try:
+        got = quote(t, amount, month_units=used, fixed_paid=D(0), free_issued=D(0),
+                    debt_balance=D(0))
+    except AmountTooLow:
+        return
+    assert sum((s.units for s in got.steps), D(0)) == got.units
+    assert all(s.units == s.units.quantize(D("0.1")) for s in got.steps)

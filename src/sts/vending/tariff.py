@@ -189,6 +189,7 @@ def quote(tariff: Tariff, amount: Decimal, *, month_units: Decimal, fixed_paid: 
         used += room
         remaining -= cost_room
     units = units.quantize(TENTH, rounding=ROUND_DOWN)
+    steps = token_steps(steps)
     if units <= 0:
         raise AmountTooLow(
             f"{money(amount)} buys no units after charges and debt (energy {money(energy_amount)})",
@@ -196,6 +197,21 @@ def quote(tariff: Tariff, amount: Decimal, *, month_units: Decimal, fixed_paid: 
         )
     return Quote(amount, fixed, debt, debt_balance - debt, energy_amount, energy_net, vat, units,
                  free_units_due(tariff, free_issued), tuple(steps))
+
+
+def token_steps(steps: list[Step]) -> list[Step]:
+    """The tariff breakdown in the units the token carries.  THE rounding rule: a token
+    carries whole tenths of a unit, rounded down (the customer is never promised energy the
+    token does not hold); each step shows the tenths its share adds to the running total,
+    so the steps add up exactly to the token's units on every answer and slip."""
+    out: list[Step] = []
+    total = shown = ZERO
+    for s in steps:
+        total += s.units
+        upto = total.quantize(TENTH, rounding=ROUND_DOWN)
+        out.append(Step(upto - shown, s.price, s.amount))
+        shown = upto
+    return out
 
 
 def free_units_due(tariff: Tariff, free_issued: Decimal) -> Decimal:

@@ -94,7 +94,7 @@ def sale_receipt(*, m: MeterView, q: Quote, vendor: VendorView | None, receipt_n
         "amount": money(q.amount), "units": units_str(q.units),
         "unit": UNIT_NAMES[m.service],
         "energy_amount": money(q.energy_amount), "energy_net": money(q.energy_net),
-        "steps": [{"units": str(s.units.quantize(Decimal("0.0001"))), "price": str(s.price),
+        "steps": [{"units": units_str(s.units), "price": str(s.price),
                    "amount": money(s.amount)} for s in q.steps],
         "vat": {"rate": rate_str(m.tariff.vat_rate), "amount": money(q.vat)},
         "charges": charges, "debt": debt, "free_units": units_str(q.free_units),
