@@ -353,7 +353,7 @@ def test_reversal_advice_before_its_purchase(switch: Switch) -> None:
     assert switch.reverse(pid, reason="TIMEOUT").status_code == 202  # repeated: the same
     late = switch.buy(pan, 5000, pid=pid)
     assert late.status_code == 400, late.text
-    assert late.json()["errorType"] == "TRANSACTION_DECLINED"
+    assert late.json()["errorType"] == "DO_NOT_HONOR"
     assert "tokens" not in late.json()
     assert float_of(switch) == before
     v1 = switch.demo.client.get(f"/v1/purchases/{pid}", headers=switch.demo.h("vendor"))
