@@ -13,15 +13,8 @@ from sqlalchemy import select
 from sts.engine import decode
 from sts.vending import messages
 from sts.vending.storage.tables import tokens, vendors
-from tests.electrum.conftest import (
-    ORIGINATOR,
-    Switch,
-    drn_of,
-    envelope,
-    known_pan,
-    new_id,
-)
-from tests.vending.conftest import meter_key, virtual_meter
+from tests.electrum.conftest import ORIGINATOR, Switch, drn_of, envelope, new_id
+from tests.fixtures import known_pan, meter_key, virtual_meter
 
 ENVELOPE_KEYS = ("id", "time", "originator", "client", "settlementEntity", "receiver",
                  "basketRef", "tranType", "srcAccType", "destAccType", "stan", "rrn")

@@ -26,7 +26,7 @@ from sts.vending.storage.tables import (
     vending_keys,
 )
 from sts.vending.usecases import campaign as camp
-from tests.vending.conftest import virtual_meter
+from tests.fixtures import virtual_meter
 from tests.vending.test_keychange import SGC, new_key, old_key, pan_for, rollover_setup
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.vending.conftest import FakeClock, make_demo
+from tests.fixtures import FakeClock, make_demo
 
 ROLE = {  # the role whose key each operation is called with (the one allowed to do it)
     "/v1/meters/{meter}": "vendor",
@@ -77,7 +77,7 @@ def test_every_operation_documented(sqlite_demo: Any) -> None:
 def test_responses_match_their_models(sqlite_demo: Any) -> None:
     """Real answers of each operation validate against the documented models."""
     from sts.server import schemas as s
-    from tests.vending.conftest import known_pan
+    from tests.fixtures import known_pan
 
     d = sqlite_demo
     pan = known_pan()
