@@ -3,8 +3,9 @@
 Request bodies check shape only: JSON types (strict: a number is not a string, 1 is not
 `true`), unknown fields refused, a maximum length on every string, so nothing large reaches
 the service or its audit log, and no control character in any string (`Text`, `Note`: the
-text rule of `sts.vending.text`), so nothing a database refuses reaches it.  A wrong type or length of `amount` or `meter` is answered by
-that field's one rule (INVALID_AMOUNT, INVALID_METER_NUMBER; `sts.http.errors`).  Every
+text rule of `sts.vending.text`), so nothing a database refuses reaches it.  A wrong type or
+length of `amount` or `meter` is answered by that field's one rule (INVALID_AMOUNT,
+INVALID_METER_NUMBER; `sts.http.errors`).  Every
 business rule (amount format and limits, meter number check digits, reason length, request-id
 form, ranges) lives in the service, once.
 
