@@ -108,6 +108,7 @@ def clock() -> FakeClock:
 def kek_file(tmp_path: Path) -> str:
     path = tmp_path / "kek.hex"
     path.write_text(secrets.token_bytes(32).hex())
+    path.chmod(0o600)
     return str(path)
 
 

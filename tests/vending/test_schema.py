@@ -36,6 +36,7 @@ def sqlite_demo(tmp_path: Path) -> Iterator[Any]:
 
     kek = tmp_path / "kek.hex"
     kek.write_text(secrets.token_bytes(32).hex())
+    kek.chmod(0o600)
     clock = FakeClock()
     svc = open_service(Settings(db_url=str(tmp_path / "v.sqlite3"), kek_file=str(kek),
                                 lookup_limit=100_000), clock=clock, run_migrations=True)

@@ -68,6 +68,7 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     tmp = tmp_path_factory.mktemp("web")
     kek = tmp / "kek.hex"
     kek.write_text(os.urandom(32).hex())
+    kek.chmod(0o600)
     sqlite = request.param == "sqlite"
     url = str(tmp / "web.sqlite3") if sqlite else pg_worker_url(f"{worker_id}web")
     info = _demo(url, str(kek))

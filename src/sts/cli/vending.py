@@ -46,7 +46,7 @@ if TYPE_CHECKING:
               help="server processes (all share the database)")
 @click.option("--demo", is_flag=True, help="fill an empty database with demo data first")
 @click.option("--lookup-limit", default=600, show_default=True, type=int,
-              help="meter lookups per API key per minute (kept in the database)")
+              help="meter lookups and trials per caller per minute (kept in the database)")
 @click.option("--log-level", default="warning", show_default=True)
 @click.option("--forwarded-allow-ips", default=None, metavar="ADDRESSES",
               help="reverse proxies (comma-separated addresses or networks) whose "
