@@ -149,3 +149,10 @@ def sign_in(page: Any, site: Site, role: str, *, next_path: str = "") -> None:
 
 # the vending fixtures (service on SQLite and PostgreSQL, demo data, fake clock) for the tests
 # of the vending modules the pages call
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that drive Chromium are marked `browser` (the quick loop leaves them out)."""
+    for item in items:
+        if {"browser", "new_page", "site"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
