@@ -4,7 +4,7 @@
 # service tests.  `./run test` still runs everything; CI runs `./run test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "== ruff"; uv run --frozen --no-sync ruff check src tests benchmarks
+echo "== ruff"; uv run --frozen --no-sync ruff check src tests benchmarks setup.py
 echo "== mypy"; uv run --frozen --no-sync mypy
 echo "== import layers"; uv run --frozen --no-sync lint-imports
 echo "== pytest (not slow, not postgres, not browser)"
