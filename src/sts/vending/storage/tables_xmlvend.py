@@ -1,6 +1,6 @@
 """Tables of the XMLVend face (NRS 009-6-10): the vending client systems registered to sell
 (each bound to a vendor), their operators, and every exchange keyed by the client's msgID.
-They live on the same `metadata` as the core tables; migration 0009_xmlvend creates them.
+They live on the same `metadata` as the core tables; migration 0010_xmlvend creates them.
 """
 
 from __future__ import annotations
