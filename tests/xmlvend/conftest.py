@@ -12,18 +12,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from tests.vending.conftest import (  # noqa: F401 - fixtures used by this package's tests
-    Demo,
-    FakeClock,
-    clock,
-    db_url,
-    kek_file,
-    known_pan,
-    make_demo,
-    pytest_sessionfinish,
-    service,
-    settings,
-)
+from tests.fixtures import Demo, known_pan  # noqa: F401 - known_pan: re-exported for this package
 
 BASE = "http://www.nrs.eskom.co.za/xmlvend/base/2.1/schema"
 REV = "http://www.nrs.eskom.co.za/xmlvend/revenue/2.1/schema"
@@ -211,11 +200,6 @@ def register(demo: Demo, *, client_id: str = CLIENT_ID, profile: str = "hexing",
         vend_clients.add_client(db, client_id=client_id, vendor=vendor, profile=profile,
                                 cert_sha256=cert)
     vend_clients.add_operator(db, client_id=client_id, op_name=op, role=role, password=password)
-
-
-@pytest.fixture
-def demo(service: Any, clock: FakeClock) -> Demo:  # noqa: F811
-    return make_demo(service, clock)
 
 
 @pytest.fixture(params=["hexing", "conlog"])

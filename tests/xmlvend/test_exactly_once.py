@@ -39,7 +39,7 @@ class Http:
 def setup(db_url: str, kek_file: str) -> Iterator[tuple[str, str]]:
     from sts.vending.clock import wall_clock
     from sts.vending.config import Settings, open_service
-    from tests.vending.conftest import make_demo
+    from tests.fixtures import make_demo
 
     svc = open_service(Settings(db_url=db_url, kek_file=kek_file), run_migrations=True)
     register(make_demo(svc, wall_clock))  # type: ignore[arg-type]

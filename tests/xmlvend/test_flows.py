@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from sts.codec.pan import MeterPan, luhn_check_digit
 from sts.vending.storage.tables import transactions
-from tests.vending.conftest import TEST_VENDING_KEY, Demo, virtual_meter
+from tests.fixtures import TEST_VENDING_KEY, Demo, virtual_meter
 from tests.xmlvend.conftest import (
     BASE,
     NS,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests.vending.conftest import Demo
+from tests.fixtures import Demo
 from tests.xmlvend.conftest import (
     BASE,
     PASSWORD,

@@ -32,7 +32,7 @@ _n = itertools.count(1)
 def server(db_url: str, kek_file: str, tmp_path: Path) -> Iterator[tuple[Server, dict[str, Any]]]:
     from sts.vending.clock import wall_clock
     from sts.vending.config import Settings, open_service
-    from tests.vending.conftest import make_demo
+    from tests.fixtures import make_demo
 
     svc = open_service(Settings(db_url=db_url, kek_file=kek_file, lookup_limit=1000),
                        run_migrations=True)
