@@ -75,6 +75,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
         if reg.is_empty():
             info = fill_demo(reg, production_tables=bool(settings.sta_tables))
             info["operators"] = demo_passwords(reg)  # web sign-in, one account per role
+            info["xmlvend"]["url"] = f"http://{host}:{port}/xmlvend"
             if wants_json(ctx):
                 emit_json(info)
             else:
@@ -185,6 +186,10 @@ def _print_demo(info: dict[str, Any]) -> None:
     if "electrum" in info:
         click.echo(f"# Electrum (HTTP Basic): {info['electrum']['username']} / "
                    f"{info['electrum']['password']}")
+    if "xmlvend" in info:
+        x = info["xmlvend"]
+        click.echo(f"# XMLVend ({x['profile']}): {x['url']} clientID {x['client_id']}, "
+                   f"operator {x['operator']} / {x['password']}")
 
 
 @admin.command("utility")
@@ -856,3 +861,12 @@ def _electrum_commands() -> None:
 
 
 _electrum_commands()
+
+
+def _xmlvend_commands() -> None:
+    from sts.cli.xmlvend import xmlvend
+
+    admin.add_command(xmlvend)
+
+
+_xmlvend_commands()

@@ -78,6 +78,9 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
     from sts.electrum.routes import mount as mount_electrum
 
     mount_electrum(app)  # Electrum Prepaid Utility Service Interface v3: /prepaidutility/v3
+    from sts.xmlvend import mount as mount_xmlvend  # XMLVend 2.1 (SOAP): /xmlvend
+
+    mount_xmlvend(app, service)
     return app
 
 
