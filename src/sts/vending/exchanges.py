@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from sts.vending.storage.database import Database
@@ -104,6 +104,27 @@ def _read(conn: Connection, exchange_id: int) -> Exchange:
     return Exchange(**row._mapping)
 
 
+_FIELDS = list(Exchange.__dataclass_fields__)
+_INSERTED = ("client_row", "msg_date_time", "msg_unique", "kind", "financial", "request_hash",
+             "request_id", "request", "created_at", "updated_at")
+# PostgreSQL: one statement; the claim's commit need not wait for the disk: the sale that
+# follows commits durably, and PostgreSQL's log is flushed in order, so a claim is never lost
+# while its sale stands (set_config(..., true) holds for this statement's own commit)
+_CLAIM_PG = text(
+    "WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS v) "
+    f"INSERT INTO client_exchanges ({', '.join(_INSERTED)}, status, fault, deliveries) "
+    f"SELECT {', '.join(':' + c for c in _INSERTED)}, 'pending', false, 0 FROM cfg "
+    "ON CONFLICT (client_row, msg_date_time, msg_unique) DO NOTHING "
+    f"RETURNING {', '.join(_FIELDS)}")
+_X = client_exchanges.c
+_FINISH = (update(client_exchanges)
+           .where(_X.id == bindparam("xid"), _X.status.in_(bindparam("from", expanding=True)))
+           .values(status=bindparam("new_status"), resp_type=bindparam("new_type"),
+                   payload=bindparam("new_payload"), fault=bindparam("new_fault"),
+                   updated_at=bindparam("now"))
+           .returning(*_COLS))
+
+
 def _one(row: Any) -> Exchange | None:
     return Exchange(**row._mapping) if row is not None else None
 
@@ -137,23 +158,14 @@ def claim(db: Database, *, client_row: int, date_time: str, unique: str, kind: s
               "kind": kind, "financial": financial, "request_hash": request_hash,
               "request_id": request_id, "request": request, "status": "pending",
               "fault": False, "deliveries": 0, "created_at": now, "updated_at": now}
-    stmt: Any
-    if db.is_sqlite:
-        stmt = sqlite.insert(client_exchanges).values(**values).on_conflict_do_nothing(
-            index_elements=["client_row", "msg_date_time", "msg_unique"]).returning(*_COLS)
-    else:
-        # the claim's commit need not wait for the disk: the sale that follows commits
-        # durably, and PostgreSQL's log is flushed in order, so a claim is never lost
-        # while its sale stands (set_config(..., true) holds for this statement's commit)
-        cfg = select(func.set_config("synchronous_commit", "off", True).label("v")).cte("cfg")
-        stmt = postgresql.insert(client_exchanges).from_select(
-            list(values), select(*(literal(v, client_exchanges.c[k].type)
-                                   for k, v in values.items())).select_from(cfg)
-        ).on_conflict_do_nothing(
-            index_elements=["client_row", "msg_date_time", "msg_unique"]).returning(*_COLS)
+    stmt: Any = (_CLAIM_PG if not db.is_sqlite else sqlite.insert(client_exchanges).values(
+        **values).on_conflict_do_nothing(
+        index_elements=["client_row", "msg_date_time", "msg_unique"]).returning(*_COLS))
+    params = {k: values[k] for k in _INSERTED}
     for _ in range(3):
         with autocommit(db, conn) as c:
-            new = _one(c.execute(stmt).first())
+            new = _one(c.execute(stmt, params).first() if not db.is_sqlite
+                       else c.execute(stmt).first())
             if new is not None:
                 return True, new
             found = _one(c.execute(select(*_COLS).where(
@@ -194,8 +206,14 @@ def finish(db: Database, exchange_id: int, *, status: str, resp_type: str | None
            from_status: tuple[str, ...] = ("pending",),
            conn: Connection | None = None) -> tuple[bool, Exchange]:
     """Store the complete answer (done / failed) unless another party decided first."""
-    return _move(db, exchange_id, from_status, now, conn, status=status, resp_type=resp_type,
-                 payload=payload, fault=fault)
+    with autocommit(db, conn) as c:
+        moved = _one(c.execute(_FINISH, {"xid": exchange_id, "from": list(from_status),
+                                         "new_status": status, "new_type": resp_type,
+                                         "new_payload": payload, "new_fault": fault,
+                                         "now": now}).first())
+        if moved is not None:
+            return True, moved
+        return False, _read(c, exchange_id)
 
 
 def void(db: Database, exchange_id: int, now: datetime) -> tuple[bool, Exchange]:

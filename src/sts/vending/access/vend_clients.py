@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from sts.errors import AlreadyExists, InputError, NotAuthenticated, NotAuthorised, UnknownRecord
 from sts.vending import audit
@@ -262,25 +262,33 @@ def find_client(db: Database, client_id: str) -> Client | None:
                   row.revoked_at is not None)
 
 
-def authenticate(db: Database, *, client_id: str, op_name: str | None, password: str | None,
-                 cert_sha256: str | None, new_password: str | None = None,
-                 now: datetime | None = None, conn: Connection | None = None) -> ClientCaller:
-    """The operator `op_name` of client `client_id`, checked against its password and the
-    client's certificate (one query).  A `new_password` that is given and differs from the
-    password changes it (audited) once the old one is verified."""
+def _auth_statement() -> Any:
+    """One query for a request's client, its vendor and the named operator (built once)."""
     c, o, k = vend_clients.c, vend_client_operators.c, api_keys.c
     ops = (select(o.client_row, o.id, o.secret_hash, o.role, o.disabled_at, o.api_key_id)
-           .where(o.op_name == (op_name or "")).subquery())
-    with autocommit(db, conn, write=False) as cx:
-        row = cx.execute(
-            select(c.id.label("client_row"), c.client_id, c.profile, c.cert_sha256,
+           .where(o.op_name == bindparam("op_name")).subquery())
+    return (select(c.id.label("client_row"), c.client_id, c.profile, c.cert_sha256,
                    c.revoked_at, vendors.c.name.label("vendor"), ops.c.id.label("op_id"),
                    ops.c.secret_hash, ops.c.role, ops.c.disabled_at, k.id.label("key_id"),
                    k.label, k.vendor_id, k.revoked_at.label("key_revoked_at"))
             .join(vendors, vendors.c.id == c.vendor_id)
             .outerjoin(ops, ops.c.client_row == c.id)
             .outerjoin(api_keys, api_keys.c.id == ops.c.api_key_id)
-            .where(c.client_id == client_id)).first()
+            .where(c.client_id == bindparam("client_id")))
+
+
+_AUTH = _auth_statement()
+
+
+def authenticate(db: Database, *, client_id: str, op_name: str | None, password: str | None,
+                 cert_sha256: str | None, new_password: str | None = None,
+                 now: datetime | None = None, conn: Connection | None = None) -> ClientCaller:
+    """The operator `op_name` of client `client_id`, checked against its password and the
+    client's certificate (one query).  A `new_password` that is given and differs from the
+    password changes it (audited) once the old one is verified."""
+    c = vend_clients.c
+    with autocommit(db, conn, write=False) as cx:
+        row = cx.execute(_AUTH, {"client_id": client_id, "op_name": op_name or ""}).first()
         if cert_sha256 is not None and (row is None or row.cert_sha256 != cert_sha256):
             other = cx.scalar(select(c.client_id).where(c.cert_sha256 == cert_sha256))
             if other is not None:
@@ -324,22 +332,29 @@ def days_since_sale(db: Database, pan: str, at: datetime, *,
     return sale_context(db, None, pan, at, before_receipt=before_receipt)[1]
 
 
+_AVAIL = (select(vendors.c.float_balance).where(vendors.c.id == bindparam("vendor_id"))
+          .scalar_subquery().label("avail"))
+_FLOAT = select(_AVAIL)
+_CONTEXT = select(_AVAIL, select(transactions.c.created_at)
+                  .join(meters, meters.c.id == transactions.c.meter_id)
+                  .where(meters.c.pan == bindparam("pan"), transactions.c.kind == "sale",
+                         transactions.c.seq < bindparam("before"))
+                  .order_by(transactions.c.seq.desc()).limit(1).scalar_subquery()
+                  .label("last"))
+
+
 def sale_context(db: Database, vendor_id: int | None, pan: str | None, at: datetime | None, *,
                  before_receipt: str | None = None,
                  conn: Connection | None = None) -> tuple[Decimal, int | None]:
     """(the vendor's float now, whole days since the meter's previous sale) in one query:
     what a vend's answer shows beyond the sale itself."""
-    t = transactions.c
-    cols = [select(vendors.c.float_balance).where(vendors.c.id == (vendor_id or 0))
-            .scalar_subquery().label("avail")]
-    if pan is not None:
-        last = (select(t.created_at).join(meters, meters.c.id == t.meter_id)
-                .where(meters.c.pan == pan, t.kind == "sale").order_by(t.seq.desc()).limit(1))
-        if before_receipt is not None and before_receipt.isdigit():
-            last = last.where(t.seq < int(before_receipt))
-        cols.append(last.scalar_subquery().label("last"))
+    before = int(before_receipt) if before_receipt and before_receipt.isdigit() else 2**31 - 1
     with autocommit(db, conn, write=False) as cx:
-        row = cx.execute(select(*cols)).one()
+        if pan is None:
+            row = cx.execute(_FLOAT, {"vendor_id": vendor_id or 0}).one()
+        else:
+            row = cx.execute(_CONTEXT, {"vendor_id": vendor_id or 0, "pan": pan,
+                                        "before": before}).one()
     avail = Decimal(row.avail) if row.avail is not None else Decimal(0)
     if pan is None or at is None or row.last is None:
         return avail, None
