@@ -1,0 +1,53 @@
+"""Fixtures for mobile money: the vending fixtures (SQLite and PostgreSQL), plus a demo with
+an "M-Pesa" channel vendor and customers' numbers on record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.vending.conftest import (  # noqa: F401  (fixtures and the PostgreSQL clean-up)
+    Demo,
+    FakeClock,
+    clock,
+    db_url,
+    kek_file,
+    make_demo,
+    pytest_sessionfinish,
+    service,
+    settings,
+)
+
+CHANNEL = "M-Pesa"
+SHORTCODE = "600000"
+
+
+@dataclass
+class Momo:
+    demo: Demo
+    caller: Any  # the channel's caller
+
+    @property
+    def service(self) -> Any:
+        return self.demo.service
+
+    @property
+    def meters(self) -> list[str]:
+        return self.demo.meters
+
+
+@pytest.fixture
+def momo(service: Any, clock: FakeClock) -> Momo:  # noqa: F811
+    from sts.vending.registry.admin import DEMO_SGC
+    from sts.vending.storage.tables import customers
+
+    demo = make_demo(service, clock)
+    demo.registry.add_vendor(CHANNEL, float_balance="1000000", sgcs=[DEMO_SGC])
+    with service.db.begin() as conn:  # every demo customer has a number on record
+        for i in range(1, 6):
+            conn.execute(sa.update(customers).where(customers.c.account_no == f"ACC{i:04d}")
+                         .values(phone=f"+25471100000{i}"))
+    return Momo(demo, service.channel_caller(CHANNEL, "mpesa"))
