@@ -29,6 +29,7 @@ SHORTCODE = "600000"
 class Momo:
     demo: Demo
     caller: Any  # the channel's caller
+    client: Any  # the app, called from loopback (the demo's allowed network)
 
     @property
     def service(self) -> Any:
@@ -50,4 +51,19 @@ def momo(service: Any, clock: FakeClock) -> Momo:  # noqa: F811
         for i in range(1, 6):
             conn.execute(sa.update(customers).where(customers.c.account_no == f"ACC{i:04d}")
                          .values(phone=f"+25471100000{i}"))
-    return Momo(demo, service.channel_caller(CHANNEL, "mpesa"))
+    from fastapi.testclient import TestClient
+
+    from sts.server.app import create_app
+
+    client = TestClient(create_app(service), raise_server_exceptions=False,
+                        client=("127.0.0.1", 50000))
+    return Momo(demo, service.channel_caller(CHANNEL, "mpesa"), client)
+
+
+def confirmation(trans_id: str, meter: str, amount: str = "100.00", *,
+                 msisdn: str = "254722000111", shortcode: str = SHORTCODE) -> dict[str, Any]:
+    """A C2B confirmation body as Daraja sends it."""
+    return {"TransactionType": "Pay Bill", "TransID": trans_id, "TransTime": "20250303100000",
+            "TransAmount": amount, "BusinessShortCode": shortcode, "BillRefNumber": meter,
+            "InvoiceNumber": "", "OrgAccountBalance": "49197.00", "ThirdPartyTransID": "",
+            "MSISDN": msisdn, "FirstName": "JOHN", "MiddleName": "", "LastName": "DOE"}

@@ -20,6 +20,7 @@ from sts.errors import StsError
 from sts.http.errors import api_error, http_error, validation_error
 from sts.http.responses import BodyLimit, error_response
 from sts.server.deliveries import delivery_router
+from sts.server.payments import payment_router
 from sts.server.v1 import v1_router
 from sts.vending.config import DEFAULT_MAX_BODY, Settings, open_service
 from sts.vending.service import VendingService
@@ -65,6 +66,7 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
 
     app.include_router(v1_router(service))  # /v1: sts.server.v1
     app.include_router(delivery_router(service))  # /v1/deliveries, resends
+    app.include_router(payment_router(service))  # /v1/payments (mobile money)
 
     from sts.web import mount as mount_web  # the web pages (sign-in, POS, back office, ...)
 
@@ -73,6 +75,10 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
     from sts.electrum.routes import mount as mount_electrum
 
     mount_electrum(app)  # Electrum Prepaid Utility Service Interface v3: /prepaidutility/v3
+
+    from sts.payments import mount as mount_payments
+
+    mount_payments(app, service)  # mobile money: /pay/c2b/..., /pay/stk/callback, /ussd
     return app
 
 

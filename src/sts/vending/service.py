@@ -197,3 +197,11 @@ class VendingService(ServiceContext):
                        reason: object, caller: Caller) -> dict[str, Any]:
         """Settle an exception: sell it again, or record its refund."""
         return payments.settle(self, provider, provider_id, action, reason, caller)
+
+    def describe_meter(self, meter: object, caller: Caller) -> dict[str, Any]:
+        """A meter as a paying customer sees it (masked name, amounts allowed)."""
+        return payments.describe_meter(self, meter, caller)
+
+    def resend_last_payment(self, phone: object, caller: Caller) -> dict[str, Any]:
+        """Resend, by SMS to this phone, the last token it paid for."""
+        return payments.resend_last(self, phone, caller)

@@ -47,7 +47,7 @@ from sts.vending.meters import meter_pan, read_meter
 from sts.vending.storage.tables import customers, meters, vendors
 from sts.vending.storage.tables_payments import payment_requests, payments
 from sts.vending.tariff import money, parse_amount
-from sts.vending.usecases import reprint, sale
+from sts.vending.usecases import deliveries, reprint, sale
 from sts.vending.usecases.sale import sale_quote
 from sts.vending.vendor import check_may_sell
 
@@ -277,6 +277,52 @@ def retry_received(svc: ServiceContext, caller: Caller, *, limit: int = 100) -> 
     for row in rows:
         _sell(svc, row, caller)
     return len(rows)
+
+
+# --- self-service (USSD, the self-service page): the payer's own view ----------------------
+
+
+def mask_name(name: str) -> str:
+    """A customer's name as a stranger who typed the meter number may see it: each word's
+    first letter ("John Mwangi" -> "J*** M***"), enough to confirm the right meter."""
+    return " ".join(f"{word[0]}***" for word in name.split()[:4]) or "-"
+
+
+def describe_meter(svc: ServiceContext, meter: object, caller: Caller) -> dict[str, Any]:
+    """A meter as a paying customer may see it: number, masked name, the amounts allowed."""
+    caller.require("collect_payment")
+    pan = meter_pan(meter)
+    with svc.db.read() as conn:
+        cur = svc.hot.cursor(conn)
+        try:
+            m = read_meter(svc.hot, cur, pan, lock=False, vendor_id=caller.vendor_id)
+        finally:
+            cur.close()
+    check_may_sell(caller, m)
+    name = (m.customer or {}).get("name") or ""
+    return {"meter": m.pan, "customer": mask_name(str(name)),
+            "min_amount": money(m.tariff.min_amount),
+            "max_amount": money(m.tariff.max_amount) if m.tariff.max_amount is not None
+            else None, "currency": m.utility.get("currency") or ""}
+
+
+def resend_last(svc: ServiceContext, phone: object, caller: Caller) -> dict[str, Any]:
+    """Send the last token bought from (or for) this phone again by SMS, to this phone only:
+    a caller who knows a number sees and resends nothing but that number's own purchase."""
+    caller.require("collect_payment")
+    number = international(phone) if isinstance(phone, str) else None
+    if number is None:
+        raise InputError("phone must be a number in international form", field="phone")
+    with svc.db.read() as conn:
+        row = conn.execute(select(payments).where(
+            payments.c.phone == number, payments.c.state == "sold",
+            payments.c.vendor_id == caller.vendor_id).order_by(payments.c.id.desc()).limit(1)
+        ).mappings().first()
+    if row is None:
+        raise UnknownRecord("no purchase paid from this phone", field="phone")
+    job = deliveries.resend(svc, caller, row["purchase_id"], "sms", number, None)
+    return {"meter": row["meter_pan"], "amount": money(Decimal(row["amount"])),
+            "purchase_id": row["purchase_id"], "delivery": job}
 
 
 # --- prompts (STK push) ----------------------------------------------------------------------

@@ -1,0 +1,95 @@
+"""The mobile-money face's settings, from the environment (secrets from a 0600 file).
+
+| variable | meaning |
+|---|---|
+| `STS_MPESA_SHORTCODE` | the paybill number callbacks must carry (default 600000, the demo's) |
+| `STS_MPESA_VENDOR` | the vendor whose float the channel sells from (default "M-Pesa") |
+| `STS_MPESA_ALLOW` | networks callbacks are accepted from (default loopback: the demo) |
+| `STS_MPESA_API` | Daraja's base URL (default the sandbox) |
+| `STS_MPESA_CALLBACK_BASE` | our public base URL, for the STK CallBackURL |
+| `STS_MPESA_SECRETS` | a file (mode 0600) of `consumer_key=`, `consumer_secret=`, `passkey=` lines |
+
+Secrets never come from the command line and are never printed: `Secrets.__repr__` hides them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sts.errors import ConfigError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK = "127.0.0.0/8,::1/128"
+SANDBOX = "https://sandbox.safaricom.co.ke"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    consumer_key: str = field(default="", repr=False)
+    consumer_secret: str = field(default="", repr=False)
+    passkey: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return "Secrets(<hidden>)"
+
+    @classmethod
+    def from_file(cls, path: str) -> Secrets:
+        """`name=value` lines from a file only its owner can read (else a config error)."""
+        p = Path(path)
+        try:
+            mode = p.stat().st_mode
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read the M-Pesa secrets file {path}: {exc.strerror}",
+                              field="STS_MPESA_SECRETS") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(f"{path} must be readable by its owner only (chmod 600)",
+                              field="STS_MPESA_SECRETS")
+        values: dict[str, str] = {}
+        for line in text.splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip() in ("consumer_key", "consumer_secret", "passkey"):
+                values[name.strip()] = value.strip()
+        return cls(**values)
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"STS_MPESA_ALLOW: {exc}", field="STS_MPESA_ALLOW") from None
+
+
+@dataclass(frozen=True)
+class MobileMoneySettings:
+    shortcode: str = "600000"
+    vendor: str = "M-Pesa"
+    allow: tuple[Network, ...] = parse_networks(LOOPBACK)
+    api: str = SANDBOX
+    callback_base: str = "http://127.0.0.1:8062"
+    secrets: Secrets = Secrets()
+
+    @classmethod
+    def from_env(cls) -> MobileMoneySettings:
+        env = os.environ
+        secrets_file = env.get("STS_MPESA_SECRETS")
+        return cls(shortcode=env.get("STS_MPESA_SHORTCODE", "600000"),
+                   vendor=env.get("STS_MPESA_VENDOR", "M-Pesa"),
+                   allow=parse_networks(env.get("STS_MPESA_ALLOW", LOOPBACK)),
+                   api=env.get("STS_MPESA_API", SANDBOX).rstrip("/"),
+                   callback_base=env.get("STS_MPESA_CALLBACK_BASE",
+                                         "http://127.0.0.1:8062").rstrip("/"),
+                   secrets=Secrets.from_file(secrets_file) if secrets_file else Secrets())
+
+    def allows(self, host: str | None) -> bool:
+        """Is a callback from `host` (the peer's address) from a configured network?"""
+        try:
+            addr = ipaddress.ip_address(host or "")
+        except ValueError:
+            return False
+        return any(addr in net for net in self.allow)
