@@ -250,10 +250,11 @@ class Mpesa:
         """M-Pesa Express: ask Daraja to prompt the payer's phone for the paybill."""
         s = self.settings
         phone = prompt.phone.lstrip("+")
+        if prompt.amount != int(prompt.amount):
+            raise InputError("M-Pesa prompts are for whole shillings", field="amount")
         body = self._signed() | {
             "TransactionType": "CustomerPayBillOnline",
-            "Amount": str(int(prompt.amount)) if prompt.amount == int(prompt.amount)
-            else str(prompt.amount),
+            "Amount": str(int(prompt.amount)),
             "PartyA": phone, "PartyB": s.shortcode, "PhoneNumber": phone,
             "CallBackURL": f"{s.callback_base}/pay/stk/callback",
             "AccountReference": prompt.meter_pan[-12:], "TransactionDesc": "Prepaid token"}
