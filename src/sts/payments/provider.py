@@ -7,11 +7,11 @@ first, one sale, exceptions) is the service's (`sts.vending.usecases.payments`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import Any, Protocol
 
-from sts.vending.usecases.payments import Payment, Prompt, PromptAnswer
+from sts.vending.usecases.payments import Payment, Prompt, PromptAnswer, StatementLine
+
+__all__ = ["PromptOutcome", "Provider", "StatementLine"]
 
 
 @dataclass(frozen=True)
@@ -22,17 +22,6 @@ class PromptOutcome:
     result_code: str
     result_desc: str
     payment: Payment | None
-
-
-@dataclass(frozen=True)
-class StatementLine:
-    """One provider transaction as its statement lists it (for reconciliation)."""
-
-    provider_id: str
-    amount: Decimal
-    account: str
-    at: datetime | None
-    status: str
 
 
 class Provider(Protocol):

@@ -205,3 +205,8 @@ class VendingService(ServiceContext):
     def resend_last_payment(self, phone: object, caller: Caller) -> dict[str, Any]:
         """Resend, by SMS to this phone, the last token it paid for."""
         return payments.resend_last(self, phone, caller)
+
+    def reconcile_payments(self, provider: str, lines: list[payments.StatementLine],
+                           caller: Caller) -> dict[str, Any]:
+        """A provider's statement against our payments: the differences both ways."""
+        return payments.reconcile(self, provider, lines, caller)

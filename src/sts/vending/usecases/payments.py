@@ -105,6 +105,17 @@ class PromptAnswer:
     merchant_request_id: str = ""
 
 
+@dataclass(frozen=True)
+class StatementLine:
+    """One provider transaction as its statement lists it (for reconciliation)."""
+
+    provider_id: str
+    amount: Decimal
+    account: str
+    at: datetime | None
+    status: str
+
+
 def purchase_id_of(provider: str, provider_id: str) -> str:
     """The sale's purchase id for a provider transaction: `mpesa-<TransID>` when it fits the
     id grammar, else the provider's name and a hash (it never collides with a client's UUID)."""
@@ -511,6 +522,53 @@ def settle(svc: ServiceContext, provider: object, provider_id: object, action: o
                      details={"reason": reason, "before": current["state"],
                               "after": out["state"]})
     return view(out)
+
+
+def reconcile(svc: ServiceContext, provider: str, lines: list[StatementLine],
+              caller: Caller) -> dict[str, Any]:
+    """The provider's statement against our payments, both ways: every statement line is a
+    payment that was sold (`matched`), else it is listed (`not_recorded`: money we never
+    heard of; `not_sold`: recorded but an exception or still received; `amount_differs`);
+    and every payment of ours in the statement's period that the statement lacks
+    (`not_on_statement`)."""
+    caller.require("payments")
+    if provider not in PROVIDERS:
+        raise InputError(f"provider must be one of {', '.join(PROVIDERS)}", field="provider")
+    ids = [line.provider_id for line in lines]
+    ours: dict[str, Any] = {}
+    with svc.db.read() as conn:
+        for start in range(0, len(ids), 500):
+            for row in conn.execute(select(payments).where(
+                    payments.c.provider == provider,
+                    payments.c.provider_id.in_(ids[start:start + 500]))).mappings():
+                ours[row["provider_id"]] = row
+        times = [line.at for line in lines if line.at is not None]
+        extra: list[Any] = []
+        if times:
+            extra = list(conn.execute(select(payments).where(
+                payments.c.provider == provider, payments.c.paid_at >= min(times),
+                payments.c.paid_at <= max(times))).mappings())
+    vid = vendor_filter(caller.vendor_scope())
+    out: dict[str, Any] = {"lines": len(lines), "matched": 0, "not_recorded": [],
+                           "not_sold": [], "amount_differs": [], "not_on_statement": []}
+    for line in lines:
+        found = ours.get(line.provider_id)
+        if found is None:
+            out["not_recorded"].append({"provider_id": line.provider_id,
+                                        "amount": money(line.amount), "account": line.account,
+                                        "at": line.at.isoformat() if line.at else None})
+        elif vid is not None and found["vendor_id"] != vid:
+            continue
+        elif Decimal(found["amount"]) != line.amount:
+            out["amount_differs"].append(view(found) | {"statement_amount": money(line.amount)})
+        elif found["state"] not in ("sold", "refunded"):
+            out["not_sold"].append(view(found))
+        else:
+            out["matched"] += 1
+    listed = set(ids)
+    out["not_on_statement"] = [view(r) for r in extra if r["provider_id"] not in listed
+                               and (vid is None or r["vendor_id"] == vid)]
+    return out
 
 
 def dumps(value: Any) -> str:
