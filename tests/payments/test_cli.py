@@ -80,3 +80,30 @@ def test_secrets_hidden_and_private(tmp_path: Path) -> None:
 def test_payment_repr_is_plain() -> None:
     p = Payment("mpesa", "RK1", "c2b", "x", Decimal(1))
     assert "RK1" in repr(p)
+
+
+def test_reconcile_sell_records_lost_callbacks(momo: Momo, tmp_path: Path,
+                                               kek_file: str) -> None:
+    """A payment whose callback never came is recorded and sold from the statement; the
+    late callback then changes nothing."""
+    meter = momo.meters[0]
+    statement = tmp_path / "statement.csv"
+    statement.write_text(HEADER + line("RKLOST0001", "100.00", meter)
+                         + line("RKLOST0002", "100.00", "99999"))
+    args = ["--db", momo.service.db.url, "--kek-file", kek_file, "mobile-money", "reconcile",
+            str(statement), "--json"]
+    result = CliRunner().invoke(admin, [*args, "--sell"], catch_exceptions=False)
+    out = json.loads(result.output)
+    assert out["matched"] == 1 and [x["provider_id"] for x in out["not_sold"]] == [
+        "RKLOST0002"]  # a mistyped account: an exception to settle
+    got = momo.service.payment("mpesa", "RKLOST0001", momo_admin())
+    assert got["state"] == "sold" and got["phone"] == "+254722000111"
+    late = momo.client.post("/pay/c2b/confirmation", json=confirmation("RKLOST0001", meter))
+    assert late.status_code == 200
+    assert momo.service.payment("mpesa", "RKLOST0001", momo_admin()) == got
+
+
+def momo_admin() -> object:
+    from sts.vending.access.policy import Caller
+
+    return Caller(0, "admin", "t", None)

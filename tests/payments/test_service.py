@@ -119,3 +119,22 @@ def test_access_policy(momo: Momo) -> None:
     with pytest.raises(NotAuthorised):
         momo.service.settle_payment("mpesa", "RKPOLICY01", "refund", "x",
                                     Caller(0, "auditor", "t", None))
+
+
+def test_a_stop_between_row_and_sale_is_sold_once(momo: Momo) -> None:
+    """The server stopped after writing the row, before the sale: the next callback for it
+    (or `retry_payments`) sells it, once."""
+    from sts.vending.usecases import payments as uc
+
+    for tid in ("RKSTOP0001", "RKSTOP0002"):
+        p = Payment(provider="mpesa", provider_id=tid, kind="c2b", account=momo.meters[0],
+                    amount=Decimal("100"), msisdn="254722000111")
+        assert uc._insert(momo.service, p, momo.caller, momo.service.now())  # then "killed"
+    admin = Caller(0, "admin", "t", None)
+    assert momo.service.payment("mpesa", "RKSTOP0001", admin)["state"] == "received"
+    out, created = pay(momo, "RKSTOP0001")  # Daraja's repeat of the confirmation
+    assert not created and out["state"] == "sold"
+    assert momo.service.retry_payments(momo.caller) == 1  # RKSTOP0002
+    assert momo.service.retry_payments(momo.caller) == 0
+    assert sales(momo) == 2
+    assert momo.service.payment("mpesa", "RKSTOP0002", admin)["state"] == "sold"

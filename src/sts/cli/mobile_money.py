@@ -46,13 +46,23 @@ def mm_register(ctx: click.Context, base: str) -> None:
 
 @mobile_money.command("reconcile")
 @click.argument("statement", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--sell", is_flag=True,
+              help="record and sell the statement's payments we never heard of (lost "
+                   "callbacks), as the channel, before reporting")
 @click.pass_context
-def mm_reconcile(ctx: click.Context, statement: Path) -> None:
+def mm_reconcile(ctx: click.Context, statement: Path, sell: bool) -> None:
     """Match every statement line to a sold payment; list the differences both ways."""
+    from sts.payments.config import MobileMoneySettings
     from sts.payments.mpesa import parse_statement
 
     svc, _ = open_vending(ctx)
     lines = parse_statement(statement.read_text(encoding="utf-8-sig"))
+    if sell:
+        channel = svc.channel_caller(MobileMoneySettings.from_env().vendor, "mpesa")
+        for p in svc.record_statement("mpesa", lines, channel):
+            if not wants_json(ctx):
+                click.echo(f"recorded {p['provider_id']} {p['amount']}: {p['state']} "
+                           f"{p['reason']}".rstrip())
     out = svc.reconcile_payments("mpesa", lines, _admin())
     if wants_json(ctx):
         emit_json(out)

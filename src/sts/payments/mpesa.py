@@ -169,8 +169,8 @@ def parse_statement(text: str) -> list[StatementLine]:
     out = []
     for n, row in enumerate(reader, 2):
         paid = (row.get("Paid In") or "").replace(",", "").strip()
-        if not paid or Decimal(paid or "0") <= 0:
-            continue
+        if not paid or paid.strip("0.") == "":
+            continue  # a withdrawal or a charge: nothing paid in
         receipt = (row.get("Receipt No.") or "").strip()
         if not _TRANS_ID.match(receipt):
             raise InputError(f"line {n}: Receipt No. is malformed", field="statement")
@@ -182,9 +182,12 @@ def parse_statement(text: str) -> list[StatementLine]:
                 break
             except ValueError:
                 continue
+        # "Other Party Info" reads "254722000111 - JOHN DOE" (the number may be masked)
+        party, _, payer = (row.get("Other Party Info") or "").partition(" - ")
         out.append(StatementLine(receipt, parse_amount(paid, f"line {n}: Paid In"),
-                                 (row.get("A/C No.") or "").strip(), at,
-                                 (row.get("Transaction Status") or "Completed").strip()))
+                                 (row.get("A/C No.") or "").strip()[:64], at,
+                                 (row.get("Transaction Status") or "Completed").strip(),
+                                 msisdn=party.strip()[:80], payer=payer.strip()[:120]))
     return out
 
 

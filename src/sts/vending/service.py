@@ -210,3 +210,8 @@ class VendingService(ServiceContext):
                            caller: Caller) -> dict[str, Any]:
         """A provider's statement against our payments: the differences both ways."""
         return payments.reconcile(self, provider, lines, caller)
+
+    def record_statement(self, provider: str, lines: list[payments.StatementLine],
+                         caller: Caller) -> list[dict[str, Any]]:
+        """Record and sell the statement's payments we never heard of (lost callbacks)."""
+        return payments.record_statement(self, provider, lines, caller)

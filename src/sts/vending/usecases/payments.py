@@ -114,6 +114,8 @@ class StatementLine:
     account: str
     at: datetime | None
     status: str
+    msisdn: str = ""
+    payer: str = ""
 
 
 def purchase_id_of(provider: str, provider_id: str) -> str:
@@ -568,6 +570,26 @@ def reconcile(svc: ServiceContext, provider: str, lines: list[StatementLine],
     listed = set(ids)
     out["not_on_statement"] = [view(r) for r in extra if r["provider_id"] not in listed
                                and (vid is None or r["vendor_id"] == vid)]
+    return out
+
+
+def record_statement(svc: ServiceContext, provider: str, lines: list[StatementLine],
+                     caller: Caller) -> list[dict[str, Any]]:
+    """Money the statement shows and we never heard of (a lost callback, our server down):
+    each completed line becomes a payment through the same path as a callback (a row, then
+    one sale or an exception), so a late callback for it later changes nothing."""
+    caller.require("collect_payment")
+    out = []
+    for line in lines:
+        if line.status.lower() != "completed":
+            continue
+        payment = Payment(provider=provider, provider_id=line.provider_id, kind="statement",
+                          account=line.account, amount=line.amount, msisdn=line.msisdn,
+                          payer=line.payer, paid_at=line.at,
+                          raw=dumps({"statement": line.provider_id}))
+        got, created = receive(svc, payment, caller)
+        if created:
+            out.append(got)
     return out
 
 
