@@ -4,7 +4,8 @@ M-Pesa Express (STK push: the request checked field by field, accepted, then the
 POSTed to its CallBackURL after a delay, optionally repeated, or never), and the STK query.
 
 What the customer does with each prompt is scripted by the test: `outcome` is `paid`,
-`cancelled` (ResultCode 1032), `timeout` (1037) or `lost` (no callback at all).
+`cancelled` (ResultCode 1032) or `timeout` (1037); `lose_callbacks` sends none at all (the
+status query still knows the outcome).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Daraja:
     passkey: str
     shortcode: str
     outcome: str = "paid"
+    lose_callbacks: bool = False
     delay: float = 0.05
     repeats: int = 1
     paid_amount: str | None = None  # pay a different amount than asked (a hostile test)
@@ -117,7 +119,7 @@ class Daraja:
         p = Prompted(body, f"ws_CO_{n:012d}", f"29115-{n:08d}-1", f"SKP{n:07d}",
                      self.outcome)
         self.prompts.append(p)
-        if p.outcome != "lost":
+        if not self.lose_callbacks:
             threading.Thread(target=self._call_back, args=(p,), daemon=True).start()
         return 200, {"MerchantRequestID": p.merchant_id, "CheckoutRequestID": p.checkout_id,
                      "ResponseCode": "0",
@@ -162,9 +164,6 @@ class Daraja:
             return 400, {"errorCode": "400.002.02",
                          "errorMessage": f"Bad Request - {problem or 'Invalid CheckoutRequestID'}"}
         p = found[0]
-        if p.outcome == "lost":
-            return 500, {"errorCode": "500.001.1001",
-                         "errorMessage": "The transaction is being processed"}
         code, desc = (0, "The service request is processed successfully.") \
             if p.outcome == "paid" else RESULTS[p.outcome]
         return 200, {"ResponseCode": "0", "ResponseDescription": "The service request has "

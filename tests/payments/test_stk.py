@@ -163,3 +163,21 @@ def test_stk_callback_hostile_and_unknown(live: Live) -> None:
                                                      "Item": [{"Name": "Amount",
                                                                "Value": "x"}]}}}})
     assert status == 422 and out["field"] == "Amount"
+
+
+@pytest.mark.parametrize("outcome,state", [("cancelled", "cancelled"), ("paid", "paid")])
+def test_lost_callback_resolved_by_status_query(live: Live, outcome: str, state: str) -> None:
+    from sts.payments.config import MobileMoneySettings
+    from sts.payments.routes import resolve_prompts
+
+    live.daraja.outcome, live.daraja.lose_callbacks = outcome, True
+    live.ussd(f"2*{live.momo.meters[1]}*50*1")
+    (prompt,) = live.daraja.prompts
+    assert prompt.body["AccountReference"] == live.momo.meters[1][6:17]
+    settings = MobileMoneySettings.from_env()  # the live app's (monkeypatched) settings
+    assert resolve_prompts(live.momo.service, settings, 60) == []  # not old enough yet
+    live.momo.demo.clock.advance(seconds=120)
+    (out,) = resolve_prompts(live.momo.service, settings, 60)
+    assert out["state"] == state and live.request_state() == state
+    assert live.count(transactions) == 0  # a paid prompt waits for its receipt
+    assert resolve_prompts(live.momo.service, settings, 60) == []

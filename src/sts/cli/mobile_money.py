@@ -107,6 +107,26 @@ def mm_settle(ctx: click.Context, provider_id: str, action: str, reason: str) ->
     say(ctx, f"{provider_id}: {out['state']} {out['reason']}".rstrip(), out)
 
 
+@mobile_money.command("prompts")
+@click.option("--older-than", default=120.0, show_default=True,
+              help="seconds a prompt has waited for its callback")
+@click.pass_context
+def mm_prompts(ctx: click.Context, older_than: float) -> None:
+    """Resolve prompts whose callback never came, by M-Pesa's status query."""
+    from sts.payments.config import MobileMoneySettings
+    from sts.payments.routes import resolve_prompts
+
+    svc, _ = open_vending(ctx)
+    settings = MobileMoneySettings.from_env()
+    out = resolve_prompts(svc, settings, older_than)
+    if wants_json(ctx):
+        for item in out:
+            emit_json(item)
+    else:
+        for item in out:
+            click.echo(f"{item['request_id']}: {item['state']}")
+
+
 @mobile_money.command("retry")
 @click.pass_context
 def mm_retry(ctx: click.Context) -> None:

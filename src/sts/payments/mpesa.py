@@ -40,6 +40,11 @@ ACCEPTED = {"ResultCode": "0", "ResultDesc": "Accepted"}
 REJECT_CODES = {"account": "C2B00012", "amount": "C2B00013", "other": "C2B00016"}
 
 
+def printed_number(pan: str) -> str:
+    """The meter number as printed (the DRN under IIN 600727), else the PAN's last 12."""
+    return pan[6:17] if pan.startswith("600727") and len(pan) == 18 else pan[-12:]
+
+
 def rejected(outcome: str) -> dict[str, str]:
     return {"ResultCode": REJECT_CODES.get(outcome, "C2B00016"), "ResultDesc": "Rejected"}
 
@@ -260,7 +265,10 @@ class Mpesa:
             "Amount": str(int(prompt.amount)),
             "PartyA": phone, "PartyB": s.shortcode, "PhoneNumber": phone,
             "CallBackURL": f"{s.callback_base}/pay/stk/callback",
-            "AccountReference": prompt.meter_pan[-12:], "TransactionDesc": "Prepaid token"}
+            # the number printed on the meter (Daraja takes 12 characters): what the
+            # statement's "A/C No." then shows, so `reconcile --sell` finds the meter
+            "AccountReference": printed_number(prompt.meter_pan),
+            "TransactionDesc": "Prepaid token"}
         out = self._call("/mpesa/stkpush/v1/processrequest", body)
         if str(out.get("ResponseCode")) != "0" or not isinstance(
                 out.get("CheckoutRequestID"), str):
@@ -272,8 +280,13 @@ class Mpesa:
 
     def status(self, request_id: str) -> PromptOutcome | None:
         """The STK push query; None while the customer has not answered."""
-        out = self._call("/mpesa/stkpushquery/v1/query",
-                         self._signed() | {"CheckoutRequestID": request_id})
+        try:
+            out = self._call("/mpesa/stkpushquery/v1/query",
+                             self._signed() | {"CheckoutRequestID": request_id})
+        except ProviderError as exc:
+            if "being processed" in exc.message:  # the customer has not answered yet
+                return None
+            raise
         code = out.get("ResultCode")
         if code is None:
             return None

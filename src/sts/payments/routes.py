@@ -58,6 +58,24 @@ class Channel:
             return self._caller
 
 
+def resolve_prompts(service: VendingService, settings: MobileMoneySettings,
+                    older_than: float, provider: Mpesa | None = None) -> list[dict[str, Any]]:
+    """Ask the status of every prompt unanswered for `older_than` seconds (a lost callback):
+    a cancelled or timed-out one is closed; a paid one waits for its receipt (the callback,
+    or the statement's `reconcile --sell`)."""
+    mpesa = provider or Mpesa(settings)
+    caller = service.channel_caller(settings.vendor, "mpesa")
+    out = []
+    for request_id in service.pending_prompts(caller, older_than):
+        outcome = mpesa.status(request_id)
+        if outcome is None:
+            out.append({"request_id": request_id, "state": "pending"})
+            continue
+        out.append(service.prompt_result("mpesa", request_id, outcome.result_code,
+                                         outcome.result_desc, None, caller))
+    return out
+
+
 def mount(app: FastAPI, service: VendingService,
           settings: MobileMoneySettings | None = None,
           provider: Mpesa | None = None) -> None:

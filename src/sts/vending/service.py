@@ -215,3 +215,7 @@ class VendingService(ServiceContext):
                          caller: Caller) -> list[dict[str, Any]]:
         """Record and sell the statement's payments we never heard of (lost callbacks)."""
         return payments.record_statement(self, provider, lines, caller)
+
+    def pending_prompts(self, caller: Caller, older_than: float) -> list[str]:
+        """Prompts unanswered for `older_than` seconds (ask the provider's status query)."""
+        return payments.pending_prompts(self, caller, older_than)

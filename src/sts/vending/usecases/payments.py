@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -381,9 +381,11 @@ def prompt_result(svc: ServiceContext, provider: str, request_id: str, result_co
     out: dict[str, Any] = {"request_id": request_id, "state": req["state"]}
     if paid is None:
         if req["state"] == "pending":
-            _finish_request(svc, req["id"], "cancelled" if result_code else "failed",
-                            result_code, result_desc, None)
-            out["state"] = "cancelled"
+            # paid per a status query, which names no receipt: the callback or the
+            # statement (`reconcile --sell`) brings the payment itself
+            state = "paid" if result_code == "0" else "cancelled"
+            _finish_request(svc, req["id"], state, result_code, result_desc, None)
+            out["state"] = state
         return out
     # money moved: it is recorded whatever else is wrong, against the meter we asked for
     mismatch = ""
@@ -412,6 +414,19 @@ def prompt_result(svc: ServiceContext, provider: str, request_id: str, result_co
     out["state"] = "paid"
     out["payment"] = result
     return out
+
+
+def pending_prompts(svc: ServiceContext, caller: Caller, older_than: float,
+                    provider: str = "mpesa") -> list[str]:
+    """Prompts still unanswered `older_than` seconds after we made them: their callback may
+    be lost, so the face asks the provider's status query."""
+    caller.require("collect_payment")
+    before = svc.now() - timedelta(seconds=older_than)
+    with svc.db.read() as conn:
+        return list(conn.scalars(select(payment_requests.c.request_id).where(
+            payment_requests.c.provider == provider, payment_requests.c.state == "pending",
+            payment_requests.c.created_at <= before).order_by(payment_requests.c.id)
+            .limit(PAGE_MAX)))
 
 
 def _finish_request(svc: ServiceContext, rid: int, state: str, code: str, desc: str,
