@@ -137,6 +137,8 @@ def test_paid_other_amount_is_an_exception(live: Live) -> None:
 def test_ussd_refusals(live: Live) -> None:
     assert live.ussd("2*12345").startswith("END That meter number is not known")
     assert live.ussd(f"2*{live.momo.meters[0]}*1*1").startswith("END Sorry")
+    assert live.ussd(f"2*{live.momo.meters[0]}*abc").startswith("END Sorry")
+    assert live.ussd(f"2*{live.momo.meters[0]}*99999").startswith("END Sorry: the maximum")
     assert live.ussd("3").startswith("END Sorry")  # nothing bought from this phone yet
     assert live.ussd("9") == "END Please choose 1, 2 or 3."
     assert live.daraja.prompts == []

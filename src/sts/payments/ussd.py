@@ -62,6 +62,9 @@ def _screen(service: VendingService, caller: Caller, mpesa: Mpesa, phone: str,
         return (f"CON Meter {m['meter']} ({m['customer']})\n"
                 f"Enter the amount ({m['min_amount']} to {m['max_amount'] or 'any'})")
     amount = rest[1]
+    verdict = service.validate_payment(m["meter"], amount, caller)
+    if verdict.outcome != "ok":
+        return f"END Sorry: {verdict.reason}"
     if len(rest) == 2:
         return (f"CON Pay {m['currency']} {amount} for meter {m['meter']}?\n"
                 "1. Yes, send the M-Pesa prompt\n2. No")
