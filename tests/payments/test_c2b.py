@@ -92,6 +92,23 @@ def test_blocked_after_validation_is_an_exception(momo: Momo) -> None:
     assert p["provider_id"] == "RKBLOCK001" and p["reason"].startswith("METER_BLOCKED")
     assert p["purchase_id"] is None and "sale" not in p  # listings carry no sale
 
+    # the back office settles it: an auditor may not; once unblocked, an admin sells it
+    url = "/v1/payments/mpesa/RKBLOCK001/settlement"
+    r = momo.client.post(url, json={"action": "sell", "reason": "x"},
+                         headers=momo.demo.h("auditor"))
+    assert r.status_code == 403
+    r = momo.client.post(url, json={"action": "sell", "reason": "still blocked"},
+                         headers=momo.demo.h("admin"))
+    assert r.status_code == 200 and r.json()["state"] == "exception"
+    momo.demo.registry.set_meter_status(meter, "active")
+    r = momo.client.post(url, json={"action": "sell", "reason": "unblocked"},
+                         headers=momo.demo.h("admin"))
+    assert r.status_code == 200 and r.json()["state"] == "sold"
+    assert count(momo, transactions) == 1
+    r = momo.client.post(url, json={"action": "refund", "reason": "late"},
+                         headers=momo.demo.h("admin"))
+    assert r.status_code == 409 and r.json()["code"] == "PAYMENT_STATE"
+
 
 @pytest.mark.parametrize("field,value", [
     ("TransID", "bad id!"), ("TransID", None), ("TransTime", "2025-03-03"),

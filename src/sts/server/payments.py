@@ -2,6 +2,7 @@
 
 GET /v1/payments?provider=mpesa&provider_id=ID      one payment, with its sale
 GET /v1/payments?state=exception&after_id=&limit=   a page of payments (oldest first)
+POST /v1/payments/{provider}/{provider_id}/settlement {"action": "sell"|"refund", "reason"}
 
 For supervisors, admins and auditors (`sts.vending.access.policy`: "payments"); the sale's
 receipt and tokens only for roles that read sales.  One shape for both: a page, which for
@@ -12,7 +13,7 @@ one provider id holds that payment alone (or 404 UNKNOWN_RECORD).
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from sts.errors import InputError
 from sts.server.dependencies import Auth, errors_doc, ok_doc
@@ -21,7 +22,9 @@ from sts.server.schemas import (
     PAYMENT_STATE_MAX,
     PROVIDER_ID_MAX,
     PROVIDER_MAX,
+    PaymentOut,
     PaymentsOut,
+    SettlementBody,
 )
 from sts.vending.service import VendingService
 from sts.vending.usecases.payments import PAGE_MAX
@@ -54,5 +57,15 @@ def payment_router(service: VendingService) -> APIRouter:
                     "next_after_id": None}
         return service.list_payments(who, state=state, provider=provider, after_id=after_id,
                                      limit=limit)
+
+    @router.post("/v1/payments/{provider}/{provider_id}/settlement",
+                 summary="Settle an exception: sell it again, or record its refund",
+                 response_model=None,
+                 responses=ok_doc(PaymentOut, "the payment, settled") | errors_doc(403, 404, 409))
+    def settle(provider: Annotated[str, Path(max_length=PROVIDER_MAX, description="mpesa")],
+               provider_id: Annotated[str, Path(max_length=PROVIDER_ID_MAX,
+                                                description="the provider's transaction id")],
+               body: SettlementBody, who: Auth) -> dict[str, Any]:
+        return service.settle_payment(provider, provider_id, body.action, body.reason, who)
 
     return router

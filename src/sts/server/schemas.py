@@ -443,3 +443,9 @@ class PaymentsOut(Out):
     payments: list[PaymentOut]
     next_after_id: int | None = Field(description="pass as after_id for the next page; null "
                                       "on the last page")
+
+
+class SettlementBody(Body):
+    action: StrictStr = Field(max_length=8, description="sell (sell it again, e.g. once the "
+                              "meter is unblocked) or refund (the money went back)")
+    reason: StrictStr = Field(max_length=200, description="why; for a refund its reference")
