@@ -138,3 +138,21 @@ def test_a_stop_between_row_and_sale_is_sold_once(momo: Momo) -> None:
     assert momo.service.retry_payments(momo.caller) == 0
     assert sales(momo) == 2
     assert momo.service.payment("mpesa", "RKSTOP0002", admin)["state"] == "sold"
+
+
+def test_channel_report_ties_to_sales(momo: Momo) -> None:
+    from datetime import datetime
+
+    pay(momo, "RKREP00001")
+    pay(momo, "RKREP00002", amount="250")
+    pay(momo, "RKREP00003", meter="0123456789")  # an exception
+    admin = Caller(0, "admin", "t", None)
+    start, end = datetime(2025, 3, 1), datetime(2025, 4, 1)
+    out = momo.service.payments_report(admin, "mpesa", start, end)
+    assert out["states"]["sold"] == {"count": 2, "amount": "350.00"}
+    assert out["states"]["exception"]["count"] == 1
+    assert out["ties"] and out["sales_total"] == "350.00"
+    momo.service.reverse("mpesa-RKREP00002", "never reached the customer",
+                         Caller(0, "supervisor", "t", None))
+    out = momo.service.payments_report(admin, "mpesa", start, end)
+    assert not out["ties"] and out["untied"][0]["sale"] == "reversed"

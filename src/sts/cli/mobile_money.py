@@ -80,6 +80,31 @@ def mm_reconcile(ctx: click.Context, statement: Path, sell: bool) -> None:
         raise SystemExit(1)
 
 
+@mobile_money.command("report")
+@click.option("--from", "start", required=True, help="UTC start, e.g. 2026-12-01T00:00:00")
+@click.option("--to", "end", required=True, help="UTC end (excluded)")
+@click.pass_context
+def mm_report(ctx: click.Context, start: str, end: str) -> None:
+    """Payments per state, and whether the sold ones tie to the channel's sales."""
+    from sts.cli.context import parse_time
+
+    svc, _ = open_vending(ctx)
+    t0, t1 = parse_time(start, "from"), parse_time(end, "to")
+    assert t0 is not None and t1 is not None
+    out = svc.payments_report(_admin(), "mpesa", t0, t1)
+    if wants_json(ctx):
+        emit_json(out)
+    else:
+        for state, v in out["states"].items():
+            click.echo(f"{state:10} {v['count']:6} {v['amount']:>14}")
+        click.echo(f"sold {out['sold_total']} = sales {out['sales_total']}: "
+                   f"{'ties' if out['ties'] else 'DOES NOT TIE'}")
+        for item in out["untied"]:
+            click.echo(f"  {item['provider_id']} {item['amount']}: sale {item['sale']}")
+    if not out["ties"]:
+        raise SystemExit(1)
+
+
 @mobile_money.command("exceptions")
 @click.pass_context
 def mm_exceptions(ctx: click.Context) -> None:

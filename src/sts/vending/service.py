@@ -219,3 +219,8 @@ class VendingService(ServiceContext):
     def pending_prompts(self, caller: Caller, older_than: float) -> list[str]:
         """Prompts unanswered for `older_than` seconds (ask the provider's status query)."""
         return payments.pending_prompts(self, caller, older_than)
+
+    def payments_report(self, caller: Caller, provider: str, start: datetime,
+                        end: datetime) -> dict[str, Any]:
+        """A channel's payments per state, tied to the channel vendor's sales."""
+        return payments.channel_report(self, caller, provider, start, end)

@@ -44,7 +44,7 @@ from sts.vending.access.policy import Caller, vendor_filter
 from sts.vending.clock import local
 from sts.vending.ledger import REQUEST_ID
 from sts.vending.meters import meter_pan, read_meter
-from sts.vending.storage.tables import customers, meters, vendors
+from sts.vending.storage.tables import customers, meters, transactions, vendors
 from sts.vending.storage.tables_payments import payment_requests, payments
 from sts.vending.tariff import money, parse_amount
 from sts.vending.usecases import deliveries, reprint, sale
@@ -606,6 +606,47 @@ def record_statement(svc: ServiceContext, provider: str, lines: list[StatementLi
         if created:
             out.append(got)
     return out
+
+
+def channel_report(svc: ServiceContext, caller: Caller, provider: str, start: datetime,
+                   end: datetime) -> dict[str, Any]:
+    """Payments received in [start, end) (UTC) per state, and whether the sold ones tie to
+    the channel vendor's sales: every sold payment has its completed sale of the same amount
+    (`sales_total` equals `sold_total`); a sale reversed since, or missing, is listed."""
+    caller.require("payments")
+    if provider not in PROVIDERS:
+        raise InputError(f"provider must be one of {', '.join(PROVIDERS)}", field="provider")
+    q = (select(payments.c.provider_id, payments.c.state, payments.c.amount,
+                payments.c.purchase_id, transactions.c.amount.label("sale_amount"),
+                transactions.c.status.label("sale_status"))
+         .outerjoin(transactions, transactions.c.request_id == payments.c.purchase_id)
+         .where(payments.c.provider == provider, payments.c.created_at >= start,
+                payments.c.created_at < end))
+    vid = vendor_filter(caller.vendor_scope())
+    if vid is not None:
+        q = q.where(payments.c.vendor_id == vid)
+    counts = dict.fromkeys(STATES, 0)
+    amounts = dict.fromkeys(STATES, Decimal(0))
+    sales_total = Decimal(0)
+    untied: list[dict[str, Any]] = []
+    with svc.db.read() as conn:
+        rows = conn.execute(q.order_by(payments.c.id)).mappings().all()
+    for r in rows:
+        counts[r["state"]] += 1
+        amounts[r["state"]] += Decimal(r["amount"])
+        if r["state"] != "sold":
+            continue
+        if r["sale_status"] == "completed" and Decimal(r["sale_amount"]) == Decimal(r["amount"]):
+            sales_total += Decimal(r["sale_amount"])
+        else:
+            untied.append({"provider_id": r["provider_id"], "purchase_id": r["purchase_id"],
+                           "amount": money(Decimal(r["amount"])),
+                           "sale": r["sale_status"] or "missing"})
+    sold_total = amounts["sold"]
+    return {"provider": provider, "from": start.isoformat(), "to": end.isoformat(),
+            "states": {k: {"count": counts[k], "amount": money(amounts[k])} for k in STATES},
+            "sold_total": money(sold_total), "sales_total": money(sales_total),
+            "ties": not untied and sales_total == sold_total, "untied": untied}
 
 
 def dumps(value: Any) -> str:
