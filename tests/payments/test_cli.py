@@ -77,6 +77,17 @@ def test_secrets_hidden_and_private(tmp_path: Path) -> None:
     assert "TOPSECRET" not in repr(sec) and "PASSKEY" not in f"{sec}"
 
 
+def test_secrets_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sts.payments.config import MobileMoneySettings
+
+    monkeypatch.delenv("STS_MPESA_SECRETS", raising=False)
+    monkeypatch.setenv("STS_MPESA_CONSUMER_SECRET", "ENVSECRET")
+    monkeypatch.setenv("STS_MPESA_PASSKEY", "ENVPASS")
+    mm = MobileMoneySettings.from_env()
+    assert mm.secrets.consumer_secret == "ENVSECRET" and mm.secrets.passkey == "ENVPASS"
+    assert "ENVSECRET" not in repr(mm) and "ENVPASS" not in repr(mm)
+
+
 def test_payment_repr_is_plain() -> None:
     p = Payment("mpesa", "RK1", "c2b", "x", Decimal(1))
     assert "RK1" in repr(p)

@@ -8,6 +8,7 @@
 | `STS_MPESA_API` | Daraja's base URL (default the sandbox) |
 | `STS_MPESA_CALLBACK_BASE` | our public base URL, for the STK CallBackURL |
 | `STS_MPESA_SECRETS` | a file (mode 0600) of `consumer_key=`, `consumer_secret=`, `passkey=` lines |
+| `STS_MPESA_CONSUMER_KEY`, `STS_MPESA_CONSUMER_SECRET`, `STS_MPESA_PASSKEY` | or these (the file wins) |
 
 Secrets never come from the command line and are never printed: `Secrets.__repr__` hides them.
 """
@@ -78,13 +79,17 @@ class MobileMoneySettings:
     def from_env(cls) -> MobileMoneySettings:
         env = os.environ
         secrets_file = env.get("STS_MPESA_SECRETS")
+        secrets = Secrets.from_file(secrets_file) if secrets_file else Secrets(
+            consumer_key=env.get("STS_MPESA_CONSUMER_KEY", ""),
+            consumer_secret=env.get("STS_MPESA_CONSUMER_SECRET", ""),
+            passkey=env.get("STS_MPESA_PASSKEY", ""))
         return cls(shortcode=env.get("STS_MPESA_SHORTCODE", "600000"),
                    vendor=env.get("STS_MPESA_VENDOR", "M-Pesa"),
                    allow=parse_networks(env.get("STS_MPESA_ALLOW", LOOPBACK)),
                    api=env.get("STS_MPESA_API", SANDBOX).rstrip("/"),
                    callback_base=env.get("STS_MPESA_CALLBACK_BASE",
                                          "http://127.0.0.1:8062").rstrip("/"),
-                   secrets=Secrets.from_file(secrets_file) if secrets_file else Secrets())
+                   secrets=secrets)
 
     def allows(self, host: str | None) -> bool:
         """Is a callback from `host` (the peer's address) from a configured network?"""
