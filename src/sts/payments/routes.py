@@ -95,9 +95,11 @@ def mount(app: FastAPI, service: VendingService,
         caller = channel.check(request)
         try:
             p = mpesa.parse_callback("c2b", body)
-        except InputError as exc:
+        except InputError as exc:  # Daraja's own codes for the two fields a customer types
             if exc.field == "TransAmount":
                 return rejected("amount")
+            if exc.field == "BillRefNumber":
+                return rejected("account")
             raise
         assert isinstance(p, Payment)
         verdict = service.validate_payment(p.account, str(p.amount), caller)

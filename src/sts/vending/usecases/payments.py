@@ -32,7 +32,6 @@ from sqlalchemy import Connection, insert, select, update
 
 from sts.errors import (
     InputError,
-    MeterBlocked,
     PaymentMismatch,
     PaymentState,
     StsError,
@@ -163,10 +162,8 @@ def validate(svc: ServiceContext, account: object, amount: object, caller: Calle
                                field="account")
             except StsError as exc:
                 return Verdict("account", exc.message)
-            try:
+            try:  # blocked, or not a meter this channel may sell to
                 vendor = check_may_sell(caller, m)
-            except MeterBlocked as exc:
-                return Verdict("other", exc.message)
             except StsError as exc:
                 return Verdict("other", exc.message)
             try:
