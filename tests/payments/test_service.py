@@ -156,3 +156,23 @@ def test_channel_report_ties_to_sales(momo: Momo) -> None:
                          Caller(0, "supervisor", "t", None))
     out = momo.service.payments_report(admin, "mpesa", start, end)
     assert not out["ties"] and out["untied"][0]["sale"] == "reversed"
+
+
+def test_a_callback_before_its_prompt_is_stored_is_sold_once(momo: Momo) -> None:
+    """A fast provider's paid callback overtakes our write of the prompt: the money is
+    recorded at once and sold when the prompt names the meter."""
+    from sts.vending.usecases.payments import PromptAnswer
+
+    paid = Payment(provider="mpesa", provider_id="RKEARLY001", kind="stk", account="",
+                   amount=Decimal("100"), currency="KES", msisdn="254722000111",
+                   request_id="ws_CO_early")
+    out = momo.service.prompt_result("mpesa", "ws_CO_early", "0", "ok", paid, momo.caller)
+    assert out["state"] == "early" and out["payment"]["state"] == "received"
+    assert momo.service.retry_payments(momo.caller) == 1  # no meter yet: an exception
+    answer = momo.service.prompt_payment(momo.meters[0], "100", "254722000111", momo.caller,
+                                         lambda _p: PromptAnswer("ws_CO_early", "m1"))
+    assert answer["state"] == "paid"
+    got = momo.service.payment("mpesa", "RKEARLY001", Caller(0, "admin", "t", None))
+    assert got["state"] == "sold" and got["meter"] == momo.meters[0] and sales(momo) == 1
+    again = momo.service.prompt_result("mpesa", "ws_CO_early", "0", "ok", paid, momo.caller)
+    assert again["payment"]["state"] == "sold" and sales(momo) == 1

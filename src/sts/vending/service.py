@@ -169,9 +169,9 @@ class VendingService(ServiceContext):
         return payments.receive(self, payment, caller)
 
     def prompt_payment(self, meter: object, amount: object, phone: object, caller: Caller,
-                       ask: Any, provider: str = "mpesa") -> dict[str, Any]:
-        """Ask the provider to prompt a phone to pay for a meter (STK push)."""
-        return payments.prompt(self, meter, amount, phone, caller, ask, provider)
+                       ask: Any, provider: str = "mpesa", currency: str = "") -> dict[str, Any]:
+        """Ask the provider to prompt a phone to pay for a meter (STK push, RequestToPay)."""
+        return payments.prompt(self, meter, amount, phone, caller, ask, provider, currency)
 
     def prompt_result(self, provider: str, request_id: str, result_code: str,
                       result_desc: str, paid: payments.Payment | None,
@@ -216,9 +216,10 @@ class VendingService(ServiceContext):
         """Record and sell the statement's payments we never heard of (lost callbacks)."""
         return payments.record_statement(self, provider, lines, caller)
 
-    def pending_prompts(self, caller: Caller, older_than: float) -> list[str]:
+    def pending_prompts(self, caller: Caller, older_than: float,
+                        provider: str = "mpesa") -> list[str]:
         """Prompts unanswered for `older_than` seconds (ask the provider's status query)."""
-        return payments.pending_prompts(self, caller, older_than)
+        return payments.pending_prompts(self, caller, older_than, provider)
 
     def payments_report(self, caller: Caller, provider: str, start: datetime,
                         end: datetime) -> dict[str, Any]:

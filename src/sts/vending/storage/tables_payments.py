@@ -49,6 +49,7 @@ payment_requests = Table(
     Column("merchant_request_id", String(64), nullable=False, default=""),
     Column("meter_pan", String(18), nullable=False),
     Column("amount", Money, nullable=False),
+    Column("currency", String(3), nullable=False, default=""),
     Column("phone", String(20), nullable=False),
     Column("state", String(10), nullable=False),  # pending / paid / cancelled / failed
     Column("result_code", String(16), nullable=False, default=""),

@@ -53,7 +53,7 @@ from sts.vending.vendor import check_may_sell
 if TYPE_CHECKING:
     from sts.vending.context import ServiceContext
 
-PROVIDERS = ("mpesa",)
+PROVIDERS = ("mpesa", "momo")
 STATES = ("received", "sold", "exception", "refunded")
 PAGE_MAX = 500
 _INTERNATIONAL = re.compile(r"^\+?([1-9][0-9]{8,14})$")
@@ -94,6 +94,7 @@ class Prompt:
     meter_pan: str
     amount: Decimal
     phone: str
+    currency: str = ""
 
 
 @dataclass(frozen=True)
@@ -339,7 +340,8 @@ def resend_last(svc: ServiceContext, phone: object, caller: Caller) -> dict[str,
 
 
 def prompt(svc: ServiceContext, meter: object, amount: object, phone: object, caller: Caller,
-           ask: Callable[[Prompt], PromptAnswer], provider: str = "mpesa") -> dict[str, Any]:
+           ask: Callable[[Prompt], PromptAnswer], provider: str = "mpesa",
+           currency: str = "") -> dict[str, Any]:
     """Ask the provider to prompt `phone` to pay `amount` for `meter` (validated first, as a
     paybill validation would be); the request is stored to check its callback against."""
     caller.require("collect_payment")
@@ -350,17 +352,39 @@ def prompt(svc: ServiceContext, meter: object, amount: object, phone: object, ca
     if verdict.outcome != "ok":
         field = {"account": "meter", "amount": "amount"}.get(verdict.outcome, "meter")
         raise InputError(verdict.reason, field=field)
-    p = Prompt(meter_pan(meter), parse_amount(amount), international(phone) or "")
+    p = Prompt(meter_pan(meter), parse_amount(amount), international(phone) or "", currency)
     answer = ask(p)
     now = svc.now()
     with svc.db.begin() as conn:
         conn.execute(insert(payment_requests).values(
             provider=provider, request_id=answer.request_id,
             merchant_request_id=answer.merchant_request_id, meter_pan=p.meter_pan,
-            amount=p.amount, phone=p.phone, state="pending", result_code="", result_desc="",
+            amount=p.amount, currency=currency[:3], phone=p.phone, state="pending",
+            result_code="", result_desc="",
             provider_id=None, created_at=now, updated_at=now))
-    return {"request_id": answer.request_id, "meter": p.meter_pan, "amount": money(p.amount),
-            "phone": p.phone, "state": "pending"}
+    out = {"request_id": answer.request_id, "meter": p.meter_pan, "amount": money(p.amount),
+           "phone": p.phone, "state": "pending"}
+    early = _early_payment(svc, provider, answer.request_id)
+    if early is not None:  # its callback came before we stored the prompt: sell it now
+        out["state"] = prompt_result(svc, provider, answer.request_id, "0", "", early,
+                                     caller)["state"]
+    return out
+
+
+def _early_payment(svc: ServiceContext, provider: str, request_id: str) -> Payment | None:
+    """A payment whose callback arrived before its prompt was stored (a fast provider):
+    recorded then without a meter, it is sold once the prompt names the meter."""
+    with svc.db.read() as conn:
+        row = conn.execute(select(payments).where(
+            payments.c.provider == provider, payments.c.request_id == request_id,
+            payments.c.meter_pan.is_(None), payments.c.purchase_id.is_(None))
+        ).mappings().first()
+    if row is None:
+        return None
+    return Payment(provider=provider, provider_id=row["provider_id"], kind=row["kind"],
+                   account="", amount=Decimal(row["amount"]), currency=row["currency"],
+                   msisdn=row["msisdn"], payer=row["payer"], paid_at=row["paid_at"],
+                   raw=row["raw"], request_id=request_id)
 
 
 def prompt_result(svc: ServiceContext, provider: str, request_id: str, result_code: str,
@@ -374,7 +398,13 @@ def prompt_result(svc: ServiceContext, provider: str, request_id: str, result_co
             payment_requests.c.provider == provider,
             payment_requests.c.request_id == request_id)).mappings().first()
     if req is None:
-        raise UnknownRecord(f"no payment request {request_id}", field="CheckoutRequestID")
+        if paid is None:
+            raise UnknownRecord(f"no payment request {request_id}", field="request_id")
+        # money moved for a prompt not yet stored (its callback overtook our own write):
+        # record it now, sell it when `prompt` stores the request and names the meter
+        _insert(svc, paid, caller, svc.now())
+        return {"request_id": request_id, "state": "early",
+                "payment": view(_row(svc, paid.provider, paid.provider_id))}
     out: dict[str, Any] = {"request_id": request_id, "state": req["state"]}
     if paid is None:
         if req["state"] == "pending":
@@ -389,23 +419,37 @@ def prompt_result(svc: ServiceContext, provider: str, request_id: str, result_co
     if paid.amount != Decimal(req["amount"]):
         mismatch = (f"paid {money(paid.amount)} but the prompt asked for "
                     f"{money(Decimal(req['amount']))}")
+    elif req["currency"] and paid.currency != req["currency"]:
+        mismatch = f"paid in {paid.currency or 'no currency'}, asked for {req['currency']}"
     payment = Payment(provider=paid.provider, provider_id=paid.provider_id, kind=paid.kind,
-                      account=req["meter_pan"], amount=paid.amount, currency=paid.currency,
+                      account=req["meter_pan"], amount=paid.amount,
+                      currency=paid.currency or req["currency"],
                       msisdn=paid.msisdn or req["phone"], payer=paid.payer,
                       paid_at=paid.paid_at, raw=paid.raw, request_id=request_id)
-    if mismatch:
-        _insert(svc, payment, caller, svc.now())
+    _check(payment)
+    _insert(svc, payment, caller, svc.now())
+    row = _row(svc, payment.provider, payment.provider_id)
+    if (row["meter_pan"] is None and row["purchase_id"] is None
+            and row["request_id"] == request_id and row["state"] in ("received", "exception")):
+        # recorded early, before its prompt was stored: now the prompt names the meter
+        with svc.db.begin() as conn:
+            conn.execute(update(payments).where(
+                payments.c.id == row["id"], payments.c.state == row["state"],
+                payments.c.meter_pan.is_(None)).values(
+                    account=req["meter_pan"], meter_pan=req["meter_pan"], state="received",
+                    reason="", updated_at=svc.now()))
         row = _row(svc, payment.provider, payment.provider_id)
-        if row["state"] == "received":
-            err = PaymentMismatch(mismatch, field="Amount")
-            with svc.db.begin() as conn:
-                conn.execute(update(payments).where(payments.c.id == row["id"],
-                                                    payments.c.state == "received")
-                             .values(state="exception", reason=f"{err.code}: {mismatch}"[:300],
-                                     updated_at=svc.now()))
-        result = view(_row(svc, payment.provider, payment.provider_id))
-    else:
-        result, _ = receive(svc, payment, caller)
+    if row["state"] == "received" and mismatch:
+        err = PaymentMismatch(mismatch, field="amount")
+        with svc.db.begin() as conn:
+            conn.execute(update(payments).where(payments.c.id == row["id"],
+                                                payments.c.state == "received")
+                         .values(state="exception", reason=f"{err.code}: {mismatch}"[:300],
+                                 updated_at=svc.now()))
+        row = _row(svc, payment.provider, payment.provider_id)
+    elif row["state"] == "received":
+        row = _sell(svc, row, caller)
+    result = view(row)
     if req["state"] == "pending":
         _finish_request(svc, req["id"], "paid", result_code, result_desc, paid.provider_id)
     out["state"] = "paid"

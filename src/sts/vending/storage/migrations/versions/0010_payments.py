@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column('merchant_request_id', sa.String(length=64), nullable=False),
         sa.Column('meter_pan', sa.String(length=18), nullable=False),
         sa.Column('amount', Money(), nullable=False),
+        sa.Column('currency', sa.String(length=3), nullable=False),
         sa.Column('phone', sa.String(length=20), nullable=False),
         sa.Column('state', sa.String(length=10), nullable=False),
         sa.Column('result_code', sa.String(length=16), nullable=False),
