@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +21,9 @@ from sts.vending.storage.tables_delivery import deliveries
 from sts.vending.storage.tables_payments import payment_requests, payments
 from tests.payments.conftest import SHORTCODE, Momo
 from tests.payments.daraja import Daraja
+from tests.payments.live import free_socket, serving, wait_for
 
 PHONE = "254722000111"
-
-
-def wait_for(check: Callable[[], bool], what: str, deadline: float = 20.0) -> None:
-    """Poll until `check()` holds, failing at the deadline (never a fixed sleep)."""
-    end = time.monotonic() + deadline
-    while not check():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        threading.Event().wait(0.05)
 
 
 class Live:
@@ -62,8 +51,6 @@ class Live:
 
 @pytest.fixture
 def live(momo: Momo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
-    import uvicorn
-
     from sts.server.app import create_app
 
     daraja = Daraja(consumer_key="ck-test", consumer_secret="cs-test", passkey="pk-test",
@@ -71,24 +58,15 @@ def live(momo: Momo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     secret_file = tmp_path / "mpesa.secrets"
     secret_file.write_text("consumer_key=ck-test\nconsumer_secret=cs-test\npasskey=pk-test\n")
     os.chmod(secret_file, 0o600)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock, url = free_socket()
     monkeypatch.setenv("STS_MPESA_API", daraja.url)
     monkeypatch.setenv("STS_MPESA_CALLBACK_BASE", url)
     monkeypatch.setenv("STS_MPESA_SECRETS", str(secret_file))
     monkeypatch.setenv("STS_MPESA_SHORTCODE", SHORTCODE)
-    app = create_app(momo.service)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, "the server to start")
     try:
-        yield Live(momo, daraja, url)
+        with serving(create_app(momo.service), sock):
+            yield Live(momo, daraja, url)
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
         daraja.stop()
 
 

@@ -40,22 +40,8 @@ class Secrets:
     @classmethod
     def from_file(cls, path: str) -> Secrets:
         """`name=value` lines from a file only its owner can read (else a config error)."""
-        p = Path(path)
-        try:
-            mode = p.stat().st_mode
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read the M-Pesa secrets file {path}: {exc.strerror}",
-                              field="STS_MPESA_SECRETS") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(f"{path} must be readable by its owner only (chmod 600)",
-                              field="STS_MPESA_SECRETS")
-        values: dict[str, str] = {}
-        for line in text.splitlines():
-            name, sep, value = line.partition("=")
-            if sep and name.strip() in ("consumer_key", "consumer_secret", "passkey"):
-                values[name.strip()] = value.strip()
-        return cls(**values)
+        return cls(**_secret_lines(path, ("consumer_key", "consumer_secret", "passkey"),
+                                   "STS_MPESA_SECRETS"))
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
@@ -98,3 +84,81 @@ class MobileMoneySettings:
         except ValueError:
             return False
         return any(addr in net for net in self.allow)
+
+
+@dataclass(frozen=True)
+class MomoSecrets:
+    api_user: str = field(default="", repr=False)
+    api_key: str = field(default="", repr=False)
+    subscription_key: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return "MomoSecrets(<hidden>)"
+
+    @classmethod
+    def from_env(cls) -> MomoSecrets:
+        """From STS_MOMO_SECRETS (a 0600 file of `api_user=`, `api_key=`,
+        `subscription_key=` lines), else STS_MOMO_API_USER / _API_KEY / _SUBSCRIPTION_KEY."""
+        env = os.environ
+        path = env.get("STS_MOMO_SECRETS")
+        if path:
+            values = _secret_lines(path, ("api_user", "api_key", "subscription_key"),
+                                   "STS_MOMO_SECRETS")
+            return cls(**values)
+        return cls(api_user=env.get("STS_MOMO_API_USER", ""),
+                   api_key=env.get("STS_MOMO_API_KEY", ""),
+                   subscription_key=env.get("STS_MOMO_SUBSCRIPTION_KEY", ""))
+
+
+@dataclass(frozen=True)
+class MomoSettings:
+    """MTN MoMo Collections: `STS_MOMO_API` (default the sandbox), `STS_MOMO_ENVIRONMENT`
+    (X-Target-Environment), `STS_MOMO_CURRENCY`, `STS_MOMO_VENDOR` (default "MTN MoMo"),
+    `STS_MOMO_ALLOW` (callback networks, default loopback); the callback base is M-Pesa's."""
+
+    api: str = "https://sandbox.momodeveloper.mtn.com"
+    environment: str = "sandbox"
+    currency: str = "EUR"
+    vendor: str = "MTN MoMo"
+    allow: tuple[Network, ...] = parse_networks(LOOPBACK)
+    callback_base: str = "http://127.0.0.1:8062"
+    secrets: MomoSecrets = MomoSecrets()
+
+    @classmethod
+    def from_env(cls) -> MomoSettings:
+        env = os.environ
+        return cls(api=env.get("STS_MOMO_API", cls.api).rstrip("/"),
+                   environment=env.get("STS_MOMO_ENVIRONMENT", "sandbox"),
+                   currency=env.get("STS_MOMO_CURRENCY", "EUR"),
+                   vendor=env.get("STS_MOMO_VENDOR", "MTN MoMo"),
+                   allow=parse_networks(env.get("STS_MOMO_ALLOW", LOOPBACK)),
+                   callback_base=env.get("STS_MPESA_CALLBACK_BASE",
+                                         "http://127.0.0.1:8062").rstrip("/"),
+                   secrets=MomoSecrets.from_env())
+
+    def allows(self, host: str | None) -> bool:
+        try:
+            addr = ipaddress.ip_address(host or "")
+        except ValueError:
+            return False
+        return any(addr in net for net in self.allow)
+
+
+def _secret_lines(path: str, names: tuple[str, ...], setting: str) -> dict[str, str]:
+    """`name=value` lines from a file only its owner can read (else a config error)."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the secrets file {path}: {exc.strerror}",
+                          field=setting) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path} must be readable by its owner only (chmod 600)",
+                          field=setting)
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() in names:
+            values[name.strip()] = value.strip()
+    return values

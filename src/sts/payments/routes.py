@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from sts.errors import InputError, PaymentRefused
 from sts.payments import ussd
-from sts.payments.config import MobileMoneySettings
+from sts.payments.config import MobileMoneySettings, MomoSettings
+from sts.payments.momo import Momo
 from sts.payments.mpesa import ACCEPTED, Mpesa, rejected
 from sts.payments.provider import PromptOutcome
 from sts.vending.access.policy import Caller
@@ -41,9 +42,11 @@ class Channel:
     """The face's credential: the configured networks, then the channel vendor's caller
     (resolved once, on the first callback that needs it)."""
 
-    def __init__(self, service: VendingService, settings: MobileMoneySettings) -> None:
+    def __init__(self, service: VendingService, settings: MobileMoneySettings | MomoSettings,
+                 provider: str = "mpesa") -> None:
         self.service = service
         self.settings = settings
+        self.provider = provider
         self._caller: Caller | None = None
         self._lock = threading.Lock()
 
@@ -54,7 +57,8 @@ class Channel:
                                  field="source")
         with self._lock:
             if self._caller is None:
-                self._caller = self.service.channel_caller(self.settings.vendor, "mpesa")
+                self._caller = self.service.channel_caller(self.settings.vendor,
+                                                           self.provider)
             return self._caller
 
 
@@ -83,7 +87,10 @@ def mount(app: FastAPI, service: VendingService,
     settings = settings or MobileMoneySettings.from_env()
     mpesa = provider or Mpesa(settings)
     channel = Channel(service, settings)
-    app.state.mobile_money = {"settings": settings, "provider": mpesa}
+    momo_settings = MomoSettings.from_env()
+    momo = Momo(momo_settings)
+    momo_channel = Channel(service, momo_settings, "momo")
+    app.state.mobile_money = {"settings": settings, "provider": mpesa, "momo": momo}
     if not hasattr(app.state, "error_renderers"):
         app.state.error_renderers = {}
     app.state.error_renderers[PREFIX + "/"] = render_pay_error
@@ -121,6 +128,15 @@ def mount(app: FastAPI, service: VendingService,
         service.prompt_result("mpesa", outcome.request_id, outcome.result_code,
                               outcome.result_desc, outcome.payment, caller)
         return {"ResultCode": "0", "ResultDesc": "Accepted"}
+
+    @router.api_route(PREFIX + "/momo/callback", methods=["POST", "PUT"])
+    def momo_callback(request: Request, body: JsonBody) -> dict[str, str]:
+        caller = momo_channel.check(request)
+        outcome = momo.parse_callback("rtp", body)
+        assert isinstance(outcome, PromptOutcome)
+        service.prompt_result("momo", outcome.request_id, outcome.result_code,
+                              outcome.result_desc, outcome.payment, caller)
+        return {"status": "accepted"}
 
     @router.post(USSD_PATH)
     def ussd_callback(request: Request,
