@@ -3,12 +3,14 @@ never a 5xx, and nothing sold from a body that failed its checks."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sts.errors import AlreadyExists
 from tests.payments.conftest import Momo, confirmation
 
 VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
@@ -58,3 +60,18 @@ def test_ussd(momo: Momo, text: str, phone: str) -> None:
     assert r.status_code < 500, r.text
     if r.status_code == 200:
         assert r.text.startswith(("CON ", "END ")) and len(r.text) <= 182
+
+
+@FUZZ
+@given(body=st.one_of(VALUES, st.dictionaries(st.sampled_from(
+    ["externalId", "status", "financialTransactionId", "amount", "currency", "payer",
+     "reason"]), st.one_of(VALUES, st.just("0f8fad5b-d9cb-469f-a165-70867728950e"),
+                           st.sampled_from(["SUCCESSFUL", "FAILED", "PENDING"])),
+    max_size=7)))
+def test_momo_callback(momo: Momo, body: Any) -> None:
+    sqlite_only(momo)
+    with contextlib.suppress(AlreadyExists):  # the channel's vendor (once per test)
+        momo.demo.registry.add_vendor("MTN MoMo", float_balance="1000")
+    r = momo.client.put("/pay/momo/callback", json=body)
+    assert r.status_code < 500, (body, r.text)
+    assert r.status_code != 404 or r.json()["field"] == "request_id"  # parsed, then unknown

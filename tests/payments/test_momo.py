@@ -101,14 +101,15 @@ def test_failed_sells_nothing(rig: Rig) -> None:
 
 
 def test_lost_callback_sold_by_status_query(rig: Rig) -> None:
+    from sts.payments.routes import resolve_prompts
+
     rig.standin.lose_callbacks = True
     ref = rig.buy(rig.fx.meters[1])
-    outcome = rig.momo.status(ref)
-    assert outcome is not None and outcome.payment is not None
-    out = rig.fx.service.prompt_result("momo", ref, outcome.result_code, outcome.result_desc,
-                                       outcome.payment, rig.caller)
+    rig.fx.demo.clock.advance(seconds=300)
+    (out,) = resolve_prompts(rig.fx.service, rig.momo.settings, 60, rig.momo)
     assert out["state"] == "paid" and out["payment"]["state"] == "sold"
-    assert rig.count(transactions) == 1
+    assert rig.state(ref) == "paid" and rig.count(transactions) == 1
+    assert resolve_prompts(rig.fx.service, rig.momo.settings, 60, rig.momo) == []
 
 
 def test_other_currency_is_an_exception(rig: Rig) -> None:

@@ -13,7 +13,7 @@ from sts.payments import ussd
 from sts.payments.config import MobileMoneySettings, MomoSettings
 from sts.payments.momo import Momo
 from sts.payments.mpesa import ACCEPTED, Mpesa, rejected
-from sts.payments.provider import PromptOutcome
+from sts.payments.provider import PromptOutcome, Provider
 from sts.vending.access.policy import Caller
 from sts.vending.service import VendingService
 from sts.vending.usecases.payments import Payment
@@ -62,21 +62,23 @@ class Channel:
             return self._caller
 
 
-def resolve_prompts(service: VendingService, settings: MobileMoneySettings,
-                    older_than: float, provider: Mpesa | None = None) -> list[dict[str, Any]]:
+def resolve_prompts(service: VendingService, settings: MobileMoneySettings | MomoSettings,
+                    older_than: float, adapter: Provider | None = None) -> list[dict[str, Any]]:
     """Ask the status of every prompt unanswered for `older_than` seconds (a lost callback):
-    a cancelled or timed-out one is closed; a paid one waits for its receipt (the callback,
-    or the statement's `reconcile --sell`)."""
-    mpesa = provider or Mpesa(settings)
-    caller = service.channel_caller(settings.vendor, "mpesa")
+    a cancelled or timed-out one is closed; a paid one is sold when the answer names its
+    transaction (MoMo), else it waits for its receipt (M-Pesa: the callback, or the
+    statement's `reconcile --sell`)."""
+    if adapter is None:
+        adapter = Momo(settings) if isinstance(settings, MomoSettings) else Mpesa(settings)
+    caller = service.channel_caller(settings.vendor, adapter.name)
     out = []
-    for request_id in service.pending_prompts(caller, older_than):
-        outcome = mpesa.status(request_id)
+    for request_id in service.pending_prompts(caller, older_than, adapter.name):
+        outcome = adapter.status(request_id)
         if outcome is None:
             out.append({"request_id": request_id, "state": "pending"})
             continue
-        out.append(service.prompt_result("mpesa", request_id, outcome.result_code,
-                                         outcome.result_desc, None, caller))
+        out.append(service.prompt_result(adapter.name, request_id, outcome.result_code,
+                                         outcome.result_desc, outcome.payment, caller))
     return out
 
 
