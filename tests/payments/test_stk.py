@@ -161,3 +161,39 @@ def test_lost_callback_resolved_by_status_query(live: Live, outcome: str, state:
     assert out["state"] == state and live.request_state() == state
     assert live.count(transactions) == 0  # a paid prompt waits for its receipt
     assert resolve_prompts(live.momo.service, settings, 60) == []
+
+
+def test_register_urls_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       db_url: str, kek_file: str) -> None:
+    """`sts admin mobile-money register`: OAuth with the consumer key and secret from the
+    0600 file, then Daraja's register-URL call naming our two C2B endpoints."""
+    from click.testing import CliRunner
+
+    from sts.cli.vending import admin
+
+    daraja = Daraja(consumer_key="ck", consumer_secret="cs", passkey="pk",
+                    shortcode=SHORTCODE).start()
+    try:
+        secret_file = tmp_path / "mpesa.secrets"
+        secret_file.write_text("consumer_key=ck\nconsumer_secret=cs\npasskey=pk\n")
+        os.chmod(secret_file, 0o600)
+        monkeypatch.setenv("STS_MPESA_API", daraja.url)
+        monkeypatch.setenv("STS_MPESA_SECRETS", str(secret_file))
+        result = CliRunner().invoke(admin, ["--db", db_url, "--kek-file", kek_file,
+                                            "mobile-money", "register", "--base",
+                                            "https://pay.example.org/", "--json"])
+        assert result.exit_code == 0, result.output
+        assert "cs" not in result.output.replace("Success", "")  # the secret never shows
+        (reg,) = daraja.registered
+        assert reg == {"ShortCode": SHORTCODE, "ResponseType": "Cancelled",
+                       "ConfirmationURL": "https://pay.example.org/pay/c2b/confirmation",
+                       "ValidationURL": "https://pay.example.org/pay/c2b/validation"}
+        secret_file.write_text("consumer_key=ck\nconsumer_secret=wrong\npasskey=pk\n")
+        result = CliRunner().invoke(admin, ["--db", db_url, "--kek-file", kek_file,
+                                            "mobile-money", "register", "--base",
+                                            "https://pay.example.org", "--json"])
+        assert result.exit_code != 0 and result.exception is not None
+        assert "Invalid Authentication" in str(result.exception)
+        assert "wrong" not in str(result.exception) + result.output
+    finally:
+        daraja.stop()
