@@ -180,6 +180,7 @@ def bench(kind: str, n: int, workers: int, chunk: int) -> dict[str, Any] | None:
     tmp = tempfile.mkdtemp(prefix="sts-campaign-bench-")
     kek_file = os.path.join(tmp, "kek.hex")
     Path(kek_file).write_text(secrets.token_bytes(32).hex())
+    Path(kek_file).chmod(0o600)
     if kind == "sqlite":
         db_url: str | None = os.path.join(tmp, "bench.sqlite3")
     else:

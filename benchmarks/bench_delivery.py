@@ -155,6 +155,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         out["database"] = "postgresql" if db_url.startswith("postgresql") else "sqlite"
         kek = tmp / "kek"
         kek.write_text(secrets.token_bytes(32).hex())
+        kek.chmod(0o600)  # a KEK file must be private
         svc = open_service(Settings(db_url=db_url, kek_file=str(kek)), run_migrations=True)
         t = time.perf_counter()
         info = fill_demo(Registry(svc.db, svc.sm), production_tables=False,

@@ -147,6 +147,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             return {"skipped": "SoftHSM2 is not installed"}
         kek = tmp / "kek.hex"
         kek.write_text(secrets.token_bytes(32).hex())
+        kek.chmod(0o600)
         databases = [("sqlite", None)]
         pg = pg_fresh(PG_URL)
         if pg is not None:

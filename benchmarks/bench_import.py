@@ -52,6 +52,7 @@ def measure(url: str, data: Path, tmp: Path) -> dict[str, Any]:
 
     kek = tmp / f"kek-{secrets.token_hex(4)}"
     kek.write_text(secrets.token_bytes(32).hex())
+    kek.chmod(0o600)  # a KEK file must be private
     svc = open_service(Settings(db_url=url, kek_file=str(kek)), run_migrations=True)
     reg = Registry(svc.db, svc.sm, actor="bench")
     reg.add_utility("Bench")

@@ -114,6 +114,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         out["database"] = "postgresql" if db_url.startswith("postgresql") else "sqlite"
         kek = tmp / "kek"
         kek.write_text(secrets.token_bytes(32).hex())
+        kek.chmod(0o600)  # a KEK file must be private
         svc = open_service(Settings(db_url=db_url, kek_file=str(kek)), run_migrations=True)
         reg = Registry(svc.db, svc.sm)
         pans = fill_demo(reg, production_tables=False, meters_count=n_meters)["meters"]

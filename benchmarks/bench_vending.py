@@ -114,6 +114,7 @@ def bench_backend(db_url: str, tmp: Path, *, count: int, seconds: float, infligh
 
     kek = tmp / f"kek-{secrets.token_hex(4)}"
     kek.write_text(secrets.token_bytes(32).hex())
+    kek.chmod(0o600)  # a KEK file must be private
     svc = open_service(Settings(db_url=db_url, kek_file=str(kek)), run_migrations=True)
     info = fill_demo(Registry(svc.db, svc.sm), production_tables=False, meters_count=meters)
     svc.db.dispose()

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# the vending fixtures (database on SQLite and PostgreSQL, service, demo data, fake clock) for
+# every test package: one plugin module, imported by nobody sideways
+pytest_plugins = ("tests.fixtures",)
+
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS_DIR = Path(os.environ.get("STS_VECTORS_DIR", ROOT.parent / "shared" / "vectors"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

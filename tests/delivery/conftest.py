@@ -18,19 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.vending import conftest as vending
-from tests.vending.conftest import (  # noqa: F401  (fixtures)
-    Demo,
-    clock,
-    db_url,
-    demo,
-    kek_file,
-    service,
-    settings,
-)
+from tests import fixtures as vending
 from tests.vending.server import free_port
 
-pytest_sessionfinish = vending.pytest_sessionfinish
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 # Started as root, Mosquitto changes to its own user, which cannot open the test's private
 # temporary directory (no log, no persistence): under root it stays root.

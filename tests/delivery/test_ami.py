@@ -7,8 +7,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.delivery.conftest import Broker, Demo, wait_for
+from tests.delivery.conftest import Broker, wait_for
 from tests.delivery.helpers import fast_config, meter_file, start_dispatcher, start_fleet
+from tests.fixtures import Demo
 
 
 def delivery_of(demo: Demo, pid: str) -> list[dict[str, Any]]:

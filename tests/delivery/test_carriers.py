@@ -10,8 +10,9 @@ from email import message_from_bytes
 from typing import Any
 
 from sts.delivery.worker import Dispatcher
-from tests.delivery.conftest import Demo, Gateway, Mailbox, wait_for
+from tests.delivery.conftest import Gateway, Mailbox, wait_for
 from tests.delivery.helpers import fast_config
+from tests.fixtures import Demo
 
 
 def dispatcher(demo: Demo, gateway: Gateway | None = None,
@@ -137,7 +138,7 @@ def test_email_with_slip_and_resend(demo: Demo, mailbox: Mailbox) -> None:
 
 
 def test_bad_delivery_input_refuses_the_sale_and_stores_nothing(demo: Demo) -> None:
-    from tests.vending.conftest import known_pan
+    from tests.fixtures import known_pan
 
     cases = [
         ([{"channel": "sms", "to": "12"}], "deliver.0.to"),

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sts.cli import cli
 from sts.delivery.config import DeliveryConfig
 from sts.errors import ConfigError, InputError
-from tests.delivery.conftest import Demo
+from tests.fixtures import Demo
 
 
 def test_export_sim_show_and_resend(demo: Demo, settings: Any, tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 
-from tests.delivery.conftest import Broker, Demo, wait_for
+from tests.delivery.conftest import Broker, wait_for
 from tests.delivery.helpers import fast_config, meter_file, start_dispatcher, start_fleet
+from tests.fixtures import Demo
 from tests.vending.server import Server
 
 SALES = 50

@@ -29,9 +29,10 @@ from sts.delivery.config import MqttEndpoint
 from sts.errors import InsecureFile
 from sts.vending import outbox
 from sts.vending.storage.database import sqlite_path
-from tests.delivery.conftest import Demo, Gateway, wait_for
+from tests.delivery.conftest import Gateway, wait_for
 from tests.delivery.helpers import meter_file
 from tests.delivery.tlsrig import Authority, SecureBroker
+from tests.fixtures import Demo
 from tests.vending.server import free_port
 
 STS = str(Path(sys.executable).parent / "sts")

@@ -10,18 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.vending.conftest import (  # noqa: F401 - fixtures used by this package's tests
-    Demo,
-    FakeClock,
-    clock,
-    db_url,
-    kek_file,
-    known_pan,
-    make_demo,
-    pytest_sessionfinish,
-    service,
-    settings,
-)
+from tests.fixtures import Demo, FakeClock, make_demo
 
 BASE = "/prepaidutility/v3"
 ORIGINATOR = {
@@ -135,7 +124,7 @@ def make_switch(demo: Demo, *, vendor: str = "Demo Vendor", **kw: Any) -> Switch
 
 
 @pytest.fixture
-def demo(service: Any, clock: FakeClock) -> Demo:  # noqa: F811
+def demo(service: Any, clock: FakeClock) -> Demo:
     return make_demo(service, clock)
 
 

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 
 from sts.vending.storage.tables import tokens, transactions
 from sts.vending.storage.tables_clients import sale_advices
-from tests.electrum.conftest import Switch, known_pan, make_demo, make_switch, new_id
+from tests.electrum.conftest import Switch, make_switch, new_id
+from tests.fixtures import known_pan, make_demo
 from tests.vending.server import Server
 
 N = 20

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from sts.electrum.models import ErrorDetail
-from tests.electrum.conftest import BASE, Switch, known_pan, new_id
+from tests.electrum.conftest import BASE, Switch, new_id
+from tests.fixtures import known_pan
 
 
 def detail(r: Any) -> dict[str, Any]:

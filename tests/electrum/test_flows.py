@@ -13,15 +13,8 @@ from sqlalchemy import select
 from sts.engine import decode
 from sts.vending import messages
 from sts.vending.storage.tables import tokens, vendors
-from tests.electrum.conftest import (
-    ORIGINATOR,
-    Switch,
-    drn_of,
-    envelope,
-    known_pan,
-    new_id,
-)
-from tests.vending.conftest import meter_key, virtual_meter
+from tests.electrum.conftest import ORIGINATOR, Switch, drn_of, envelope, new_id
+from tests.fixtures import known_pan, meter_key, virtual_meter
 
 ENVELOPE_KEYS = ("id", "time", "originator", "client", "settlementEntity", "receiver",
                  "basketRef", "tranType", "srcAccType", "destAccType", "stan", "rrn")
@@ -353,7 +346,7 @@ def test_reversal_advice_before_its_purchase(switch: Switch) -> None:
     assert switch.reverse(pid, reason="TIMEOUT").status_code == 202  # repeated: the same
     late = switch.buy(pan, 5000, pid=pid)
     assert late.status_code == 400, late.text
-    assert late.json()["errorType"] == "TRANSACTION_DECLINED"
+    assert late.json()["errorType"] == "DO_NOT_HONOR"
     assert "tokens" not in late.json()
     assert float_of(switch) == before
     v1 = switch.demo.client.get(f"/v1/purchases/{pid}", headers=switch.demo.h("vendor"))

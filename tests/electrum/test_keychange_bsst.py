@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from sts.codec.pan import MeterPan, luhn_check_digit
-from tests.electrum.conftest import Switch, envelope, known_pan, make_switch, new_id
-from tests.vending.conftest import KNOWN_SGC, virtual_meter
+from tests.electrum.conftest import Switch, envelope, make_switch, new_id
+from tests.fixtures import KNOWN_SGC, known_pan, virtual_meter
 from tests.vending.test_keychange import SGC, pan_for, rollover_setup
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import jsonschema_rs
 
-from tests.electrum.conftest import Switch, drn_of, envelope, known_pan
+from tests.electrum.conftest import Switch, drn_of, envelope
 from tests.electrum.test_openapi import load_doc
-from tests.vending.conftest import virtual_meter
+from tests.fixtures import known_pan, virtual_meter
 
 
 class DocumentClient:

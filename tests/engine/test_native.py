@@ -251,13 +251,15 @@ def test_a_module_asked_for_by_path_must_load(tmp_path: Any) -> None:
     assert run.returncode != 0 and "none.so" in run.stderr
 
 
-def test_without_the_module_python_runs_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_module_python_runs_and_says_why(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Any) -> None:
     """A package installed without a compiler has no `_native`: pure Python, and the reason."""
     monkeypatch.setattr(native_mod, "_state", [])
     monkeypatch.setattr(native_mod, "_reason", [])
     monkeypatch.delenv(native_mod.ENV_MODULE, raising=False)
-    monkeypatch.setitem(sys.modules, "sts.crypto._native", None)  # import fails as if absent
+    monkeypatch.delitem(sys.modules, "sts.crypto._native", raising=False)
     monkeypatch.delattr(sts.crypto, "_native", raising=False)
+    monkeypatch.setattr(sts.crypto, "__path__", [str(tmp_path)])  # a package without the file
     assert native_mod.native() is None
     assert native_mod.describe().startswith("compiled core: no — not built when sts was installed")
     cipher = sample_tables().cipher

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from tests import fixtures as vending
 from tests.conftest import IN_CI
-from tests.vending import conftest as vending
-from tests.vending.conftest import _CREATED, PG_URL, _pg_admin_url
+from tests.fixtures import _CREATED, PG_URL, _pg_admin_url
 
 SOFTHSM_LIBS = ("/usr/lib/softhsm/libsofthsm2.so",
                 "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",

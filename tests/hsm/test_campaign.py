@@ -12,7 +12,7 @@ from sts.engine import decode
 from sts.vending import audit
 from sts.vending.storage.tables import meters, supply_groups, tariffs, vending_keys
 from sts.vending.usecases import campaign as camp
-from tests.vending.conftest import TEST_VENDING_KEY, make_demo, meter_key
+from tests.fixtures import TEST_VENDING_KEY, make_demo, meter_key
 
 SGC = "999950"
 NEW_KEY = bytes(reversed(TEST_VENDING_KEY))

@@ -18,14 +18,14 @@ from sts.errors import InputError, KeyDataError
 from sts.vending.config import open_service
 from sts.vending.keys.ceremony import combine, kcv, parse_component
 from sts.vending.storage.tables import audit_log, vending_keys
-from tests.hsm.conftest import SoftHsm, destroy_module_keys
-from tests.vending.conftest import (
+from tests.fixtures import (
     KNOWN_SGC,
     TEST_VENDING_KEY,
     known_pan,
     make_demo,
     virtual_meter,
 )
+from tests.hsm.conftest import SoftHsm, destroy_module_keys
 
 C1 = bytes.fromhex("0f1e2d3c4b5a69788796a5b4c3d2e1f011223344")
 C2 = bytes.fromhex("a1b2c3d4e5f60718293a4b5c6d7e8f9012345678")

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from sts.cli.vending import admin
+from tests.fixtures import TEST_VENDING_KEY, known_pan, make_demo
 from tests.hsm.conftest import SoftHsm
-from tests.vending.conftest import TEST_VENDING_KEY, known_pan, make_demo
 from tests.vending.test_secrets import after_sale_texts, database_text, needles
 
 

@@ -17,8 +17,7 @@ from sts.vending import audit
 from sts.vending.keys.security_module import MeterIdentity
 from sts.vending.storage.tables import campaign_items, meters, tokens, transactions, vendors
 from sts.vending.usecases import campaign as camp
-from tests.hsm.conftest import ManualClock, SoftHsm
-from tests.vending.conftest import (
+from tests.fixtures import (
     KNOWN_SGC,
     TEST_VENDING_KEY,
     known_pan,
@@ -26,6 +25,7 @@ from tests.vending.conftest import (
     meter_key,
     virtual_meter,
 )
+from tests.hsm.conftest import ManualClock, SoftHsm
 
 NEW_KEY = bytes(reversed(TEST_VENDING_KEY))
 

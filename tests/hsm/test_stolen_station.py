@@ -20,8 +20,8 @@ from sts.server.app import create_app
 from sts.vending.config import open_service
 from sts.vending.storage.tables import campaign_items, tokens, transactions, vendors
 from sts.vending.usecases import campaign as camp
+from tests.fixtures import KNOWN_SGC, known_pan, make_demo, virtual_meter
 from tests.hsm.conftest import SoftHsm
-from tests.vending.conftest import KNOWN_SGC, known_pan, make_demo, virtual_meter
 from tests.vending.server import Server
 
 NEW_KEY = bytes.fromhex("0102030405060708090a0b0c0d0e0f1011121314")

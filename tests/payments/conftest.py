@@ -1,5 +1,5 @@
-"""Fixtures for mobile money: the vending fixtures (SQLite and PostgreSQL), plus a demo with
-an "M-Pesa" channel vendor and customers' numbers on record."""
+"""Fixtures for mobile money: the shared vending fixtures (`tests.fixtures`: SQLite and
+PostgreSQL), plus a demo with an "M-Pesa" channel vendor and customers' numbers on record."""
 
 from __future__ import annotations
 
@@ -9,17 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.vending.conftest import (  # noqa: F401  (fixtures and the PostgreSQL clean-up)
-    Demo,
-    FakeClock,
-    clock,
-    db_url,
-    kek_file,
-    make_demo,
-    pytest_sessionfinish,
-    service,
-    settings,
-)
+from tests.fixtures import Demo, FakeClock, make_demo  # the fixtures come with the plugin
 
 CHANNEL = "M-Pesa"
 SHORTCODE = "600000"
@@ -41,7 +31,7 @@ class Momo:
 
 
 @pytest.fixture
-def momo(service: Any, clock: FakeClock) -> Momo:  # noqa: F811
+def momo(service: Any, clock: FakeClock) -> Momo:
     from sts.vending.registry.admin import DEMO_SGC
     from sts.vending.storage.tables import customers
 

@@ -21,7 +21,7 @@ from sts.vending.access.policy import (
     vendor_filter,
 )
 from tests.electrum.conftest import make_switch
-from tests.vending.conftest import Demo
+from tests.fixtures import Demo
 
 # --- the policy alone (no database, no HTTP) -------------------------------------------------
 
@@ -246,7 +246,8 @@ def test_electrum_credential_of_another_vendor(demo: Demo) -> None:
 
 
 def _electrum_sale(switch: Any, demo: Demo) -> tuple[str, Any]:
-    from tests.electrum.conftest import known_pan, new_id
+    from tests.electrum.conftest import new_id
+    from tests.fixtures import known_pan
 
     pid = new_id()
     got = switch.buy(known_pan(), 5000, pid=pid)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sts.engine import decode
-from tests.vending.conftest import Demo, known_pan, meter_key, virtual_meter
+from tests.fixtures import Demo, known_pan, meter_key, virtual_meter
 
 
 def decode_all(resp: dict[str, Any], pan: str) -> list[Any]:

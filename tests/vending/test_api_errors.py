@@ -10,7 +10,7 @@ import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from tests.vending.conftest import Demo
+from tests.fixtures import Demo
 
 SHAPE_KEYS = {"code", "message", "field", "reason"}
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.vending.conftest import Demo, known_pan
+from tests.fixtures import Demo, known_pan
 from tests.vending.test_api_errors import assert_error
 
 # values scripts and attackers send: every JSON type, huge and negative numbers, digits that

@@ -11,7 +11,7 @@ import pytest
 
 from sts.server import schemas
 from sts.vending.config import DEFAULT_MAX_BODY
-from tests.vending.conftest import Demo
+from tests.fixtures import Demo
 from tests.vending.test_api_errors import assert_error, quiet_log
 
 pytestmark = pytest.mark.usefixtures(quiet_log.__name__)
@@ -135,7 +135,7 @@ def test_string_field_limit(demo: Demo, method: str, path: str, role: str,
 
 
 def test_engineering_reason_of_a_megabyte_is_refused(demo: Demo) -> None:
-    from tests.vending.conftest import known_pan
+    from tests.fixtures import known_pan
 
     body = {"meter": known_pan(), "type": "clear_tamper", "reason": "w" * 1_000_000}
     r = demo.client.post(f"/v1/engineering/{uuid.uuid4()}", json=body, headers=demo.h("engineer"))

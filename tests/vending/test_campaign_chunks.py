@@ -26,7 +26,7 @@ from sts.vending.storage.tables import (
     vending_keys,
 )
 from sts.vending.usecases import campaign as camp
-from tests.vending.conftest import virtual_meter
+from tests.fixtures import virtual_meter
 from tests.vending.test_keychange import SGC, new_key, old_key, pan_for, rollover_setup
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,7 +269,7 @@ def test_ami_meters_get_their_delivery_jobs_with_the_chunk(service: Any, clock: 
     assert sorted(j.pan for j in jobs) == sorted(ami)  # one AMI job per AMI meter, no other
     for j in jobs:
         assert (j.channel, j.status, j.txn_seq) == ("ami", "pending", seqs[j.pan])
-        assert j.request_id.startswith("campaign:")
+        assert j.request_id.startswith("~campaign:")
 
 
 def test_a_claim_past_pending_items_still_finds_them(service: Any, clock: Any) -> None:

@@ -20,7 +20,7 @@ from sts.engine import decode
 from sts.errors import InputError
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import meters, transactions, vendors
-from tests.vending.conftest import (
+from tests.fixtures import (
     KNOWN_SGC,
     TEST_VENDING_KEY,
     Demo,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from sts.vending.storage.statements import HotSQL
 from sts.vending.storage.tables import meter_months, meters, transactions, vendors
-from tests.vending.conftest import Demo
+from tests.fixtures import Demo
 
 
 def test_placeholders_per_backend() -> None:
@@ -95,7 +95,7 @@ def test_decoder_key_cache_follows_the_key_record() -> None:
 
     from sts.vending.keys.security_module import KeyRecord, MeterIdentity
     from sts.vending.keys.software import SoftwareSecurityModule
-    from tests.vending.conftest import KNOWN_SGC, TEST_VENDING_KEY, known_pan, meter_key
+    from tests.fixtures import KNOWN_SGC, TEST_VENDING_KEY, known_pan, meter_key
 
     sm = SoftwareSecurityModule(bytes(range(32)))
     blob = sm.import_key(TEST_VENDING_KEY, sgc=KNOWN_SGC, krn=1, dkga=4)

@@ -20,8 +20,7 @@ from sts.errors import InputError
 from sts.vending.registry.admin import Registry, fill_demo
 from sts.vending.registry.importer import import_file
 from sts.vending.storage.tables import audit_log, customers, meters
-
-from .conftest import FakeClock
+from tests.fixtures import FakeClock
 
 SGC = "111111"
 FIELDS = ["meter", "sgc", "krn", "ti", "kt", "ea", "dkga", "base_date", "tariff", "account_no",

@@ -11,7 +11,7 @@ from sts.codec.pan import MeterPan, luhn_check_digit
 from sts.engine import decode
 from sts.vending import audit
 from sts.vending.usecases import campaign as camp
-from tests.vending.conftest import TEST_VENDING_KEY, Demo, make_demo, meter_key, virtual_meter
+from tests.fixtures import TEST_VENDING_KEY, Demo, make_demo, meter_key, virtual_meter
 
 SGC = "999940"
 NEW_KEY = bytes(reversed(TEST_VENDING_KEY))

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.vending.conftest import FakeClock, make_demo
+from tests.fixtures import FakeClock, make_demo
 
 ROLE = {  # the role whose key each operation is called with (the one allowed to do it)
     "/v1/meters/{meter}": "vendor",
@@ -38,6 +38,7 @@ def sqlite_demo(tmp_path: Path) -> Iterator[Any]:
 
     kek = tmp_path / "kek.hex"
     kek.write_text(secrets.token_bytes(32).hex())
+    kek.chmod(0o600)
     clock = FakeClock()
     svc = open_service(Settings(db_url=str(tmp_path / "v.sqlite3"), kek_file=str(kek),
                                 lookup_limit=100_000), clock=clock, run_migrations=True)
@@ -79,7 +80,7 @@ def test_every_operation_documented(sqlite_demo: Any) -> None:
 def test_responses_match_their_models(sqlite_demo: Any) -> None:
     """Real answers of each operation validate against the documented models."""
     from sts.server import schemas as s
-    from tests.vending.conftest import known_pan
+    from tests.fixtures import known_pan
 
     d = sqlite_demo
     pan = known_pan()

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import MetaData, select
 
 from sts.vending.keys.software import SoftwareSecurityModule
-from tests.vending.conftest import TEST_VENDING_KEY, known_pan, make_demo
+from tests.fixtures import TEST_VENDING_KEY, known_pan, make_demo
 
 
 def needles(raw: bytes) -> list[bytes]:

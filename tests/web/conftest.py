@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.vending.conftest import IN_CI, pg_worker_url
+from tests.fixtures import IN_CI, pg_worker_url
 from tests.vending.server import Server
 
 CHROMIUM = os.environ.get("STS_CHROMIUM", "/usr/bin/chromium")
@@ -68,6 +68,7 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     tmp = tmp_path_factory.mktemp("web")
     kek = tmp / "kek.hex"
     kek.write_text(os.urandom(32).hex())
+    kek.chmod(0o600)
     sqlite = request.param == "sqlite"
     url = str(tmp / "web.sqlite3") if sqlite else pg_worker_url(f"{worker_id}web")
     info = _demo(url, str(kek))
@@ -83,7 +84,7 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 def _drop(url: str) -> None:
     import sqlalchemy as sa
 
-    from tests.vending.conftest import _CREATED
+    from tests.fixtures import _CREATED
 
     base, _, name = url.rpartition("/")
     eng = sa.create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
@@ -148,11 +149,10 @@ def sign_in(page: Any, site: Site, role: str, *, next_path: str = "") -> None:
 
 # the vending fixtures (service on SQLite and PostgreSQL, demo data, fake clock) for the tests
 # of the vending modules the pages call
-from tests.vending.conftest import (  # noqa: E402, F401
-    clock,
-    db_url,
-    demo,
-    kek_file,
-    service,
-    settings,
-)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that drive Chromium are marked `browser` (the quick loop leaves them out)."""
+    for item in items:
+        if {"browser", "new_page", "site"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
               help="server processes (all share the database)")
 @click.option("--demo", is_flag=True, help="fill an empty database with demo data first")
 @click.option("--lookup-limit", default=600, show_default=True, type=int,
-              help="meter lookups per API key per minute (kept in the database)")
+              help="meter lookups and trials per caller per minute (kept in the database)")
 @click.option("--log-level", default="warning", show_default=True)
 @click.option("--forwarded-allow-ips", default=None, metavar="ADDRESSES",
               help="reverse proxies (comma-separated addresses or networks) whose "
@@ -75,6 +75,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
         if reg.is_empty():
             info = fill_demo(reg, production_tables=bool(settings.sta_tables))
             info["operators"] = demo_passwords(reg)  # web sign-in, one account per role
+            info["xmlvend"]["url"] = f"http://{host}:{port}/xmlvend"
             info["mobile_money"] = demo_mobile_money(reg, f"http://{host}:{port}")
             if wants_json(ctx):
                 emit_json(info)
@@ -202,6 +203,10 @@ def _print_demo(info: dict[str, Any]) -> None:
     if "electrum" in info:
         click.echo(f"# Electrum (HTTP Basic): {info['electrum']['username']} / "
                    f"{info['electrum']['password']}")
+    if "xmlvend" in info:
+        x = info["xmlvend"]
+        click.echo(f"# XMLVend ({x['profile']}): {x['url']} clientID {x['client_id']}, "
+                   f"operator {x['operator']} / {x['password']}")
     if "mobile_money" in info:
         mm = info["mobile_money"]
         click.echo(f"# M-Pesa paybill {mm['shortcode']} (vendor {mm['vendor']}): validation "
@@ -880,3 +885,12 @@ def _electrum_commands() -> None:
 
 
 _electrum_commands()
+
+
+def _xmlvend_commands() -> None:
+    from sts.cli.xmlvend import xmlvend
+
+    admin.add_command(xmlvend)
+
+
+_xmlvend_commands()

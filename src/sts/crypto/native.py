@@ -53,7 +53,7 @@ def _load() -> tuple[ModuleType | None, str]:
         module = _from_file(chosen)
     else:
         try:
-            from sts.crypto import _native as module
+            import sts.crypto._native as module
         except ModuleNotFoundError as exc:
             if exc.name != "sts.crypto._native":
                 raise

@@ -42,6 +42,8 @@ ERROR_MAP: tuple[tuple[type[BaseException], ErrorType, int, str], ...] = (
     (e.KeyDataError, ErrorType.METER_KEY_INVALID, 400, "Meter key invalid"),
     (e.ReversalNotAllowed, ErrorType.TRANSACTION_NOT_SUPPORTED, 400, "Not reversible"),
     (e.AdviceConflict, ErrorType.TRANSACTION_NOT_SUPPORTED, 400, "Advice conflict"),
+    # the purchase's id was named by a reversal advice that overtook it: never honoured
+    (e.PurchaseReversed, ErrorType.DO_NOT_HONOR, 400, "Already reversed"),
     (e.RequestNotSupported, ErrorType.FUNCTION_NOT_SUPPORTED, 400, "Not supported"),
     (e.NotSupported, ErrorType.FUNCTION_NOT_SUPPORTED, 400, "Not supported"),
     (e.UnknownRecord, ErrorType.UNABLE_TO_LOCATE_RECORD, 404, "No record"),

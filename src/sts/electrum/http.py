@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from sts.electrum.errors import InterfaceError, error_detail, format_error
 from sts.electrum.models import RequestType
 from sts.errors import NotAuthenticated
-from sts.vending import messages
+from sts.vending import messages, text
 from sts.vending.access import credentials
 from sts.vending.access.credentials import BasicCaller
 from sts.vending.service import VendingService
@@ -73,12 +73,15 @@ def _basic_credentials(header: str | None) -> tuple[str, str]:
     if scheme.lower() != "basic" or not value.strip():
         raise NotAuthenticated("use HTTP Basic authentication", field="authorization")
     try:
-        text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         raise NotAuthenticated("malformed Basic credentials", field="authorization") from None
-    user, sep, password = text.partition(":")
+    user, sep, password = decoded.partition(":")
     if not sep:
         raise NotAuthenticated("malformed Basic credentials", field="authorization")
+    if text.bad_char(user) is not None or text.bad_char(password) is not None:
+        raise NotAuthenticated("malformed Basic credentials: control characters",
+                               field="authorization")
     return user, password
 
 
@@ -123,6 +126,17 @@ def validation_error(exc: RequestValidationError, request: Request | None = None
     return err
 
 
+def _edge_refusal(params: dict[str, Any]) -> InterfaceError | None:
+    """A FORMAT_ERROR for a path or query parameter that breaks the text rule
+    (`sts.vending.text`); checked, with the body's strings, before authentication."""
+    for name, value in params.items():
+        char = text.bad_char(str(name)) or text.bad_char(str(value))
+        if char is not None:
+            return format_error(str(name) if text.bad_char(str(name)) is None else "query",
+                                text.message(str(name), char))
+    return None
+
+
 class InterfaceRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
@@ -135,10 +149,20 @@ class InterfaceRoute(APIRoute):
             message_id = str(params.get(id_param, ""))
             original_id = str(params[original_param]) if original_param in params else None
             body = await request.body()
+            refused = _edge_refusal(params)
             try:
                 raw = json.loads(body) if body else {}
+            except RecursionError:
+                raw, refused = {}, refused or format_error(
+                    "body", "the body's JSON is nested too deeply")
             except ValueError:
                 raw = {}
+            bad = text.first_bad(raw)
+            if bad is not None and refused is None:
+                refused = format_error(bad[0], text.message(*bad))
+            if refused is not None:  # journal what can be stored, never the raw text
+                raw, message_id = {}, text.printable(message_id)
+                original_id = None if original_id is None else text.printable(original_id)
             request.state.raw = raw if isinstance(raw, dict) else {}
             if operation in ("retryPurchaseRequest", "notifyTokenPurchase") and isinstance(
                     request.state.raw.get("id"), str):
@@ -147,6 +171,8 @@ class InterfaceRoute(APIRoute):
             basic: BasicCaller | None = None
             error_type: str | None = None
             try:
+                if refused is not None:
+                    raise refused
                 basic = await run_in_threadpool(authenticate, svc,
                                                 request.headers.get("authorization"))
                 request.state.basic = basic

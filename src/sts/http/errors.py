@@ -15,6 +15,7 @@ from typing import Any
 from sts import errors as e
 from sts.codec.amount import parse_amount_text
 from sts.codec.pan import parse_meter_number
+from sts.vending import text
 
 # engine error class -> (API code, HTTP status); the first matching class wins (most specific first)
 ENGINE_MAP: tuple[tuple[type[e.StsError], str, int], ...] = (
@@ -117,8 +118,12 @@ def _message(err: dict[str, Any], field: str) -> str:
         return f"{field} is required"
     if kind == "extra_forbidden":
         return f"{field} is not a field of this request"
-    if kind == "string_too_long":
+    if kind in ("string_too_long", "too_long"):  # too_long: a string type with a check
         return f"{field} must be at most {ctx.get('max_length')} characters"
+    if kind == "control_character":
+        return text.rule_text(field, str(ctx.get("char", "")))
+    if kind == "string_unicode":  # JSON "\ud800": a lone surrogate, never storable text
+        return text.rule_text(field, "a lone surrogate")
     if kind == "string_type":
         return f"{field} must be a JSON string"
     if kind in ("int_type", "int_parsing", "int_from_float"):

@@ -28,6 +28,30 @@ def error_response(request: Request, status: int, body: dict[str, Any],
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+class NoStore:
+    """`Cache-Control: no-store` on every answer under `prefixes` (errors included): answers
+    there carry tokens and customer data, which no browser, proxy or client cache may keep."""
+
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(self.prefixes):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() not in (b"cache-control", b"pragma")]
+                headers += [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
+
 
 class BodyLimit:
     """Refuse a request body over `limit` bytes with 413, before anything parses it.

@@ -11,15 +11,17 @@ import logging
 import os
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sts.electrum.http import PREFIX as ELECTRUM_PREFIX
 from sts.errors import StsError
 from sts.http.errors import api_error, http_error, validation_error
-from sts.http.responses import BodyLimit, error_response
+from sts.http.responses import BodyLimit, NoStore, error_response
 from sts.server.deliveries import delivery_router
+from sts.server.dependencies import plain_params
 from sts.server.payments import payment_router
 from sts.server.v1 import v1_router
 from sts.vending.config import DEFAULT_MAX_BODY, Settings, open_service
@@ -35,6 +37,8 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
     app.state.service = service
     app.state.error_renderers = {}
     app.add_middleware(BodyLimit, limit=max_body)
+    # answers of /v1 and Electrum carry tokens and customer data: never cached (issue 17)
+    app.add_middleware(NoStore, prefixes=("/v1/", ELECTRUM_PREFIX))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(req: Request, exc: RequestValidationError) -> Response:
@@ -64,9 +68,10 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.include_router(v1_router(service))  # /v1: sts.server.v1
-    app.include_router(delivery_router(service))  # /v1/deliveries, resends
-    app.include_router(payment_router(service))  # /v1/payments (mobile money)
+    plain = [Depends(plain_params)]  # no control characters in query strings and paths
+    app.include_router(v1_router(service), dependencies=plain)  # /v1: sts.server.v1
+    app.include_router(delivery_router(service), dependencies=plain)  # deliveries, resends
+    app.include_router(payment_router(service), dependencies=plain)  # /v1/payments
 
     from sts.web import mount as mount_web  # the web pages (sign-in, POS, back office, ...)
 
@@ -75,6 +80,9 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
     from sts.electrum.routes import mount as mount_electrum
 
     mount_electrum(app)  # Electrum Prepaid Utility Service Interface v3: /prepaidutility/v3
+    from sts.xmlvend import mount as mount_xmlvend  # XMLVend 2.1 (SOAP): /xmlvend
+
+    mount_xmlvend(app, service)
 
     from sts.payments import mount as mount_payments
 

@@ -19,6 +19,7 @@ from sts.server.schemas import (
 from sts.vending.access.api_keys import authenticate, bearer_key
 from sts.vending.access.policy import Caller
 from sts.vending.service import VendingService
+from sts.vending.text import check_text
 
 
 def dump(body: BaseModel) -> dict[str, Any]:
@@ -66,6 +67,15 @@ def _known_query(request: Request) -> None:
         if name not in known:
             raise InputError(f"unknown query parameter {name[:40]!r}; this operation takes "
                              f"{', '.join(sorted(known)) or 'none'}", field=name[:40] or "query")
+
+
+def plain_params(request: Request) -> None:
+    """Every query string and path parameter of /v1 follows the text rule
+    (`sts.vending.text`): a control character is 422 INVALID_INPUT naming the parameter,
+    before authentication or any database call.  Included by every /v1 router."""
+    for name, value in [*request.query_params.multi_items(), *request.path_params.items()]:
+        check_text(name, "query")
+        check_text(str(value), name)
 
 
 def _caller(request: Request, key: BearerKey,

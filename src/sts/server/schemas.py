@@ -1,9 +1,11 @@
 """The /v1 API's request and response models: the published contract (OpenAPI at /docs).
 
 Request bodies check shape only: JSON types (strict: a number is not a string, 1 is not
-`true`), unknown fields refused, and a maximum length on every string, so nothing large reaches
-the service or its audit log.  A wrong type or length of `amount` or `meter` is answered by
-that field's one rule (INVALID_AMOUNT, INVALID_METER_NUMBER; `sts.http.errors`).  Every
+`true`), unknown fields refused, a maximum length on every string, so nothing large reaches
+the service or its audit log, and no control character in any string (`Text`, `Note`: the
+text rule of `sts.vending.text`), so nothing a database refuses reaches it.  A wrong type or
+length of `amount` or `meter` is answered by that field's one rule (INVALID_AMOUNT,
+INVALID_METER_NUMBER; `sts.http.errors`).  Every
 business rule (amount format and limits, meter number check digits, reason length, request-id
 form, ranges) lives in the service, once.
 
@@ -14,11 +16,13 @@ filter answers: a sale's answer is the stored JSON text itself.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic_core import PydanticCustomError
 
 from sts.codec.amount import AMOUNT_MAX_CHARS
+from sts.vending.text import bad_char, describe
 
 # maximum lengths of request strings (docs/vending.md, "API limits")
 METER_MAX = 32  # an 18/20-digit PAN or an 11/13-digit meter number, with spaces or dashes
@@ -57,6 +61,25 @@ class ErrorBody(BaseModel):
 # --- requests -----------------------------------------------------------------------------
 
 
+def _refuse_controls(multiline: bool) -> AfterValidator:
+    """The text rule (`sts.vending.text`) as a pydantic check: a control character is a 422
+    naming the field before anything reaches the service or the database."""
+
+    def check(value: str) -> str:
+        char = bad_char(value, multiline=multiline)
+        if char is not None:
+            raise PydanticCustomError("control_character", "contains {char}",
+                                      {"char": describe(char)})
+        return value
+
+    return AfterValidator(check)
+
+
+# every request string: one line, no control characters; a note may also hold tabs and newlines
+Text = Annotated[StrictStr, _refuse_controls(multiline=False)]
+Note = Annotated[StrictStr, _refuse_controls(multiline=True)]
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
@@ -64,12 +87,12 @@ class Body(BaseModel):
 class DeliverItem(Body):
     """One channel a sale's tokens are delivered to."""
 
-    channel: StrictStr = Field(max_length=CHANNEL_MAX, description="sms, email or ami",
+    channel: Text = Field(max_length=CHANNEL_MAX, description="sms, email or ami",
                                examples=["sms"])
-    to: StrictStr | None = Field(None, max_length=RECIPIENT_MAX,
+    to: Text | None = Field(None, max_length=RECIPIENT_MAX,
                                  description="sms: +27... (international form); email: the "
                                  "address; not used for ami (the meter is the addressee)")
-    lang: StrictStr | None = Field(None, max_length=LANG_MAX,
+    lang: Text | None = Field(None, max_length=LANG_MAX,
                                    description="message language, e.g. en, af-ZA")
 
 
@@ -78,38 +101,38 @@ DELIVER_DOC = ("token delivery channels (at most 6); an AMI-connected meter alwa
 
 
 class PurchaseBody(Body):
-    meter: StrictStr = Field(max_length=METER_MAX,
+    meter: Text = Field(max_length=METER_MAX,
                              description="meter number (MeterPAN, or as printed on the meter)",
                              examples=["600727041000000193"])
-    amount: StrictStr = Field(max_length=AMOUNT_MAX,
+    amount: Text = Field(max_length=AMOUNT_MAX,
                               description="amount tendered incl. VAT: a plain decimal string",
                               examples=["50.00"])
-    reference: StrictStr | None = Field(None, max_length=REFERENCE_MAX,
+    reference: Text | None = Field(None, max_length=REFERENCE_MAX,
                                         description="the client's own reference")
-    pay_type: StrictStr | None = Field(None, max_length=PAY_TYPE_MAX,
+    pay_type: Text | None = Field(None, max_length=PAY_TYPE_MAX,
                                        description="cash, card, mobile, ...")
     deliver: list[DeliverItem] | None = Field(None, max_length=DELIVER_MAX,
                                               description=DELIVER_DOC)
 
 
 class ReversalBody(Body):
-    reason: StrictStr = Field(max_length=REASON_MAX,
+    reason: Note = Field(max_length=REASON_MAX,
                               description="why the tokens never reached the customer")
 
 
 class ReprintBody(Body):
-    meter: StrictStr | None = Field(None, max_length=METER_MAX,
+    meter: Text | None = Field(None, max_length=METER_MAX,
                                     description="reprint the meter's last purchase")
-    receipt_no: StrictStr | None = Field(None, max_length=RECEIPT_NO_MAX,
+    receipt_no: Text | None = Field(None, max_length=RECEIPT_NO_MAX,
                                          description="or the purchase with this receipt number")
 
 
 class EngineeringBody(Body):
-    meter: StrictStr = Field(max_length=METER_MAX)
-    type: StrictStr = Field(max_length=TYPE_MAX,
+    meter: Text = Field(max_length=METER_MAX)
+    type: Text = Field(max_length=TYPE_MAX,
                             description="clear_tamper, clear_credit, power_limit, "
                             "phase_unbalance, key_change or test")
-    reason: StrictStr = Field(max_length=REASON_MAX, description="work order or note; required")
+    reason: Note = Field(max_length=REASON_MAX, description="work order or note; required")
     watts: StrictInt | None = Field(None, description="power_limit, phase_unbalance")
     register_: StrictInt | None = Field(None, alias="register",
                                         description="clear_credit: the register to clear")
@@ -123,16 +146,16 @@ class EngineeringBody(Body):
 
 
 class VerifyBody(Body):
-    meter: StrictStr = Field(max_length=METER_MAX)
-    token: StrictStr = Field(max_length=TOKEN_MAX, description="20 digits; spaces, dashes allowed")
+    meter: Text = Field(max_length=METER_MAX)
+    token: Text = Field(max_length=TOKEN_MAX, description="20 digits; spaces, dashes allowed")
 
 
 class ResendBody(Body):
-    channel: StrictStr = Field(max_length=CHANNEL_MAX, description="sms, email or ami")
-    to: StrictStr | None = Field(None, max_length=RECIPIENT_MAX,
+    channel: Text = Field(max_length=CHANNEL_MAX, description="sms, email or ami")
+    to: Text | None = Field(None, max_length=RECIPIENT_MAX,
                                  description="default: the channel's last recipient for this "
                                  "sale")
-    lang: StrictStr | None = Field(None, max_length=LANG_MAX,
+    lang: Text | None = Field(None, max_length=LANG_MAX,
                                    description="default: the channel's last language")
 
 

@@ -38,7 +38,7 @@ Writes = list[tuple[str, dict[str, Any]]]
 
 
 def check_request_id(value: object, field_name: str) -> str:
-    if not isinstance(value, str) or not REQUEST_ID.match(value):
+    if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
         raise InputError(f"{field_name} must be 8-64 letters, digits or ._:- (a UUID is best)",
                          field=field_name)
     return value

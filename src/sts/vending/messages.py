@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from sts.vending import text
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables_clients import client_messages, message_journal
 
@@ -86,12 +87,14 @@ def finish(db: Database, message_id: str, *, status: str, now: datetime,
 def journal(db: Database, *, now: datetime, operation: str, message_id: str,
             http_status: int, ref_id: str | None = None, username: str = "",
             institution_id: str = "", error_type: str | None = None, detail: str = "") -> None:
+    # every request is journalled, refused ones too: their text is made storable here
+    clean = text.printable
     with db.begin() as conn:
         conn.execute(insert(message_journal).values(
-            at=now, operation=operation, message_id=message_id[:64],
-            ref_id=ref_id[:64] if ref_id else None, username=username[:64],
-            institution_id=institution_id[:64], http_status=http_status,
-            error_type=error_type, detail=detail[:300]))
+            at=now, operation=operation, message_id=clean(message_id[:64]),
+            ref_id=clean(ref_id[:64]) if ref_id else None, username=clean(username[:64]),
+            institution_id=clean(institution_id[:64]), http_status=http_status,
+            error_type=error_type, detail=clean(detail[:300])))
 
 
 def journal_entries(db: Database, message_id: str | None = None,

@@ -26,6 +26,7 @@ from sts.vending.context import ServiceContext, load_key
 from sts.vending.issue import KeyChange
 from sts.vending.meters import SERVICES, UNIT_NAMES, KeyInfo, MeterView
 from sts.vending.registry import catalogue
+from sts.vending.text import guard
 from sts.vending.usecases import (
     advice,
     deliveries,
@@ -47,107 +48,130 @@ __all__ = ["SERVICES", "UNIT_NAMES", "Clock", "KeyChange", "KeyInfo", "MeterView
 
 
 class VendingService(ServiceContext):
-    """The facade every face calls: one method per use case (`sts.vending.usecases`)."""
+    """The facade every face calls: one method per use case (`sts.vending.usecases`).  Every
+    method is `text.guard`ed: no control character in any text argument reaches a use case."""
 
     # --- use cases ----------------------------------------------------------------------------
 
+    @guard
     def lookup(self, pan: object, caller: Caller, amount: str | None = None) -> dict[str, Any]:
         return lookup.lookup(self, pan, caller, amount)
 
+    @guard
     def trial(self, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
         """The full answer of a sale, without tokens; nothing is stored."""
         return trial.trial(self, body, caller)
 
+    @guard
     def purchase(self, purchase_id: str, body: dict[str, Any],
                  caller: Caller) -> tuple[dict[str, Any], bool]:
         """(answer, created): a new sale, or the stored answer for a repeated id."""
         return sale.purchase_dict(self, purchase_id, body, caller)
 
+    @guard
     def purchase_json(self, purchase_id: str, body: dict[str, Any],
                       api_key: str) -> tuple[str, bool]:
         """The REST face of `purchase`: the API key is checked inside the sale's transaction
         (no second connection), and the answer is the stored JSON text itself."""
         return sale.purchase(self, purchase_id, body, None, api_key)
 
+    @guard
     def claim_free_units(self, request_id: str, meter: object,
                          caller: Caller) -> tuple[dict[str, Any], bool]:
         """This month's free basic units alone (a zero-value sale), once a month per meter."""
         return free_units.claim(self, request_id, meter, caller)
 
+    @guard
     def trial_free_units(self, meter: object, caller: Caller) -> dict[str, Any]:
         """What claiming the month's free units would answer, with no token."""
         return free_units.trial(self, meter, caller)
 
+    @guard
     def sales_of_meter(self, meter: str, caller: Caller) -> list[dict[str, Any]]:
         """A meter's latest sales the caller may reverse (the reversals page)."""
         caller.require("reverse")
         return catalogue.sales_of_meter(self.db, meter,
                                         vendor_id=vendor_filter(caller.vendor_scope()))
 
+    @guard
     def sale_by_receipt(self, receipt_no: str, caller: Caller) -> str:
         """The purchase id of one of the caller's sales by its receipt number."""
         return catalogue.sale_by_receipt(self.db, receipt_no,
                                          vendor_id=vendor_filter(caller.vendor_scope()))
 
+    @guard
     def get_purchase(self, purchase_id: str, caller: Caller) -> dict[str, Any]:
         """The stored answer for a purchase id (what a client asks after a timeout)."""
         return reprint.get_purchase(self, purchase_id, caller)
 
+    @guard
     def reprint(self, body: dict[str, Any], caller: Caller) -> dict[str, Any]:
         return reprint.reprint(self, body, caller)
 
+    @guard
     def reverse(self, purchase_id: str, reason: object, caller: Caller, *,
                 action: str = "reverse") -> tuple[dict[str, Any], bool]:
         """Cancel a sale whose tokens never reached the customer; its TIDs stay used.
         `action` is the permission checked ("reverse_advice" for a switch's advice)."""
         return reversal.reverse(self, purchase_id, reason, caller, action=action)
 
+    @guard
     def confirm_sale(self, purchase_id: str, confirmation_id: str, caller: Caller) -> bool:
         """A confirmation advice: the sale's tokens reached the customer (True the first time)."""
         return advice.confirm(self, purchase_id, confirmation_id, caller)
 
+    @guard
     def reverse_advice(self, purchase_id: str, reversal_id: str, reason: str,
                        caller: Caller) -> dict[str, Any]:
         """A reversal advice: reverse the caller's unconfirmed sale; idempotent."""
         return advice.reverse(self, purchase_id, reversal_id, reason, caller)
 
+    @guard
     def deliveries(self, caller: Caller, **filters: Any) -> dict[str, Any]:
         """One page of token deliveries the caller may see (`usecases.deliveries`)."""
         return deliveries.list_deliveries(self, caller, **filters)
 
+    @guard
     def rejected_deliveries(self, caller: Caller) -> list[dict[str, Any]]:
         return deliveries.rejected(self, caller)
 
+    @guard
     def resend(self, purchase_id: str, channel: Any, to: Any, lang: Any,
                caller: Caller) -> dict[str, Any]:
         """Send a sale's tokens again to a channel (a new delivery job)."""
         return deliveries.resend(self, caller, purchase_id, channel, to, lang)
 
+    @guard
     def verify_audit(self, caller: Caller) -> dict[str, Any]:
         """Check the audit and transaction hash chains (auditors and admins)."""
         caller.require("audit")
         return audit.verify(self.db).as_dict()
 
+    @guard
     def report(self, caller: Caller, start: datetime, end: datetime,
                by: str) -> dict[str, Any]:
         """The reports page's figures, in the caller's scope (`usecases.reporting`)."""
         return reporting.report(self, caller, start, end, by)
 
+    @guard
     def engineering(self, request_id: str, body: dict[str, Any],
                     caller: Caller) -> tuple[dict[str, Any], bool]:
         return engineering.engineering(self, request_id, body, caller)
 
+    @guard
     def key_change_meter(self, conn: Connection, m: MeterView, kc: KeyChange, *,
                          request_id: str, actor: str, reason: str) -> dict[str, Any]:
         """A key change set alone (campaigns), inside the caller's transaction."""
         return keychange.key_change_meter(self, conn, m, kc, request_id=request_id,
                                           actor=actor, reason=reason)
 
+    @guard
     def key_change_tokens(self, request_id: str, meter: object,
                           caller: Caller) -> tuple[dict[str, Any], bool]:
         """The meter's key change tokens asked for without a purchase (a point of sale)."""
         return keychange.request_tokens(self, request_id, meter, caller)
 
+    @guard
     def verify_token(self, pan: object, token: object, caller: Caller) -> dict[str, Any]:
         """Decode a token with the meter's key and say whether and when this server issued it."""
         return verify.verify_token(self, pan, token, caller)

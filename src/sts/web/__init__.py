@@ -8,12 +8,21 @@ server.  No business rule lives here.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from sts.vending.service import VendingService
-from sts.web.common import HERE, Forbidden, SignInNeeded, Web, current, redirect
+from sts.web.common import (
+    HERE,
+    BadInput,
+    Forbidden,
+    SignInNeeded,
+    Web,
+    current,
+    plain_query,
+    redirect,
+)
 
 
 def mount(app: FastAPI, service: VendingService) -> None:
@@ -34,7 +43,8 @@ def mount(app: FastAPI, service: VendingService) -> None:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (signin, pos, backoffice, backoffice_vendors, backoffice_people, engineering,
                    reports, simulator_pages):
-        app.include_router(module.router, include_in_schema=False)
+        app.include_router(module.router, include_in_schema=False,
+                           dependencies=[Depends(plain_query)])
 
     async def sign_in_needed(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInNeeded)
@@ -45,5 +55,11 @@ def mount(app: FastAPI, service: VendingService) -> None:
         return web.render(request, "error.html", current(request), status=403,
                           title="Not allowed", message=exc.message)
 
+    def bad_input(request: Request, exc: Exception) -> HTMLResponse:
+        assert isinstance(exc, BadInput)
+        return web.render(request, "error.html", None, status=422, title="Not accepted",
+                          message=exc.message)
+
     app.add_exception_handler(SignInNeeded, sign_in_needed)
+    app.add_exception_handler(BadInput, bad_input)
     app.add_exception_handler(Forbidden, forbidden)

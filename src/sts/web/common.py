@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 
 from sts.codec.pan import MeterPan, parse_pan
 from sts.errors import InputError, InvalidDrn, InvalidPan, StsError
+from sts.vending import text
 from sts.vending.access import operators
 from sts.vending.access.operators import Operator
 from sts.vending.access.policy import Caller, may
@@ -146,9 +147,36 @@ def need(action: str | None = None) -> Callable[[Request], Operator]:
     return dependency
 
 
+class BadInput(Exception):
+    """A form field or query parameter that breaks the text rule (`sts.vending.text`): shown
+    as an error page (422) naming the field, before any database call."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field, self.message = field, message
+
+
+def _plain(name: str, value: str, *, multiline: bool) -> None:
+    for field, checked, lines in ((name, value, multiline), ("field name", name, False)):
+        char = text.bad_char(checked, multiline=lines)
+        if char is not None:
+            shown = field if text.bad_char(field) is None else "field name"
+            raise BadInput(shown, text.message(shown, char))
+
+
 async def _form(request: Request) -> dict[str, str]:
+    """Every posted form, parsed once: a browser's CRLF line ends become LF, and a field with
+    any other control character is refused (the text rule)."""
     data = await request.form()
-    return {k: v for k, v in data.items() if isinstance(v, str)}
+    form = {k: v.replace("\r\n", "\n") for k, v in data.items() if isinstance(v, str)}
+    for name, value in form.items():
+        _plain(name, value, multiline=True)
+    return form
+
+
+def plain_query(request: Request) -> None:
+    """A dependency of every page: query strings and path parameters follow the text rule."""
+    for name, value in [*request.query_params.multi_items(), *request.path_params.items()]:
+        _plain(name, str(value), multiline=False)
 
 
 Form = Annotated[dict[str, str], Depends(_form)]

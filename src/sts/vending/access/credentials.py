@@ -21,7 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, insert, select, update
 
 from sts.errors import AlreadyExists, InputError, NotAuthenticated, UnknownRecord
-from sts.vending import audit
+from sts.vending import audit, text
 from sts.vending.access.api_keys import hash_key, new_key
 from sts.vending.access.policy import Caller, check_role
 from sts.vending.access.usernames import check_username, username_key
@@ -127,6 +127,9 @@ def revoke(db: Database, username: str, *, actor: str = "cli",
 
 
 def authenticate(conn: Connection, username: str, password: str) -> BasicCaller:
+    if text.bad_char(username) is not None:  # the last guard: no NUL reaches the query
+        raise NotAuthenticated("unknown user, wrong password or revoked credential",
+                               field="authorization")
     c, k = basic_credentials.c, api_keys.c
     row = conn.execute(
         select(c.id, c.secret_hash, c.institution_id, c.revoked_at, k.id.label("key_id"),

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sts.errors import RateLimited
+from sts.vending.access.policy import Caller
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import rate_counters
 
@@ -41,3 +42,15 @@ def hit(db: Database, conn: Connection, bucket: str, now: datetime, limit: int) 
         raise RateLimited(f"more than {limit} lookups a minute for this API key; slow down",
                           field="authorization")
     return n
+
+
+def customer_read(db: Database, conn: Connection, caller: Caller, now: datetime,
+                  limit: int) -> None:
+    """Count one answer that shows a customer (name, account, address): every lookup and
+    trial, on every face, shares one bucket per caller, so no face can be used to list the
+    customers faster than `--lookup-limit` a minute."""
+    try:
+        hit(db, conn, f"lookup:{caller.key_id}", now, limit)
+    except RateLimited:
+        raise RateLimited(f"more than {limit} lookups and trials a minute for this caller; "
+                          "slow down", field="authorization") from None

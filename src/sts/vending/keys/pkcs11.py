@@ -25,7 +25,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pkcs11
@@ -44,7 +43,7 @@ from sts.vending.keys.security_module import (
     KeyRecord,
     MeterIdentity,
 )
-from sts.vending.keys.software import SoftwareSecurityModule
+from sts.vending.keys.software import SoftwareSecurityModule, read_private
 
 ENV_LIB = "STS_PKCS11_LIB"
 ENV_TOKEN = "STS_PKCS11_TOKEN"
@@ -111,12 +110,20 @@ def pin_from_env(pin_file: str | None) -> Callable[[], str | None]:
         if not chosen:
             return None
         try:
-            text = Path(chosen).read_text().strip()
+            text = read_private(chosen, "the PKCS#11 PIN file", "pkcs11_pin_file").strip()
         except OSError:
             return None
         return text or None
 
     return read
+
+
+def check_pin_file(pin_file: str | None) -> None:
+    """Refuse, at start, a PIN file the group or others may read (`read_private`)."""
+    chosen = pin_file or os.environ.get(ENV_PIN_FILE)
+    if chosen and not os.environ.get(ENV_PIN):
+        with contextlib.suppress(FileNotFoundError):
+            read_private(chosen, "the PKCS#11 PIN file", "pkcs11_pin_file")
 
 
 class Pkcs11SecurityModule(DerivingSecurityModule):
@@ -173,6 +180,7 @@ class Pkcs11SecurityModule(DerivingSecurityModule):
             except ValueError:
                 raise ConfigError(f"${ENV_CACHE} must be a number of seconds",
                                   field="pkcs11_cache_seconds") from None
+        check_pin_file(pin_file)
         return cls(lib_path, token_label, pin=pin_from_env(pin_file),
                    cache_seconds=cache_seconds, sta_tables=sta_tables, software=software)
 

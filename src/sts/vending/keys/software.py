@@ -44,6 +44,19 @@ def _parse_kek(text: str, where: str) -> bytes:
     return kek
 
 
+def read_private(path: str | Path, what: str, field: str) -> str:
+    """The text of a file holding a secret (a KEK, a PIN), refused when its mode lets the
+    group or others read or write it: a secret anyone on the host can read protects nothing.
+    The mode is checked on the open file, so the file read is the file checked."""
+    fd = os.open(path, os.O_RDONLY)
+    with os.fdopen(fd) as fh:
+        mode = os.fstat(fd).st_mode & 0o777
+        if mode & 0o077:
+            raise ConfigError(f"{what} {path} may be read or written by others (mode "
+                              f"{mode:04o}); make it private: chmod 600 {path}", field=field)
+        return fh.read()
+
+
 def create_kek_file(path: Path) -> None:
     """Write a fresh random KEK, readable by the owner only (the dev/demo default)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +77,7 @@ def load_kek(path: str | Path | None = None) -> bytes:
             field="kek",
         )
     try:
-        return _parse_kek(Path(chosen).read_text(), str(chosen))
+        return _parse_kek(read_private(chosen, "the KEK file", "kek"), str(chosen))
     except FileNotFoundError:
         raise ConfigError(f"the KEK file {chosen} does not exist", field="kek") from None
 

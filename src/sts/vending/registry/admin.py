@@ -381,6 +381,7 @@ class Registry:
 DEMO_SGC = "999910"
 DEMO_UTILITY = "Demo Utility"
 DEMO_VENDOR = "Demo Vendor"
+DEMO_XMLVEND_CLIENT = "6009990000018"
 
 
 def demo_pans(count: int) -> list[str]:
@@ -441,6 +442,16 @@ def fill_demo(reg: Registry, *, production_tables: bool, meters_count: int = 5,
     user, password = credentials.issue(reg.db, vendor=DEMO_VENDOR, username="demo-electrum",
                                        label="demo Electrum switch", actor=reg.actor,
                                        now=reg.clock())
+    from sts.vending.access import vend_clients  # XMLVend: a demo client system (Hexing profile)
+
+    vend_clients.add_client(reg.db, client_id=DEMO_XMLVEND_CLIENT, vendor=DEMO_VENDOR,
+                            profile="hexing", label="demo XMLVend client", actor=reg.actor,
+                            now=reg.clock())
+    op_password = vend_clients.add_operator(reg.db, client_id=DEMO_XMLVEND_CLIENT,
+                                            op_name="demo-op", actor=reg.actor, now=reg.clock())
     return {"api_keys": keys, "meters": pans, "sgc": DEMO_SGC, "vendor": DEMO_VENDOR,
             "table_set": table, "tariff": "Flat",
-            "electrum": {"username": user, "password": password}}
+            "electrum": {"username": user, "password": password},
+            "xmlvend": {"client_id": DEMO_XMLVEND_CLIENT, "terminal_id": "0000000000001",
+                        "operator": "demo-op", "password": op_password, "profile": "hexing",
+                        "url": "http://127.0.0.1:8062/xmlvend"}}

@@ -1,4 +1,4 @@
-"""Mobile-money tables (migration 0010_payments).
+"""Mobile-money tables (migration 0011_payments).
 
 `payments`: one row per provider transaction (an M-Pesa TransID / receipt number), written
 before anything else happens so no money that moved is ever lost; unique on (provider,

@@ -36,6 +36,7 @@ from sts.errors import (
 from sts.vending import audit
 from sts.vending.context import ServiceContext, load_key
 from sts.vending.issue import IssueResult, KeyChange
+from sts.vending.ledger import derived_id
 from sts.vending.meters import MeterView, meter_views, read_key
 from sts.vending.storage.statements import MARK_ITEM
 from sts.vending.storage.tables import campaign_items, campaigns, meters, supply_groups
@@ -334,7 +335,8 @@ def _chunk(service: ServiceContext, cid: int, camp: Any, name: str, actor: str, 
                     marks[m.id].update(error=res.message[:300])
                     out[m.id] = _record(m.pan, "failed", None, res.message)
                     continue
-                made.append((m, kc, res, f"campaign:{cid}:{m.id}"))
+                # outside the clients' id grammar: a client's id can never take a meter's place
+                made.append((m, kc, res, derived_id("campaign", f"{cid}:{m.id}")))
             writes: dict[str, list[dict[str, Any]]] = {}
             issued: list[tuple[MeterView, dict[str, Any]]] = []
             entries: list[tuple[str, dict[str, Any]]] = []

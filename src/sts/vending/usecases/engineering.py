@@ -31,7 +31,7 @@ REASON_MIN, REASON_MAX = 3, 300  # transactions.reason is VARCHAR(300)
 def check_reason(value: object, *, what: str = "engineering tokens",
                  field: str = "reason") -> str:
     """A reason (work order or note): 3 to 300 characters once trimmed."""
-    rule = (f"{what} need a reason of {REASON_MIN} to {REASON_MAX} characters "
+    rule = (f"give a reason for {what}: {REASON_MIN} to {REASON_MAX} characters "
             "(a work order number or a note saying why)")
     if not isinstance(value, str):
         raise InputError(rule, field=field)

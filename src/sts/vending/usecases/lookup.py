@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sts.vending.access.policy import Caller
-from sts.vending.access.ratelimit import hit as rate_hit
+from sts.vending.access.ratelimit import customer_read
 from sts.vending.clock import local
 from sts.vending.issue import due_key_change
 from sts.vending.meters import read_meter
@@ -23,7 +23,7 @@ def lookup(svc: ServiceContext, meter: object, caller: Caller,
     value = None if amount is None else parse_amount(amount)
     hot = svc.hot
     with svc.db.begin() as conn:
-        rate_hit(svc.db, conn, f"lookup:{caller.key_id}", svc.now(), svc.lookup_limit)
+        customer_read(svc.db, conn, caller, svc.now(), svc.lookup_limit)
         cur = hot.cursor(conn)
         try:
             m = read_meter(hot, cur, meter, lock=False)

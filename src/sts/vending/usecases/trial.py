@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sts.vending import outbox as delivery_outbox
 from sts.vending import receipts
 from sts.vending.access.policy import Caller
+from sts.vending.access.ratelimit import customer_read
 from sts.vending.clock import local
 from sts.vending.issue import due_key_change
 from sts.vending.meters import read_meter
@@ -22,6 +23,8 @@ def trial(svc: ServiceContext, body: dict[str, Any], caller: Caller) -> dict[str
     caller.require("purchase")
     pan, amount, _extra, _hash = parse_sale(body, caller)
     wanted = delivery_outbox.parse_deliver(body.get("deliver"))  # refused as the sale would
+    with svc.db.begin() as conn:  # a trial shows the customer: limited as a lookup is
+        customer_read(svc.db, conn, caller, svc.now(), svc.lookup_limit)
     hot = svc.hot
     with svc.db.read() as conn:
         cur = hot.cursor(conn)

@@ -1,8 +1,8 @@
 """Mobile money: payments (one row per provider transaction, unique per provider id) and
 payment requests (the prompts we asked the provider to make).
 
-Revision ID: 0010_payments
-Revises: 0009_username_keys
+Revision ID: 0011_payments
+Revises: 0010_xmlvend
 Create Date: 2026-12-06
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 from sts.vending.storage.tables import Money
 
-revision = '0010_payments'
-down_revision = '0009_username_keys'
+revision = '0011_payments'
+down_revision = '0010_xmlvend'
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,5 @@
-"""Fixtures for the vending server: every database test runs on SQLite and PostgreSQL.
+"""Fixtures shared by every test package (registered as a plugin by tests/conftest.py): every
+database test runs on SQLite and PostgreSQL.
 
 PostgreSQL comes from STS_TEST_PG_URL (default: the local server, database sts_vending_test);
 each xdist worker gets its own database, reset before every test.  Under CI=true an unreachable
@@ -107,6 +108,7 @@ def clock() -> FakeClock:
 def kek_file(tmp_path: Path) -> str:
     path = tmp_path / "kek.hex"
     path.write_text(secrets.token_bytes(32).hex())
+    path.chmod(0o600)
     return str(path)
 
 
