@@ -321,6 +321,34 @@ class OutcomeUnknown(VendingError):
     http_status = 504
 
 
+class PaymentRefused(VendingError):
+    """A mobile-money callback from a network not configured as the provider's, or carrying
+    the wrong shortcode: nothing is recorded."""
+
+    code = "CALLBACK_REFUSED"
+    http_status = 403
+
+
+class PaymentMismatch(VendingError):
+    """A provider's callback does not match the request we made (amount, currency, phone)."""
+
+    code = "PAYMENT_MISMATCH"
+    http_status = 409
+
+
+class PaymentState(VendingError):
+    """A payment cannot move from its state that way (e.g. refunding a sold payment)."""
+
+    code = "PAYMENT_STATE"
+    http_status = 409
+
+
+class ProviderError(VendingError):
+    """The mobile-money provider could not be reached or refused our request."""
+
+    code = "PROVIDER_ERROR"
+    http_status = 502
+
 # --- virtual meter (sts.meter) -----------------------------------------------------------
 
 

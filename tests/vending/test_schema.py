@@ -27,6 +27,8 @@ ROLE = {  # the role whose key each operation is called with (the one allowed to
     "/v1/audit/verify": "auditor",
     "/v1/deliveries": "vendor",
     "/v1/purchases/{purchase_id}/deliveries": "vendor",
+    "/v1/payments": "auditor",
+    "/v1/payments/{provider}/{provider_id}/settlement": "admin",
 }
 
 

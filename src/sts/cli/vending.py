@@ -76,6 +76,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
             info = fill_demo(reg, production_tables=bool(settings.sta_tables))
             info["operators"] = demo_passwords(reg)  # web sign-in, one account per role
             info["xmlvend"]["url"] = f"http://{host}:{port}/xmlvend"
+            info["mobile_money"] = demo_mobile_money(reg, f"http://{host}:{port}")
             if wants_json(ctx):
                 emit_json(info)
             else:
@@ -166,10 +167,26 @@ def admin_demo(ctx: click.Context, count: int) -> None:
         info = fill_demo(reg, production_tables=bool(ctx.obj["settings"].sta_tables),
                          meters_count=count, progress=step)
     info["operators"] = demo_passwords(reg)  # web sign-in, one account per role
+    info["mobile_money"] = demo_mobile_money(reg, None)
     if wants_json(ctx):
         emit_json(info)
     else:
         _print_demo(info)
+
+
+def demo_mobile_money(reg: Any, base: str | None) -> dict[str, str]:
+    """The demo's M-Pesa channel vendor, and where its paybill's callbacks and USSD go."""
+    from sts.payments.config import MobileMoneySettings
+    from sts.vending.registry.admin import add_demo_channel
+
+    mm = MobileMoneySettings.from_env()
+    add_demo_channel(reg, mm.vendor)
+    base = (base or mm.callback_base).rstrip("/")
+    return {"shortcode": mm.shortcode, "vendor": mm.vendor,
+            "validation_url": f"{base}/pay/c2b/validation",
+            "confirmation_url": f"{base}/pay/c2b/confirmation",
+            "stk_callback_url": f"{base}/pay/stk/callback",
+            "ussd_url": f"{base}/ussd", "buy_url": f"{base}/buy"}
 
 
 def _print_demo(info: dict[str, Any]) -> None:
@@ -190,6 +207,11 @@ def _print_demo(info: dict[str, Any]) -> None:
         x = info["xmlvend"]
         click.echo(f"# XMLVend ({x['profile']}): {x['url']} clientID {x['client_id']}, "
                    f"operator {x['operator']} / {x['password']}")
+    if "mobile_money" in info:
+        mm = info["mobile_money"]
+        click.echo(f"# M-Pesa paybill {mm['shortcode']} (vendor {mm['vendor']}): validation "
+                   f"{mm['validation_url']}, confirmation {mm['confirmation_url']}, "
+                   f"USSD {mm['ussd_url']}")
 
 
 @admin.command("utility")
@@ -856,8 +878,10 @@ def audit_verify(ctx: click.Context) -> None:
 
 def _electrum_commands() -> None:
     from sts.cli.electrum import electrum
+    from sts.cli.mobile_money import mobile_money
 
     admin.add_command(electrum)
+    admin.add_command(mobile_money)
 
 
 _electrum_commands()

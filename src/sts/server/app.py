@@ -22,6 +22,7 @@ from sts.http.errors import api_error, http_error, validation_error
 from sts.http.responses import BodyLimit, NoStore, error_response
 from sts.server.deliveries import delivery_router
 from sts.server.dependencies import plain_params
+from sts.server.payments import payment_router
 from sts.server.v1 import v1_router
 from sts.vending.config import DEFAULT_MAX_BODY, Settings, open_service
 from sts.vending.service import VendingService
@@ -70,6 +71,7 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
     plain = [Depends(plain_params)]  # no control characters in query strings and paths
     app.include_router(v1_router(service), dependencies=plain)  # /v1: sts.server.v1
     app.include_router(delivery_router(service), dependencies=plain)  # deliveries, resends
+    app.include_router(payment_router(service), dependencies=plain)  # /v1/payments
 
     from sts.web import mount as mount_web  # the web pages (sign-in, POS, back office, ...)
 
@@ -81,6 +83,10 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
     from sts.xmlvend import mount as mount_xmlvend  # XMLVend 2.1 (SOAP): /xmlvend
 
     mount_xmlvend(app, service)
+
+    from sts.payments import mount as mount_payments
+
+    mount_payments(app, service)  # mobile money: /pay/c2b/..., /pay/stk/callback, /ussd
     return app
 
 

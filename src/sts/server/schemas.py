@@ -418,3 +418,57 @@ class AuditOut(Out):
     meters: int
     transactions: int
     problems: list[str]
+
+
+# --- mobile money (/v1/payments) --------------------------------------------------------------
+
+PROVIDER_MAX = 16
+PROVIDER_ID_MAX = 64
+PAYMENT_STATE_MAX = 10
+
+
+class PaymentSaleOut(Out):
+    """The sale of a payment; its receipt and tokens only for roles that read sales."""
+
+    purchase_id: str
+    receipt_no: str | None = None
+    state: str | None = Field(None, description="issued, confirmed or reversed")
+    receipt: dict[str, Any] | None = None
+    tokens: list[dict[str, Any]] | None = None
+    delivery: list[DeliveryOut] | None = None
+
+
+class PaymentOut(Out):
+    """A provider transaction: received, sold, exception (with its reason) or refunded."""
+
+    id: int | None = Field(None, description="listings: the payment's number")
+    provider: str
+    provider_id: str = Field(description="the provider's transaction id (M-Pesa TransID)")
+    kind: str = Field(description="c2b (paybill) or stk (a prompt we made)")
+    account: str = Field(description="the account reference as the customer typed it")
+    meter: str | None = Field(description="the meter's PAN, when the reference names one")
+    amount: str
+    currency: str
+    msisdn: str = Field(description="the payer's number as received (maybe masked)")
+    phone: str = Field(description="where the token SMS went")
+    payer: str
+    paid_at: str | None
+    state: str = Field(description="received, sold, exception or refunded")
+    reason: str = Field(description="exception: why it could not be sold")
+    purchase_id: str | None
+    request_id: str | None
+    created_at: str | None
+    updated_at: str | None
+    sale: PaymentSaleOut | None = None
+
+
+class PaymentsOut(Out):
+    payments: list[PaymentOut]
+    next_after_id: int | None = Field(description="pass as after_id for the next page; null "
+                                      "on the last page")
+
+
+class SettlementBody(Body):
+    action: StrictStr = Field(max_length=8, description="sell (sell it again, e.g. once the "
+                              "meter is unblocked) or refund (the money went back)")
+    reason: StrictStr = Field(max_length=200, description="why; for a refund its reference")

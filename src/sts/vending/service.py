@@ -34,6 +34,7 @@ from sts.vending.usecases import (
     free_units,
     keychange,
     lookup,
+    payments,
     reporting,
     reprint,
     reversal,
@@ -174,3 +175,77 @@ class VendingService(ServiceContext):
     def verify_token(self, pan: object, token: object, caller: Caller) -> dict[str, Any]:
         """Decode a token with the meter's key and say whether and when this server issued it."""
         return verify.verify_token(self, pan, token, caller)
+
+    # --- mobile money (`usecases.payments`) ---------------------------------------------------
+
+    def channel_caller(self, vendor: str, provider: str) -> Caller:
+        """The caller a provider's callbacks act as: the channel's vendor."""
+        return payments.channel_caller(self, vendor, provider)
+
+    def validate_payment(self, account: object, amount: object,
+                         caller: Caller) -> payments.Verdict:
+        """Would this payment be sold? (a paybill's validation call; nothing is stored)"""
+        return payments.validate(self, account, amount, caller)
+
+    def receive_payment(self, payment: payments.Payment,
+                        caller: Caller) -> tuple[dict[str, Any], bool]:
+        """Record a provider transaction, then sell it once (or list it as an exception)."""
+        return payments.receive(self, payment, caller)
+
+    def prompt_payment(self, meter: object, amount: object, phone: object, caller: Caller,
+                       ask: Any, provider: str = "mpesa", currency: str = "") -> dict[str, Any]:
+        """Ask the provider to prompt a phone to pay for a meter (STK push, RequestToPay)."""
+        return payments.prompt(self, meter, amount, phone, caller, ask, provider, currency)
+
+    def prompt_result(self, provider: str, request_id: str, result_code: str,
+                      result_desc: str, paid: payments.Payment | None,
+                      caller: Caller) -> dict[str, Any]:
+        """The provider's answer to a prompt: paid (sold once) or cancelled (nothing)."""
+        return payments.prompt_result(self, provider, request_id, result_code, result_desc,
+                                      paid, caller)
+
+    def retry_payments(self, caller: Caller) -> int:
+        """Sell the channel's payments left received by a stop between row and sale."""
+        return payments.retry_received(self, caller)
+
+    def payment(self, provider: object, provider_id: object,
+                caller: Caller) -> dict[str, Any]:
+        """One payment and its sale (supervisors, admins, auditors)."""
+        return payments.get(self, provider, provider_id, caller)
+
+    def list_payments(self, caller: Caller, **filters: Any) -> dict[str, Any]:
+        """One page of payments (e.g. state=exception) in the caller's scope."""
+        return payments.list_payments(self, caller, **filters)
+
+    def settle_payment(self, provider: object, provider_id: object, action: object,
+                       reason: object, caller: Caller) -> dict[str, Any]:
+        """Settle an exception: sell it again, or record its refund."""
+        return payments.settle(self, provider, provider_id, action, reason, caller)
+
+    def describe_meter(self, meter: object, caller: Caller) -> dict[str, Any]:
+        """A meter as a paying customer sees it (masked name, amounts allowed)."""
+        return payments.describe_meter(self, meter, caller)
+
+    def resend_last_payment(self, phone: object, caller: Caller) -> dict[str, Any]:
+        """Resend, by SMS to this phone, the last token it paid for."""
+        return payments.resend_last(self, phone, caller)
+
+    def reconcile_payments(self, provider: str, lines: list[payments.StatementLine],
+                           caller: Caller) -> dict[str, Any]:
+        """A provider's statement against our payments: the differences both ways."""
+        return payments.reconcile(self, provider, lines, caller)
+
+    def record_statement(self, provider: str, lines: list[payments.StatementLine],
+                         caller: Caller) -> list[dict[str, Any]]:
+        """Record and sell the statement's payments we never heard of (lost callbacks)."""
+        return payments.record_statement(self, provider, lines, caller)
+
+    def pending_prompts(self, caller: Caller, older_than: float,
+                        provider: str = "mpesa") -> list[str]:
+        """Prompts unanswered for `older_than` seconds (ask the provider's status query)."""
+        return payments.pending_prompts(self, caller, older_than, provider)
+
+    def payments_report(self, caller: Caller, provider: str, start: datetime,
+                        end: datetime) -> dict[str, Any]:
+        """A channel's payments per state, tied to the channel vendor's sales."""
+        return payments.channel_report(self, caller, provider, start, end)

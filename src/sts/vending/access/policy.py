@@ -40,6 +40,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # own sales' tokens.  An engineer may list deliveries but never read or resend tokens.
     "deliveries": EVERY_ROLE,
     "resend": frozenset({"vendor", "supervisor"}),
+    # mobile money: a channel (the provider's callbacks, as its configured vendor) records
+    # payments; supervisors, admins and auditors read them; supervisors and admins settle
+    # the exceptions (sell again, mark refunded)
+    "collect_payment": frozenset({"vendor"}),
+    "payments": frozenset({"supervisor", "admin", "auditor"}),
+    "settle_payment": frozenset({"supervisor", "admin"}),
     # the web pages' areas
     "point_of_sale": frozenset({"vendor", "supervisor"}),
     "test_tokens": frozenset({"vendor", "supervisor", "engineer"}),

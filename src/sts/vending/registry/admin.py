@@ -395,6 +395,16 @@ def _drn(i: int) -> str:
     return body + str(luhn_check_digit(body))
 
 
+DEMO_CHANNEL = "M-Pesa"
+
+
+def add_demo_channel(reg: Registry, name: str = DEMO_CHANNEL) -> str:
+    """The demo's mobile-money channel: a vendor whose float pays for paybill sales."""
+    reg.add_vendor(name, float_balance="1000000", sgcs=[DEMO_SGC],
+                   address="M-Pesa paybill (demo)")
+    return name
+
+
 def fill_demo(reg: Registry, *, production_tables: bool, meters_count: int = 5,
               progress: Progress | None = None) -> dict[str, Any]:
     """A demo utility in an empty database; returns the API keys (shown once) and meters.
