@@ -44,6 +44,11 @@ ERROR_MAP: tuple[tuple[type[BaseException], ErrorType, int, str], ...] = (
     (e.AdviceConflict, ErrorType.TRANSACTION_NOT_SUPPORTED, 400, "Advice conflict"),
     # the purchase's id was named by a reversal advice that overtook it: never honoured
     (e.PurchaseReversed, ErrorType.DO_NOT_HONOR, 400, "Already reversed"),
+    # mobile-money refusals (they do not arise on this face; mapped so none falls through)
+    (e.PaymentRefused, ErrorType.INVALID_MERCHANT, 400, "Not authorised"),
+    (e.PaymentMismatch, ErrorType.INVALID_AMOUNT, 400, "Payment mismatch"),
+    (e.PaymentState, ErrorType.TRANSACTION_NOT_SUPPORTED, 400, "Payment state"),
+    (e.ProviderError, ErrorType.UPSTREAM_UNAVAILABLE, 503, "Unavailable"),
     (e.RequestNotSupported, ErrorType.FUNCTION_NOT_SUPPORTED, 400, "Not supported"),
     (e.NotSupported, ErrorType.FUNCTION_NOT_SUPPORTED, 400, "Not supported"),
     (e.UnknownRecord, ErrorType.UNABLE_TO_LOCATE_RECORD, 404, "No record"),
