@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.delivery.conftest import Broker, wait_for
 from tests.delivery.helpers import fast_config, meter_file, start_dispatcher, start_fleet
@@ -26,6 +27,7 @@ def statuses(demo: Demo, pids: list[str]) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 def test_broker_stopped_during_50_sales(demo: Demo, broker: Broker, tmp_path: Path) -> None:
     pans = demo.meters
     fleet = start_fleet(broker, meter_file(demo.service, tmp_path, pans), tmp_path / "state")
@@ -58,6 +60,7 @@ def test_broker_stopped_during_50_sales(demo: Demo, broker: Broker, tmp_path: Pa
         fleet.stop()
 
 
+@pytest.mark.slow
 def test_server_killed_with_jobs_pending(demo: Demo, broker: Broker, settings: Any,
                                          tmp_path: Path) -> None:
     pans = demo.meters[:3]

@@ -362,6 +362,7 @@ class Hostile:
         return topic, body, r.choice([0, 1, 1]), retain
 
 
+@pytest.mark.slow
 def test_fuzz_5000_hostile_messages_while_sales_flow(
         demo: Demo, broker: Broker, forger: mqtt.Client, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -151,6 +151,7 @@ class Proc:
                 self.p.wait()
 
 
+@pytest.mark.slow
 def test_no_secret_is_printed_logged_or_written(demo: Demo, settings: Any, gateway: Gateway,
                                                 smtp_server: Smtp, tmp_path: Path) -> None:
     pan = demo.meters[0]

@@ -53,6 +53,7 @@ def count(switch: Switch, table: Any) -> int:
         return int(conn.scalar(select(func.count()).select_from(table)) or 0)
 
 
+@pytest.mark.slow
 def test_exactly_once_under_concurrency_and_sigkill(served: tuple[Switch, Server]) -> None:
     """One server start per database for all three scenarios (server starts are slow)."""
     retries_and_duplicates_make_one_sale(*served)

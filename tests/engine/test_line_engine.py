@@ -580,6 +580,7 @@ def _same_but_drawn_rnd(on: bytes, off: bytes) -> None:
             assert x == y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("job", ["generate", "decode"])
 def test_every_vector_file_through_the_command(job: str) -> None:
     env = {"STS_STA_TABLES": TABLES or ""}

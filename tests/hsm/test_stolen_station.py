@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -40,6 +41,7 @@ def _serve(settings: Any, softhsm: SoftHsm, tmp_path: Path, **env: str) -> Serve
                   extra_env=extra).start()
 
 
+@pytest.mark.slow
 def test_stolen_station(hsm_service: Any, hsm_settings: Any, clock: Any, softhsm: SoftHsm,
                         tmp_path: Path) -> None:
     clock.t = clock.t.replace(year=2026)  # the server runs on the wall clock

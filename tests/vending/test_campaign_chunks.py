@@ -152,6 +152,7 @@ camp.work(svc, "rollover", actor="killed", chunk=10)
 """
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_issues_nothing_twice(service: Any, settings: Any,
                                                    clock: Any) -> None:
     _demo, pans = rollover_setup(service, clock, meters=1)
@@ -222,6 +223,7 @@ def test_concurrent_workers_claim_disjoint_chunks(settings: Any, clock: Any,
         service.db.dispose()
 
 
+@pytest.mark.slow
 def test_cli_workers_and_export(settings: Any, service: Any, clock: Any, tmp_path: Any) -> None:
     from click.testing import CliRunner
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.vending.server import free_port
 
@@ -31,6 +32,7 @@ def vending_blocks() -> tuple[list[str], str]:
     return commands, lost.group(1)
 
 
+@pytest.mark.slow
 def test_readme_purchase_verbatim(tmp_path: Path) -> None:
     assert shutil.which("curl") and shutil.which("bash"), "the README needs curl and bash"
     commands, lost = vending_blocks()

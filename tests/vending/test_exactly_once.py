@@ -28,6 +28,7 @@ def served(service: Any, clock: Any, settings: Any, tmp_path: Path) -> Any:
     server.stop()
 
 
+@pytest.mark.slow
 def test_same_purchase_ten_times_concurrently(served: tuple[Demo, Server]) -> None:
     demo, server = served
     pid = str(uuid.uuid4())
@@ -47,6 +48,7 @@ def test_same_purchase_ten_times_concurrently(served: tuple[Demo, Server]) -> No
         assert conn.scalar(select(func.count()).select_from(tokens)) == 1
 
 
+@pytest.mark.slow
 def test_sigkill_mid_purchases(served: tuple[Demo, Server]) -> None:
     demo, server = served
     ids = [str(uuid.uuid4()) for _ in range(60)]
@@ -108,6 +110,7 @@ def _worker(db_url: str, kek_file: str, vendor_key: str, pan: str, n: int) -> li
     return out
 
 
+@pytest.mark.slow
 def test_200_purchases_from_4_processes(demo: Demo, settings: Any) -> None:
     pan = known_pan()
     ctx = multiprocessing.get_context("spawn")

@@ -20,6 +20,7 @@ from sts.vending.storage.tables_office import operator_credentials, sim_meters
 from sts.vending.usecases.simulator import Simulator
 
 
+@pytest.mark.slow
 def test_sign_in_lockout_sessions(demo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     db, clock = demo.service.db, demo.clock
     operator_admin.add_operator(demo.registry, "till7", "vendor", "a long enough secret",

@@ -59,6 +59,7 @@ class _CountingHasher:
         return getattr(self.inner, name)
 
 
+@pytest.mark.slow
 def test_unknown_and_known_names_get_the_same_answer_and_work(
         demo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     db, clock = demo.service.db, demo.clock
@@ -72,6 +73,7 @@ def test_unknown_and_known_names_get_the_same_answer_and_work(
     assert spy.verified == 15  # one argon2 verify per attempt, locked or unknown alike
 
 
+@pytest.mark.slow
 def test_forwarded_for_is_believed_only_from_named_proxies(settings: Any, service: Any) -> None:
     import uvicorn
     from fastapi.testclient import TestClient

@@ -98,6 +98,7 @@ class Soap:
         return str(fault.get("{http://www.w3.org/2001/XMLSchema-instance}type")).split(":")[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["hexing", "conlog"])
 def test_every_use_case_through_zeep(server: tuple[Server, dict[str, Any]], profile: str) -> None:
     srv, info = server
