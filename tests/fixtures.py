@@ -201,3 +201,15 @@ def virtual_meter(pan: str, clock: FakeClock, *, krn: int = 1, ti: int = 1,
                            "krn": krn, "ken": 255, "base_date": base_date})
     mclock = MeterClock((clock() - EPOCH).total_seconds())
     return Meter.create(config, mclock)
+
+
+def vendor_float(demo: Demo, name: str = "Demo Vendor") -> Any:
+    """A vendor's float balance now (a Decimal)."""
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from sts.vending.storage.tables import vendors
+
+    with demo.service.db.read() as conn:
+        return Decimal(conn.scalar(select(vendors.c.float_balance).where(vendors.c.name == name)))

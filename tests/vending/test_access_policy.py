@@ -21,7 +21,7 @@ from sts.vending.access.policy import (
     vendor_filter,
 )
 from tests.electrum.conftest import make_switch
-from tests.fixtures import Demo
+from tests.fixtures import Demo, vendor_float
 
 # --- the policy alone (no database, no HTTP) -------------------------------------------------
 
@@ -80,14 +80,6 @@ def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def _float(demo: Demo, name: str) -> Decimal:
-    from sqlalchemy import select
-
-    from sts.vending.storage.tables import vendors
-
-    with demo.service.db.read() as conn:
-        return Decimal(conn.scalar(select(vendors.c.float_balance).where(vendors.c.name == name)))
-
 
 def test_rest_another_vendors_sale_does_not_exist(demo: Demo) -> None:
     other = _other_vendor(demo)
@@ -113,7 +105,7 @@ def test_rest_another_vendors_sale_does_not_exist(demo: Demo) -> None:
     # the sale's own vendor still sees it, untouched
     own = c.get(f"/v1/purchases/{pid}", headers=demo.h("supervisor"))
     assert own.status_code == 200 and own.json()["status"] == "completed"
-    assert _float(demo, "Demo Vendor") == Decimal("1000000") - Decimal("50")
+    assert vendor_float(demo, "Demo Vendor") == Decimal("1000000") - Decimal("50")
 
 
 def test_rest_engineer_may_not_read_or_resend_tokens(demo: Demo) -> None:
@@ -148,7 +140,7 @@ def test_reversal_is_recorded_against_the_vendor_that_sold(demo: Demo) -> None:
     sale, reversal = rows[-2], rows[-1]
     assert reversal.kind == "reversal" and reversal.vendor_id == sale.vendor_id is not None
     assert reversal.request_id.startswith("~")  # outside the clients' id grammar
-    assert _float(demo, "Demo Vendor") == Decimal("1000000")
+    assert vendor_float(demo, "Demo Vendor") == Decimal("1000000")
     from sts.vending import reports
 
     recon = {r["vendor"]: r for r in reports.reconciliation(

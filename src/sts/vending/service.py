@@ -96,6 +96,7 @@ class VendingService(ServiceContext):
     @guard
     def sale_by_receipt(self, receipt_no: str, caller: Caller) -> str:
         """The purchase id of one of the caller's sales by its receipt number."""
+        caller.require("reverse")
         return catalogue.sale_by_receipt(self.db, receipt_no,
                                          vendor_id=vendor_filter(caller.vendor_scope()))
 
