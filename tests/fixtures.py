@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,10 +93,25 @@ def pg_worker_url(worker: str) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database at the newest migration, made once per worker: each test starts
+    from a copy instead of running every migration again (the migrations have their own tests)."""
+    from sts.vending.storage.database import Database, migrate
+
+    path = tmp_path_factory.mktemp("template") / "vending.sqlite3"
+    db = Database(str(path))
+    migrate(db)
+    db.dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path, worker_id: str) -> str:
     if request.param == "sqlite":
-        return str(tmp_path / "vending.sqlite3")
+        path = tmp_path / "vending.sqlite3"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+        return str(path)
     return pg_worker_url(worker_id)
 
 

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 STS = Path(sys.executable).with_name("sts")
 
@@ -36,6 +38,7 @@ def test_tour_commands_are_all_runnable_as_written() -> None:
         assert line.startswith(("./run sts ", "cat > ")), f"not runnable from a clone: {line}"
 
 
+@pytest.mark.slow
 def test_tour_runs_verbatim(tmp_path: Path) -> None:
     block = section_block("A short tour of the CLI")
     script = "set -euo pipefail\n" + block.replace("./run sts ", f'"{STS}" ')

@@ -65,6 +65,7 @@ def _every_operation(switch: Switch, base: str) -> None:
 
 @settings(max_examples=6, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@pytest.mark.slow
 @given(ids)
 @example("a" * 8)
 @example("b" * 56)

@@ -509,6 +509,7 @@ def _near_lines(draw: Any) -> tuple[bytes, str]:
     return (text + draw(st.sampled_from(["\n", "\r\n", ""]))).encode(), job
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_near_lines())
 def test_near_misses_equal_generic(case: tuple[bytes, str]) -> None:

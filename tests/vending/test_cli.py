@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
@@ -90,6 +91,7 @@ def test_registry_commands_and_campaign(db_url: str, kek_file: str, tmp_path: Pa
     assert verdict["ok"] and verdict["entries"] > 10
 
 
+@pytest.mark.slow
 def test_audit_verify_detects_tampering(db_url: str, kek_file: str) -> None:
     run(admin, ["--db", db_url, "--kek-file", kek_file, "demo", "--json"])
     eng = create_engine(normalise_url(db_url))

@@ -46,6 +46,7 @@ def test_every_command_takes_the_shared_options_and_json(group: click.Command) -
     walk(group, group.name or "")
 
 
+@pytest.mark.slow
 def test_db_before_or_after_the_subcommand(db_url: str, kek_file: str, tmp_path: Path) -> None:
     after = json.loads(sts(["admin", "demo", "--db", db_url, "--kek-file", kek_file,
                             "--json"]).output)
@@ -64,6 +65,7 @@ def test_db_before_or_after_the_subcommand(db_url: str, kek_file: str, tmp_path:
         assert json.loads(sts(args).output)["ok"] is True
 
 
+@pytest.mark.slow
 def test_nearest_option_wins_and_environment(tmp_path: Path) -> None:
     a, b = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
     sts(["admin", "--db", str(a), "demo", "--db", str(b)])

@@ -226,6 +226,7 @@ def test_every_web_form_refuses_control_characters_before_the_database(demo: Dem
             assert f"{field} must not contain control characters" in resp.text.lower()
 
 
+@pytest.mark.slow
 def test_web_forms_signed_in_keep_newlines_and_refuse_nul(demo: Demo) -> None:
     csrf = _web_sign_in(demo, "admin")
     ok = demo.client.post("/admin/customers", follow_redirects=False, data={

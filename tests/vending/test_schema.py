@@ -16,6 +16,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.fixtures import FakeClock, make_demo
 
+pytestmark = pytest.mark.slow  # a fuzz of every operation: ./run test and CI run it
+
 ROLE = {  # the role whose key each operation is called with (the one allowed to do it)
     "/v1/meters/{meter}": "vendor",
     "/v1/purchases/{purchase_id}": "vendor",

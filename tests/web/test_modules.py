@@ -184,6 +184,7 @@ def test_simulator_timeouts_and_keypad_lockout(demo: Any) -> None:
     assert sim.enter(pan, token2)["result"]["result"] == "accept"
 
 
+@pytest.mark.slow
 def test_cli_demo_prints_one_account_per_role_and_operator_add(db_url: str,
                                                                kek_file: str) -> None:
     from click.testing import CliRunner

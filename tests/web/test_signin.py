@@ -33,6 +33,7 @@ def _refusal(db: Any, clock: Any, username: str, password: str) -> str:
     return err.value.message
 
 
+@pytest.mark.slow
 def test_every_refusal_is_audited_unknown_names_and_locked_accounts_too(demo: Any) -> None:
     db, clock = demo.service.db, demo.clock
     operator_admin.add_operator(demo.registry, "till7", "vendor", SECRET, vendor="Demo Vendor")
@@ -119,6 +120,7 @@ def test_serve_passes_the_proxy_setting_to_uvicorn(tmp_path: Any, kek_file: str,
     assert seen[1]["proxy_headers"] is True and seen[1]["forwarded_allow_ips"] == "10.0.0.1"
 
 
+@pytest.mark.slow
 def test_usernames_are_one_spelling_and_one_script(demo: Any) -> None:
     db, clock, reg = demo.service.db, demo.clock, demo.registry
     accounts = operator_admin.demo_passwords(reg)
@@ -172,6 +174,7 @@ def test_reset_disable_or_role_change_ends_sessions(demo: Any, change: str) -> N
     assert f"operator.{change}" in _actions(db, "till9") or change == "disable"
 
 
+@pytest.mark.slow
 def test_operator_role_command(db_url: str, kek_file: str) -> None:
     from click.testing import CliRunner
 
@@ -193,6 +196,7 @@ def test_operator_role_command(db_url: str, kek_file: str) -> None:
         db.dispose()
 
 
+@pytest.mark.slow
 def test_admin_cannot_disable_itself_by_typing_its_name_differently(demo: Any) -> None:
     from sts.web.common import COOKIE
 

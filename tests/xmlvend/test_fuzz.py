@@ -70,6 +70,7 @@ def test_hostile_documents(demo: Any, tmp_path: Any, caplog: pytest.LogCaptureFi
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
+@pytest.mark.slow
 def test_mutated_samples(demo: Any, caplog: pytest.LogCaptureFixture) -> None:
     register(demo)
     c = Client(demo.client)
