@@ -49,6 +49,28 @@ def tables_option(func: F) -> F:
     )(func)
 
 
+def certificate_options(func: F) -> F:
+    """`--cert-file PEM | --cert-sha256 HEX | --clear`: the client certificate a credential is
+    bound to (`cert_choice` turns them into one fingerprint or None)."""
+    func = click.option("--clear", is_flag=True, help="no certificate any more")(func)
+    func = click.option("--cert-sha256", default=None,
+                        help="SHA-256 of the certificate's DER form (hex, colons allowed)")(func)
+    return click.option("--cert-file", type=click.Path(exists=True, dir_okay=False),
+                        default=None, help="the client certificate (PEM)")(func)
+
+
+def cert_choice(cert_file: str | None, cert_sha256: str | None, clear: bool) -> str | None:
+    from pathlib import Path
+
+    from sts.vending.access.certs import check_fingerprint, fingerprint_of_pem
+
+    if sum(1 for given in (cert_file, cert_sha256, clear) if given) != 1:
+        raise click.UsageError("give one of --cert-file, --cert-sha256 or --clear")
+    if cert_file:
+        return fingerprint_of_pem(Path(cert_file).read_text(errors="replace"))
+    return check_fingerprint(cert_sha256) if cert_sha256 else None
+
+
 _SECRET_PARAM = re.compile(r"(?i)^(password|passwd|pwd|pass|secret|token|api_?key|auth)$")
 
 

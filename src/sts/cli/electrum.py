@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from sts.cli.common import emit_json
+from sts.cli.common import cert_choice, certificate_options, emit_json
 from sts.cli.context import VendingGroup, open_vending, say, wants_json
 
 
@@ -47,6 +47,23 @@ def electrum_revoke(ctx: click.Context, username: str) -> None:
     svc, reg = open_vending(ctx)
     credentials.revoke(svc.db, username, actor=reg.actor)
     say(ctx, f"revoked {username}", {"username": username, "revoked": True})
+
+
+@electrum.command("cert")
+@click.argument("username")
+@certificate_options
+@click.pass_context
+def electrum_cert(ctx: click.Context, username: str, cert_file: str | None,
+                  cert_sha256: str | None, clear: bool) -> None:
+    """Bind a credential to its switch's TLS client certificate: it must then come over mutual
+    TLS with it (`sts serve --tls-client-ca`), and that certificate alone authenticates it."""
+    from sts.vending.access import credentials
+
+    cert = cert_choice(cert_file, cert_sha256, clear)
+    svc, reg = open_vending(ctx)
+    credentials.bind_certificate(svc.db, username, cert, actor=reg.actor)
+    say(ctx, f"{username}: {'certificate ' + cert if cert else 'no certificate'}",
+        {"username": username, "cert_sha256": cert})
 
 
 @electrum.command("list")

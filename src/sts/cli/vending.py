@@ -31,6 +31,7 @@ from sts.cli.context import (
 )
 from sts.cli.delivery_parts import add_delivery_admin_commands, deliver_options, start_dispatcher
 from sts.cli.keys import add_key_commands
+from sts.cli.tls import tls_options
 
 if TYPE_CHECKING:
     from sts.vending.config import Settings
@@ -55,20 +56,26 @@ if TYPE_CHECKING:
 @deliver_options  # token delivery (sts.cli.delivery_parts): --ami-broker, --delivery-config
 @click.option("--no-deliver", is_flag=True,
               help="no delivery dispatcher here (a separate `sts deliver run` does it)")
+@tls_options  # sts.cli.tls: --tls-cert, --tls-key, --tls-client-ca
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lookup_limit: int,
           log_level: str, forwarded_allow_ips: str | None, ami_broker: str | None,
-          delivery_config: str | None, ami_client_id: str | None, no_deliver: bool) -> None:
-    """Run the vending server: creates and migrates the database, then serves HTTP."""
+          delivery_config: str | None, ami_client_id: str | None, no_deliver: bool,
+          tls_cert: str | None, tls_key: str | None, tls_client_ca: str | None) -> None:
+    """Run the vending server: creates and migrates the database, then serves HTTP (HTTPS
+    with --tls-cert)."""
     import uvicorn
 
     from sts.crypto.native import describe as core_status
+    from sts.server.tls import TlsOptions
     from sts.vending.config import open_service
     from sts.vending.registry.admin import Registry, fill_demo
     from sts.vending.registry.operators import demo_passwords
 
     settings = settings_of(ctx, lookup_limit=lookup_limit,
                            forwarded_allow_ips=forwarded_allow_ips)
+    tls = TlsOptions(tls_cert, tls_key, tls_client_ca)
+    tls.check()
     svc = open_service(settings, run_migrations=True, create_kek=True)
     if demo:
         reg = Registry(svc.db, svc.sm, actor="serve --demo")
@@ -87,7 +94,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
                        f"--db {mask_url(settings.db_url)})", err=True)
     svc.db.dispose()
     os.environ.update(settings.env())
-    click.echo(f"serving on http://{host}:{port}: web pages (sign in) at /, API docs at /docs, "
+    scheme = "https" if tls.on else "http"
+    click.echo(f"serving on {scheme}://{host}:{port}: web pages (sign in) at /, API docs at /docs, "
                f"Electrum at /prepaidutility/v3; database {mask_url(settings.db_url)}; "
                f"{core_status()}", err=True)
     app = "sts.server.app:app_from_env"
@@ -97,12 +105,13 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     try:
         if workers <= 1:
             uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level,
-                        **settings.uvicorn_options())
+                        **settings.uvicorn_options(), **tls.uvicorn_options())
             return
         from uvicorn.supervisors import Multiprocess
 
         config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
-                                log_level=log_level, **settings.uvicorn_options())
+                                log_level=log_level, **settings.uvicorn_options(),
+                                **tls.uvicorn_options())
         Multiprocess(config, sockets=[_listen(host, port)]).run()
     finally:
         if dispatcher is not None:

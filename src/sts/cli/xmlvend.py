@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from sts.cli.common import emit_json
+from sts.cli.common import cert_choice, certificate_options, emit_json
 from sts.cli.context import VendingGroup, open_vending, say, wants_json
 
 
@@ -39,6 +39,23 @@ def client_add(ctx: click.Context, client_id: str, vendor: str, profile: str,
                             cert_sha256=cert_sha256, label=label, actor=reg.actor)
     say(ctx, f"client {client_id} sells for {vendor} ({profile})",
          {"client_id": client_id, "vendor": vendor, "profile": profile})
+
+
+@client.command("cert")
+@click.argument("client_id")
+@certificate_options
+@click.pass_context
+def client_cert(ctx: click.Context, client_id: str, cert_file: str | None,
+                cert_sha256: str | None, clear: bool) -> None:
+    """Bind a client to the TLS client certificate it must present (mutual TLS on `sts serve
+    --tls-client-ca`, or a verifying proxy's header)."""
+    from sts.vending.access import vend_clients
+
+    cert = cert_choice(cert_file, cert_sha256, clear)
+    svc, reg = open_vending(ctx)
+    vend_clients.set_certificate(svc.db, client_id, cert, actor=reg.actor)
+    say(ctx, f"{client_id}: {'certificate ' + cert if cert else 'no certificate'}",
+        {"client_id": client_id, "cert_sha256": cert})
 
 
 @client.command("list")

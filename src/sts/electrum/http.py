@@ -1,5 +1,5 @@
-"""HTTP plumbing of the interface: Basic authentication, ErrorDetail for every failure
-(including request validation), and the journal row written for every request.
+"""HTTP plumbing of the interface: Basic (or mutual-TLS certificate) authentication,
+ErrorDetail for every failure (including request validation), and the journal row written for every request.
 
 `InterfaceRoute` wraps each operation: it reads the raw JSON once (the envelope is echoed from
 it), authenticates, runs the operation, turns any exception into the interface's error body
@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from sts.electrum.errors import InterfaceError, error_detail, format_error
 from sts.electrum.models import RequestType
 from sts.errors import NotAuthenticated
+from sts.http.tls import client_cert_sha256
 from sts.vending import messages, text
 from sts.vending.access import credentials
 from sts.vending.access.credentials import BasicCaller
@@ -85,10 +86,16 @@ def _basic_credentials(header: str | None) -> tuple[str, str]:
     return user, password
 
 
-def authenticate(svc: VendingService, header: str | None) -> BasicCaller:
+def authenticate(svc: VendingService, header: str | None,
+                 cert_sha256: str | None = None) -> BasicCaller:
+    """The caller: by HTTP Basic (checked against the client certificate when its credential
+    is bound to one), or, without a Basic header, by the mutual-TLS certificate alone."""
+    if not header and cert_sha256 is not None:
+        with svc.db.read() as conn:
+            return credentials.authenticate_certificate(conn, cert_sha256)
     user, password = _basic_credentials(header)
     with svc.db.read() as conn:
-        return credentials.authenticate(conn, user, password)
+        return credentials.authenticate(conn, user, password, cert_sha256)
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -174,7 +181,8 @@ class InterfaceRoute(APIRoute):
                 if refused is not None:
                     raise refused
                 basic = await run_in_threadpool(authenticate, svc,
-                                                request.headers.get("authorization"))
+                                                request.headers.get("authorization"),
+                                                client_cert_sha256(request.scope))
                 request.state.basic = basic
                 response = await original(request)
             except Exception as exc:

@@ -20,8 +20,10 @@ from sts.electrum.http import PREFIX as ELECTRUM_PREFIX
 from sts.errors import StsError
 from sts.http.errors import api_error, http_error, validation_error
 from sts.http.responses import BodyLimit, NoStore, error_response
+from sts.http.tls import StrictTransport
 from sts.server.deliveries import delivery_router
 from sts.server.dependencies import plain_params
+from sts.server.health import mount as mount_health
 from sts.server.payments import payment_router
 from sts.server.v1 import v1_router
 from sts.vending.config import DEFAULT_MAX_BODY, Settings, open_service
@@ -39,6 +41,7 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
     app.add_middleware(BodyLimit, limit=max_body)
     # answers of /v1 and Electrum carry tokens and customer data: never cached (issue 17)
     app.add_middleware(NoStore, prefixes=("/v1/", ELECTRUM_PREFIX))
+    app.add_middleware(StrictTransport)  # HSTS on answers over TLS: sts.http.tls
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(req: Request, exc: RequestValidationError) -> Response:
@@ -64,9 +67,7 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
             log.error("request failed: %s", type(exc).__name__, exc_info=exc)
         return error_response(req, status, body)
 
-    @app.get("/healthz", include_in_schema=False)
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    mount_health(app, service)  # /healthz, /readyz: sts.server.health
 
     plain = [Depends(plain_params)]  # no control characters in query strings and paths
     app.include_router(v1_router(service), dependencies=plain)  # /v1: sts.server.v1

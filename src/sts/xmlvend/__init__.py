@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from sts.http.tls import client_cert_sha256
 from sts.vending.service import VendingService
 from sts.xmlvend import wire
 from sts.xmlvend.face import Answer, Face, Settings, cert_fingerprint
@@ -79,9 +80,10 @@ def mount(app: FastAPI, service: VendingService, settings: Settings | None = Non
     async def soap(request: Request) -> Response:
         face: Face = request.app.state.xmlvend
         body = await request.body()
-        cert = None
-        if face.settings.cert_header:
+        if face.settings.cert_header:  # a verifying TLS proxy in front passes it on
             cert = cert_fingerprint(request.headers.get(face.settings.cert_header))
+        else:  # mutual TLS on `sts serve` itself
+            cert = client_cert_sha256(request.scope)
         try:
             body = wire.inflate(body, request.headers.get("content-encoding"), MAX_BODY * 4)
         except XMLVendFault as fault:

@@ -5,6 +5,10 @@ A credential is a username and a random password, issued per vendor (institution
 an Argon2id hash (a person may choose to type it, so it gets a slow hash), revocable.  Each one
 is bound to its own API-key row, so a Basic caller is an ordinary `Caller`: the same roles, the
 same vendor float and SGC rules, the same attribution in transactions as /v1.
+
+A credential may be bound to a TLS client certificate (the SHA-256 of its DER form, as
+XMLVend clients are): it must then come over mutual TLS with that certificate, and a request
+presenting that certificate without a Basic header is authenticated as the credential.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -40,6 +45,9 @@ class BasicCaller:
     credential_id: int
     username: str
     institution_id: str | None
+
+
+_REFUSED = "unknown user, wrong password or revoked credential"
 
 
 class _Verified:
@@ -126,30 +134,76 @@ def revoke(db: Database, username: str, *, actor: str = "cli",
                      subject=username, details={})
 
 
-def authenticate(conn: Connection, username: str, password: str) -> BasicCaller:
-    if text.bad_char(username) is not None:  # the last guard: no NUL reaches the query
-        raise NotAuthenticated("unknown user, wrong password or revoked credential",
-                               field="authorization")
+def bind_certificate(db: Database, username: str, cert_sha256: str | None, *,
+                     actor: str = "cli", now: datetime | None = None) -> None:
+    """Bind an active credential to a client certificate's SHA-256 (None: unbind).  One
+    certificate names one active credential."""
+    from sts.vending.access.certs import check_fingerprint
+
+    cert = check_fingerprint(cert_sha256)
+    now = utc(now if now is not None else wall_clock())
+    c = basic_credentials.c
+    with db.begin() as conn:
+        row = conn.execute(select(c.id).where(c.username_key == username_key(username),
+                                              c.revoked_at.is_(None))).first()
+        if row is None:
+            raise UnknownRecord(f"no active credential {username}", field="username")
+        if cert is not None:
+            other = conn.scalar(select(c.username).where(c.cert_sha256 == cert, c.id != row.id,
+                                                         c.revoked_at.is_(None)))
+            if other is not None:
+                raise AlreadyExists(f"that certificate is already bound to credential {other}",
+                                    field="cert_sha256")
+        conn.execute(update(basic_credentials).where(c.id == row.id).values(cert_sha256=cert))
+        audit.append(db, conn, at=now, actor=actor, action="basic_credential.certificate",
+                     subject=username, details={"cert_sha256": cert})
+
+
+def _row_statement() -> Any:
     c, k = basic_credentials.c, api_keys.c
-    row = conn.execute(
-        select(c.id, c.secret_hash, c.institution_id, c.revoked_at, k.id.label("key_id"),
-               k.role, k.label, k.vendor_id, k.revoked_at.label("key_revoked_at"))
-        .join(api_keys, api_keys.c.id == c.api_key_id)
-        .where(c.username_key == username_key(username))).first()
+    return (select(c.id, c.username, c.secret_hash, c.institution_id, c.revoked_at,
+                   c.cert_sha256, k.id.label("key_id"), k.role, k.label, k.vendor_id,
+                   k.revoked_at.label("key_revoked_at"))
+            .join(api_keys, api_keys.c.id == c.api_key_id))
+
+
+def authenticate(conn: Connection, username: str, password: str,
+                 cert_sha256: str | None = None) -> BasicCaller:
+    """The credential `username`, checked against its password and, when it is bound to a
+    certificate, against the TLS client certificate presented (`cert_sha256`)."""
+    if text.bad_char(username) is not None:  # the last guard: no NUL reaches the query
+        raise NotAuthenticated(_REFUSED, field="authorization")
+    c = basic_credentials.c
+    row = conn.execute(_row_statement().where(c.username_key == username_key(username))).first()
     # an unknown user still costs one hash, so timing does not reveal which usernames exist
     stored = row.secret_hash if row is not None else _DUMMY
     ok = _VERIFIED.check(row.id if row is not None else 0, stored, password)
     if row is None or not ok or row.revoked_at is not None or row.key_revoked_at is not None:
-        raise NotAuthenticated("unknown user, wrong password or revoked credential",
-                               field="authorization")
+        raise NotAuthenticated(_REFUSED, field="authorization")
+    if row.cert_sha256 is not None and row.cert_sha256 != cert_sha256:
+        raise NotAuthenticated(f"credential {username} must come over mutual TLS with its "
+                               "registered client certificate", field="authorization")
     return BasicCaller(Caller(row.key_id, row.role, row.label, row.vendor_id), row.id, username,
                        row.institution_id)
+
+
+def authenticate_certificate(conn: Connection, cert_sha256: str) -> BasicCaller:
+    """The active credential bound to the client certificate presented (mutual TLS, verified
+    by the server against its client CA before this is asked)."""
+    c = basic_credentials.c
+    row = conn.execute(_row_statement().where(c.cert_sha256 == cert_sha256,
+                                              c.revoked_at.is_(None))).first()
+    if row is None or row.key_revoked_at is not None:
+        raise NotAuthenticated("the client certificate is bound to no active credential; "
+                               "send HTTP Basic credentials", field="authorization")
+    return BasicCaller(Caller(row.key_id, row.role, row.label, row.vendor_id), row.id,
+                       row.username, row.institution_id)
 
 
 def list_credentials(conn: Connection) -> list[dict[str, object]]:
     c = basic_credentials.c
     rows = conn.execute(select(c.username, c.institution_id, c.label, c.created_at,
-                               c.revoked_at, vendors.c.name.label("vendor"), api_keys.c.role)
+                               c.revoked_at, c.cert_sha256, vendors.c.name.label("vendor"), api_keys.c.role)
                         .join(api_keys, api_keys.c.id == c.api_key_id)
                         .outerjoin(vendors, vendors.c.id == api_keys.c.vendor_id)
                         .order_by(c.id))

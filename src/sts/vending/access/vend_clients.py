@@ -25,6 +25,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sts.errors import AlreadyExists, InputError, NotAuthenticated, NotAuthorised, UnknownRecord
 from sts.vending import audit
 from sts.vending.access.api_keys import hash_key, new_key
+from sts.vending.access.certs import check_fingerprint
 from sts.vending.access.credentials import _Verified
 from sts.vending.access.policy import Caller
 from sts.vending.clock import utc, wall_clock
@@ -37,7 +38,6 @@ PROFILES = ("hexing", "conlog")
 OPERATOR_ROLES = ("vendor", "supervisor", "engineer")
 CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 OP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,39}")
-FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 _VERIFIED = _Verified()
@@ -95,16 +95,6 @@ def check_profile(value: str) -> str:
     return value
 
 
-def check_fingerprint(value: str | None) -> str | None:
-    if value is None:
-        return None
-    text = value.strip().lower().replace(":", "")
-    if not FINGERPRINT.fullmatch(text):
-        raise InputError("a certificate fingerprint is the SHA-256 of its DER form: 64 hex "
-                         "digits (colons allowed)", field="cert_sha256")
-    return text
-
-
 def _check_password(value: str, field: str = "password") -> str:
     if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
         raise InputError(f"a password has {PASSWORD_MIN} to {PASSWORD_MAX} characters",
@@ -132,6 +122,25 @@ def add_client(db: Database, *, client_id: str, vendor: str, profile: str = "hex
         audit.append(db, conn, at=at, actor=actor, action="vend_client.add", subject=client_id,
                      details={"vendor": vendor, "profile": profile, "cert_sha256": cert})
     return int(row)
+
+
+def set_certificate(db: Database, client_id: str, cert_sha256: str | None, *,
+                    actor: str = "cli", now: datetime | None = None) -> None:
+    """Bind a client to the certificate it must present (None: no certificate required)."""
+    cert = check_fingerprint(cert_sha256)
+    at = _now(now)
+    with db.begin() as conn:
+        row = _client_row(conn, client_id)
+        if cert is not None:
+            other = conn.scalar(select(vend_clients.c.client_id).where(
+                vend_clients.c.cert_sha256 == cert, vend_clients.c.id != row.id))
+            if other is not None:
+                raise AlreadyExists(f"that certificate is already bound to client {other}",
+                                    field="cert_sha256")
+        conn.execute(update(vend_clients).where(vend_clients.c.id == row.id)
+                     .values(cert_sha256=cert))
+        audit.append(db, conn, at=at, actor=actor, action="vend_client.certificate",
+                     subject=client_id, details={"cert_sha256": cert})
 
 
 def _client_row(conn: Connection, client_id: str, *, active: bool = True) -> Any:

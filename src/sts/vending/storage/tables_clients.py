@@ -24,7 +24,11 @@ basic_credentials = Table(
     Column("label", String(120), nullable=False, default=""),
     Column("created_at", TS, nullable=False),
     Column("revoked_at", TS, nullable=True),
+    # hex SHA-256 of the DER client certificate this credential must present over mutual TLS
+    # (migration 0017_client_certs); a request with that certificate and no Basic header is it
+    Column("cert_sha256", String(64), nullable=True),
     Index("ux_basic_credentials_username_key", "username_key", unique=True),
+    Index("ix_basic_credentials_cert_sha256", "cert_sha256"),
 )
 
 # Every client message id ever accepted (requests and advices): ids are unique across all
