@@ -51,9 +51,10 @@ class Authority:
         self.file = directory / f"{name}.crt"
         self.file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name: str, *, server: bool = False) -> Issued:
+    def issue(self, name: str, *, server: bool = False, expired: bool = False) -> Issued:
+        """A certificate valid for a day from five minutes ago (`expired`: ended yesterday)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.UTC) - dt.timedelta(days=2 if expired else 0)
         builder = (x509.CertificateBuilder()
                    .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
                    .issuer_name(self.cert.subject).public_key(key.public_key())

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -21,10 +22,14 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, db_url: str, kek_file: str, *, workers: int = 1, log: Path | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, args: list[str] | None = None,
+                 verify: Any = True) -> None:
         self.db_url, self.kek_file, self.workers = db_url, kek_file, workers
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = args or []  # more `sts serve` options, e.g. --tls-cert FILE
+        self.verify = verify  # for https: the CA file the server's certificate chains to
+        scheme = "https" if "--tls-cert" in self.args else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.log = log
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -35,14 +40,15 @@ class Server:
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(sts), "serve", "--db", self.db_url, "--kek-file", self.kek_file, "--port",
-             str(self.port), "--workers", str(self.workers), "--log-level", "info"],
+             str(self.port), "--workers", str(self.workers), "--log-level", "info", *self.args],
             stdout=out, stderr=out, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/healthz", timeout=1,
+                             verify=self.verify).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
