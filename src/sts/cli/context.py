@@ -47,8 +47,29 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """`--config FILE` (or STS_CONFIG): read and check the file once, hand this command its
+    part as click's default_map and remember the shared options for `settings_of`."""
+    if not value or ctx.resilient_parsing:
+        return
+    from sts.cli.settings_file import load, node_for
+
+    obj = ctx.ensure_object(dict)
+    cfg = obj.get("config")
+    if cfg is None or cfg.path != value:
+        cfg = obj["config"] = load(value)
+    node = node_for(cfg, ctx)
+    if node is not None:
+        ctx.default_map = node
+
+
 def _shared_params() -> list[click.Parameter]:
     return [
+        click.Option(["--config", "config_file"], type=click.Path(dir_okay=False), default=None,
+                     envvar="STS_CONFIG", is_eager=True, expose_value=False,
+                     callback=_load_config,
+                     help="configuration file (TOML; docs/operations.md) [env STS_CONFIG]; "
+                     "the environment and the command line override it"),
         click.Option(["--db", "db_url"], default=None, expose_value=False, callback=_remember,
                      help=f"database: a SQLite file or postgresql://... [env STS_DB_URL; "
                      f"default {DEFAULT_DB}]"),
@@ -64,14 +85,24 @@ def _shared_params() -> list[click.Parameter]:
     ]
 
 
+def _no_autoenv(params: list[click.Parameter]) -> list[click.Parameter]:
+    """The shared options have their own variables (STS_DB_URL, ...), read in `settings_of`."""
+    for p in params:
+        if isinstance(p, click.Option):
+            p.allow_from_autoenv = False
+    return params
+
+
 def _json_param() -> click.Parameter:
     return click.Option(["--json", "as_json"], is_flag=True, default=False, expose_value=False,
-                        callback=_remember, help="machine-readable JSON output")
+                        callback=_remember, help="machine-readable JSON output",
+                        allow_from_autoenv=False)
 
 
 def add_shared(params: list[click.Parameter]) -> None:
     names = {p.name for p in params}
-    params.extend(p for p in [*_shared_params(), _json_param()] if p.name not in names)
+    params.extend(p for p in _no_autoenv([*_shared_params(), _json_param()])
+                  if p.name not in names)
 
 
 class VendingCommand(click.Command):
@@ -98,16 +129,35 @@ def _shared(ctx: click.Context) -> dict[str, Any]:
     return out
 
 
+def shared_values(ctx: click.Context) -> dict[str, Any]:
+    """The shared options as given: the command line first, then the environment, then the
+    configuration file (`--config`); absent when none gives one."""
+    from sts.cli.settings_file import SHARED
+
+    given = _shared(ctx)
+    cfg = (ctx.find_object(dict) or {}).get("config")
+    out: dict[str, Any] = {}
+    for name, var in SHARED.values():
+        value = given.get(name) or os.environ.get(var) or (cfg.shared.get(name) if cfg else None)
+        if value:
+            out[name] = value
+    return out
+
+
 def settings_of(ctx: click.Context, **extra: Any) -> Settings:
     from sts.vending.config import Settings
 
-    given = _shared(ctx)
-    return Settings(db_url=given.get("db_url") or os.environ.get("STS_DB_URL") or DEFAULT_DB,
-                    kek_file=given.get("kek_file") or os.environ.get("STS_KEK_FILE") or None,
-                    sta_tables=given.get("sta_tables") or os.environ.get("STS_STA_TABLES")
-                    or None,
-                    **{name: given[name] for _, name, _, _ in SECURITY_MODULE_OPTIONS
-                       if name in given}, **extra)
+    given = shared_values(ctx)
+    module = {name: given[name] for _, name, _, _ in SECURITY_MODULE_OPTIONS if name in given}
+    if "pkcs11_cache_seconds" in module:
+        try:
+            module["pkcs11_cache_seconds"] = float(module["pkcs11_cache_seconds"])
+        except ValueError:
+            raise click.BadParameter("must be a number of seconds",
+                                     param_hint="pkcs11_cache_seconds") from None
+    return Settings(db_url=given.get("db_url") or DEFAULT_DB,
+                    kek_file=given.get("kek_file"), sta_tables=given.get("sta_tables"),
+                    **module, **extra)
 
 
 def wants_json(ctx: click.Context) -> bool:

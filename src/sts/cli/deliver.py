@@ -35,7 +35,7 @@ def _db(ctx: click.Context) -> Any:
     return db
 
 
-@click.group(cls=VendingGroup)
+@click.group(cls=VendingGroup, context_settings={"auto_envvar_prefix": "STS_DELIVER"})
 @click.pass_context
 def deliver(ctx: click.Context) -> None:
     """Token delivery: the dispatcher, delivery status, resend.

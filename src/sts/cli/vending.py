@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 # --- serve -------------------------------------------------------------------------------------
 
 
-@click.command(cls=VendingCommand)
+@click.command(cls=VendingCommand, context_settings={"auto_envvar_prefix": "STS_SERVE"})
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8062, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int,
@@ -668,7 +668,7 @@ def admin_apikey_revoke(ctx: click.Context, prefix: str) -> None:
 # --- campaign -------------------------------------------------------------------------------
 
 
-@click.group(cls=VendingGroup)
+@click.group(cls=VendingGroup, context_settings={"auto_envvar_prefix": "STS_CAMPAIGN"})
 @click.pass_context
 def campaign(ctx: click.Context) -> None:
     """Bulk key change campaigns (e.g. the TID rollover), resumable.
@@ -903,3 +903,12 @@ def _xmlvend_commands() -> None:
 
 
 _xmlvend_commands()
+
+
+def _config_commands() -> None:
+    from sts.cli.config import config
+
+    admin.add_command(config)
+
+
+_config_commands()
