@@ -3,23 +3,53 @@ ASGI TLS extension (`scope["extensions"]["tls"]`, which `sts serve` fills in fro
 connection: `sts.server.tls`), and HSTS on every answer that went out over TLS.
 
 A certificate there was verified by the server against its client CA during the handshake;
-an unverifiable or expired one never gets that far.
+an unverifiable or expired one never gets that far.  Behind a TLS proxy that verifies client
+certificates itself, `STS_CLIENT_CERT_HEADER` names the header it passes the certificate in
+(URL-escaped PEM, or its hex SHA-256); set it only when every request comes through that proxy,
+which must overwrite the header.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sts.vending.access.certs import fingerprint_of_der
 
 HSTS_SECONDS = 31_536_000  # one year
+ENV_CERT_HEADER = "STS_CLIENT_CERT_HEADER"
 
 
-def client_cert_sha256(scope: Any) -> str | None:
-    """SHA-256 (hex) of the DER client certificate of this request's connection, or None."""
+def fingerprint_in_header(value: str | None) -> str | None:
+    """SHA-256 of the certificate a TLS proxy passed (URL-escaped PEM, or already a hex
+    fingerprint); "invalid" for anything else, which matches no certificate."""
+    if not value:
+        return None
+    text = unquote(value).strip()
+    if "BEGIN CERTIFICATE" in text:
+        try:
+            return fingerprint_of_der(ssl.PEM_cert_to_DER_cert(text.replace("\t", "\n")))
+        except ValueError:
+            return "invalid"
+    hexed = text.lower().replace(":", "")
+    return hexed if len(hexed) == 64 and all(c in "0123456789abcdef" for c in hexed) \
+        else "invalid"
+
+
+def client_cert_sha256(scope: Any, header: str | None = None) -> str | None:
+    """SHA-256 (hex) of the client certificate of this request: from the proxy's `header`
+    (default: $STS_CLIENT_CERT_HEADER) when one is named, else from the TLS connection."""
+    header = header or os.environ.get(ENV_CERT_HEADER)
+    if header:
+        wanted = header.lower().encode("latin-1")
+        for name, value in scope.get("headers") or ():
+            if name == wanted:
+                return fingerprint_in_header(value.decode("latin-1"))
+        return None
     extensions = scope.get("extensions") or {}
     tls = extensions.get("tls") or {}
     chain = tls.get("client_cert_chain") or []

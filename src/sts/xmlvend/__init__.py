@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from sts.http.tls import client_cert_sha256
 from sts.vending.service import VendingService
 from sts.xmlvend import wire
-from sts.xmlvend.face import Answer, Face, Settings, cert_fingerprint
+from sts.xmlvend.face import Answer, Face, Settings
 from sts.xmlvend.faults import XMLVendFault
 
 PREFIX = "/xmlvend"
@@ -80,10 +80,8 @@ def mount(app: FastAPI, service: VendingService, settings: Settings | None = Non
     async def soap(request: Request) -> Response:
         face: Face = request.app.state.xmlvend
         body = await request.body()
-        if face.settings.cert_header:  # a verifying TLS proxy in front passes it on
-            cert = cert_fingerprint(request.headers.get(face.settings.cert_header))
-        else:  # mutual TLS on `sts serve` itself
-            cert = client_cert_sha256(request.scope)
+        # mutual TLS on `sts serve` itself, or the header a verifying TLS proxy passes it in
+        cert = client_cert_sha256(request.scope, face.settings.cert_header)
         try:
             body = wire.inflate(body, request.headers.get("content-encoding"), MAX_BODY * 4)
         except XMLVendFault as fault:

@@ -473,23 +473,3 @@ def _set_operator(root: E, text: str, profile: str) -> None:
         if isinstance(c, E) and c.name == "custMsg":
             root.children.insert(i, E(BASE, "operatorMsg", text=text))
             return
-
-
-def cert_fingerprint(value: str | None) -> str | None:
-    """SHA-256 of the certificate a TLS proxy passed (URL-escaped PEM, or already a hex
-    fingerprint)."""
-    if not value:
-        return None
-    import hashlib
-    import ssl
-    from urllib.parse import unquote
-
-    text = unquote(value).strip()
-    if "BEGIN CERTIFICATE" in text:
-        try:
-            der = ssl.PEM_cert_to_DER_cert(text.replace("\t", "\n"))
-        except ValueError:
-            return "invalid"
-        return hashlib.sha256(der).hexdigest()
-    hexed = text.lower().replace(":", "")
-    return hexed if len(hexed) == 64 else "invalid"
