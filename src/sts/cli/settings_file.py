@@ -232,7 +232,7 @@ def effective(cfg: ConfigFile | None, env: dict[str, str] | None = None) -> dict
             node = node.get(part, {}) if isinstance(node, dict) else {}
         for key, option in options_of(cmd).items():
             var = _env_of(option, prefix)
-            if env.get(var) is not None:
+            if env.get(var):  # as click reads it: an empty variable is unset
                 value, source = env[var], f"env {var}"
             elif str(option.name) in node:
                 value, source = node[str(option.name)], "file"
