@@ -102,6 +102,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     # token delivery: one dispatcher in this (supervising) process, off the sales' path
     dispatcher = None if no_deliver else start_dispatcher(settings.db_url, ami_broker,
                                                           delivery_config, ami_client_id)
+    if dispatcher is not None and dispatcher.config.ami.broker:  # /readyz checks it
+        os.environ["STS_AMI_BROKER"] = dispatcher.config.ami.broker
     try:
         if workers <= 1:
             uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level,
