@@ -53,7 +53,8 @@ class TlsOptions:
         try:
             build_context(self.cert, self.key, self.client_ca)
         except (ssl.SSLError, OSError, ValueError) as exc:
-            raise ConfigError(f"the TLS certificate, key or client CA does not load: "
+            raise ConfigError(f"the TLS certificate, key or client CA does not load (the key "
+                              f"must be an unencrypted PEM key): "
                               f"{getattr(exc, 'reason', None) or exc}", field="tls_cert") from None
 
     def uvicorn_options(self) -> dict[str, Any]:
@@ -70,7 +71,8 @@ def build_context(cert: str, key: str | None, client_ca: str | None) -> ssl.SSLC
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = MINIMUM_VERSION
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
-    ctx.load_cert_chain(cert, key)
+    # an encrypted key fails here instead of OpenSSL prompting on a terminal there is none of
+    ctx.load_cert_chain(cert, key, password=lambda: b"")
     if client_ca:
         ctx.load_verify_locations(client_ca)
         ctx.verify_mode = ssl.CERT_OPTIONAL
