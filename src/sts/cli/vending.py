@@ -32,6 +32,7 @@ from sts.cli.context import (
 from sts.cli.delivery_parts import add_delivery_admin_commands, deliver_options, start_dispatcher
 from sts.cli.keys import add_key_commands
 from sts.cli.tls import tls_options
+from sts.cli.stopping import DEFAULT_GRACEFUL_TIMEOUT, exit_cleanly_on_sigterm
 
 if TYPE_CHECKING:
     from sts.vending.config import Settings
@@ -57,14 +58,23 @@ if TYPE_CHECKING:
 @click.option("--no-deliver", is_flag=True,
               help="no delivery dispatcher here (a separate `sts deliver run` does it)")
 @tls_options  # sts.cli.tls: --tls-cert, --tls-key, --tls-client-ca
+@click.option("--graceful-timeout", default=DEFAULT_GRACEFUL_TIMEOUT, show_default=True,
+              type=click.IntRange(min=1),
+              help="seconds the requests in flight get to finish after SIGTERM")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lookup_limit: int,
           log_level: str, forwarded_allow_ips: str | None, ami_broker: str | None,
           delivery_config: str | None, ami_client_id: str | None, no_deliver: bool,
-          tls_cert: str | None, tls_key: str | None, tls_client_ca: str | None) -> None:
+          tls_cert: str | None, tls_key: str | None, tls_client_ca: str | None,
+          graceful_timeout: int) -> None:
     """Run the vending server: creates and migrates the database, then serves HTTP (HTTPS
-    with --tls-cert)."""
+    with --tls-cert).
+
+    SIGTERM stops it without losing a sale (sts.cli.stopping): no new connection is taken,
+    the requests in flight finish (at most --graceful-timeout), exit code 0."""
     import uvicorn
+
+    exit_cleanly_on_sigterm()
 
     from sts.crypto.native import describe as core_status
     from sts.server.tls import TlsOptions
@@ -107,13 +117,14 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     try:
         if workers <= 1:
             uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level,
-                        **settings.uvicorn_options(), **tls.uvicorn_options())
+                        timeout_graceful_shutdown=graceful_timeout, **settings.uvicorn_options(),
+                        **tls.uvicorn_options())
             return
         from uvicorn.supervisors import Multiprocess
 
         config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
-                                log_level=log_level, **settings.uvicorn_options(),
-                                **tls.uvicorn_options())
+                                log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
+                                **settings.uvicorn_options(), **tls.uvicorn_options())
         Multiprocess(config, sockets=[_listen(host, port)]).run()
     finally:
         if dispatcher is not None:

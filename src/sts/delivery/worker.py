@@ -3,7 +3,8 @@ happened, and stores the meters' answers.  It runs off the sale's transaction (a
 `sts serve`, or the separate `sts deliver run` process), so delivery never slows a sale.
 
 Crash safety: a job is claimed with a lease (a short transaction), sent, then its outcome is
-written (another transaction).  A dispatcher killed in between leaves the lease, which
+written (another transaction); a dispatcher told to stop finishes the batch it is sending and
+gives back a batch it claimed but has not sent (`outbox.release`), so it leaves no lease.  A dispatcher killed in between leaves the lease, which
 expires; the job goes again with the same content and id, and the receiver's id check makes
 the repeat harmless (at-least-once to the carrier, idempotent at the receiver).
 
@@ -213,6 +214,10 @@ class Dispatcher:
             jobs = outbox.claim(self.db, conn, now, lease=timedelta(seconds=cfg.lease),
                                 limit=cfg.batch)
         if not jobs:
+            return 0
+        if self._stop.is_set():  # stopping: give the batch back for another dispatcher now
+            with self.db.begin() as conn:
+                outbox.release(conn, [j.id for j in jobs])
             return 0
         by_channel: dict[str, list[outbox.Job]] = {}
         for job in jobs:
