@@ -166,9 +166,15 @@ def admin(ctx: click.Context) -> None:
 
 
 @admin.command("migrate")
+@click.option("--check", is_flag=True,
+              help="only say what the pending migrations would do (exit 1 if any are pending)")
 @click.pass_context
-def admin_migrate(ctx: click.Context) -> None:
+def admin_migrate(ctx: click.Context, check: bool) -> None:
     """Create or upgrade the database schema."""
+    if check:
+        from sts.cli.migrate_check import migrate_check
+
+        ctx.exit(migrate_check(ctx))
     svc, _ = open_vending(ctx)
     from sts.vending.storage.database import migrate
 
