@@ -181,3 +181,21 @@ def delivery_rows(db_url: str) -> list[Any]:
                                                deliveries.c.lease_until)))
     finally:
         eng.dispose()
+
+
+def check_ledger(db_url: str, float_before: Decimal) -> list[Any]:
+    """What must hold whatever servers sold: one sale per purchase id, each meter's TIDs
+    strictly increasing in the order the sales were stored, the vendor's float exactly the
+    opening balance less the sales.  Returns the sales."""
+    stored = sales(db_url)
+    ids = [s[1] for s in stored]
+    assert len(ids) == len(set(ids)), "a purchase id sold twice"
+    last: dict[int, int] = {}
+    for _seq, pid, meter_id, _amount, answer in stored:
+        tids = [t["tid"] for t in answer["tokens"] if t.get("tid") is not None]
+        assert tids, pid
+        assert min(tids) > last.get(meter_id, -1), f"TID not increasing on meter {meter_id}"
+        last[meter_id] = max(tids)
+    now = Decimal(scalar(db_url, sa.select(vendors.c.float_balance)))
+    assert float_before - now == sum(s[3] for s in stored), "the float is not exact"
+    return stored

@@ -23,8 +23,9 @@ def free_port() -> int:
 class Server:
     def __init__(self, db_url: str, kek_file: str, *, workers: int = 1, log: Path | None = None,
                  extra_env: dict[str, str] | None = None, args: list[str] | None = None,
-                 verify: Any = True) -> None:
+                 verify: Any = True, program: list[str] | None = None) -> None:
         self.db_url, self.kek_file, self.workers = db_url, kek_file, workers
+        self.program = program or [str(Path(sys.executable).parent / "sts")]
         self.port = free_port()
         self.args = args or []  # more `sts serve` options, e.g. --tls-cert FILE
         self.verify = verify  # for https: the CA file the server's certificate chains to
@@ -35,11 +36,10 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120.0) -> Server:  # generous: CI shares 2 cores
-        sts = Path(sys.executable).parent / "sts"
         env = os.environ | {"STS_LOOKUP_LIMIT": "100000"} | self.extra_env
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [str(sts), "serve", "--db", self.db_url, "--kek-file", self.kek_file, "--port",
+            [*self.program, "serve", "--db", self.db_url, "--kek-file", self.kek_file, "--port",
              str(self.port), "--workers", str(self.workers), "--log-level", "info", *self.args],
             stdout=out, stderr=out, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
