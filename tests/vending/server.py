@@ -36,12 +36,20 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120.0) -> Server:  # generous: CI shares 2 cores
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> Server:
+        """Start the process without waiting (several servers then start side by side)."""
         env = os.environ | {"STS_LOOKUP_LIMIT": "100000"} | self.extra_env
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [*self.program, "serve", "--db", self.db_url, "--kek-file", self.kek_file, "--port",
              str(self.port), "--workers", str(self.workers), "--log-level", "info", *self.args],
             stdout=out, stderr=out, env=env, start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> Server:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
