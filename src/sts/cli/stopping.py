@@ -17,7 +17,7 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-DEFAULT_GRACEFUL_TIMEOUT = 30.0  # seconds the requests in flight get to finish
+DEFAULT_GRACEFUL_TIMEOUT = 30  # seconds the requests in flight get to finish
 
 
 def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -4,9 +4,10 @@ happened, and stores the meters' answers.  It runs off the sale's transaction (a
 
 Crash safety: a job is claimed with a lease (a short transaction), sent, then its outcome is
 written (another transaction); a dispatcher told to stop finishes the batch it is sending and
-gives back a batch it claimed but has not sent (`outbox.release`), so it leaves no lease.  A dispatcher killed in between leaves the lease, which
-expires; the job goes again with the same content and id, and the receiver's id check makes
-the repeat harmless (at-least-once to the carrier, idempotent at the receiver).
+gives back a batch it claimed but has not sent (`outbox.release`), so it leaves no lease.  A
+dispatcher killed in between leaves the lease, which expires; the job goes again with the
+same content and id, and the receiver's id check makes the repeat harmless (at-least-once to
+the carrier, idempotent at the receiver).
 
 The meters' messages arrive on the carrier's thread and are stored here, in batches, by a
 thread of their own.  Their number is decided outside (anyone who can publish), so the queue
