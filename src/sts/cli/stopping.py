@@ -28,3 +28,18 @@ def exit_cleanly_on_sigterm() -> None:
     """SIGTERM ends the command with exit code 0 through the normal unwinding (`finally`
     blocks run); uvicorn replaces it while serving and raises it again once drained."""
     signal.signal(signal.SIGTERM, _stop)
+
+
+class StopRequested:
+    """SIGTERM turned into a flag a long job polls between units of work (a campaign between
+    its chunks: the chunk being issued commits, no further one is claimed, exit 0)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._set)
+
+    def _set(self, signum: int, _frame: FrameType | None) -> None:
+        self.requested = True
+
+    def __call__(self) -> bool:
+        return self.requested

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -31,8 +32,8 @@ from sts.cli.context import (
 )
 from sts.cli.delivery_parts import add_delivery_admin_commands, deliver_options, start_dispatcher
 from sts.cli.keys import add_key_commands
+from sts.cli.stopping import DEFAULT_GRACEFUL_TIMEOUT, StopRequested, exit_cleanly_on_sigterm
 from sts.cli.tls import tls_options
-from sts.cli.stopping import DEFAULT_GRACEFUL_TIMEOUT, exit_cleanly_on_sigterm
 
 if TYPE_CHECKING:
     from sts.vending.config import Settings
@@ -758,6 +759,7 @@ def campaign_run(ctx: click.Context, name: str, out_path: str, fmt: str | None,
     svc, _ = open_vending(ctx)
     actor = f"cli:campaign:{name}"
     camp.status(svc, name)  # an unknown campaign fails before anything starts
+    stopping = StopRequested()  # SIGTERM: the chunk in hand commits, then the run ends
     show = sys.stderr.isatty() if progress is None else progress
     out = sys.stdout if out_path == "-" else open(out_path, "w", newline="")  # noqa: SIM115
     failed_workers = 0
@@ -772,9 +774,10 @@ def campaign_run(ctx: click.Context, name: str, out_path: str, fmt: str | None,
 
             if workers == 1:
                 recs = camp.run(svc, name, actor=actor, limit=limit, chunk=chunk,
-                                progress=tick)
+                                progress=tick, stopping=stopping)
             else:
-                failed_workers = _run_workers(ctx, svc, name, actor, chunk, workers, tick)
+                failed_workers = _run_workers(ctx, svc, name, actor, chunk, workers, tick,
+                                              stopping)
                 recs = camp.records(svc, name)
             for rec in recs:
                 out.write(camp.to_csv_row(rec) if fmt == "csv" else json.dumps(rec) + "\n")
@@ -796,13 +799,13 @@ def _campaign_worker(settings: Settings, name: str, actor: str, chunk: int) -> N
 
     svc = open_service(settings)
     try:
-        camp.work(svc, name, actor=actor, chunk=chunk)
+        camp.work(svc, name, actor=actor, chunk=chunk, stopping=StopRequested())
     finally:
         svc.db.engine.dispose()
 
 
 def _run_workers(ctx: click.Context, svc: VendingService, name: str, actor: str, chunk: int,
-                 workers: int, tick: Any) -> int:
+                 workers: int, tick: Any, stopping: Callable[[], bool]) -> int:
     """Run the campaign in this process and `workers - 1` more; the number that failed."""
     import multiprocessing
 
@@ -821,8 +824,12 @@ def _run_workers(ctx: click.Context, svc: VendingService, name: str, actor: str,
              st["pending"] + st["done"] + st["failed"] + st["skipped"])
 
     try:
-        camp.work(svc, name, actor=actor, chunk=chunk, progress=progress)
+        camp.work(svc, name, actor=actor, chunk=chunk, progress=progress, stopping=stopping)
     finally:
+        if stopping():  # pass SIGTERM on: each worker finishes its chunk and ends
+            for p in procs:
+                if p.pid is not None and p.is_alive():
+                    os.kill(p.pid, signal.SIGTERM)
         for p in procs:
             p.join()
     return sum(1 for p in procs if p.exitcode != 0)

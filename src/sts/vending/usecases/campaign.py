@@ -174,11 +174,14 @@ def records(service: ServiceContext, name: str, *, page: int = 2000) -> Iterator
 
 def run(service: ServiceContext, name: str, *, actor: str = "campaign",
         limit: int | None = None, chunk: int = DEFAULT_CHUNK,
-        progress: Callable[[int, int], None] | None = None) -> Iterator[dict[str, Any]]:
+        progress: Callable[[int, int], None] | None = None,
+        stopping: Callable[[], bool] = lambda: False) -> Iterator[dict[str, Any]]:
     """Yield one record per meter: the ones finished before first (from the database), then
     the ones this run issues, a chunk at a time as each chunk commits.  Stops after `limit`
     new issues when given.  Several runs (processes, hosts) may work on one campaign at once:
-    each claims its own chunks; a run yields only what it issued (`records` has them all)."""
+    each claims its own chunks; a run yields only what it issued (`records` has them all).
+    When `stopping()` turns true (SIGTERM) no further chunk is claimed: the run ends after the
+    chunk it is issuing commits, holding no claim."""
     if chunk < 1:
         raise InputError("chunk must be at least 1 meter", field="chunk")
     with service.db.read() as conn:
@@ -194,7 +197,7 @@ def run(service: ServiceContext, name: str, *, actor: str = "campaign",
             progress(count, total)
     issued = 0
     cursor = _Cursor()
-    while limit is None or issued < limit:
+    while (limit is None or issued < limit) and not stopping():
         size = chunk if limit is None else min(chunk, limit - issued)
         done = _run_chunk(service, cid, camp, name, actor, size, cursor)
         if done is None:
@@ -208,9 +211,11 @@ def run(service: ServiceContext, name: str, *, actor: str = "campaign",
 
 
 def work(service: ServiceContext, name: str, *, actor: str = "campaign",
-         chunk: int = DEFAULT_CHUNK, progress: Callable[[int], None] | None = None) -> int:
-    """Issue chunks until none is left to claim (one campaign worker; run several processes
-    or hosts against one PostgreSQL to share a campaign); the meters this worker finished."""
+         chunk: int = DEFAULT_CHUNK, progress: Callable[[int], None] | None = None,
+         stopping: Callable[[], bool] = lambda: False) -> int:
+    """Issue chunks until none is left to claim or `stopping()` (one campaign worker; run
+    several processes or hosts against one PostgreSQL to share a campaign); the meters this
+    worker finished."""
     if chunk < 1:
         raise InputError("chunk must be at least 1 meter", field="chunk")
     with service.db.read() as conn:
@@ -218,7 +223,8 @@ def work(service: ServiceContext, name: str, *, actor: str = "campaign",
         camp = conn.execute(select(campaigns).where(campaigns.c.id == cid)).one()
     n = 0
     cursor = _Cursor()
-    while (done := _run_chunk(service, cid, camp, name, actor, chunk, cursor)) is not None:
+    while not stopping() and \
+            (done := _run_chunk(service, cid, camp, name, actor, chunk, cursor)) is not None:
         n += len(done)
         if progress:
             progress(n)
