@@ -2,15 +2,17 @@
 processes (one uvicorn worker each, its own delivery dispatcher) on one database, and what
 limits it.
 
-The load comes from a separate process (asyncio, keep-alive HTTP/1.1, 16 purchases in
-flight spread over the servers), 3,000 purchases per run (`--quick`: 300), each a distinct
-meter sale with its own UUID over 200 meters.  While it runs, the CPU seconds of the
-database's backends (those connected to the benchmark's database, from /proc), of the server
-processes and of the load process are measured, and pg_stat_activity is sampled for backends
-waiting on a lock.  Per purchase: database CPU, server CPU; `lock_wait_share`: the share of
-samples in which some backend of this database waited for a lock, and the statements seen
-waiting most.  On a machine with C cores
-the run is bound by whichever of (database + servers + load) CPU reaches C first.
+The load comes from a separate process (asyncio, keep-alive HTTP/1.1, 16 purchases in flight
+spread over the servers), 3,000 purchases per run (`--quick`: 300), each a distinct meter
+sale with its own UUID over 200 meters, all for the demo vendor; a last run spreads the same
+load over four vendors (each load connection sells for one of them) to show what one
+vendor's float costs.  While a run goes, the CPU seconds of the database's backends (those
+connected to the benchmark's database, from /proc) and of the server processes are measured,
+and pg_stat_activity is sampled every 20 ms for backends waiting on a lock: per purchase the
+database's and the servers' CPU; `lock_wait_share`, the share of samples in which some
+backend waited for a lock; the statements seen waiting and the tables whose rows they wait
+for.  A run is bound by the CPU (database + servers + load reaching the machine's cores)
+unless sales wait for one another's rows.
 
 PostgreSQL comes from STS_BENCH_PG_URL (default: local server, database sts_servers_bench);
 skipped when unreachable.
@@ -68,7 +70,7 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def _load(ports: list[int], key: str, pans: list[str], count: int, inflight: int,
+def _load(ports: list[int], keys: list[str], pans: list[str], count: int, inflight: int,
           out: Any) -> None:
     import asyncio
     import statistics
@@ -80,11 +82,12 @@ def _load(ports: list[int], key: str, pans: list[str], count: int, inflight: int
         lat: list[float] = []
         errors = 0
         sent = 0
+        first_error: dict[str, str] = {}
 
         async def worker(n: int) -> None:
             nonlocal sent, errors
             client = _RawClient("127.0.0.1", ports[n % len(ports)],
-                                {"Authorization": f"Bearer {key}"})
+                                {"Authorization": f"Bearer {keys[n % len(keys)]}"})
             while sent < count:
                 i = sent
                 sent += 1
@@ -95,6 +98,7 @@ def _load(ports: list[int], key: str, pans: list[str], count: int, inflight: int
                     lat.append(time.perf_counter() - t0)
                 else:
                     errors += 1
+                    first_error.setdefault("answer", f"{status} {body[:160]!r}")
 
         start = time.perf_counter()
         await asyncio.gather(*(worker(n) for n in range(inflight)))
@@ -104,7 +108,7 @@ def _load(ports: list[int], key: str, pans: list[str], count: int, inflight: int
                 "purchases_per_s": round(len(lat) / elapsed, 1) if elapsed else 0.0,
                 "p50_ms": round(statistics.median(lat) * 1000, 1) if lat else None,
                 "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1)
-                if lat else None}
+                if lat else None, **first_error}
 
     out.put(asyncio.run(main()))
 
@@ -168,7 +172,7 @@ def run_servers(n: int, url: str, kek: str, info: dict[str, Any], *, count: int,
         ports = [s.port for s in servers]
         # warm up: each server's connections, caches and compiled statements
         q = ctx.Queue()
-        warm = ctx.Process(target=_load, args=(ports, info["api_keys"]["vendor"],
+        warm = ctx.Process(target=_load, args=(ports, info["keys"],
                                                info["meters"], 20 * n, inflight, q))
         warm.start()
         q.get(timeout=300)
@@ -177,7 +181,7 @@ def run_servers(n: int, url: str, kek: str, info: dict[str, Any], *, count: int,
         backends = sampler.backends()
         server_pids = [p for s in servers if s.proc for p in _tree(s.proc.pid)]
         q = ctx.Queue()
-        p = ctx.Process(target=_load, args=(ports, info["api_keys"]["vendor"],
+        p = ctx.Process(target=_load, args=(ports, info["keys"],
                                             info["meters"], count, inflight, q))
         db0, srv0 = _cpu(backends), _cpu(server_pids)
         sampler.thread.start()
@@ -213,31 +217,37 @@ def run(quick: bool = False) -> dict[str, Any]:
         kek = Path(d) / f"kek-{secrets.token_hex(4)}"
         kek.write_text(secrets.token_bytes(32).hex())
         kek.chmod(0o600)
-        for n in (1, 2, 3):
+        for n, vendors in ((1, 1), (2, 1), (3, 1), (3, 4)):
             pg = pg_fresh(PG_URL, report=True)
             if pg is None:
                 return {"skipped": f"PostgreSQL not reachable at {PG_URL}"}
-            info = _prepare(pg, str(kek))
-            out[f"servers_{n}"] = run_servers(n, pg, str(kek), info, count=count, inflight=16)
-            print(json.dumps({f"servers_{n}": out[f"servers_{n}"]}), file=sys.stderr,
-                  flush=True)
+            info = _prepare(pg, str(kek), vendors)
+            name = f"servers_{n}" + (f"_vendors_{vendors}" if vendors > 1 else "")
+            out[name] = run_servers(n, pg, str(kek), info, count=count, inflight=16)
+            print(json.dumps({name: out[name]}), file=sys.stderr, flush=True)
     out["load_average_1m_after"] = os.getloadavg()[0]
     return out
 
 
-def _prepare(url: str, kek: str) -> dict[str, Any]:
-    """A fresh demo utility, its meters without AMI (no delivery jobs: sales only)."""
+def _prepare(url: str, kek: str, vendors: int) -> dict[str, Any]:
+    """A fresh demo utility, its meters without AMI (no delivery jobs: sales only), and
+    `vendors` vendors selling them (the demo's and more), an API key each."""
     import sqlalchemy as sa
 
     from sts.vending.config import Settings, open_service
-    from sts.vending.registry.admin import Registry, fill_demo
+    from sts.vending.registry.admin import DEMO_SGC, Registry, fill_demo
     from sts.vending.storage.tables import meters
 
     svc = open_service(Settings(db_url=url, kek_file=kek), run_migrations=True)
     try:
-        info = fill_demo(Registry(svc.db, svc.sm), production_tables=False, meters_count=200)
+        reg = Registry(svc.db, svc.sm)
+        info = fill_demo(reg, production_tables=False, meters_count=200)
         with svc.db.begin() as conn:
             conn.execute(sa.update(meters).values(ami=False))
+        info["keys"] = [info["api_keys"]["vendor"]]
+        for i in range(1, vendors):
+            reg.add_vendor(f"Bench Vendor {i}", float_balance="1000000", sgcs=[DEMO_SGC])
+            info["keys"].append(reg.add_api_key("vendor", vendor=f"Bench Vendor {i}"))
     finally:
         svc.db.dispose()
     return info
