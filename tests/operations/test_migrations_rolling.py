@@ -53,8 +53,9 @@ def test_the_rule_refuses_what_an_older_server_cannot_live_with() -> None:
     assert len(bad) == 6 and "meters.x" in bad[2] and "unique" in bad[3]
 
 
-def test_every_migration_only_adds(db_url: str) -> None:
+def test_every_migration_only_adds(empty_db_url: str) -> None:
     """Each revision upgraded alone, its executed statements recorded and judged."""
+    db_url = empty_db_url
     db = Database(db_url)
     if db.is_sqlite:
         db.dispose()
@@ -80,8 +81,9 @@ def test_every_migration_only_adds(db_url: str) -> None:
     assert problems and {r: p for r, p in problems.items() if p} == {}
 
 
-def test_migrate_check_says_what_is_pending_and_changes_nothing(db_url: str,
+def test_migrate_check_says_what_is_pending_and_changes_nothing(empty_db_url: str,
                                                                   kek_file: str) -> None:
+    db_url = empty_db_url
     revisions = _revisions()
     head, previous = revisions[-1], revisions[-2]
     db = Database(db_url)

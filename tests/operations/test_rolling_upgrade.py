@@ -62,8 +62,9 @@ def _older_release(tmp: Path) -> tuple[Path, str]:
     return out / "src", max(revisions)
 
 
-def test_an_older_server_keeps_selling_through_the_migration(db_url: str, kek_file: str,
-                                                             tmp_path: Path) -> None:
+def test_an_older_server_keeps_selling_through_the_migration(
+        empty_db_url: str, kek_file: str, tmp_path: Path) -> None:
+    db_url = empty_db_url
     src, old_head = _older_release(tmp_path)
     head = script_directory().get_current_head()
     assert old_head < head
