@@ -21,7 +21,7 @@ from sts.vending.storage.tables import campaign_items, transactions
 from tests.operations import rig
 
 pytestmark = pytest.mark.slow
-METERS, CHUNK = 1000, 5
+METERS, CHUNK = 400, 2
 
 
 def _done(db_url: str) -> int:

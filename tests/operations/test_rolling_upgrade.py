@@ -79,7 +79,7 @@ def test_an_older_server_keeps_selling_through_the_migration(
                  program=[sys.executable, "-c", _MAIN]).start()
     new = None
     try:
-        load = rig.Load([old.url], demo["key"], rig.plan(demo["meters"], 60, 1),
+        load = rig.Load([old.url], demo["key"], rig.plan(demo["meters"], 30, 1),
                         threads=4).start()
         deadline = time.monotonic() + 120
         while load.answered() < 10:  # polling a real server until sales are under way
@@ -89,7 +89,7 @@ def test_an_older_server_keeps_selling_through_the_migration(
         first = load.join()
         assert [o for o in first if o.status != 201] == []
         new = Server(db_url, kek_file, log=tmp_path / "new.log").start()
-        both = rig.Load([old.url, new.url], demo["key"], rig.plan(demo["meters"], 40, 2),
+        both = rig.Load([old.url, new.url], demo["key"], rig.plan(demo["meters"], 20, 2),
                         threads=4).start().join()
         assert [o for o in both if o.status != 201] == []
         assert {o.server for o in both} == {0, 1}
@@ -99,7 +99,7 @@ def test_an_older_server_keeps_selling_through_the_migration(
             new.stop()
         db.dispose()
     stored = rig.check_ledger(db_url, float_before)
-    assert len(stored) == 100 and current_revision(Database(db_url)) == head
+    assert len(stored) == 50 and current_revision(Database(db_url)) == head
 
 
 def _environ() -> dict[str, str]:
