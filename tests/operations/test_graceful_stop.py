@@ -26,7 +26,7 @@ def test_sigterm_finishes_what_is_in_flight_and_exits_0(db_url: str, kek_file: s
     gateway = Gateway()
     config = rig.delivery_config(tmp_path / "delivery.toml", gateway.url, lease=600)
     server = Server(db_url, kek_file, log=tmp_path / "server.log",
-                    extra_env={"STS_DELIVERY_CONFIG": config, "STS_GRACEFUL_TIMEOUT": "60"})
+                    extra_env={"STS_DELIVERY_CONFIG": config, "STS_SERVE_GRACEFUL_TIMEOUT": "60"})
     server.start()
     try:
         load = rig.Load([server.url], prep.vendor_key,
