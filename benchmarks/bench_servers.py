@@ -11,7 +11,8 @@ connected to the benchmark's database, from /proc) and of the server processes a
 and pg_stat_activity is sampled every 20 ms for backends waiting on a lock: per purchase the
 database's and the servers' CPU; `lock_wait_share`, the share of samples in which some
 backend waited for a lock; the statements seen waiting and the tables whose rows they wait
-for.  A run is bound by the CPU (database + servers + load reaching the machine's cores)
+for; `ledger_ok`, the several-servers invariants over every sale the run made (one sale per
+id, TIDs strictly increasing per meter, each float exact).  A run is bound by the CPU (database + servers + load reaching the machine's cores)
 unless sales wait for one another's rows.
 
 PostgreSQL comes from STS_BENCH_PG_URL (default: local server, database sts_servers_bench);
@@ -195,6 +196,7 @@ def run_servers(n: int, url: str, kek: str, info: dict[str, Any], *, count: int,
     finally:
         for s in servers:
             s.stop()
+    result["ledger_ok"] = _check(url, result["purchases"])
     done = max(1, result["purchases"])
     wall = result["seconds"] or 1.0
     result.update({
@@ -207,6 +209,33 @@ def run_servers(n: int, url: str, kek: str, info: dict[str, Any], *, count: int,
         "rows_waited_for_in": dict(sorted(sampler.tables.items(), key=lambda kv: -kv[1])[:3]),
     })
     return result
+
+
+def _check(url: str, answered: int) -> bool:
+    """The several-servers invariants over the whole run (warm-up included): one sale per
+    purchase id, each meter's TIDs strictly increasing in commit order, every vendor's float
+    exactly its opening 1,000,000 less its sales."""
+    from decimal import Decimal
+
+    import sqlalchemy as sa
+    from tests.operations.rig import sales
+
+    from sts.vending.storage.tables import vendors
+
+    stored = sales(url)
+    last: dict[int, int] = {}
+    ordered = True
+    for _seq, _pid, meter_id, _amount, answer in stored:
+        tids = [t["tid"] for t in answer["tokens"] if t.get("tid") is not None]
+        ordered = ordered and bool(tids) and min(tids) > last.get(meter_id, -1)
+        last[meter_id] = max(tids) if tids else last.get(meter_id, -1)
+    eng = sa.create_engine(url)
+    with eng.connect() as conn:
+        floats = [Decimal(b) for b in conn.execute(sa.select(vendors.c.float_balance)).scalars()]
+    eng.dispose()
+    spent = sum((Decimal(1_000_000) - b for b in floats), Decimal(0))
+    return (ordered and len({s[1] for s in stored}) == len(stored) >= answered
+            and spent == sum((s[3] for s in stored), Decimal(0)))
 
 
 def run(quick: bool = False) -> dict[str, Any]:
