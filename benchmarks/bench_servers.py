@@ -12,8 +12,8 @@ and pg_stat_activity is sampled every 20 ms for backends waiting on a lock: per 
 database's and the servers' CPU; `lock_wait_share`, the share of samples in which some
 backend waited for a lock; the statements seen waiting and the tables whose rows they wait
 for; `ledger_ok`, the several-servers invariants over every sale the run made (one sale per
-id, TIDs strictly increasing per meter, each float exact).  A run is bound by the CPU (database + servers + load reaching the machine's cores)
-unless sales wait for one another's rows.
+id, TIDs strictly increasing per meter, each float exact).  A run is bound by the CPU
+(database + servers + load reaching the machine's cores) unless sales wait for one another's rows.
 
 PostgreSQL comes from STS_BENCH_PG_URL (default: local server, database sts_servers_bench);
 skipped when unreachable.
