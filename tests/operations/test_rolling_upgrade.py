@@ -49,6 +49,10 @@ def _older_release(tmp: Path) -> tuple[Path, str]:
                             str(newest.relative_to(ROOT))], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.split()
     older = f"{added[-1]}^1" if added else "HEAD"  # uncommitted: the last commit is older
+    known = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{older}^{{commit}}"],
+                           cwd=ROOT, capture_output=True)
+    if known.returncode != 0:  # a shallow clone: the previous release is not in it
+        pytest.skip(f"the previous release ({older}) is not in this clone's history")
     out = tmp / "older"
     out.mkdir()
     archive = subprocess.run(["git", "archive", older, "src"], cwd=ROOT, capture_output=True,
