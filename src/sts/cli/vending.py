@@ -250,15 +250,29 @@ def _print_demo(info: dict[str, Any]) -> None:
 @click.option("--currency", default="ZAR")
 @click.option("--time-zone", default="UTC", show_default=True,
               help="IANA zone whose local minutes the TIDs count, e.g. Africa/Johannesburg")
+@click.option("--locale", default=None,
+              help="how money is written and the pages' default language, e.g. en_ZA, en_KE, "
+                   "fr_CI (default: the currency's usual locale)")
 @click.pass_context
 def admin_utility(ctx: click.Context, name: str, address: str, vat_reg_num: str,
-                  currency: str, time_zone: str) -> None:
+                  currency: str, time_zone: str, locale: str | None) -> None:
     """Add a utility."""
     _, reg = open_vending(ctx)
     reg.add_utility(name, address=address, vat_reg_num=vat_reg_num, currency=currency,
-                    time_zone=time_zone)
+                    time_zone=time_zone, locale=locale)
     say(ctx, f"utility {name} added", {"utility": name, "time_zone": time_zone,
                                         "added": True})
+
+
+@admin.command("utility-locale")
+@click.argument("name")
+@click.argument("locale")
+@click.pass_context
+def admin_utility_locale(ctx: click.Context, name: str, locale: str) -> None:
+    """Set how a utility's money is written and its pages' language (en_ZA, fr_CI, ...)."""
+    _, reg = open_vending(ctx)
+    reg.set_locale(name, locale)
+    say(ctx, f"utility {name}: locale {locale}", {"utility": name, "locale": locale})
 
 
 @admin.command("sgc")

@@ -159,7 +159,8 @@ def meter_view(r: Row, hot: HotSQL, *, key: KeyInfo | None = None,
         current_key_id=r["current_key_id"], tariff_id=r["tariff_id"], tariff=tariff,
         customer=customer, customer_id=r["customer_id"], debt_balance=dec(r["debt_balance"]),
         utility={"name": r["utility_name"], "address": r["utility_address"],
-                 "vat_reg_num": r["vat_reg_num"], "currency": r["currency"]},
+                 "vat_reg_num": r["vat_reg_num"], "currency": r["currency"],
+                 "locale": r["locale"] or ""},
         time_zone=r["time_zone"] or "UTC", vendor=vendor, ami=bool(r["ami"]),
     )
 

@@ -27,6 +27,7 @@ from sts.vending.clock import Clock, utc, wall_clock, zone
 from sts.vending.floats import KINDS as FLOAT_KINDS
 from sts.vending.keys.security_module import VENDING_KEY_BYTES, SecurityModule
 from sts.vending.meters import SERVICES, meter_pan
+from sts.vending.money_text import check_locale
 from sts.vending.registry.importer import Progress, import_meters
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import (
@@ -85,13 +86,25 @@ class Registry:
     # --- utility, SGC, keys ----------------------------------------------------------------
 
     def add_utility(self, name: str, *, address: str = "", vat_reg_num: str = "",
-                    currency: str = "ZAR", time_zone: str = "UTC") -> int:
+                    currency: str = "ZAR", time_zone: str = "UTC",
+                    locale: str | None = None) -> int:
         zone(time_zone)
+        if locale is not None:
+            locale = check_locale(locale)
         with self.db.begin() as conn:
             uid = self._insert(conn, utilities, "utility", name=name, address=address,
-                               vat_reg_num=vat_reg_num, currency=currency, time_zone=time_zone)
-            self._audit(conn, "utility.add", name, time_zone=time_zone)
+                               vat_reg_num=vat_reg_num, currency=currency, time_zone=time_zone,
+                               locale=locale)
+            self._audit(conn, "utility.add", name, time_zone=time_zone, locale=locale)
         return uid
+
+    def set_locale(self, utility: str, locale: str) -> None:
+        """How the utility's money is written and its pages' default language (`fr_CI`)."""
+        locale = check_locale(locale)
+        with self.db.begin() as conn:
+            uid = self._id(conn, utilities, utilities.c.name, utility, "utility")
+            conn.execute(update(utilities).where(utilities.c.id == uid).values(locale=locale))
+            self._audit(conn, "utility.locale", utility, locale=locale)
 
     def set_time_zone(self, utility: str, time_zone: str) -> None:
         """The IANA zone whose local minutes the utility's TIDs count from now on."""

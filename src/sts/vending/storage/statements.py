@@ -68,7 +68,7 @@ METER_COLUMNS = (
     ("customer_address", "c.address"), ("debt_balance", "c.debt_balance"),
     ("utility_name", "u.name"), ("utility_address", "u.address"),
     ("vat_reg_num", "u.vat_reg_num"), ("currency", "u.currency"),
-    ("time_zone", "u.time_zone"),
+    ("time_zone", "u.time_zone"), ("locale", "u.locale"),
     ("vendor_id", "v.id"), ("vendor_name", "v.name"), ("vendor_address", "v.address"),
     ("vendor_status", "v.status"), ("float_balance", "v.float_balance"),
     ("vendor_authorised",

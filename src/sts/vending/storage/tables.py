@@ -86,6 +86,9 @@ utilities = Table(
     Column("currency", String(3), nullable=False, default="ZAR"),
     # IANA zone whose local minutes the TIDs of this utility's tokens count (0002)
     Column("time_zone", String(64), nullable=False, default="UTC", server_default="UTC"),
+    # how its money is written and its pages' default language, e.g. en_ZA, fr_CI (0013);
+    # None: the currency's usual locale (sts.vending.money_text)
+    Column("locale", String(20), nullable=True),
 )
 
 supply_groups = Table(
@@ -206,6 +209,8 @@ operators = Table(
     Column("role", String(12), nullable=False),
     Column("vendor_id", Integer, ForeignKey("vendors.id"), nullable=True),
     Column("active", Boolean, nullable=False, default=True),
+    # the pages' language for this operator (en, fr); None: the utility's (0013)
+    Column("language", String(8), nullable=True),
     Index("ux_operators_username_key", "username_key", unique=True),
 )
 

@@ -1,0 +1,265 @@
+"""Money as people write and read it: one rule per utility, from its locale (CLDR via Babel).
+
+A utility keeps a locale (`utilities.locale`, e.g. `en_ZA`, `en_KE`, `fr_CI`) beside its
+currency; `style(locale, currency)` is the one place pages, slips, CSV headers and reports get
+their money text from (`R 1 024 800,00`, `Ksh 1,024,800.00`, `1 024 800 F CFA`).
+
+Input goes the other way: `MoneyStyle.parse` reads what a cashier or clerk typed in that
+utility's own way (grouping by spaces or the locale's separator, its decimal separator, its
+symbol or code before or after) and refuses what could be read two ways (`1,000` where a
+comma is the decimal separator) with a plain-language message naming the field.  The API
+(`/v1`, Electrum, XMLVend) never comes here: it keeps its exact decimal strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_time
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    format_percent,
+    get_currency_symbol,
+    get_decimal_symbol,
+    get_group_symbol,
+)
+
+from sts.errors import InputError, InvalidAmount
+from sts.vending.currency import ISO_4217
+
+# the locale a utility gets when none is set: the currency's main market
+DEFAULT_LOCALES = {
+    "ZAR": "en_ZA", "NAD": "en_NA", "BWP": "en_BW", "LSL": "en_LS", "SZL": "en_SZ",
+    "MZN": "pt_MZ", "ZMW": "en_ZM", "MWK": "en_MW", "KES": "en_KE", "UGX": "en_UG",
+    "TZS": "en_TZ", "RWF": "en_RW", "BIF": "fr_BI", "NGN": "en_NG", "GHS": "en_GH",
+    "XOF": "fr_CI", "XAF": "fr_CM", "GMD": "en_GM", "SLE": "en_SL", "LRD": "en_LR",
+    "MUR": "en_MU", "MGA": "fr_MG", "CDF": "fr_CD", "INR": "en_IN", "PKR": "en_PK",
+    "USD": "en_US", "EUR": "fr_FR", "GBP": "en_GB",
+}
+FALLBACK_LOCALE = "en_ZA"
+SPACES = " \u00a0\u202f\u2009"  # space, no-break space, narrow no-break space, thin space
+_SEPARATORS = ".,'\u2019" + SPACES
+_SIGNS = "+-\u2212"
+
+
+def default_locale(currency: str) -> str:
+    return DEFAULT_LOCALES.get(currency.upper(), FALLBACK_LOCALE)
+
+
+def check_locale(text: str, field: str = "locale") -> str:
+    """A locale a utility may keep: language and territory known to CLDR (`en_ZA`, `fr-CI`)."""
+    try:
+        loc = Locale.parse(text.strip().replace("-", "_"))
+    except (ValueError, TypeError, UnknownLocaleError):
+        raise InputError(f"{field} must be a language and country such as en_ZA, en_KE or "
+                         "fr_CI", field=field) from None
+    if not loc.territory:
+        raise InputError(f"{field} must name the country too (en_ZA, not en)", field=field)
+    return str(loc)
+
+
+@dataclass(frozen=True)
+class MoneyStyle:
+    """How one utility writes money: its locale and currency."""
+
+    locale: str
+    currency: str
+
+    @property
+    def language(self) -> str:
+        return self.locale.split("_", 1)[0]
+
+    @property
+    def exponent(self) -> int:
+        return ISO_4217.get(self.currency, ("", 2))[1]
+
+    @property
+    def symbol(self) -> str:
+        return str(get_currency_symbol(self.currency, locale=self.locale))
+
+    @property
+    def decimal_symbol(self) -> str:
+        return str(get_decimal_symbol(self.locale))
+
+    @property
+    def group_symbol(self) -> str:
+        return str(get_group_symbol(self.locale))
+
+    def _places(self, value: Decimal) -> int:
+        """The currency's minor unit, or cents when the amount has them (a franc CFA
+        amount is whole francs, unless the ledger holds cents)."""
+        if value == value.quantize(Decimal(1).scaleb(-self.exponent)):
+            return self.exponent
+        return max(self.exponent, 2)
+
+    def _pattern(self, places: int, *, symbol: bool) -> str:
+        pattern = Locale.parse(self.locale).currency_formats["standard"].pattern
+        pattern = pattern.split(";", 1)[0]
+        digits = re.search(r"[#,0]+", pattern)
+        number = (digits.group(0) if digits else "#,##0") + ("." + "0" * places if places else "")
+        body = re.sub(r"[#,0]+(\.0+)?", number, pattern, count=1)
+        if not symbol:
+            return body.replace("\u00a4", "").strip("\u00a0 ")
+        # a symbol written against the digits reads badly ("R1 024,00"): keep a space
+        return body.replace("\u00a4#", "\u00a4\u00a0#")
+
+    def amount(self, value: Decimal | str | int | None) -> str:
+        """`value` with the currency symbol, grouped, in the locale's way ("" for None)."""
+        if value is None or value == "":
+            return ""
+        dec = Decimal(str(value))
+        return str(format_currency(dec, self.currency, self._pattern(self._places(dec),
+                                                                     symbol=True),
+                                   locale=self.locale, currency_digits=False))
+
+    def number(self, value: Decimal | str | int | None) -> str:
+        """`value` grouped in the locale's way, without the symbol (table cells)."""
+        if value is None or value == "":
+            return ""
+        dec = Decimal(str(value))
+        return str(format_decimal(dec, self._pattern(self._places(dec), symbol=False),
+                                  locale=self.locale))
+
+    def units(self, value: Decimal | str | None, places: int = 1) -> str:
+        """A quantity of energy or water (kWh, kl) in the locale's way."""
+        if value is None or value == "":
+            return ""
+        return str(format_decimal(Decimal(str(value)),
+                                  "#,##0." + "0" * places if places else "#,##0",
+                                  locale=self.locale))
+
+    def rate(self, value: Decimal | str | None) -> str:
+        """A rate (VAT 0.15) as a percentage: "15%", "15 %" in French."""
+        if value is None or value == "":
+            return ""
+        pattern = Locale.parse(self.locale).percent_formats[None].pattern.split(";")[0]
+        pattern = re.sub(r"0(?!\.)", "0.##", pattern, count=1) if "." not in pattern else pattern
+        return str(format_percent(Decimal(str(value)), pattern, locale=self.locale))
+
+    def when(self, at: datetime) -> str:
+        """A date and time as the utility reads it (local zone already applied)."""
+        return (f"{format_date(at, 'medium', locale=self.locale)} "
+                f"{format_time(at, 'HH:mm', locale=self.locale)}")
+
+    def header(self, name: str) -> str:
+        """A CSV column of money, naming the currency: "amount (ZAR)"."""
+        return f"{name} ({self.currency})"
+
+    @property
+    def example(self) -> str:
+        return self.number(Decimal(50).quantize(Decimal(1).scaleb(-self.exponent)))
+
+    def parse(self, text: str | None, *, field: str = "amount",
+              label: str = "the amount") -> Decimal:
+        """What a person typed, as a Decimal; refused (InvalidAmount naming `field`) when
+        empty, not a number, signed or readable two ways."""
+        return _parse(self, text or "", field, label)
+
+    def plain(self, text: str | None, *, field: str = "amount",
+              label: str = "the amount") -> str:
+        """What a person typed as the service's exact decimal string ("1000.00")."""
+        return f"{self.parse(text, field=field, label=label):f}"
+
+
+@lru_cache(maxsize=64)
+def style(locale: str | None, currency: str) -> MoneyStyle:
+    """The money style of a utility (its locale, or its currency's usual one)."""
+    code = (currency or "ZAR").upper()
+    loc = locale or default_locale(code)
+    try:
+        loc = check_locale(loc)
+    except InputError:
+        loc = default_locale(code)
+    return MoneyStyle(loc, code)
+
+
+def _refuse(st: MoneyStyle, field: str, label: str, why: str) -> InvalidAmount:
+    like = f"{st.example} or {st.number(Decimal(1000).quantize(Decimal(1).scaleb(-st.exponent)))}"
+    return InvalidAmount(f"{why}: type {label} like {like}", field=field)
+
+
+def _symbols(st: MoneyStyle) -> list[str]:
+    """What may stand for the currency around the digits, longest first."""
+    found = {st.symbol, st.currency, str(get_currency_symbol(st.currency, locale="en"))}
+    try:
+        found.add(str(Locale.parse(st.locale).currency_symbols.get(st.currency, "")))
+    except (ValueError, UnknownLocaleError):
+        pass
+    out = set()
+    for s in found:
+        if s:
+            out.add(s)
+            out.add("".join(" " if ch in SPACES else ch for ch in s))
+    return sorted(out, key=len, reverse=True)
+
+
+def _strip_symbol(st: MoneyStyle, text: str) -> str:
+    folded = "".join(" " if ch in SPACES else ch for ch in text).strip()
+    low = folded.casefold()
+    for sym in _symbols(st):
+        s = sym.casefold()
+        if low.startswith(s):
+            return folded[len(sym):].strip()
+        if low.endswith(s):
+            return folded[:-len(sym)].strip()
+    return folded
+
+
+def _groups_ok(st: MoneyStyle, groups: list[str]) -> bool:
+    """Digits between grouping separators: the last three, the ones before the locale's
+    secondary size (three; two in India), the first one to that many."""
+    if len(groups) == 1:
+        return True
+    pattern = Locale.parse(st.locale).decimal_formats[None]
+    primary, secondary = pattern.grouping
+    sizes_ok = len(groups[-1]) == primary and all(len(g) == secondary for g in groups[1:-1])
+    return sizes_ok and 1 <= len(groups[0]) <= secondary
+
+
+def _parse(st: MoneyStyle, raw: str, field: str, label: str) -> Decimal:
+    text = _strip_symbol(st, raw)
+    if not text:
+        raise _refuse(st, field, label, f"Enter {label}")
+    if text[0] in _SIGNS or text[-1] in _SIGNS:
+        raise _refuse(st, field, label, f"Leave out the sign (“{raw.strip()}”)")
+    if any(not (ch.isascii() and ch.isdigit()) and ch not in _SEPARATORS for ch in text):
+        raise _refuse(st, field, label, f"“{raw.strip()}” is not an amount")
+    text = re.sub(r" +", " ", text)
+    marks = [ch for ch in text if not ch.isdigit()]
+    kinds = list(dict.fromkeys(marks))  # in order of first appearance
+    whole, fraction = text, ""
+    if marks and marks[-1] in ".," and marks.count(marks[-1]) == 1 and (
+            len(kinds) > 1 or len(text) - text.rindex(marks[-1]) - 1 != 3):
+        # the last mark is the decimal separator when another kind of mark groups the digits
+        # before it, or when it is not followed by exactly three digits (a group)
+        at = text.rindex(marks[-1])
+        whole, fraction = text[:at], text[at + 1:]
+        if not fraction:
+            raise _refuse(st, field, label, f"“{raw.strip()}” ends with a separator")
+    elif len(kinds) == 1 and len(marks) == 1 and marks[0] in ".,":
+        # one comma or point before three digits: a thousands separator where the locale
+        # groups with it, otherwise it could be read two ways
+        group = st.group_symbol
+        if marks[0] != group:
+            raise _refuse(st, field, label, f"“{raw.strip()}” could be read two ways")
+    group_marks = [ch for ch in whole if not ch.isdigit()]
+    if len(set(group_marks)) > 1 or (fraction and not fraction.isdigit()):
+        raise _refuse(st, field, label, f"“{raw.strip()}” mixes separators")
+    groups = re.split(r"[^0-9]", whole)
+    if any(not g for g in groups) or not _groups_ok(st, groups):
+        raise _refuse(st, field, label, f"“{raw.strip()}” has its digits grouped wrongly")
+    try:
+        value = Decimal("".join(groups) + ("." + fraction if fraction else ""))
+    except InvalidOperation:
+        raise _refuse(st, field, label, f"“{raw.strip()}” is not an amount") from None
+    places = max(st.exponent, 2)
+    if value != value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP):
+        raise _refuse(st, field, label,
+                      f"“{raw.strip()}” has more than {places} decimal places")
+    return value.quantize(Decimal(1).scaleb(-places))

@@ -1,0 +1,33 @@
+"""Money and language as people read them: a utility's locale (`en_ZA`, `fr_CI`: how its
+money is written and its pages' default language) and an operator's own language.  Both
+nullable: an older server ignores them, and a utility without a locale gets its currency's
+usual one.
+
+Revision ID: 0013_utility_locale
+Revises: 0011_payments
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0013_utility_locale'
+down_revision = '0011_payments'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('utilities') as batch:
+        batch.add_column(sa.Column('locale', sa.String(length=20), nullable=True))
+    with op.batch_alter_table('operators') as batch:
+        batch.add_column(sa.Column('language', sa.String(length=8), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('operators') as batch:
+        batch.drop_column('language')
+    with op.batch_alter_table('utilities') as batch:
+        batch.drop_column('locale')
