@@ -29,9 +29,12 @@ from babel.numbers import (
     get_decimal_symbol,
     get_group_symbol,
 )
+from sqlalchemy import select
 
 from sts.errors import InputError, InvalidAmount
 from sts.vending.currency import ISO_4217
+from sts.vending.storage.database import Database
+from sts.vending.storage.tables import utilities
 
 # the locale a utility gets when none is set: the currency's main market
 DEFAULT_LOCALES = {
@@ -187,10 +190,7 @@ def _refuse(st: MoneyStyle, field: str, label: str, why: str) -> InvalidAmount:
 def _symbols(st: MoneyStyle) -> list[str]:
     """What may stand for the currency around the digits, longest first."""
     found = {st.symbol, st.currency, str(get_currency_symbol(st.currency, locale="en"))}
-    try:
-        found.add(str(Locale.parse(st.locale).currency_symbols.get(st.currency, "")))
-    except (ValueError, UnknownLocaleError):
-        pass
+    found.add(str(Locale.parse(st.locale).currency_symbols.get(st.currency, "")))
     out = set()
     for s in found:
         if s:
@@ -263,3 +263,14 @@ def _parse(st: MoneyStyle, raw: str, field: str, label: str) -> Decimal:
         raise _refuse(st, field, label,
                       f"“{raw.strip()}” has more than {places} decimal places")
     return value.quantize(Decimal(1).scaleb(-places))
+
+
+def house_style(db: Database) -> MoneyStyle:
+    """The money style of the pages: the utility this server runs for (the first one; a
+    server serves one utility, whose meters may span several supply groups)."""
+    with db.read() as conn:
+        row = conn.execute(select(utilities.c.locale, utilities.c.currency)
+                           .order_by(utilities.c.id).limit(1)).first()
+    if row is None:
+        return style(None, "ZAR")
+    return style(row.locale, str(row.currency))

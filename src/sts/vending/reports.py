@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from sts.errors import InputError
+from sts.vending.money_text import MoneyStyle
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import (
     Money,
@@ -158,13 +160,22 @@ def key_change_due(db: Database) -> list[dict[str, Any]]:
              "ti": r.ti, "status": r.status, "customer": r.customer or ""} for r in rows]
 
 
-def to_csv(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+# the money columns of each table, whose CSV headers name the currency
+SALES_MONEY = ("amount", "vat", "charges", "debt")
+RECON_MONEY = ("opening", "top_ups", "sales", "reversals", "closing", "float_now")
+STATEMENT_MONEY = ("amount", "balance")
+
+
+def to_csv(rows: list[dict[str, Any]], columns: list[str] | None = None, *,
+           money: MoneyStyle | None = None, money_columns: Iterable[str] = ()) -> str:
     """A table as CSV text (header first); cells that a spreadsheet would run as formulas are
-    prefixed with an apostrophe."""
+    prefixed with an apostrophe.  Money cells stay exact decimals ("1024800.00"); their
+    header names the currency ("amount (ZAR)") when `money` is given."""
     buf = io.StringIO()
     cols = columns or (list(rows[0]) if rows else [])
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(cols)
+    priced = set(money_columns)
+    w.writerow([money.header(c) if money is not None and c in priced else c for c in cols])
     for r in rows:
         w.writerow([_cell(r.get(c, "")) for c in cols])
     return buf.getvalue()

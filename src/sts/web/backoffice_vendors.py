@@ -13,7 +13,7 @@ from sts.errors import InputError, StsError
 from sts.vending import floats, reports
 from sts.vending.access.operators import Operator
 from sts.vending.registry import catalogue
-from sts.web.common import Web, need, period, web_of
+from sts.web.common import Web, need, period, typed_amount, web_of
 from sts.web.office import action, list_page, render
 
 router = APIRouter()
@@ -45,8 +45,8 @@ def vendor_authorise(web: Web, op: Operator, form: dict[str, str]) -> str:
 
 @action(router, "/admin/vendors/top-up", show_vendors, "/admin/vendors")
 def vendor_top_up(web: Web, op: Operator, form: dict[str, str]) -> str:
-    web.registry(op).top_up(form.get("vendor", ""), form.get("amount", "").strip(),
-                  form.get("reference", ""))
+    amount = typed_amount(web, form.get("amount"))
+    web.registry(op).top_up(form.get("vendor", ""), amount, form.get("reference", ""))
     return "topped-up"
 
 
@@ -62,7 +62,9 @@ def vendor_statement(request: Request, op: Office, vendor: str) -> Response:
     if request.query_params.get("format") == "csv":
         from sts.web.reports import csv_response
 
-        return csv_response(reports.to_csv(st["lines"]), f"statement-{vendor}.csv")
+        return csv_response(reports.to_csv(st["lines"], money=web.money(request),
+                                           money_columns=reports.STATEMENT_MONEY),
+                            f"statement-{vendor}.csv")
     return render(request, web, op, "admin/statement.html", st=st,
                   start=start.date().isoformat(),
                   end=(end - timedelta(days=1)).date().isoformat())

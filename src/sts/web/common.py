@@ -25,6 +25,7 @@ from sts.vending import text
 from sts.vending.access import operators
 from sts.vending.access.operators import Operator
 from sts.vending.access.policy import Caller, may
+from sts.vending.money_text import MoneyStyle, house_style
 from sts.vending.registry.admin import Registry
 from sts.vending.service import VendingService
 
@@ -72,6 +73,8 @@ class Web:
         self.templates.env.globals["role_names"] = ROLE_NAMES
         self.templates.env.filters["group4"] = group4
         self.templates.env.filters["sentence"] = sentence
+        self.templates.env.filters["money"] = lambda v, st: st.amount(v)
+        self.templates.env.filters["num"] = lambda v, st: st.number(v)
 
     def now(self) -> datetime:
         return self.service.now().replace(tzinfo=None)
@@ -81,13 +84,21 @@ class Web:
         return Registry(self.service.db, self.service.sm, actor=f"web:{op.username}",
                         clock=self.service.clock)
 
+    def money(self, request: Request) -> MoneyStyle:
+        """The utility's way of writing money (`sts.vending.money_text`), once per request."""
+        if not hasattr(request.state, "money"):
+            request.state.money = house_style(self.service.db)
+        found: MoneyStyle = request.state.money
+        return found
+
     def caller(self, op: Operator) -> Caller:
         return operators.caller(self.service.db, op, now=self.now())
 
     def render(self, request: Request, name: str, op: Operator | None, *, status: int = 200,
                **ctx: Any) -> HTMLResponse:
         menu = [(p, label) for p, label, action in MENU if op is not None and may(op.role, action)]
-        ctx |= {"op": op, "menu": menu, "path": request.url.path}
+        ctx |= {"op": op, "menu": menu, "path": request.url.path,
+                "cur": self.money(request)}
         resp = self.templates.TemplateResponse(request, name, ctx, status_code=status)
         resp.headers.update(SECURITY_HEADERS)
         return resp
@@ -231,6 +242,13 @@ def meter_number(text: str | None, field: str = "meter") -> str:
                          field=field) from None
     raise InputError(f"a meter number has 11 or 13 digits (you typed {len(digits)}): please "
                      "re-read the meter number", field=field)
+
+
+def typed_amount(web: Web, text: str | None, field: str = "amount",
+                 label: str = "the amount") -> str:
+    """An amount as a person typed it in the utility's way ("R1 000", "50,00"), as the
+    service's exact decimal string; refused naming `field` when it could be read two ways."""
+    return house_style(web.service.db).plain(text, field=field, label=label)
 
 
 def drn_of(pan: str) -> str:

@@ -60,8 +60,8 @@ def pos(request: Request, op: Seller, meter: str | None = None,
             ctx["pan"], ctx["drn"] = pan, drn_of(pan)
             ctx["lookup"] = web.service.lookup(pan, caller)
             if amount:
-                ctx["trial"] = web.service.trial({"meter": pan, "amount": amount.strip()},
-                                                 caller)
+                typed = web.money(request).plain(amount, field="amount")
+                ctx["trial"] = web.service.trial({"meter": pan, "amount": typed}, caller)
                 ctx["purchase_id"] = str(uuid.uuid4())
         except StsError as exc:
             ctx["error"], ctx["error_field"] = exc.message, exc.field
@@ -84,7 +84,8 @@ def sell(request: Request, posted_: SellerPost) -> Response:
         except ValueError:
             raise InputError("the sale form is damaged; start the sale again",
                              field="purchase_id") from None
-        body = {"meter": pan, "amount": form.get("amount", "").strip(), "pay_type":
+        body = {"meter": pan, "amount": web.money(request).plain(form.get("amount")),
+                "pay_type":
                 form.get("pay_type") or "cash"}
         web.service.purchase(pid, body, web.caller(op))
     except StsError as exc:

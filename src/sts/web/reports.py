@@ -78,14 +78,18 @@ def reports_page(request: Request, op: Reader) -> Response:
                           title="Reports", message=exc.message)
     if request.query_params.get("format") == "csv":
         stamp = f"{start.date()}_{(end - timedelta(days=1)).date()}"
+        cur = web.money(request)
         if table == "reconciliation":
-            return csv_response(reports.to_csv(recon["rows"]), f"reconciliation-{stamp}.csv")
+            return csv_response(reports.to_csv(recon["rows"], money=cur,
+                                               money_columns=reports.RECON_MONEY),
+                                f"reconciliation-{stamp}.csv")
         if table == "key-changes":
             return csv_response(reports.to_csv(due), "key-changes-due.csv")
         if table == "rejected-deliveries":
             return csv_response(reports.to_csv(rejected, REJECTED_COLUMNS),
                                 "rejected-deliveries.csv")
-        return csv_response(reports.to_csv(sales["rows"] + [sales["total"]], SALES_COLUMNS),
+        return csv_response(reports.to_csv(sales["rows"] + [sales["total"]], SALES_COLUMNS,
+                                           money=cur, money_columns=reports.SALES_MONEY),
                             f"sales-by-{by}-{stamp}.csv")
     check = got["check"]
     return web.render(request, "reports.html", op, sales=sales, recon=recon, due=due,
