@@ -81,7 +81,7 @@ def test_amounts_are_refused_with_the_rule_never_a_500(demo: Demo) -> None:
     tried = demo.client.post(trial, json={"meter": pan, "amount": "50"},
                              headers=demo.h("vendor")).json()
     assert tried["receipt"]["vat"]["rate"] == "0.15"  # the same on both databases
-    assert "VAT 0.15 " in tried["slip"]
+    assert "VAT 15%" in tried["slip"]  # the rate as people read it
     ok = demo.client.get(f"/v1/meters/{pan}", params={"amount": "50.5"},
                          headers=demo.h("vendor"))
     assert ok.status_code == 200 and ok.json()["quote"]["amount"] == "50.50"

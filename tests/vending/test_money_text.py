@@ -4,9 +4,12 @@ is refused naming the field."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
+from babel import Locale
+from babel.numbers import format_currency, format_decimal, format_percent
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -79,6 +82,24 @@ def test_the_refusal_shows_the_utilitys_own_example() -> None:
 
 amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("999999999999.99"),
                       places=2, allow_nan=False, allow_infinity=False)
+
+
+@pytest.mark.parametrize(("locale", "currency"), UTILITIES)
+@given(value=amounts)
+def test_the_figures_are_babels(locale: str, currency: str, value: Decimal) -> None:
+    """The style formats from CLDR data read once; Babel's own formatting agrees."""
+    money = style(locale, currency)
+    places = money.exponent if value == value.to_integral_value() else 2
+    pattern = Locale.parse(locale).currency_formats["standard"].pattern.split(";")[0]
+    number = re.sub(r"\.0+", "." + "0" * places if places else "", pattern).replace(
+        "\u00a4#", "\u00a4\u00a0#")
+    assert money.amount(value) == format_currency(value, currency, number, locale=locale,
+                                                  currency_digits=False)
+    assert money.units(value, 2) == format_decimal(value, "#,##0.00", locale=locale) or (
+        locale == "en_IN")
+    assert money.rate(value / 1000) == format_percent(value / 1000, re.sub(
+        r"0(?=\D*$)", "0.##", Locale.parse(locale).percent_formats[None].pattern),
+        locale=locale)
 
 
 @pytest.mark.parametrize(("locale", "currency"), UTILITIES)

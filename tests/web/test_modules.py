@@ -149,8 +149,8 @@ def test_simulator_keeps_the_meter_without_its_key(demo: Any) -> None:
 
 
 def test_key_change_tokens_come_first_with_instructions(demo: Any) -> None:
+    from sts.vending.receipts import instructions
     from sts.vending.registry.admin import DEMO_SGC
-    from sts.web.pos import instructions
 
     demo.registry.add_key(DEMO_SGC, 2)  # the supply group moves to KRN 2
     due = reports.key_change_due(demo.service.db)

@@ -20,14 +20,14 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_time
+from babel.dates import DateTimePattern
+from babel.dates import parse_pattern as parse_date_pattern
 from babel.numbers import (
-    format_currency,
-    format_decimal,
-    format_percent,
     get_currency_symbol,
     get_decimal_symbol,
     get_group_symbol,
+    get_minus_sign_symbol,
+    parse_pattern,
 )
 from sqlalchemy import select
 
@@ -68,6 +68,48 @@ def check_locale(text: str, field: str = "locale") -> str:
 
 
 @dataclass(frozen=True)
+class _Rule:
+    """A locale's number rule read once from CLDR: separators, grouping sizes, where the
+    currency symbol and the percent sign stand."""
+
+    decimal: str
+    group: str
+    minus: str
+    primary: int
+    secondary: int
+    money_prefix: str
+    money_suffix: str
+    percent_prefix: str
+    percent_suffix: str
+    date: DateTimePattern
+    time: DateTimePattern
+    loc: Locale
+
+
+@lru_cache(maxsize=64)
+def _symbol(locale: str, currency: str) -> str:
+    return str(get_currency_symbol(currency, locale=locale))
+
+
+@lru_cache(maxsize=64)
+def _rule(locale: str, symbol: str) -> _Rule:
+    loc = Locale.parse(locale)
+    money = parse_pattern(loc.currency_formats["standard"].pattern)
+    percent = parse_pattern(loc.percent_formats[None].pattern)
+    prefix = money.prefix[0].replace("\u00a4", symbol)
+    if money.prefix[0].endswith("\u00a4"):  # "R1 024,00" reads badly: "R 1 024,00"
+        prefix += "\u00a0"
+    primary, secondary = money.grouping
+    return _Rule(
+        decimal=str(get_decimal_symbol(loc)), group=str(get_group_symbol(loc)),
+        minus=str(get_minus_sign_symbol(loc)), primary=primary, secondary=secondary,
+        money_prefix=prefix, money_suffix=money.suffix[0].replace("\u00a4", symbol),
+        percent_prefix=percent.prefix[0], percent_suffix=percent.suffix[0],
+        date=parse_date_pattern(loc.date_formats["medium"].pattern),
+        time=parse_date_pattern("HH:mm"), loc=loc)
+
+
+@dataclass(frozen=True)
 class MoneyStyle:
     """How one utility writes money: its locale and currency."""
 
@@ -84,15 +126,19 @@ class MoneyStyle:
 
     @property
     def symbol(self) -> str:
-        return str(get_currency_symbol(self.currency, locale=self.locale))
+        return _symbol(self.locale, self.currency)
+
+    @property
+    def _r(self) -> _Rule:
+        return _rule(self.locale, self.symbol)
 
     @property
     def decimal_symbol(self) -> str:
-        return str(get_decimal_symbol(self.locale))
+        return self._r.decimal
 
     @property
     def group_symbol(self) -> str:
-        return str(get_group_symbol(self.locale))
+        return self._r.group
 
     def _places(self, value: Decimal) -> int:
         """The currency's minor unit, or cents when the amount has them (a franc CFA
@@ -101,54 +147,55 @@ class MoneyStyle:
             return self.exponent
         return max(self.exponent, 2)
 
-    def _pattern(self, places: int, *, symbol: bool) -> str:
-        pattern = Locale.parse(self.locale).currency_formats["standard"].pattern
-        pattern = pattern.split(";", 1)[0]
-        digits = re.search(r"[#,0]+", pattern)
-        number = (digits.group(0) if digits else "#,##0") + ("." + "0" * places if places else "")
-        body = re.sub(r"[#,0]+(\.0+)?", number, pattern, count=1)
-        if not symbol:
-            return body.replace("\u00a4", "").strip("\u00a0 ")
-        # a symbol written against the digits reads badly ("R1 024,00"): keep a space
-        return body.replace("\u00a4#", "\u00a4\u00a0#")
+    def _digits(self, value: Decimal, places: int, *, trim: bool = False) -> str:
+        """`value` grouped with the locale's separators, `places` decimals (fewer when
+        `trim`: 7.5 rather than 7.50)."""
+        r = self._r
+        text = f"{abs(value):.{places}f}"
+        whole, _, fraction = text.partition(".")
+        if trim:
+            fraction = fraction.rstrip("0")
+        groups = [whole[-r.primary:]] if len(whole) > r.primary else [whole]
+        rest = whole[:-r.primary] if len(whole) > r.primary else ""
+        while rest:
+            groups.insert(0, rest[-r.secondary:])
+            rest = rest[:-r.secondary]
+        out = r.group.join(groups) + (r.decimal + fraction if fraction else "")
+        return r.minus + out if value < 0 and value.quantize(Decimal(1).scaleb(-places)) else out
 
     def amount(self, value: Decimal | str | int | None) -> str:
         """`value` with the currency symbol, grouped, in the locale's way ("" for None)."""
         if value is None or value == "":
             return ""
         dec = Decimal(str(value))
-        return str(format_currency(dec, self.currency, self._pattern(self._places(dec),
-                                                                     symbol=True),
-                                   locale=self.locale, currency_digits=False))
+        r = self._r
+        return r.money_prefix + self._digits(dec, self._places(dec)) + r.money_suffix
 
     def number(self, value: Decimal | str | int | None) -> str:
         """`value` grouped in the locale's way, without the symbol (table cells)."""
         if value is None or value == "":
             return ""
         dec = Decimal(str(value))
-        return str(format_decimal(dec, self._pattern(self._places(dec), symbol=False),
-                                  locale=self.locale))
+        return self._digits(dec, self._places(dec))
 
     def units(self, value: Decimal | str | None, places: int = 1) -> str:
         """A quantity of energy or water (kWh, kl) in the locale's way."""
         if value is None or value == "":
             return ""
-        return str(format_decimal(Decimal(str(value)),
-                                  "#,##0." + "0" * places if places else "#,##0",
-                                  locale=self.locale))
+        return self._digits(Decimal(str(value)), places)
 
     def rate(self, value: Decimal | str | None) -> str:
         """A rate (VAT 0.15) as a percentage: "15%", "15 %" in French."""
         if value is None or value == "":
             return ""
-        pattern = Locale.parse(self.locale).percent_formats[None].pattern.split(";")[0]
-        pattern = re.sub(r"0(?!\.)", "0.##", pattern, count=1) if "." not in pattern else pattern
-        return str(format_percent(Decimal(str(value)), pattern, locale=self.locale))
+        r = self._r
+        return (r.percent_prefix + self._digits(Decimal(str(value)) * 100, 2, trim=True)
+                + r.percent_suffix)
 
     def when(self, at: datetime) -> str:
         """A date and time as the utility reads it (local zone already applied)."""
-        return (f"{format_date(at, 'medium', locale=self.locale)} "
-                f"{format_time(at, 'HH:mm', locale=self.locale)}")
+        r = self._r
+        return f"{r.date.apply(at, r.loc)} {r.time.apply(at, r.loc)}"
 
     def header(self, name: str) -> str:
         """A CSV column of money, naming the currency: "amount (ZAR)"."""

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from sts.errors import InputError, StsError
-from sts.vending import reports, testtokens
+from sts.vending import receipts, reports, testtokens
 from sts.vending.access.operators import Operator
 from sts.web.common import Web, drn_of, meter_number, need, posted, redirect, web_of
 
@@ -23,27 +23,11 @@ Seller = Annotated[Operator, Depends(need("point_of_sale"))]
 SellerPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("point_of_sale"))]
 Tester = Annotated[Operator, Depends(need("test_tokens"))]
 
-ORDINALS = {1: "one", 2: "two", 3: "three", 4: "four"}
-
-
 def _till(web: Web, op: Operator) -> dict[str, Any] | None:
     if op.vendor_id is None:
         return None
     today = datetime.combine(web.now().date(), datetime.min.time())
     return reports.vendor_day(web.service.db, op.vendor_id, today, today + timedelta(days=1))
-
-
-def instructions(tokens: list[dict[str, Any]]) -> str:
-    """What the cashier tells the customer, in order."""
-    kct = sum(1 for t in tokens if t.get("kind") == "KCT")
-    rest = len(tokens) - kct
-    if kct:
-        then = "then the credit token" if rest == 1 else f"then the other {rest} tokens"
-        return (f"Enter these {ORDINALS.get(kct, str(kct))} key change tokens first, in the "
-                f"order shown (the meter shows PLS-2nd between them), {then}.")
-    if rest > 1:
-        return "Enter the tokens in the order shown."
-    return "Enter the token on the meter's keypad and press Enter."
 
 
 @router.get("/pos")
@@ -96,10 +80,14 @@ def sell(request: Request, posted_: SellerPost) -> Response:
     return redirect(f"/pos/sale/{pid}")
 
 
-def _sale_view(sale: dict[str, Any]) -> dict[str, Any]:
+def _sale_view(sale: dict[str, Any], *, reprint: bool) -> dict[str, Any]:
+    """The sale page: its receipt, and the slip model the API's text slip renders too."""
     tokens = sale.get("tokens", [])
-    return {"sale": sale, "receipt": sale.get("receipt", {}), "tokens": tokens,
-            "instructions": instructions(tokens)}
+    receipt = sale.get("receipt", {})
+    title = "REPRINT - COPY OF TAX INVOICE" if reprint else "CREDIT VEND - TAX INVOICE"
+    slip = receipts.slip_model(receipt, tokens, title=title)
+    return {"sale": sale, "receipt": receipt, "tokens": [t.__dict__ for t in slip.tokens],
+            "slip": slip, "instructions": slip.instruction, "reprint": reprint}
 
 
 @router.get("/pos/sale/{purchase_id}")
@@ -110,8 +98,8 @@ def sale(request: Request, purchase_id: str, op: Seller) -> Response:
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
                           title="No such sale", message=exc.message)
-    return web.render(request, "sale.html", op, reprint=False, till=_till(web, op),
-                      **_sale_view(out))
+    return web.render(request, "sale.html", op, till=_till(web, op),
+                      **_sale_view(out, reprint=False))
 
 
 @router.post("/pos/reprint")
@@ -130,8 +118,8 @@ def reprint(request: Request, posted_: SellerPost) -> Response:
                           meter_text=form.get("meter", ""), amount_text="", lookup=None,
                           trial=None, error=exc.message, error_field="meter",
                           till=_till(web, op))
-    return web.render(request, "sale.html", op, reprint=True, till=_till(web, op),
-                      **_sale_view(out))
+    return web.render(request, "sale.html", op, till=_till(web, op),
+                      **_sale_view(out, reprint=True))
 
 
 @router.get("/pos/tests")

@@ -76,8 +76,9 @@ def plan_sale(m: MeterView, q: Quote) -> list[Planned]:
 
 def sale_receipt(*, m: MeterView, q: Quote, vendor: VendorView | None, receipt_no: str,
                  now: datetime, kc: KeyChange | None, tokens_out: list[dict[str, Any]],
-                 trial: bool = False) -> dict[str, Any]:
-    """The structured receipt of a sale (or of its trial); `now` is aware local time."""
+                 trial: bool = False, cashier: str = "") -> dict[str, Any]:
+    """The structured receipt of a sale (or of its trial); `now` is aware local time;
+    `cashier` names who sold (the operator, or the API key's label)."""
     charges = []
     if q.fixed_charge > 0:
         charges.append({"description": "Fixed monthly charge", "amount": money(q.fixed_charge)})
@@ -89,7 +90,7 @@ def sale_receipt(*, m: MeterView, q: Quote, vendor: VendorView | None, receipt_n
         "receipt_no": receipt_no, "date": now.isoformat(), "trial": trial,
         "utility": m.utility,
         "vendor": {"name": vendor.name, "address": vendor.address} if vendor else None,
-        "meter": m.describe(), "customer": m.customer,
+        "cashier": cashier, "meter": m.describe(), "customer": m.customer,
         "tariff": {"name": m.tariff.name, "description": m.tariff.description},
         "amount": money(q.amount), "units": units_str(q.units),
         "unit": UNIT_NAMES[m.service],
@@ -109,6 +110,12 @@ def sale_receipt(*, m: MeterView, q: Quote, vendor: VendorView | None, receipt_n
             "to": kc.target(), "rollover": kc.ro,
         }
     return r
+
+
+def cashier_of(caller: Caller) -> str:
+    """Who sold, as the slip names them: a signed-in operator's username (its key's label is
+    `web:<username>`), else the API key's label."""
+    return caller.label.removeprefix("web:")
 
 
 def parse_sale(body: dict[str, Any], caller: Caller) -> tuple[str, Decimal, dict[str, str], str]:
@@ -240,7 +247,7 @@ def issue_sale(svc: ServiceContext, cur: Any, purchase_id: str, m: MeterView, q:
         raise KeyCreditLimit("the vending key's credit limit is reached", field="meter")
     toks = res.public()
     receipt = sale_receipt(m=m, q=q, vendor=vendor, receipt_no=f"{seq:010d}", now=now, kc=kc,
-                           tokens_out=toks)
+                           tokens_out=toks, cashier=cashier_of(caller))
     if extra:
         receipt["request"] = extra
     response = {"purchase_id": purchase_id, "receipt": receipt, "tokens": toks,
