@@ -20,14 +20,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('utilities') as batch:
-        batch.add_column(sa.Column('locale', sa.String(length=20), nullable=True))
-    with op.batch_alter_table('operators') as batch:
-        batch.add_column(sa.Column('language', sa.String(length=8), nullable=True))
+    op.add_column('utilities', sa.Column('locale', sa.String(length=20), nullable=True))
+    op.add_column('operators', sa.Column('language', sa.String(length=8), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('operators') as batch:
-        batch.drop_column('language')
-    with op.batch_alter_table('utilities') as batch:
-        batch.drop_column('locale')
+    # SQLite >= 3.35 drops a column in place (no table copy, so no foreign key trips)
+    op.drop_column('operators', 'language')
+    op.drop_column('utilities', 'locale')
