@@ -22,6 +22,14 @@ def _config(conn: sa.Connection) -> Config:
     return cfg
 
 
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_config(None)).get_current_head()  # type: ignore[arg-type]
+    assert head is not None
+    return head
+
+
 def _token_fks(engine: sa.Engine) -> set[str]:
     return {fk["referred_table"] for fk in sa.inspect(engine).get_foreign_keys("tokens")}
 
@@ -40,7 +48,7 @@ def test_0007_down_and_up_with_sales(demo: Any) -> None:
     assert _token_fks(db.engine) == {"transactions", "meters", "vending_keys"}
     with db.begin() as conn:
         command.upgrade(_config(conn), "head")
-    assert migrate(db) == "0017_client_certs"
+    assert migrate(db) == _head()
     assert _token_fks(db.engine) == {"transactions"}
     with db.read() as conn:
         after = conn.execute(sa.select(tokens).order_by(tokens.c.id)).all()
