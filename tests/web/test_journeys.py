@@ -6,13 +6,15 @@ and reads the day's sales with their CSV."""
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
 
+from sts.vending.money_text import style
 from tests.web.conftest import Site, shot, sign_in
+
+ZA = style("en_ZA", "ZAR")  # how the demo utility writes money
 
 
 def _find_meter(page: Any, site: Site, drn: str) -> None:
@@ -52,9 +54,9 @@ def test_cashier_sells_prints_reprints_and_the_meter_takes_the_token(site: Site,
     page.get_by_role("textbox", name="Amount").fill("100")
     page.keyboard.press("Enter")
     page.wait_for_selector("#breakdown")
-    assert page.locator("#total").inner_text() == "100.00"
-    float_before = Decimal(page.locator("#float").inner_text())
-    takings_before = Decimal(page.locator("#takings").inner_text())
+    assert page.locator("#total").inner_text() == "R\u00a0100,00"  # the demo utility: en_ZA
+    float_before = ZA.parse(page.locator("#float").inner_text())
+    takings_before = ZA.parse(page.locator("#takings").inner_text())
     shot(page, "pos-trial", site)
 
     # Sell, double-clicked: one sale only
@@ -64,8 +66,8 @@ def test_cashier_sells_prints_reprints_and_the_meter_takes_the_token(site: Site,
     assert len(tokens) == 1 and re.fullmatch(r"\d{20}", tokens[0])
     assert re.fullmatch(r"(\d{4} ){4}\d{4}", page.locator("[data-token]").first.inner_text())
     assert "Enter the token" in page.locator("#instructions").inner_text()
-    assert Decimal(page.locator("#takings").inner_text()) == takings_before + 100
-    assert Decimal(page.locator("#float").inner_text()) == float_before - 100
+    assert ZA.parse(page.locator("#takings").inner_text()) == takings_before + 100
+    assert ZA.parse(page.locator("#float").inner_text()) == float_before - 100
     shot(page, "sale", site)
 
     # the printed slip: only the slip, for the paper chosen
@@ -149,7 +151,7 @@ def test_supervisor_reverses_and_admin_tops_up(site: Site, new_page: Any) -> Non
     admin.get_by_role("button", name="Top up").click()
     admin.wait_for_selector("#notice")
     after = admin.locator("[data-float='Demo Vendor']").inner_text()
-    assert float(after.replace(",", "")) - float(before.replace(",", "")) == 2500
+    assert ZA.parse(after) - ZA.parse(before) == 2500
     shot(admin, "vendors", site)
     admin.get_by_role("link", name="Statement").first.click()
     text = admin.locator("#statement").inner_text()
@@ -175,22 +177,22 @@ def test_tariff_change_reaches_the_next_sale_and_the_report(site: Site, new_page
     cashier.keyboard.press("Enter")
     cashier.wait_for_selector("#breakdown")
     # 200.00 excl. VAT: 50 units at 2.00 = 100, then 20 units at 5.00
-    assert "Energy 70.0 kWh" in cashier.locator("#breakdown").inner_text()
+    assert "Energy 70,0 kWh" in cashier.locator("#breakdown").inner_text()
     cashier.locator("#sell").click()
     cashier.wait_for_url(re.compile(r"/pos/sale/"))
 
     admin.goto(site.url + "/reports?by=vendor")
     assert admin.locator("#sales").get_by_text("Demo Vendor").count() == 1
     total = admin.locator("#total-amount").inner_text()
-    assert float(total) >= 230
+    assert ZA.parse(total) >= 230
     assert "Intact" in admin.locator("#audit-ok").inner_text()
     shot(admin, "reports", site)
     with admin.expect_download() as dl:
         admin.locator("#sales-csv").click()
     csv_text = Path(dl.value.path()).read_text(encoding="utf-8")
     lines = csv_text.strip().splitlines()
-    assert lines[0] == "key,sales,reversals,amount,vat,units,charges,debt"
-    assert lines[-1].startswith("Total,") and total in lines[-1]
+    assert lines[0] == "key,sales,reversals,amount (ZAR),vat (ZAR),units,charges (ZAR),debt (ZAR)"
+    assert lines[-1].startswith("Total,") and f"{ZA.parse(total)}" in lines[-1]
 
 
 def test_engineer_test_tokens_in_both_forms_and_a_clear_tamper(site: Site,
