@@ -18,6 +18,7 @@ from typing import Any
 
 from sts.codec.pan import parse_pan
 from sts.errors import StsError
+from sts.vending import i18n
 from sts.vending.money_text import MoneyStyle, style
 
 WIDTH = 40
@@ -94,6 +95,12 @@ class Slip:
 def money_style_of(receipt: dict[str, Any]) -> MoneyStyle:
     u = receipt.get("utility") or {}
     return style(u.get("locale") or None, u.get("currency") or "ZAR")
+
+
+def words_of(receipt: dict[str, Any]) -> Gettext:
+    """The gettext of the language of the receipt's utility (a reprint's slip)."""
+    u = receipt.get("utility") or {}
+    return i18n.translations(i18n.language_of(u.get("locale"))).gettext
 
 
 def _when(text: str, money: MoneyStyle) -> str:

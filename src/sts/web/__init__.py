@@ -33,6 +33,7 @@ def mount(app: FastAPI, service: VendingService) -> None:
         backoffice_vendors,
         engineering,
         pos,
+        preferences,
         reports,
         signin,
         simulator_pages,
@@ -42,7 +43,7 @@ def mount(app: FastAPI, service: VendingService) -> None:
     app.state.web = web
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (signin, pos, backoffice, backoffice_vendors, backoffice_people, engineering,
-                   reports, simulator_pages):
+                   reports, simulator_pages, preferences):
         app.include_router(module.router, include_in_schema=False,
                            dependencies=[Depends(plain_query)])
 

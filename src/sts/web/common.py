@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +22,7 @@ from fastapi.templating import Jinja2Templates
 
 from sts.codec.pan import MeterPan, parse_pan
 from sts.errors import InputError, InvalidDrn, InvalidPan, StsError
-from sts.vending import text
+from sts.vending import i18n, text
 from sts.vending.access import operators
 from sts.vending.access.operators import Operator
 from sts.vending.access.policy import Caller, may
@@ -54,6 +55,17 @@ MENU: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# the language the template being rendered speaks (set by `Web.render`, read by `_()`)
+LANGUAGE: ContextVar[str] = ContextVar("language", default=i18n.SOURCE)
+
+
+def words(request: Request, op: Operator | None) -> Callable[[str], str]:
+    """The gettext of the language this operator reads (theirs, else the utility's)."""
+    cur = web_of(request).money(request)
+    lang = i18n.language_of(cur.locale, op.language if op is not None else None)
+    return i18n.translations(lang).gettext
+
+
 class SignInNeeded(Exception):
     def __init__(self, next_path: str) -> None:
         self.next_path = next_path
@@ -73,6 +85,14 @@ class Web:
         self.templates.env.globals["role_names"] = ROLE_NAMES
         self.templates.env.filters["group4"] = group4
         self.templates.env.filters["sentence"] = sentence
+        env = self.templates.env
+        env.add_extension("jinja2.ext.i18n")
+        env.install_gettext_callables(  # type: ignore[attr-defined]
+            gettext=lambda text: i18n.gettext(LANGUAGE.get(), text),
+            ngettext=lambda one, many, n: i18n.translations(LANGUAGE.get()).ngettext(
+                one, many, n),
+            newstyle=True)
+        env.globals["languages"] = i18n.LANGUAGES
         self.templates.env.filters["money"] = lambda v, st: st.amount(v)
         self.templates.env.filters["num"] = lambda v, st: st.number(v)
 
@@ -97,8 +117,10 @@ class Web:
     def render(self, request: Request, name: str, op: Operator | None, *, status: int = 200,
                **ctx: Any) -> HTMLResponse:
         menu = [(p, label) for p, label, action in MENU if op is not None and may(op.role, action)]
-        ctx |= {"op": op, "menu": menu, "path": request.url.path,
-                "cur": self.money(request)}
+        cur = self.money(request)
+        lang = i18n.language_of(cur.locale, op.language if op is not None else None)
+        LANGUAGE.set(lang)  # the template renders here, in this thread and context
+        ctx |= {"op": op, "menu": menu, "path": request.url.path, "cur": cur, "lang": lang}
         resp = self.templates.TemplateResponse(request, name, ctx, status_code=status)
         resp.headers.update(SECURITY_HEADERS)
         return resp

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from sts.errors import InputError, StsError
 from sts.vending import receipts, reports, testtokens
 from sts.vending.access.operators import Operator
-from sts.web.common import Web, drn_of, meter_number, need, posted, redirect, web_of
+from sts.web.common import Web, drn_of, meter_number, need, posted, redirect, web_of, words
 
 router = APIRouter()
 Seller = Annotated[Operator, Depends(need("point_of_sale"))]
@@ -80,12 +80,14 @@ def sell(request: Request, posted_: SellerPost) -> Response:
     return redirect(f"/pos/sale/{pid}")
 
 
-def _sale_view(sale: dict[str, Any], *, reprint: bool) -> dict[str, Any]:
-    """The sale page: its receipt, and the slip model the API's text slip renders too."""
+def _sale_view(sale: dict[str, Any], *, reprint: bool,
+               _: receipts.Gettext) -> dict[str, Any]:
+    """The sale page: its receipt, and the slip model the API's text slip renders too, in
+    the operator's language."""
     tokens = sale.get("tokens", [])
     receipt = sale.get("receipt", {})
     title = "REPRINT - COPY OF TAX INVOICE" if reprint else "CREDIT VEND - TAX INVOICE"
-    slip = receipts.slip_model(receipt, tokens, title=title)
+    slip = receipts.slip_model(receipt, tokens, title=title, _=_)
     return {"sale": sale, "receipt": receipt, "tokens": [t.__dict__ for t in slip.tokens],
             "slip": slip, "instructions": slip.instruction, "reprint": reprint}
 
@@ -99,7 +101,7 @@ def sale(request: Request, purchase_id: str, op: Seller) -> Response:
         return web.render(request, "error.html", op, status=exc.http_status,
                           title="No such sale", message=exc.message)
     return web.render(request, "sale.html", op, till=_till(web, op),
-                      **_sale_view(out, reprint=False))
+                      **_sale_view(out, reprint=False, _=words(request, op)))
 
 
 @router.post("/pos/reprint")
@@ -119,7 +121,7 @@ def reprint(request: Request, posted_: SellerPost) -> Response:
                           trial=None, error=exc.message, error_field="meter",
                           till=_till(web, op))
     return web.render(request, "sale.html", op, till=_till(web, op),
-                      **_sale_view(out, reprint=True))
+                      **_sale_view(out, reprint=True, _=words(request, op)))
 
 
 @router.get("/pos/tests")

@@ -57,6 +57,7 @@ class Operator:
     vendor_id: int | None
     vendor: str | None
     csrf: str = ""
+    language: str | None = None  # the pages' language; None: the utility's
 
 
 def hash_password(password: str) -> str:
@@ -196,7 +197,7 @@ def session(db: Database, token: str | None, *, now: datetime) -> Operator | Non
     with db.read() as conn:
         row = conn.execute(
             select(s.csrf, s.seen_at, s.expires_at, o.id, o.username, o.name, o.role,
-                   o.vendor_id, o.active, vendors.c.name.label("vendor"))
+                   o.vendor_id, o.active, o.language, vendors.c.name.label("vendor"))
             .join(operators, o.id == s.operator_id)
             .outerjoin(vendors, vendors.c.id == o.vendor_id)
             .where(s.token_hash == digest)).first()
@@ -207,7 +208,7 @@ def session(db: Database, token: str | None, *, now: datetime) -> Operator | Non
             conn.execute(update(web_sessions).where(s.token_hash == digest)
                          .values(seen_at=now.replace(microsecond=0)))
     return Operator(row.id, row.username, row.name, row.role, row.vendor_id, row.vendor,
-                    row.csrf)
+                    row.csrf, row.language)
 
 
 def sign_out(db: Database, token: str | None, *, now: datetime) -> None:

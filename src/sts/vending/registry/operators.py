@@ -16,6 +16,7 @@ from sts.errors import InputError, UnknownRecord
 from sts.vending.access.operators import check_password, end_sessions, hash_password
 from sts.vending.access.policy import check_role
 from sts.vending.access.usernames import username_key
+from sts.vending.i18n import check_language
 from sts.vending.registry.admin import Registry
 from sts.vending.storage.tables import operators, vendors
 from sts.vending.storage.tables_office import operator_credentials
@@ -93,6 +94,16 @@ def set_role(reg: Registry, username: str, role: str, *, vendor: str | None = No
         ended = end_sessions(conn, oid, now=now)
         reg._audit(conn, "operator.role", username, role=role, vendor=vendor,
                    sessions_ended=ended)
+
+
+def set_language(reg: Registry, username: str, language: str | None) -> None:
+    """The language of an operator's pages and slips (`en`, `fr`); None: the utility's.
+    Audited."""
+    code = None if language in (None, "") else check_language(language)
+    with reg.db.begin() as conn:
+        oid, username = _operator(conn, username)
+        conn.execute(update(operators).where(operators.c.id == oid).values(language=code))
+        reg._audit(conn, "operator.language", username, language=code)
 
 
 def demo_passwords(reg: Registry) -> dict[str, dict[str, str]]:

@@ -97,5 +97,6 @@ def reprint(svc: ServiceContext, body: dict[str, Any], caller: Caller) -> dict[s
         out["slip"] = "REVERSED - TOKENS CANCELLED\n"
     else:
         out["slip"] = receipts.slip(out["receipt"], out["tokens"],
-                                    title="REPRINT - COPY OF TAX INVOICE")
+                                    title="REPRINT - COPY OF TAX INVOICE",
+                                    _=receipts.words_of(out["receipt"]))
     return out

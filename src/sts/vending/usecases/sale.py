@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sts.errors import InputError, KeyCreditLimit, PurchaseReversed
-from sts.vending import advices, receipts
+from sts.vending import advices, i18n, receipts
 from sts.vending import outbox as delivery_outbox
 from sts.vending.access.api_keys import check_key_row, hash_key
 from sts.vending.access.policy import Caller
@@ -110,6 +110,11 @@ def sale_receipt(*, m: MeterView, q: Quote, vendor: VendorView | None, receipt_n
             "to": kc.target(), "rollover": kc.ro,
         }
     return r
+
+
+def utility_words(m: MeterView) -> receipts.Gettext:
+    """The gettext of the meter's utility's language: its slips are written in it."""
+    return i18n.translations(i18n.language_of(m.utility.get("locale"))).gettext
 
 
 def cashier_of(caller: Caller) -> str:
@@ -251,7 +256,7 @@ def issue_sale(svc: ServiceContext, cur: Any, purchase_id: str, m: MeterView, q:
     if extra:
         receipt["request"] = extra
     response = {"purchase_id": purchase_id, "receipt": receipt, "tokens": toks,
-                "slip": receipts.slip(receipt, toks, title=title)}
+                "slip": receipts.slip(receipt, toks, title=title, _=utility_words(m))}
     month = now.strftime("%Y-%m")
     body, writes = entry_writes(hot, Entry(
         seq=seq, request_id=purchase_id, kind="sale", meter=m, request_hash=rhash,

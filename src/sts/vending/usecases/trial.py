@@ -12,7 +12,14 @@ from sts.vending.clock import local
 from sts.vending.issue import due_key_change
 from sts.vending.meters import read_meter
 from sts.vending.tariff import ZERO, units_str
-from sts.vending.usecases.sale import cashier_of, parse_sale, plan_sale, sale_quote, sale_receipt
+from sts.vending.usecases.sale import (
+    cashier_of,
+    parse_sale,
+    plan_sale,
+    sale_quote,
+    sale_receipt,
+    utility_words,
+)
 from sts.vending.vendor import check_may_sell
 
 if TYPE_CHECKING:
@@ -50,4 +57,5 @@ def trial(svc: ServiceContext, body: dict[str, Any], caller: Caller) -> dict[str
     receipt = sale_receipt(m=m, q=q, vendor=vendor, receipt_no="", now=now, kc=kc,
                            tokens_out=toks, trial=True, cashier=cashier_of(caller))
     return {"trial": True, "receipt": receipt, "tokens": toks,
-            "slip": receipts.slip(receipt, [], title="TRIAL - NOT A TAX INVOICE")}
+            "slip": receipts.slip(receipt, [], title="TRIAL - NOT A TAX INVOICE",
+                                  _=utility_words(m))}

@@ -1,0 +1,64 @@
+"""The words of the pages and slips in the operator's or utility's language (gettext via Babel).
+
+The catalogues are the `.po` files under `sts/locale/<language>/LC_MESSAGES/messages.po` (in the
+source tree, edited by translators); they are compiled in memory when first used, so no
+binary `.mo` is kept in the repository.  `./run messages` extracts the template and source
+strings (`babel.cfg`) and updates the catalogues.
+
+A language is chosen per utility (its locale's language, `utilities.locale`) and per operator
+(`operators.language`, which wins); English is the source language.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+
+from sts.errors import InputError
+
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+LANGUAGES = {"en": "English", "fr": "Français"}
+SOURCE = "en"
+
+
+def N_(text: str) -> str:
+    """Mark `text` for extraction; it is translated where it is shown."""
+    return text
+
+
+def check_language(text: str | None, field: str = "language") -> str:
+    code = (text or "").strip().lower()
+    if code not in LANGUAGES:
+        raise InputError(f"{field} must be one of {', '.join(LANGUAGES)}", field=field)
+    return code
+
+
+@lru_cache(maxsize=8)
+def translations(language: str) -> NullTranslations:
+    """The compiled catalogue of `language` (the source language, or an unknown one: none)."""
+    po = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+    if language == SOURCE or not po.is_file():
+        return NullTranslations()
+    with po.open("rb") as fh:
+        catalog = read_po(fh, locale=language)
+    buf = io.BytesIO()
+    write_mo(buf, catalog, use_fuzzy=False)
+    buf.seek(0)
+    return Translations(buf)
+
+
+def language_of(locale: str | None, preferred: str | None = None) -> str:
+    """The language to speak: the operator's preference, else the utility locale's."""
+    if preferred in LANGUAGES:
+        return str(preferred)
+    lang = (locale or "").split("_", 1)[0].lower()
+    return lang if lang in LANGUAGES else SOURCE
+
+
+def gettext(language: str, text: str) -> str:
+    return str(translations(language).gettext(text))

@@ -1,0 +1,111 @@
+"""French, the second language: every string of every template is marked for translation and
+translated in the French catalogue, and a French operator (or a French utility's) sees French
+pages and a French slip."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from sts.vending import i18n
+
+TEMPLATES = Path(i18n.__file__).resolve().parent.parent / "web" / "templates"
+CATALOGUE = i18n.LOCALE_DIR / "fr" / "LC_MESSAGES" / "messages.po"
+JINJA = re.compile(r"\{#.*?#\}|\{\{.*?\}\}|\{%.*?%\}", re.S)
+WORDS = re.compile(r"[A-Za-zÀ-ÿ]{2,}")
+SHOWN_ATTRIBUTES = re.compile(r'\b(?:placeholder|aria-label|title|alt)="([^"]*)"')
+
+
+def _bare_text(path: Path) -> list[str]:
+    """Words a reader would see that are not inside `_()` (or another expression)."""
+    text = JINJA.sub(" ", path.read_text(encoding="utf-8"))
+    found = [v for v in SHOWN_ATTRIBUTES.findall(text) if WORDS.search(v)]
+    text = re.sub(r"<[^>]*>", " ", text)
+    text = re.sub(r"&[a-z]+;|&#\d+;", " ", text)
+    return found + [w for w in re.split(r"\s{2,}|\n", text) if WORDS.search(w)]
+
+
+@pytest.mark.parametrize("template", sorted(p.relative_to(TEMPLATES).as_posix()
+                                            for p in TEMPLATES.rglob("*.html")))
+def test_every_shown_string_is_marked_for_translation(template: str) -> None:
+    assert _bare_text(TEMPLATES / template) == []
+
+
+def _msgids() -> set[str]:
+    root = Path(i18n.__file__).resolve().parent.parent
+    method_map = [("web/templates/**.html", "jinja2"), ("**.py", "python")]
+    options = {"web/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    return {msg[2] if isinstance(msg[2], str) else msg[2][0]
+            for msg in extract_from_dir(str(root), method_map, options,
+                                        keywords={"_": None, "N_": None, "gettext": None})}
+
+
+def test_every_message_has_its_french() -> None:
+    with CATALOGUE.open("rb") as fh:
+        catalog = read_po(fh, locale="fr")
+    french = {m.id: m.string for m in catalog if m.id and not m.fuzzy}
+    missing = sorted(m for m in _msgids() if not french.get(m))
+    assert missing == []
+    # the placeholders of each message survive its translation
+    for msgid, msgstr in french.items():
+        assert isinstance(msgid, str) and isinstance(msgstr, str)
+        assert sorted(re.findall(r"%\(\w+\)s|\{\w*\}", msgid)) == sorted(
+            re.findall(r"%\(\w+\)s|\{\w*\}", msgstr)), msgid
+
+
+def test_the_language_follows_the_operator_then_the_utility() -> None:
+    assert i18n.language_of("fr_CI") == "fr"
+    assert i18n.language_of("en_ZA") == "en"
+    assert i18n.language_of("en_ZA", "fr") == "fr"
+    assert i18n.language_of("fr_CI", "en") == "en"
+    assert i18n.language_of("sw_KE") == "en"  # no catalogue yet: English
+    assert i18n.gettext("fr", "Point of sale") == "Point de vente"
+    assert i18n.gettext("en", "Point of sale") == "Point of sale"
+
+
+def _sign_in(client: Any, username: str, password: str) -> None:
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    done = client.post("/login", data={"csrf": csrf.group(1), "username": username,
+                                       "password": password, "next": "/pos"},
+                       follow_redirects=False)
+    assert done.status_code == 303, done.text[:300]
+
+
+def test_a_french_cashier_sees_french_pages_and_a_french_slip(demo: Any) -> None:
+    from sts.vending.registry import operators as accounts
+
+    accounts.add_operator(demo.registry, "awa", "vendor", vendor="Demo Vendor",
+                          password="correct-horse-9")
+    client = demo.client
+    _sign_in(client, "awa", "correct-horse-9")
+    english = client.get("/pos")
+    assert "Point of sale" in english.text and 'lang="en"' in english.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', english.text)
+    assert csrf is not None
+    chosen = client.post("/me/language", data={"csrf": csrf.group(1), "language": "fr",
+                                               "next": "/pos"}, follow_redirects=False)
+    assert chosen.status_code == 303 and chosen.headers["location"] == "/pos"
+    drn = demo.meters[0]
+    page = client.get("/pos", params={"meter": drn, "amount": "1 000"})
+    assert 'lang="fr"' in page.text and "Point de vente" in page.text
+    assert "Confirmer le client" in page.text and "Point of sale" not in page.text
+    pid = re.search(r'name="purchase_id" value="([^"]+)"', page.text)
+    assert pid is not None
+    sold = client.post("/pos/sell", data={"csrf": csrf.group(1), "purchase_id": pid.group(1),
+                                          "meter": drn, "amount": "R1 000"},
+                       follow_redirects=False)
+    assert sold.status_code == 303, sold.text[:500]
+    sale = client.get(sold.headers["location"])
+    slip = sale.text[sale.text.index('id="slip"'):]
+    assert "FACTURE" in slip and "Caissier : awa" in slip and "TVA 15%" in slip
+    assert "Saisissez le jeton" in slip and "R\u00a01\u00a0000,00" in slip
+    # the API's text slip stays in the utility's language (English for the demo utility)
+    out = demo.buy(drn, "50").json()
+    assert "TAX INVOICE" in out["slip"]
