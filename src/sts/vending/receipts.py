@@ -19,11 +19,27 @@ from typing import Any
 from sts.codec.pan import parse_pan
 from sts.errors import StsError
 from sts.vending import i18n
+from sts.vending.i18n import N_
 from sts.vending.money_text import MoneyStyle, style
 
 WIDTH = 40
 Gettext = Callable[[str], str]
 ORDINALS = {1: "one", 2: "two", 3: "three", 4: "four"}
+
+
+# the words that reach a slip from the receipt and the token engine (titles, token labels
+# and descriptions, charges): marked here so the catalogues carry them
+SLIP_WORDS = (
+    N_("CREDIT VEND - TAX INVOICE"), N_("REPRINT - COPY OF TAX INVOICE"),
+    N_("TRIAL - NOT A TAX INVOICE"), N_("CREDIT TOKEN"), N_("FREE BASIC UNITS"),
+    N_("KEY CHANGE TOKEN 1"), N_("KEY CHANGE TOKEN 2"), N_("KEY CHANGE TOKEN 3"),
+    N_("KEY CHANGE TOKEN 4"), N_("CLEAR TAMPER"), N_("CLEAR CREDIT"), N_("SET POWER LIMIT"),
+    N_("SET PHASE UNBALANCE LIMIT"), N_("TEST TOKEN"), N_("credit token"),
+    N_("key change token"), N_("free basic units"), N_("transfer electricity credit (kWh)"),
+    N_("transfer water credit (kl)"), N_("transfer gas credit (m3)"),
+    N_("transfer time credit (min)"), N_("Fixed monthly charge"), N_("Debt recovery"),
+    N_("one"), N_("two"), N_("three"), N_("four"),
+)
 
 
 def _same(text: str) -> str:
@@ -153,7 +169,7 @@ def slip_model(receipt: dict[str, Any], tokens: list[dict[str, Any]], *, title: 
         rates=rates, units=f"{money.units(receipt.get('units'))} {unit}", lines=lines,
         total=(_("TOTAL"), money.amount(receipt.get("amount"))), tokens=slip_tokens,
         instruction=instructions(ordered, _) if ordered else "",
-        labels={"vat": _("VAT reg"), "vendor": _("Vendor"), "cashier": _("Cashier"),
+        labels={"vat": _("VAT reg"), "vendor": _("Vendor:"), "cashier": _("Cashier:"),
                 "receipt": _("Receipt"), "meter": _("Meter"), "customer": _("Customer"),
                 "account": _("Account"), "tariff": _("Tariff"), "tid": _("TID"),
                 "no_token": _("(no token)")})
@@ -181,9 +197,9 @@ def slip_text(s: Slip) -> str:
     out = [s.title.center(WIDTH).rstrip(), _line(s.utility, f"{lb['vat']} {s.vat_number}")]
     if s.address:
         out.append(s.address[:WIDTH])
-    out.append(_line(f"{lb['vendor']}: {s.vendor}"))
+    out.append(_line(f"{lb['vendor']} {s.vendor}"))
     if s.cashier:
-        out.append(_line(f"{lb['cashier']}: {s.cashier}"))
+        out.append(_line(f"{lb['cashier']} {s.cashier}"))
     out += [_line(f"{lb['receipt']} {s.receipt_no}", s.when), _line(f"{lb['meter']} {s.meter}"),
             _line(s.key)]
     if s.customer:

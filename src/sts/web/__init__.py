@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from sts.vending.i18n import N_
 from sts.vending.service import VendingService
 from sts.web.common import (
     HERE,
@@ -54,11 +55,11 @@ def mount(app: FastAPI, service: VendingService) -> None:
     def forbidden(request: Request, exc: Exception) -> HTMLResponse:
         assert isinstance(exc, Forbidden)
         return web.render(request, "error.html", current(request), status=403,
-                          title="Not allowed", message=exc.message)
+                          title=N_("Not allowed"), message=exc.message)
 
     def bad_input(request: Request, exc: Exception) -> HTMLResponse:
         assert isinstance(exc, BadInput)
-        return web.render(request, "error.html", None, status=422, title="Not accepted",
+        return web.render(request, "error.html", None, status=422, title=N_("Not accepted"),
                           message=exc.message)
 
     app.add_exception_handler(SignInNeeded, sign_in_needed)

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from sts.errors import InputError, StsError
 from sts.vending import floats, reports
 from sts.vending.access.operators import Operator
+from sts.vending.i18n import N_
 from sts.vending.registry import catalogue
 from sts.web.common import Web, need, period, typed_amount, web_of
 from sts.web.office import action, list_page, render
@@ -58,7 +59,7 @@ def vendor_statement(request: Request, op: Office, vendor: str) -> Response:
         st = floats.statement(web.service.db, vendor, start, end)
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title="Statement", message=exc.message)
+                          title=N_("Statement"), message=exc.message)
     if request.query_params.get("format") == "csv":
         from sts.web.reports import csv_response
 

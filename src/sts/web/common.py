@@ -26,6 +26,7 @@ from sts.vending import i18n, text
 from sts.vending.access import operators
 from sts.vending.access.operators import Operator
 from sts.vending.access.policy import Caller, may
+from sts.vending.i18n import N_
 from sts.vending.money_text import MoneyStyle, house_style
 from sts.vending.registry.admin import Registry
 from sts.vending.service import VendingService
@@ -33,8 +34,9 @@ from sts.vending.service import VendingService
 HERE = Path(__file__).parent
 COOKIE = "sts_session"
 LOGIN_CSRF = "sts_login_csrf"
-ROLE_NAMES = {"vendor": "Cashier", "supervisor": "Supervisor", "engineer": "Engineer",
-              "admin": "Administrator", "auditor": "Auditor"}
+ROLE_NAMES = {"vendor": N_("Cashier"), "supervisor": N_("Supervisor"),
+              "engineer": N_("Engineer"), "admin": N_("Administrator"),
+              "auditor": N_("Auditor")}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
                                "script-src 'self'; form-action 'self'; frame-ancestors 'none'; "
@@ -47,11 +49,11 @@ SECURITY_HEADERS = {
 
 # the menu: (path, label, the action of the access policy that opens it)
 MENU: tuple[tuple[str, str, str], ...] = (
-    ("/pos", "Point of sale", "point_of_sale"),
-    ("/admin", "Back office", "back_office"),
-    ("/engineering", "Engineering", "engineering"),
-    ("/reports", "Reports", "reports"),
-    ("/simulator", "Meter simulator", "simulator"),
+    ("/pos", N_("Point of sale"), "point_of_sale"),
+    ("/admin", N_("Back office"), "back_office"),
+    ("/engineering", N_("Engineering"), "engineering"),
+    ("/reports", N_("Reports"), "reports"),
+    ("/simulator", N_("Meter simulator"), "simulator"),
 )
 
 

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from sts.errors import StsError
 from sts.vending.access.operators import Operator
 from sts.vending.access.policy import may
+from sts.vending.i18n import N_
 from sts.web.common import Web, need, posted, redirect, web_of
 
 Show = Callable[..., Response]
@@ -24,22 +25,22 @@ Load = Callable[[Request, Web], dict[str, Any]]
 Act = Callable[[Web, Operator, dict[str, str]], str]
 
 NOTICES = {
-    "meter-added": "Meter registered.", "meter-blocked": "Meter blocked.",
-    "meter-unblocked": "Meter unblocked.", "meter-tariff": "Meter moved to the new tariff.",
-    "customer-added": "Customer added.", "tariff-added": "Tariff added.",
-    "tariff-updated": "Tariff updated: the next sale uses the new prices.",
-    "vendor-added": "Vendor added.", "vendor-authorised": "Vendor authorised for the SGC.",
-    "topped-up": "Float topped up.", "operator-added": "Operator added.",
-    "operator-disabled": "Operator disabled.", "operator-enabled": "Operator enabled.",
-    "password-set": "Password set; the account is unlocked.", "key-revoked": "API key revoked.",
-    "reversed": "Sale reversed: its tokens are cancelled and the float is refunded.",
+    "meter-added": N_("Meter registered."), "meter-blocked": N_("Meter blocked."),
+    "meter-unblocked": N_("Meter unblocked."), "meter-tariff": N_("Meter moved to the new tariff."),
+    "customer-added": N_("Customer added."), "tariff-added": N_("Tariff added."),
+    "tariff-updated": N_("Tariff updated: the next sale uses the new prices."),
+    "vendor-added": N_("Vendor added."), "vendor-authorised": N_("Vendor authorised for the SGC."),
+    "topped-up": N_("Float topped up."), "operator-added": N_("Operator added."),
+    "operator-disabled": N_("Operator disabled."), "operator-enabled": N_("Operator enabled."),
+    "password-set": N_("Password set; the account is unlocked."), "key-revoked": N_("API key revoked."),
+    "reversed": N_("Sale reversed: its tokens are cancelled and the float is refunded."),
 }
 # (path, label, the action of the access policy that opens it)
-SECTIONS = (("/admin/meters", "Meters", "admin"), ("/admin/customers", "Customers", "admin"),
-            ("/admin/tariffs", "Tariffs", "admin"), ("/admin/vendors", "Vendors", "admin"),
-            ("/admin/operators", "Operators & API keys", "people"),
-            ("/admin/supply-groups", "Supply groups", "admin"),
-            ("/admin/reversals", "Reversals", "reverse"))
+SECTIONS = (("/admin/meters", N_("Meters"), "admin"), ("/admin/customers", N_("Customers"), "admin"),
+            ("/admin/tariffs", N_("Tariffs"), "admin"), ("/admin/vendors", N_("Vendors"), "admin"),
+            ("/admin/operators", N_("Operators & API keys"), "people"),
+            ("/admin/supply-groups", N_("Supply groups"), "admin"),
+            ("/admin/reversals", N_("Reversals"), "reverse"))
 
 
 def render(request: Request, web: Web, op: Operator, name: str, *, status: int = 200,

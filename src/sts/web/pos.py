@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from sts.errors import InputError, StsError
 from sts.vending import receipts, reports, testtokens
 from sts.vending.access.operators import Operator
+from sts.vending.i18n import N_
 from sts.web.common import Web, drn_of, meter_number, need, posted, redirect, web_of, words
 
 router = APIRouter()
@@ -99,7 +100,7 @@ def sale(request: Request, purchase_id: str, op: Seller) -> Response:
         out = web.service.get_purchase(purchase_id, web.caller(op))
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title="No such sale", message=exc.message)
+                          title=N_("No such sale"), message=exc.message)
     return web.render(request, "sale.html", op, till=_till(web, op),
                       **_sale_view(out, reprint=False, _=words(request, op)))
 

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from sts.errors import StsError
 from sts.vending.access.operators import Operator
+from sts.vending.i18n import N_
 from sts.vending.registry import operators as accounts
 from sts.web.common import posted, redirect, web_of
 
@@ -27,5 +28,5 @@ def language(request: Request, posted_: Anyone) -> Response:
         accounts.set_language(web.registry(op), op.username, form.get("language") or None)
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title="Language", message=exc.message)
+                          title=N_("Language"), message=exc.message)
     return redirect(back)

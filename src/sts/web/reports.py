@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from sts.errors import InputError, StsError
 from sts.vending import reports
 from sts.vending.access.operators import Operator
+from sts.vending.i18n import N_
 from sts.web.common import SECURITY_HEADERS, need, period, web_of
 
 router = APIRouter()
@@ -75,7 +76,7 @@ def reports_page(request: Request, op: Reader) -> Response:
                     for item in got["rejected"]]
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title="Reports", message=exc.message)
+                          title=N_("Reports"), message=exc.message)
     if request.query_params.get("format") == "csv":
         stamp = f"{start.date()}_{(end - timedelta(days=1)).date()}"
         cur = web.money(request)
