@@ -75,7 +75,8 @@ def email_parts(job: Job) -> tuple[str, str]:
         rec = r.get("receipt")
         slip = r.get("slip")
         if not isinstance(slip, str) and isinstance(rec, dict):
-            slip = receipts.slip(rec, tokens_of(r), title="CREDIT VEND - TAX INVOICE")
+            slip = receipts.slip(rec, tokens_of(r), title="CREDIT VEND - TAX INVOICE",
+                                 _=receipts.words_of(rec))
         body = (f"Enter these tokens on meter {job.pan} in the order shown:\n\n"
                 + "\n".join(f"  {group4(str(t.get('token', '')))}  {t.get('label') or ''}"
                             for t in tokens_of(r))

@@ -20,7 +20,7 @@ from sts.errors import InputError, StsError
 from sts.vending import reports
 from sts.vending.access.operators import Operator
 from sts.vending.registry import catalogue
-from sts.web.common import Web, drn_of, meter_number, need, web_of
+from sts.web.common import Web, drn_of, meter_number, need, typed_amount, web_of
 from sts.web.office import action, list_page, render
 
 router = APIRouter()
@@ -103,7 +103,8 @@ def customer_add(web: Web, op: Operator, form: dict[str, str]) -> str:
     web.registry(op).add_customer(form["account_no"].strip(), form["name"].strip(),
                                   address=form.get("address", "").strip(),
                                   phone=form.get("phone", "").strip(),
-                                  debt=form.get("debt", "0").strip() or "0")
+                                  debt=typed_amount(web, form.get("debt") or "0", "debt",
+                                                    "the opening debt"))
     return "customer-added"
 
 
