@@ -109,3 +109,21 @@ def test_a_french_cashier_sees_french_pages_and_a_french_slip(demo: Any) -> None
     # the API's text slip stays in the utility's language (English for the demo utility)
     out = demo.buy(drn, "50").json()
     assert "TAX INVOICE" in out["slip"]
+
+
+def test_every_back_office_page_renders_in_french(demo: Any) -> None:
+    from sts.vending.registry import operators as accounts
+
+    accounts.add_operator(demo.registry, "amadou", "admin", password="correct-horse-9")
+    accounts.set_language(demo.registry, "Amadou", "fr")
+    _sign_in(demo.client, "amadou", "correct-horse-9")
+    demo.buy(demo.meters[0], "100")
+    for path in ("/admin", "/admin/meters", "/admin/customers", "/admin/tariffs",
+                 "/admin/vendors", "/admin/operators", "/admin/supply-groups", "/reports",
+                 "/simulator", "/admin/vendors/statement?vendor=Demo%20Vendor"):
+        page = demo.client.get(path)
+        assert page.status_code == 200, (path, page.text[:300])
+        assert 'lang="fr"' in page.text and "Administrateur" in page.text, path
+    assert "R\u00a0" in demo.client.get("/admin/vendors").text  # the float, the utility's way
+    with pytest.raises(Exception, match="language must be one of"):
+        accounts.set_language(demo.registry, "amadou", "xx")
