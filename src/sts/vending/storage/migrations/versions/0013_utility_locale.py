@@ -4,7 +4,7 @@ nullable: an older server ignores them, and a utility without a locale gets its 
 usual one.
 
 Revision ID: 0013_utility_locale
-Revises: 0011_payments
+Revises: 0017_client_certs
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0013_utility_locale'
-down_revision = '0011_payments'
+down_revision = '0017_client_certs'
 branch_labels = None
 depends_on = None
 
