@@ -80,6 +80,15 @@ def test_the_refusal_shows_the_utilitys_own_example() -> None:
                                  f"or 1{NBSP}000,00")
 
 
+def test_the_refusal_in_the_readers_language() -> None:
+    from sts.vending import i18n
+
+    with pytest.raises(InvalidAmount) as exc:
+        style("fr_CI", "XOF").parse("2,500", _=i18n.translations("fr").gettext)
+    assert exc.value.message == (f"« 2,500 » peut se lire de deux façons : saisissez le montant "
+                                 f"comme 50 ou 1{NNBSP}000")
+
+
 amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("999999999999.99"),
                       places=2, allow_nan=False, allow_infinity=False)
 

@@ -33,8 +33,8 @@ def test_amounts_the_utilitys_way_and_a_french_slip(site: Site, new_page: Any) -
         page.locator("#amount").fill("1,000")
         page.keyboard.press("Enter")
         error = page.locator("#amount-error")
-        assert "could be read two ways" in error.inner_text()
-        assert f"50,00 or 1{NBSP}000,00" in error.inner_text()
+        assert "peut se lire de deux façons" in error.inner_text()  # in the reader's language
+        assert f"le montant comme 50,00 ou 1{NBSP}000,00" in error.inner_text()
         assert page.locator("#amount").get_attribute("aria-invalid") == "true"
         shot(page, "pos-amount-two-ways", site)
         page.locator("#amount").fill("R1 000")

@@ -14,6 +14,7 @@ comma is the decimal separator) with a plain-language message naming the field. 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -33,6 +34,7 @@ from sqlalchemy import select
 
 from sts.errors import InputError, InvalidAmount
 from sts.vending.currency import ISO_4217
+from sts.vending.i18n import N_
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import utilities
 
@@ -46,6 +48,12 @@ DEFAULT_LOCALES = {
     "USD": "en_US", "EUR": "fr_FR", "GBP": "en_GB",
 }
 FALLBACK_LOCALE = "en_ZA"
+Gettext = Callable[[str], str]
+
+
+def _same(text: str) -> str:
+    return text
+
 SPACES = " \u00a0\u202f\u2009"  # space, no-break space, narrow no-break space, thin space
 _SEPARATORS = ".,'\u2019" + SPACES
 _SIGNS = "+-\u2212"
@@ -205,16 +213,16 @@ class MoneyStyle:
     def example(self) -> str:
         return self.number(Decimal(50).quantize(Decimal(1).scaleb(-self.exponent)))
 
-    def parse(self, text: str | None, *, field: str = "amount",
-              label: str = "the amount") -> Decimal:
-        """What a person typed, as a Decimal; refused (InvalidAmount naming `field`) when
-        empty, not a number, signed or readable two ways."""
-        return _parse(self, text or "", field, label)
+    def parse(self, text: str | None, *, field: str = "amount", label: str = N_("the amount"),
+              _: Gettext = _same) -> Decimal:
+        """What a person typed, as a Decimal; refused (InvalidAmount naming `field`, in the
+        reader's words `_`) when empty, not a number, signed or readable two ways."""
+        return _parse(self, text or "", field, label, _)
 
-    def plain(self, text: str | None, *, field: str = "amount",
-              label: str = "the amount") -> str:
+    def plain(self, text: str | None, *, field: str = "amount", label: str = N_("the amount"),
+              _: Gettext = _same) -> str:
         """What a person typed as the service's exact decimal string ("1000.00")."""
-        return f"{self.parse(text, field=field, label=label):f}"
+        return f"{self.parse(text, field=field, label=label, _=_):f}"
 
 
 @lru_cache(maxsize=64)
@@ -229,9 +237,10 @@ def style(locale: str | None, currency: str) -> MoneyStyle:
     return MoneyStyle(loc, code)
 
 
-def _refuse(st: MoneyStyle, field: str, label: str, why: str) -> InvalidAmount:
-    like = f"{st.example} or {st.number(Decimal(1000).quantize(Decimal(1).scaleb(-st.exponent)))}"
-    return InvalidAmount(f"{why}: type {label} like {like}", field=field)
+def _refuse(st: MoneyStyle, field: str, label: str, why: str, _: Gettext) -> InvalidAmount:
+    thousand = st.number(Decimal(1000).quantize(Decimal(1).scaleb(-st.exponent)))
+    return InvalidAmount(_("{why}: type {label} like {example} or {thousand}").format(
+        why=why, label=_(label), example=st.example, thousand=thousand), field=field)
 
 
 def _symbols(st: MoneyStyle) -> list[str]:
@@ -269,14 +278,15 @@ def _groups_ok(st: MoneyStyle, groups: list[str]) -> bool:
     return sizes_ok and 1 <= len(groups[0]) <= secondary
 
 
-def _parse(st: MoneyStyle, raw: str, field: str, label: str) -> Decimal:
+def _parse(st: MoneyStyle, raw: str, field: str, label: str, _: Gettext) -> Decimal:
+    shown = raw.strip()
     text = _strip_symbol(st, raw)
     if not text:
-        raise _refuse(st, field, label, f"Enter {label}")
+        raise _refuse(st, field, label, _("Enter {label}").format(label=_(label)), _)
     if text[0] in _SIGNS or text[-1] in _SIGNS:
-        raise _refuse(st, field, label, f"Leave out the sign (“{raw.strip()}”)")
+        raise _refuse(st, field, label, _("Leave out the sign (“{text}”)").format(text=shown), _)
     if any(not (ch.isascii() and ch.isdigit()) and ch not in _SEPARATORS for ch in text):
-        raise _refuse(st, field, label, f"“{raw.strip()}” is not an amount")
+        raise _refuse(st, field, label, _("“{text}” is not an amount").format(text=shown), _)
     text = re.sub(r" +", " ", text)
     marks = [ch for ch in text if not ch.isdigit()]
     kinds = list(dict.fromkeys(marks))  # in order of first appearance
@@ -288,27 +298,27 @@ def _parse(st: MoneyStyle, raw: str, field: str, label: str) -> Decimal:
         at = text.rindex(marks[-1])
         whole, fraction = text[:at], text[at + 1:]
         if not fraction:
-            raise _refuse(st, field, label, f"“{raw.strip()}” ends with a separator")
+            raise _refuse(st, field, label, _("“{text}” ends with a separator").format(text=shown), _)
     elif len(kinds) == 1 and len(marks) == 1 and marks[0] in ".,":
         # one comma or point before three digits: a thousands separator where the locale
         # groups with it, otherwise it could be read two ways
         group = st.group_symbol
         if marks[0] != group:
-            raise _refuse(st, field, label, f"“{raw.strip()}” could be read two ways")
+            raise _refuse(st, field, label, _("“{text}” could be read two ways").format(text=shown), _)
     group_marks = [ch for ch in whole if not ch.isdigit()]
     if len(set(group_marks)) > 1 or (fraction and not fraction.isdigit()):
-        raise _refuse(st, field, label, f"“{raw.strip()}” mixes separators")
+        raise _refuse(st, field, label, _("“{text}” mixes separators").format(text=shown), _)
     groups = re.split(r"[^0-9]", whole)
     if any(not g for g in groups) or not _groups_ok(st, groups):
-        raise _refuse(st, field, label, f"“{raw.strip()}” has its digits grouped wrongly")
+        raise _refuse(st, field, label, _("“{text}” has its digits grouped wrongly").format(text=shown), _)
     try:
         value = Decimal("".join(groups) + ("." + fraction if fraction else ""))
     except InvalidOperation:
-        raise _refuse(st, field, label, f"“{raw.strip()}” is not an amount") from None
+        raise _refuse(st, field, label, _("“{text}” is not an amount").format(text=shown), _) from None
     places = max(st.exponent, 2)
     if value != value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP):
-        raise _refuse(st, field, label,
-                      f"“{raw.strip()}” has more than {places} decimal places")
+        raise _refuse(st, field, label, _("“{text}” has more than {places} decimal places")
+                      .format(text=shown, places=places), _)
     return value.quantize(Decimal(1).scaleb(-places))
 
 

@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from sts.errors import InputError, StsError
 from sts.vending import reports
 from sts.vending.access.operators import Operator
+from sts.vending.i18n import N_
 from sts.vending.registry import catalogue
 from sts.web.common import Web, drn_of, meter_number, need, typed_amount, web_of
 from sts.web.office import action, list_page, render
@@ -103,8 +104,8 @@ def customer_add(web: Web, op: Operator, form: dict[str, str]) -> str:
     web.registry(op).add_customer(form["account_no"].strip(), form["name"].strip(),
                                   address=form.get("address", "").strip(),
                                   phone=form.get("phone", "").strip(),
-                                  debt=typed_amount(web, form.get("debt") or "0", "debt",
-                                                    "the opening debt"))
+                                  debt=typed_amount(web, op, form.get("debt") or "0", "debt",
+                                                    N_("the opening debt")))
     return "customer-added"
 
 

@@ -46,7 +46,7 @@ def vendor_authorise(web: Web, op: Operator, form: dict[str, str]) -> str:
 
 @action(router, "/admin/vendors/top-up", show_vendors, "/admin/vendors")
 def vendor_top_up(web: Web, op: Operator, form: dict[str, str]) -> str:
-    amount = typed_amount(web, form.get("amount"))
+    amount = typed_amount(web, op, form.get("amount"))
     web.registry(op).top_up(form.get("vendor", ""), amount, form.get("reference", ""))
     return "topped-up"
 

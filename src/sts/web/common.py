@@ -268,11 +268,14 @@ def meter_number(text: str | None, field: str = "meter") -> str:
                      "re-read the meter number", field=field)
 
 
-def typed_amount(web: Web, text: str | None, field: str = "amount",
-                 label: str = "the amount") -> str:
+def typed_amount(web: Web, op: Operator, text: str | None, field: str = "amount",
+                 label: str = N_("the amount")) -> str:
     """An amount as a person typed it in the utility's way ("R1 000", "50,00"), as the
-    service's exact decimal string; refused naming `field` when it could be read two ways."""
-    return house_style(web.service.db).plain(text, field=field, label=label)
+    service's exact decimal string; refused naming `field`, in the operator's language, when
+    it could be read two ways."""
+    money = house_style(web.service.db)
+    words = i18n.translations(i18n.language_of(money.locale, op.language)).gettext
+    return money.plain(text, field=field, label=label, _=words)
 
 
 def drn_of(pan: str) -> str:

@@ -45,7 +45,7 @@ def pos(request: Request, op: Seller, meter: str | None = None,
             ctx["pan"], ctx["drn"] = pan, drn_of(pan)
             ctx["lookup"] = web.service.lookup(pan, caller)
             if amount:
-                typed = web.money(request).plain(amount, field="amount")
+                typed = web.money(request).plain(amount, field="amount", _=words(request, op))
                 ctx["trial"] = web.service.trial({"meter": pan, "amount": typed}, caller)
                 ctx["purchase_id"] = str(uuid.uuid4())
         except StsError as exc:
@@ -69,7 +69,8 @@ def sell(request: Request, posted_: SellerPost) -> Response:
         except ValueError:
             raise InputError("the sale form is damaged; start the sale again",
                              field="purchase_id") from None
-        body = {"meter": pan, "amount": web.money(request).plain(form.get("amount")),
+        body = {"meter": pan, "amount": web.money(request).plain(form.get("amount"),
+                                                                 _=words(request, op)),
                 "pay_type":
                 form.get("pay_type") or "cash"}
         web.service.purchase(pid, body, web.caller(op))
