@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import DateTimePattern
@@ -136,7 +136,7 @@ class MoneyStyle:
     def symbol(self) -> str:
         return _symbol(self.locale, self.currency)
 
-    @property
+    @cached_property
     def _r(self) -> _Rule:
         return _rule(self.locale, self.symbol)
 
