@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sts.errors import InputError, NotAuthorised, UnknownRecord
+from sts.vending import observe
 
 ROLES = ("vendor", "supervisor", "engineer", "admin", "auditor")
 EVERY_ROLE = frozenset(ROLES)
@@ -35,6 +36,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "engineering": frozenset({"engineer"}),
     "verify": EVERY_ROLE,
     "audit": frozenset({"auditor", "admin"}),
+    # the server's Prometheus metrics (/metrics; a scrape token may be configured instead)
+    "metrics": frozenset({"auditor", "admin"}),
     "admin": frozenset({"admin"}),
     # token delivery: operators watch deliveries (no tokens in the list); sellers resend their
     # own sales' tokens.  An engineer may list deliveries but never read or resend tokens.
@@ -81,6 +84,9 @@ class Caller:
     role: str
     label: str
     vendor_id: int | None
+
+    def __post_init__(self) -> None:
+        observe.note_caller(self.actor)  # the request's log line names its caller
 
     @property
     def actor(self) -> str:

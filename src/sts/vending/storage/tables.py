@@ -294,6 +294,9 @@ audit_log = Table(
     Column("details", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # the id of the request that wrote the entry (`sts.vending.observe`; migration 0018):
+    # a correlation with the server's log, outside the hash (older entries have none)
+    Column("request_id", String(64), nullable=True),
 )
 
 rate_counters = Table(
