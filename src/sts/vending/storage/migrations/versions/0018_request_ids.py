@@ -2,7 +2,7 @@
 none; not part of the entry's hash).
 
 Revision ID: 0018_request_ids
-Revises: 0011_payments
+Revises: 0017_client_certs
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0018_request_ids'
-down_revision = '0011_payments'
+down_revision = '0017_client_certs'
 branch_labels = None
 depends_on = None
 
