@@ -938,3 +938,13 @@ def _config_commands() -> None:
 
 
 _config_commands()
+
+
+def _backup_commands() -> None:
+    from sts.cli.backup import admin_backup, admin_restore
+
+    admin.add_command(admin_backup)
+    admin.add_command(admin_restore)
+
+
+_backup_commands()
