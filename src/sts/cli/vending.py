@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 @click.option("--lookup-limit", default=600, show_default=True, type=int,
               help="meter lookups and trials per caller per minute (kept in the database)")
 @click.option("--log-level", default="warning", show_default=True)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="json: one JSON object per line, and one line per request (request id, "
+                   "face, caller, purchase, outcome, duration)")
 @click.option("--forwarded-allow-ips", default=None, metavar="ADDRESSES",
               help="reverse proxies (comma-separated addresses or networks) whose "
                    "X-Forwarded-For/-Proto name the client; off by default: the peer's address "
@@ -64,15 +68,19 @@ if TYPE_CHECKING:
               help="seconds the requests in flight get to finish after SIGTERM")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lookup_limit: int,
-          log_level: str, forwarded_allow_ips: str | None, ami_broker: str | None,
-          delivery_config: str | None, ami_client_id: str | None, no_deliver: bool,
-          tls_cert: str | None, tls_key: str | None, tls_client_ca: str | None,
-          graceful_timeout: int) -> None:
+          log_level: str, log_format: str, forwarded_allow_ips: str | None,
+          ami_broker: str | None, delivery_config: str | None, ami_client_id: str | None,
+          no_deliver: bool, tls_cert: str | None, tls_key: str | None,
+          tls_client_ca: str | None, graceful_timeout: int) -> None:
     """Run the vending server: creates and migrates the database, then serves HTTP (HTTPS
     with --tls-cert).
 
     SIGTERM stops it without losing a sale (sts.cli.stopping): no new connection is taken,
     the requests in flight finish (at most --graceful-timeout), exit code 0."""
+    from sts.cli.observability import metrics_dir, remove_metrics_dir
+
+    made_dir = metrics_dir()  # before prometheus-client is imported (sts.server.metrics)
+    ctx.call_on_close(lambda: remove_metrics_dir(made_dir))
     import uvicorn
 
     exit_cleanly_on_sigterm()
@@ -106,26 +114,32 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     svc.db.dispose()
     os.environ.update(settings.env())
     scheme = "https" if tls.on else "http"
-    click.echo(f"serving on {scheme}://{host}:{port}: web pages (sign in) at /, API docs at /docs, "
-               f"Electrum at /prepaidutility/v3; database {mask_url(settings.db_url)}; "
-               f"{core_status()}", err=True)
+    banner = (f"serving on {scheme}://{host}:{port}: web pages (sign in) at /, API docs at "
+              f"/docs, Electrum at /prepaidutility/v3; database {mask_url(settings.db_url)}; "
+              f"{core_status()}")
+    click.echo(banner if log_format == "text" else json.dumps(
+        {"level": "info", "logger": "sts.serve", "message": banner}), err=True)
     app = "sts.server.app:app_from_env"
     # token delivery: one dispatcher in this (supervising) process, off the sales' path
     dispatcher = None if no_deliver else start_dispatcher(settings.db_url, ami_broker,
                                                           delivery_config, ami_client_id)
     if dispatcher is not None and dispatcher.config.ami.broker:  # /readyz checks it
         os.environ["STS_AMI_BROKER"] = dispatcher.config.ami.broker
+    from sts.server.logs import log_config
+
+    logs = log_config(log_format, log_level)  # json: every line JSON, ours replaces uvicorn's
+    options = settings.uvicorn_options() | tls.uvicorn_options() | (
+        {} if logs is None else {"log_config": logs, "access_log": False})
     try:
         if workers <= 1:
             uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level,
-                        timeout_graceful_shutdown=graceful_timeout, **settings.uvicorn_options(),
-                        **tls.uvicorn_options())
+                        timeout_graceful_shutdown=graceful_timeout, **options)
             return
         from uvicorn.supervisors import Multiprocess
 
         config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
                                 log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
-                                **settings.uvicorn_options(), **tls.uvicorn_options())
+                                **options)
         Multiprocess(config, sockets=[_listen(host, port)]).run()
     finally:
         if dispatcher is not None:

@@ -1,7 +1,7 @@
 """`/metrics`: the server's figures for Prometheus (text exposition format).
 
 Answered only to `Authorization: Bearer <secret>` where the secret is an admin or auditor API
-key (the `metrics` action of the access policy) or the scrape token of the configuration
+key (the `read_metrics` action of the access policy) or the scrape token of the configuration
 (`STS_METRICS_TOKEN`, or a file named by `STS_METRICS_TOKEN_FILE` that only its owner may read):
 a scraper needs no API key of its own.
 
@@ -112,7 +112,7 @@ def mount(app: FastAPI, service: VendingService, token: str | None) -> None:
         if token is not None and hmac.compare_digest(secret.encode(), token.encode()):
             return
         with service.db.read() as conn:
-            authenticate(conn, secret).require("metrics")
+            authenticate(conn, secret).require("read_metrics")
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Any:

@@ -75,7 +75,7 @@ def note_caller(actor: str) -> None:
 def note_purchase(purchase_id: str) -> None:
     info = _current.get()
     if info is not None and not info.purchase_id:
-        info.purchase_id = purchase_id
+        info.purchase_id = purchase_id[:64]
 
 
 def note_sale() -> None:

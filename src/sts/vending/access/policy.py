@@ -37,7 +37,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "verify": EVERY_ROLE,
     "audit": frozenset({"auditor", "admin"}),
     # the server's Prometheus metrics (/metrics; a scrape token may be configured instead)
-    "metrics": frozenset({"auditor", "admin"}),
+    "read_metrics": frozenset({"auditor", "admin"}),
     "admin": frozenset({"admin"}),
     # token delivery: operators watch deliveries (no tokens in the list); sellers resend their
     # own sales' tokens.  An engineer may list deliveries but never read or resend tokens.

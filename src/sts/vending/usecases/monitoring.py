@@ -2,7 +2,7 @@
 delivery jobs per channel and state with the age of the oldest, and each campaign's meters per
 state.  Read from the database rather than counted in a process, so every server process
 answers the same figures, whichever one a scrape reaches.  Who may read them is the server's
-check (`metrics` in the access policy, or the scrape token)."""
+check (`read_metrics` in the access policy, or the scrape token)."""
 
 from __future__ import annotations
 
