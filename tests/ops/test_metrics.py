@@ -120,3 +120,43 @@ def test_delivery_jobs_and_campaign_progress_are_read_at_scrape_time(demo: Any) 
                  status="pending") >= 0
     assert total(figures, "sts_campaign_meters", campaign="rollover") >= 1
     assert value(figures, "sts_campaign_meters", campaign="rollover", status="pending") >= 1
+
+
+WORKER = """
+import sys, uuid
+from fastapi.testclient import TestClient
+from sts.server.app import create_app
+from sts.vending.config import Settings, open_service
+
+db_url, kek_file, key, meter, n = sys.argv[1:6]
+client = TestClient(create_app(open_service(Settings(db_url=db_url, kek_file=kek_file))))
+for _ in range(int(n)):
+    answer = client.post(f"/v1/purchases/{uuid.uuid4()}", json={"meter": meter, "amount": "10"},
+                         headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 201, answer.text
+"""
+
+
+@pytest.mark.slow
+def test_a_scrape_adds_up_every_worker_process(demo: Any, db_url: str, kek_file: str,
+                                                tmp_path: Any, monkeypatch: Any) -> None:
+    """Two processes sell in prometheus-client's multiprocess mode (as `sts serve --workers`
+    runs them); a scrape answered by a third adds up both."""
+    import os
+    import subprocess
+    import sys
+
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    each = 5
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, db_url, kek_file,
+                                 demo.keys["vendor"], meter, str(each)], env=env)
+               for meter in demo.meters[:2]]
+    assert [w.wait(timeout=600) for w in workers] == [0, 0]
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
+    figures = samples(demo.client.get("/metrics", headers=demo.h("admin")).text)
+    assert value(figures, "sts_sales_total", face="v1", result="new") == 2 * each
+    assert value(figures, "sts_sale_request_seconds_count", face="v1") == 2 * each
+    assert total(figures, "sts_security_module_calls_total", operation="issue") == 2 * each
+    assert value(figures, "sts_database_up") == 1
