@@ -162,3 +162,36 @@ def test_serve_hands_uvicorn_the_json_logging() -> None:
     record = logging.LogRecord("sts.x", logging.WARNING, __file__, 1, "hello %s", ("you",), None)
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "hello you" and line["level"] == "warning"
+
+
+def test_serve_log_format_option(tmp_path: Path, kek_file: str, monkeypatch: Any) -> None:
+    """`sts serve --log-format json` hands uvicorn the JSON logging (and no access log of its
+    own); text keeps uvicorn's; the multiprocess metrics directory is made and removed."""
+    import os
+
+    import uvicorn
+    from click.testing import CliRunner
+
+    from sts.cli.vending import serve
+
+    seen: list[dict[str, Any]] = []
+
+    def run(_app: str, **kw: Any) -> None:
+        kw["metrics_dir"] = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        assert kw["metrics_dir"] and Path(kw["metrics_dir"]).is_dir()
+        seen.append(kw)
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delenv("STS_LOG_FORMAT", raising=False)
+    base = ["--db", str(tmp_path / "s.sqlite3"), "--kek-file", kek_file, "--no-deliver"]
+    for extra in ([], ["--log-format", "json"]):
+        out = CliRunner().invoke(serve, base + extra, catch_exceptions=False)
+        assert out.exit_code == 0, out.output
+        assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # unset again when serve ends
+    assert "log_config" not in seen[0]
+    assert seen[1]["access_log"] is False
+    assert seen[1]["log_config"]["formatters"]["json"]["()"] == "sts.server.logs.JsonFormatter"
+    assert not Path(seen[0]["metrics_dir"]).exists()  # removed when serve ended
+    out = CliRunner().invoke(serve, [*base, "--log-format", "xml"])
+    assert out.exit_code != 0 and "xml" in out.output

@@ -28,5 +28,8 @@ def metrics_dir() -> Path | None:
 
 
 def remove_metrics_dir(path: Path | None) -> None:
+    """Remove the directory `metrics_dir` made (and the variable naming it)."""
     if path is not None:
         shutil.rmtree(path, ignore_errors=True)
+        if os.environ.get(ENV_DIR) == str(path):
+            del os.environ[ENV_DIR]
