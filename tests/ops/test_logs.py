@@ -166,7 +166,8 @@ def test_serve_hands_uvicorn_the_json_logging() -> None:
 
 def test_serve_log_format_option(tmp_path: Path, kek_file: str, monkeypatch: Any) -> None:
     """`sts serve --log-format json` hands uvicorn the JSON logging (and no access log of its
-    own); text keeps uvicorn's; the multiprocess metrics directory is made and removed."""
+    own); text keeps uvicorn's; the multiprocess metrics directory is made and removed; a
+    scrape token file others may read stops it."""
     import os
 
     import uvicorn
@@ -195,3 +196,10 @@ def test_serve_log_format_option(tmp_path: Path, kek_file: str, monkeypatch: Any
     assert not Path(seen[0]["metrics_dir"]).exists()  # removed when serve ended
     out = CliRunner().invoke(serve, [*base, "--log-format", "xml"])
     assert out.exit_code != 0 and "xml" in out.output
+    token = tmp_path / "scrape-token"
+    token.write_text("a-scrape-token-of-some-length\n")
+    token.chmod(0o644)  # readable by others: refused before serving
+    out = CliRunner().invoke(serve, [*base, "--metrics-token-file", str(token)])
+    assert out.exit_code != 0 and "chmod 600" in str(out.exception)
+    assert len(seen) == 2
+    os.environ.pop("STS_METRICS_TOKEN_FILE", None)  # serve set it in this process

@@ -55,6 +55,9 @@ if TYPE_CHECKING:
               show_default=True,
               help="json: one JSON object per line, and one line per request (request id, "
                    "face, caller, purchase, outcome, duration)")
+@click.option("--metrics-token-file", default=None, type=click.Path(dir_okay=False),
+              help="file (mode 0600) holding the /metrics scrape token; admin and auditor API "
+                   "keys may scrape too [or STS_METRICS_TOKEN_FILE, STS_METRICS_TOKEN]")
 @click.option("--forwarded-allow-ips", default=None, metavar="ADDRESSES",
               help="reverse proxies (comma-separated addresses or networks) whose "
                    "X-Forwarded-For/-Proto name the client; off by default: the peer's address "
@@ -68,7 +71,8 @@ if TYPE_CHECKING:
               help="seconds the requests in flight get to finish after SIGTERM")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lookup_limit: int,
-          log_level: str, log_format: str, forwarded_allow_ips: str | None,
+          log_level: str, log_format: str, metrics_token_file: str | None,
+          forwarded_allow_ips: str | None,
           ami_broker: str | None, delivery_config: str | None, ami_client_id: str | None,
           no_deliver: bool, tls_cert: str | None, tls_key: str | None,
           tls_client_ca: str | None, graceful_timeout: int) -> None:
@@ -126,6 +130,11 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     if dispatcher is not None and dispatcher.config.ami.broker:  # /readyz checks it
         os.environ["STS_AMI_BROKER"] = dispatcher.config.ami.broker
     from sts.server.logs import log_config
+    from sts.server.metrics import ENV_TOKEN_FILE, scrape_token_from_env
+
+    if metrics_token_file:
+        os.environ[ENV_TOKEN_FILE] = metrics_token_file  # the workers read it
+    scrape_token_from_env()  # a token file others may read, or too short a token: stop here
 
     logs = log_config(log_format, log_level)  # json: every line JSON, ours replaces uvicorn's
     options = settings.uvicorn_options() | tls.uvicorn_options() | (
