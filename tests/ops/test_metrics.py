@@ -160,3 +160,23 @@ def test_a_scrape_adds_up_every_worker_process(demo: Any, db_url: str, kek_file:
     assert value(figures, "sts_sale_request_seconds_count", face="v1") == 2 * each
     assert total(figures, "sts_security_module_calls_total", operation="issue") == 2 * each
     assert value(figures, "sts_database_up") == 1
+
+
+def test_sales_and_errors_are_counted_per_face(demo: Any) -> None:
+    """The same sale through Electrum is counted under its own face, and so is its refusal."""
+    from tests.electrum.conftest import drn_of, make_switch
+
+    switch = make_switch(demo)
+    before = samples(demo.client.get("/metrics", headers=demo.h("admin")).text)
+    assert switch.buy(drn_of(demo.meters[0]), 10000).status_code == 201
+    assert switch.buy(drn_of(demo.meters[0]), 1).status_code == 400  # below the minimum
+    after = samples(demo.client.get("/metrics", headers=demo.h("admin")).text)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("sts_sales_total", face="electrum", result="new") == 1
+    assert grew("sts_sales_total", face="v1", result="new") == 0
+    assert grew("sts_sale_request_seconds_count", face="electrum") == 1
+    assert total(after, "sts_errors_total", face="electrum") - total(
+        before, "sts_errors_total", face="electrum") == 1
