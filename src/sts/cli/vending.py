@@ -148,7 +148,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
 
         config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
                                 log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
-                                **options)
+                                # a worker importing the app on a busy host needs more than
+                                # uvicorn's 5 s before it answers the supervisor's ping
+                                timeout_worker_healthcheck=60, **options)
         Multiprocess(config, sockets=[_listen(host, port)]).run()
     finally:
         if dispatcher is not None:
