@@ -27,6 +27,7 @@ from sts.vending.access.operators import Operator
 from sts.vending.access.policy import Caller, may
 from sts.vending.registry.admin import Registry
 from sts.vending.service import VendingService
+from sts.web import paging
 
 HERE = Path(__file__).parent
 COOKIE = "sts_session"
@@ -50,6 +51,7 @@ MENU: tuple[tuple[str, str, str], ...] = (
     ("/engineering", "Engineering", "engineering"),
     ("/reports", "Reports", "reports"),
     ("/simulator", "Meter simulator", "simulator"),
+    ("/audit", "Audit log", "audit_log"),
 )
 
 
@@ -72,6 +74,8 @@ class Web:
         self.templates.env.globals["role_names"] = ROLE_NAMES
         self.templates.env.filters["group4"] = group4
         self.templates.env.filters["sentence"] = sentence
+        self.templates.env.globals |= {"page_href": paging.page_href,
+                                       "sort_href": paging.sort_href}
 
     def now(self) -> datetime:
         return self.service.now().replace(tzinfo=None)

@@ -35,7 +35,8 @@ NOTICES = {
     "reversed": "Sale reversed: its tokens are cancelled and the float is refunded.",
 }
 # (path, label, the action of the access policy that opens it)
-SECTIONS = (("/admin/meters", "Meters", "admin"), ("/admin/customers", "Customers", "admin"),
+SECTIONS = (("/admin/meters", "Meters", "registers"),
+            ("/admin/customers", "Customers", "customer_record"),
             ("/admin/tariffs", "Tariffs", "admin"), ("/admin/vendors", "Vendors", "admin"),
             ("/admin/operators", "Operators & API keys", "people"),
             ("/admin/supply-groups", "Supply groups", "admin"),
@@ -50,7 +51,8 @@ def render(request: Request, web: Web, op: Operator, name: str, *, status: int =
     ctx.setdefault("error", None)
     ctx.setdefault("form", {})
     sections = [(path, label) for path, label, action in SECTIONS if may(op.role, action)]
-    return web.render(request, name, op, status=status, sections=sections, **ctx)
+    return web.render(request, name, op, status=status, sections=sections,
+                      today=may(op.role, "back_office"), **ctx)
 
 
 def list_page(router: APIRouter, path: str, name: str, load: Load, *,

@@ -56,6 +56,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "people": frozenset({"admin"}),
     "reports": frozenset({"admin", "supervisor", "auditor"}),
     "simulator": EVERY_ROLE,
+    # the record pages and their lists: a meter's page (a cashier reaches it from a sale; it
+    # shows that caller's vendor's sales only), the registers' searches, a customer's page,
+    # engineering and key change tokens on a meter's page, the audit log's entries
+    "meter_record": EVERY_ROLE,
+    "registers": frozenset({"admin", "supervisor", "engineer", "auditor"}),
+    "customer_record": frozenset({"admin", "supervisor", "auditor"}),
+    "engineering_tokens": frozenset({"engineer", "admin", "auditor"}),
+    "block_note": frozenset({"admin", "supervisor", "engineer", "auditor"}),
+    "audit_log": frozenset({"auditor", "admin"}),
     # the simulator shows a meter's decoder key (it plays the meter): engineers and admins
     "decoder_key": frozenset({"engineer", "admin"}),
 }
