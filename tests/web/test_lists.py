@@ -192,7 +192,7 @@ def test_the_audit_log_filters_pages_and_exports(town: Demo) -> None:
     _sign_in(town, "auditor")
     page = town.client.get("/audit", params={"action": "meter.blocked"})
     assert page.status_code == 200
-    assert _count(page.text, "audit") == f"1–20 of 20 entries"
+    assert _count(page.text, "audit") == "1–20 of 20 entries"
     assert page.text.count("checks out") == 20
     by_record = town.client.get("/audit", params={"record": printed(_pan(3))}).text
     assert "meter.active" in by_record and "meter.blocked" not in by_record.split("<tbody>")[1]

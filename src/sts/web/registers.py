@@ -44,8 +44,7 @@ def _refused(request: Request, web: Web, op: Operator, exc: StsError) -> Respons
 
 
 def _choices(web: Web) -> dict[str, list[str]]:
-    found = catalogue.choices(web.service.db)
-    return {"sgcs": found["sgcs"], "tariffs": found["tariffs"]}
+    return catalogue.choices(web.service.db)
 
 
 def show_meters(request: Request, op: Operator, *, status: int = 200, **ctx: Any) -> Response:
