@@ -87,7 +87,7 @@ def _all_pages(demo: Demo, path: str, **query: str) -> list[str]:
         page += 1
 
 
-@pytest.mark.parametrize("sort", ["number", "customer", "status", "tariff"])
+@pytest.mark.parametrize("sort", ["number", "status", "registered"])
 def test_every_meter_once_in_every_sort(town: Demo, sort: str) -> None:
     _sign_in(town, "admin")
     total = N + len(town.meters) + 1  # the demo's meters and its known meter too
@@ -205,7 +205,7 @@ def test_the_audit_log_filters_pages_and_exports(town: Demo) -> None:
     assert [int(r["seq"]) for r in rows] == sorted(int(r["seq"]) for r in rows)
     assert all(r["checks_out"] == "True" for r in rows)
     bad = town.client.get("/audit", params={"start": "2026-13-01"})
-    assert bad.status_code == 422 and "start must be a date" in bad.text
+    assert bad.status_code == 422 and "start must be a date" in bad.text.lower()
     _sign_in(town, "vendor")
     assert town.client.get("/audit").status_code == 403
     assert town.client.get("/audit.csv").status_code == 403

@@ -29,11 +29,12 @@ MAX_QUERY = 100
 
 @dataclass(frozen=True)
 class ListSpec:
-    """A list's sort keys: name -> the columns it orders by (the id is appended as the
-    tie-break), and the key and direction used when none is asked for."""
+    """A list's sort keys: name -> the columns it orders by, the last one unique (the stable
+    tie-break, so paging never skips or repeats a row; an index on exactly those columns
+    lets the database read a page without sorting), and the key and direction used when
+    none is asked for."""
 
     sorts: Mapping[str, Sequence[ColumnElement[Any]]]
-    tiebreak: ColumnElement[Any]
     default: str
     default_desc: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -130,33 +131,57 @@ Loader = Callable[[Connection, list[Any]], list[dict[str, Any]]]
 
 def fetch(conn: Connection, spec: ListSpec, req: PageRequest, ids: Select[Any], *,
           filtered: bool, load: Loader) -> Page:
-    """The page `req` asks for of the list whose ids (the tie-break column, with the joins its
-    sort keys need) `ids` selects; `load` reads the rows of the ids, which come back in order."""
-    total, exact = _count(conn, ids, filtered)
-    cols = [*spec.sorts[req.sort], spec.tiebreak]
+    """The page `req` asks for of the list whose ids (with the joins its sort keys need)
+    `ids` selects; `load` reads the rows of the ids, which come back in order."""
+    cols = spec.sorts[req.sort]
     offset = (req.page - 1) * req.size
-    backwards = exact and offset > total // 2
-    if backwards:
+    found: list[Any] | None = None
+    if filtered:
+        # one query answers most searches: the page of the first COUNT_CAP + 1 matches,
+        # with their number; only a search matching more is read again over every match
+        found, total = _first_matches(conn, ids, cols, req, offset)
+        exact = total <= COUNT_CAP
+        total = min(total, COUNT_CAP)
+        if not exact:
+            found = None
+    else:
+        total, exact = int(conn.scalar(select(func.count()).select_from(
+            ids.order_by(None).subquery())) or 0), True
+    if found is None:
+        found = _ordered(conn, ids, cols, req, offset, total if exact else None)
+    rows = load(conn, found) if found else []
+    return Page(rows=rows, total=max(total, offset + len(rows)), exact=exact, request=req)
+
+
+def _first_matches(conn: Connection, ids: Select[Any], cols: Sequence[ColumnElement[Any]],
+                   req: PageRequest, offset: int) -> tuple[list[Any], int]:
+    key = ids.selected_columns[0]
+    inner = ids.with_only_columns(key.label("k"), *[c.label(f"s{i}") for i, c in
+                                                   enumerate(cols)]).limit(COUNT_CAP + 1)
+    sub = inner.subquery()
+    order = [sub.c[f"s{i}"].desc() if req.desc else sub.c[f"s{i}"].asc()
+             for i in range(len(cols))]
+    rows = conn.execute(select(sub.c.k, func.count().over().label("n")).order_by(*order)
+                        .offset(offset).limit(req.size)).all()
+    if rows:
+        return [r.k for r in rows], int(rows[0].n)
+    n = int(conn.scalar(select(func.count()).select_from(
+        ids.order_by(None).limit(COUNT_CAP + 1).subquery())) or 0)
+    return [], n
+
+
+def _ordered(conn: Connection, ids: Select[Any], cols: Sequence[ColumnElement[Any]],
+             req: PageRequest, offset: int, total: int | None) -> list[Any]:
+    if total is not None and offset > total // 2:
         # read from the far end: the last pages cost what the first do
         size = max(0, min(req.size, total - offset))
         far = max(0, total - offset - size)
         order = [c.asc() if req.desc else c.desc() for c in cols]
         found = list(conn.scalars(ids.order_by(*order).offset(far).limit(size)))
         found.reverse()
-    else:
-        order = [c.desc() if req.desc else c.asc() for c in cols]
-        found = list(conn.scalars(ids.order_by(*order).offset(offset).limit(req.size)))
-    rows = load(conn, found) if found else []
-    return Page(rows=rows, total=max(total, offset + len(rows)), exact=exact, request=req)
-
-
-def _count(conn: Connection, ids: Select[Any], filtered: bool) -> tuple[int, bool]:
-    inner = ids.order_by(None)
-    if not filtered:
-        return int(conn.scalar(select(func.count()).select_from(inner.subquery())) or 0), True
-    n = int(conn.scalar(select(func.count()).select_from(inner.limit(COUNT_CAP + 1).subquery()))
-            or 0)
-    return min(n, COUNT_CAP), n <= COUNT_CAP
+        return found
+    order = [c.desc() if req.desc else c.asc() for c in cols]
+    return list(conn.scalars(ids.order_by(*order).offset(offset).limit(req.size)))
 
 
 def in_order(rows: Sequence[Any], ids: list[Any], key: str = "id") -> list[dict[str, Any]]:

@@ -26,8 +26,8 @@ from sts.vending.storage.tables import audit_log
 from sts.vending.usecases.lists import printed
 
 a = audit_log.c
-ENTRIES = ListSpec(sorts={"seq": [a.seq], "actor": [a.actor], "action": [a.action]},
-                   tiebreak=a.seq, default="seq", default_desc=True,
+ENTRIES = ListSpec(sorts={"seq": [a.seq], "actor": [a.actor, a.seq],
+                          "action": [a.action, a.seq]}, default="seq", default_desc=True,
                    labels={"seq": "#", "actor": "Who", "action": "What"})
 COLUMNS = ["seq", "at", "actor", "action", "subject", "details", "prev_hash", "hash", "checks_out"]
 BATCH = 1000

@@ -38,7 +38,7 @@ from sts.vending.tariff import money
 from sts.vending.usecases.lists import printed
 
 t = transactions.c
-SALES = ListSpec(sorts={"receipt": [t.seq]}, tiebreak=t.seq, default="receipt",
+SALES = ListSpec(sorts={"receipt": [t.seq]}, default="receipt",
                  default_desc=True, labels={"receipt": "Receipt"})
 SALE_KINDS = ("sale", "reversal")
 ENGINEERING_KINDS = ("engineering", "key_change")

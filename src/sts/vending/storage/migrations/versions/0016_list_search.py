@@ -25,8 +25,8 @@ depends_on = None
 PLAIN = {
     'ix_meters_customer_id': ('meters', ['customer_id']),
     'ix_meters_status_pan': ('meters', ['status', 'pan']),
-    'ix_meters_created_at': ('meters', ['created_at']),
-    'ix_customers_name': ('customers', ['name']),
+    'ix_meters_created_at': ('meters', ['created_at', 'id']),
+    'ix_customers_name': ('customers', ['name', 'id']),
     'ix_audit_log_actor': ('audit_log', ['actor', 'seq']),
     'ix_audit_log_action': ('audit_log', ['action', 'seq']),
     'ix_audit_log_subject': ('audit_log', ['subject', 'seq']),
