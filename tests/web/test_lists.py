@@ -222,3 +222,17 @@ def test_a_broken_entry_is_shown_as_not_checking_out(town: Demo) -> None:
     html = town.client.get("/audit", params={"sort": "seq", "order": "asc", "size": "25"}).text
     marks: list[Any] = re.findall(r'data-seq="(\d+)" data-ok="(\w+)"', html)
     assert ("3", "no") in marks and ("2", "yes") in marks and ("4", "yes") in marks
+
+
+def test_a_very_large_list_says_about(town: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sts.vending import listing
+
+    monkeypatch.setattr(listing, "EXACT_UP_TO", 100)
+    _sign_in(town, "admin")
+    html = town.client.get("/admin/meters").text
+    if town.service.db.is_sqlite:  # SQLite has no planner estimate: it counts
+        assert _count(html) == f"1–50 of {N + len(town.meters) + 1} meters"
+    else:
+        assert re.fullmatch(r"1–50 of about [\d,]+ meters", _count(html)), _count(html)
+        assert 'aria-label="Last page"' not in html
+    assert 'rel="next"' in html

@@ -4,10 +4,12 @@ stable tie-break, filtered by what people type, with "N–M of TOTAL".
 A list is a `ListSpec` (its sort keys) and a query of the ids it holds.  `fetch` sorts and cuts
 the ids in the database (the index does the work, the joined display columns are read for one
 page only), then the list's own loader reads the page's rows.  Counting: an unfiltered list
-counts exactly (an index-only count); a search counts up to `COUNT_CAP` matches and then says
-"more than" (a search that matches half a million meters needs no exact figure, and counting
-them would cost more than the page).  Page numbers are offsets: a page past the middle of an
-exactly counted list is read from the other end, so the last page costs what the first does.
+counts exactly up to `EXACT_UP_TO` rows; above that PostgreSQL's planner estimate is shown as
+"about 1,000,000" (an exact count(*) of a million rows reads the whole index on every page
+load, for a figure nobody needs to the unit); a search counts up to `COUNT_CAP` matches and
+then says "more than 1,000" (counting half a million matches would cost more than the page).
+Page numbers are offsets: a page past the middle of an exactly counted list is read from the
+other end, so its last page costs what its first does.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from sts.errors import InputError
 
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
+EXACT_UP_TO = 200_000  # a whole list larger than this (by the planner's estimate) is "about"
 SIZES = (25, 50, 100, 200)
 MAX_PAGE = 1_000_000
 MAX_QUERY = 100
@@ -99,6 +102,7 @@ class Page:
     total: int
     exact: bool
     request: PageRequest
+    about: bool = False  # total is the database's estimate (a very large whole list)
     filters: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -145,12 +149,24 @@ def fetch(conn: Connection, spec: ListSpec, req: PageRequest, ids: Select[Any], 
         if not exact:
             found = None
     else:
-        total, exact = int(conn.scalar(select(func.count()).select_from(
-            ids.order_by(None).subquery())) or 0), True
+        total, exact = _count_all(conn, ids)
     if found is None:
         found = _ordered(conn, ids, cols, req, offset, total if exact else None)
     rows = load(conn, found) if found else []
-    return Page(rows=rows, total=max(total, offset + len(rows)), exact=exact, request=req)
+    return Page(rows=rows, total=max(total, offset + len(rows)), exact=exact, request=req,
+                about=not filtered and not exact)
+
+
+def _count_all(conn: Connection, ids: Select[Any]) -> tuple[int, bool]:
+    """The rows of an unfiltered list: exact, or PostgreSQL's estimate when that is large."""
+    inner = ids.order_by(None)
+    if conn.dialect.name == "postgresql":
+        sql = str(inner.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + sql).scalar()
+        estimate = int(plan[0]["Plan"]["Plan Rows"]) if plan else 0
+        if estimate > EXACT_UP_TO:
+            return estimate, False
+    return int(conn.scalar(select(func.count()).select_from(inner.subquery())) or 0), True
 
 
 def _first_matches(conn: Connection, ids: Select[Any], cols: Sequence[ColumnElement[Any]],

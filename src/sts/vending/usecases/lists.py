@@ -53,16 +53,21 @@ def _customer_match(q: str, table: Any = customers) -> ColumnElement[bool]:
 
 
 def meter_ids(q: str) -> tuple[Any, bool]:
-    """The ids of the meters a search matches (every meter for none); whether it filters."""
+    """The ids of the meters a search matches (every meter for none); whether it filters.
+
+    Words search by joining each meter to its customer, so for a common word ("Soweto") the
+    database can walk the meters in number order and stop at a page of matches, and for a
+    rare one start from the few customers that match.  Digits search the number (a trigram
+    index) and, besides, the customers whose account or address holds them."""
     stmt = select(m.id).select_from(meters)
     if not q:
         return stmt, False
+    digits = digits_of(q)
+    if digits is None:
+        return stmt.join(customers, c.id == m.customer_id).where(_customer_match(q)), True
     # aliases: the subqueries stand alone (never correlated with the outer meters/customers)
     cust, inner = customers.alias("match_c"), meters.alias("match_m")
     of_customers = select(cust.c.id).where(_customer_match(q, cust))
-    digits = digits_of(q)
-    if digits is None:
-        return stmt.where(m.customer_id.in_(of_customers)), True
     by_number = select(inner.c.id).where(inner.c.pan.like(like_pattern(digits), escape="\\"))
     by_customer = select(inner.c.id).where(inner.c.customer_id.in_(of_customers))
     return stmt.where(m.id.in_(union(by_number, by_customer))), True
