@@ -96,7 +96,7 @@ def test_forged_form_is_refused_and_admin_actions_are_audited(site: Site,
     page.goto(site.url + "/admin/customers")
     page.get_by_label("Account number").fill("WEB-0001")
     page.get_by_label("Name", exact=True).fill("Thandi Nkosi")
-    page.get_by_label("Address").fill("12 Jacaranda Ave")
+    page.get_by_label("Address", exact=True).fill("12 Jacaranda Ave")
     page.get_by_role("button", name="Add customer").click()
     expect(page.locator("#notice")).to_contain_text("Customer added")
     rows = _audit(site, "customer.add")
