@@ -9,7 +9,7 @@ created (no contrib package, no rights) the searches fall back to prefix indexes
 SQLite gets the plain indexes; its LIKE '%...%' scans, which at its sizes is fine.
 
 Revision ID: 0016_list_search
-Revises: 0011_payments
+Revises: 0017_client_certs
 Create Date: 2026-12-06
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = '0016_list_search'
-down_revision = '0011_payments'
+down_revision = '0017_client_certs'
 branch_labels = None
 depends_on = None
 
