@@ -3,7 +3,7 @@ columns sort, and the rows of one page.  The paging itself is `sts.vending.listi
 
 A search is what people type: a meter number as printed, with or without spaces or dashes
 (any run of its digits matches), or a piece of a customer's name, account number or address,
-in any case.  On PostgreSQL trigram indexes answer the "contains" searches (migration 0016).
+in any case.  On PostgreSQL trigram indexes answer the "contains" searches (migration 0019).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sts.vending.tariff import money
 
 m, c = meters.c, customers.c
 
-# Each sort key is served by an index on its columns (migration 0016): a page is read in
+# Each sort key is served by an index on its columns (migration 0019): a page is read in
 # index order, never by sorting a million rows.  The meter register sorts by its own columns;
 # by customer name is the customer list's sort.
 METERS = ListSpec(

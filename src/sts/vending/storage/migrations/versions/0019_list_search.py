@@ -8,8 +8,8 @@ number so a deep page of the register is an index-only scan.  Where the extensio
 created (no contrib package, no rights) the searches fall back to prefix indexes and a scan.
 SQLite gets the plain indexes; its LIKE '%...%' scans, which at its sizes is fine.
 
-Revision ID: 0016_list_search
-Revises: 0017_client_certs
+Revision ID: 0019_list_search
+Revises: 0018_request_ids
 Create Date: 2026-12-06
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0016_list_search'
-down_revision = '0017_client_certs'
+revision = '0019_list_search'
+down_revision = '0018_request_ids'
 branch_labels = None
 depends_on = None
 
