@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 MODULES = ["bench_engine", "bench_meter", "bench_vending", "bench_xmlvend", "bench_hsm", "bench_import",
-           "bench_delivery", "bench_payments", "bench_servers"]
+           "bench_delivery", "bench_payments", "bench_servers", "bench_web"]
 
 
 def main() -> int:

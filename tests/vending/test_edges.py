@@ -199,13 +199,14 @@ def _web_posts() -> list[str]:
         backoffice_vendors,
         engineering,
         pos,
+        registers,
         reports,
         signin,
         simulator_pages,
     )
 
-    modules = (signin, pos, backoffice, backoffice_vendors, backoffice_people, engineering,
-               reports, simulator_pages)
+    modules = (signin, pos, backoffice, registers, backoffice_vendors, backoffice_people,
+               engineering, reports, simulator_pages)
     return sorted({r.path for m in modules for r in m.router.routes
                    if isinstance(r, APIRoute) and "POST" in (r.methods or ())})
 

@@ -1,6 +1,7 @@
 """Schema migrations over a database that holds sales, on SQLite and PostgreSQL: the newest
 revision is what the models declare, and 0007 (tokens without their own meter/key foreign
-keys) goes down and up again with every row kept; 0009 (unique username keys) too."""
+keys) goes down and up again with every row kept; 0009 (unique username keys) too; 0019 (the
+lists' indexes) goes and comes back."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_0007_down_and_up_with_sales(demo: Any) -> None:
     assert _token_fks(db.engine) == {"transactions", "meters", "vending_keys"}
     with db.begin() as conn:
         command.upgrade(_config(conn), "head")
-    assert migrate(db) == _head()
+    assert migrate(db) == "0020_utility_locale"
     assert _token_fks(db.engine) == {"transactions"}
     with db.read() as conn:
         after = conn.execute(sa.select(tokens).order_by(tokens.c.id)).all()
@@ -93,3 +94,26 @@ def test_0009_username_keys_down_and_up(demo: Any) -> None:
                              "VALUES ('Demo-Admin', '', 'admin', true)"))
     with pytest.raises(RuntimeError, match="Demo-Admin"), db.begin() as conn:
         command.upgrade(_config(conn), "head")
+
+
+def test_0019_list_search_down_and_up(demo: Any) -> None:
+    """The list indexes go and come back; on PostgreSQL the searches get trigram indexes."""
+    db = demo.service.db
+
+    def indexes() -> set[str]:
+        return {ix["name"] for table in ("meters", "customers", "audit_log")
+                for ix in sa.inspect(db.engine).get_indexes(table) if ix["name"]}
+
+    made = indexes()
+    assert {"ix_meters_customer_id", "ix_audit_log_subject", "ix_customers_name"} <= made
+    if not db.is_sqlite:
+        assert {"ix_meters_pan_trgm", "ix_customers_name_trgm", "ix_meters_pan_covering"} <= made
+    with db.begin() as conn:
+        command.downgrade(_config(conn), "0018_request_ids")
+    left = indexes()
+    gone = made - left
+    assert left <= made and {"ix_meters_customer_id", "ix_audit_log_subject"} <= gone
+    assert not any("trgm" in ix for ix in left)
+    with db.begin() as conn:
+        command.upgrade(_config(conn), "head")
+    assert indexes() == made

@@ -51,6 +51,13 @@ if TYPE_CHECKING:
 @click.option("--lookup-limit", default=600, show_default=True, type=int,
               help="meter lookups and trials per caller per minute (kept in the database)")
 @click.option("--log-level", default="warning", show_default=True)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="json: one JSON object per line, and one line per request (request id, "
+                   "face, caller, purchase, outcome, duration)")
+@click.option("--metrics-token-file", default=None, type=click.Path(dir_okay=False),
+              help="file (mode 0600) holding the /metrics scrape token; admin and auditor API "
+                   "keys may scrape too [or STS_METRICS_TOKEN_FILE, STS_METRICS_TOKEN]")
 @click.option("--forwarded-allow-ips", default=None, metavar="ADDRESSES",
               help="reverse proxies (comma-separated addresses or networks) whose "
                    "X-Forwarded-For/-Proto name the client; off by default: the peer's address "
@@ -64,15 +71,20 @@ if TYPE_CHECKING:
               help="seconds the requests in flight get to finish after SIGTERM")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lookup_limit: int,
-          log_level: str, forwarded_allow_ips: str | None, ami_broker: str | None,
-          delivery_config: str | None, ami_client_id: str | None, no_deliver: bool,
-          tls_cert: str | None, tls_key: str | None, tls_client_ca: str | None,
-          graceful_timeout: int) -> None:
+          log_level: str, log_format: str, metrics_token_file: str | None,
+          forwarded_allow_ips: str | None,
+          ami_broker: str | None, delivery_config: str | None, ami_client_id: str | None,
+          no_deliver: bool, tls_cert: str | None, tls_key: str | None,
+          tls_client_ca: str | None, graceful_timeout: int) -> None:
     """Run the vending server: creates and migrates the database, then serves HTTP (HTTPS
     with --tls-cert).
 
     SIGTERM stops it without losing a sale (sts.cli.stopping): no new connection is taken,
     the requests in flight finish (at most --graceful-timeout), exit code 0."""
+    from sts.cli.observability import metrics_dir, remove_metrics_dir
+
+    made_dir = metrics_dir()  # before prometheus-client is imported (sts.server.metrics)
+    ctx.call_on_close(lambda: remove_metrics_dir(made_dir))
     import uvicorn
 
     exit_cleanly_on_sigterm()
@@ -106,26 +118,39 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     svc.db.dispose()
     os.environ.update(settings.env())
     scheme = "https" if tls.on else "http"
-    click.echo(f"serving on {scheme}://{host}:{port}: web pages (sign in) at /, API docs at /docs, "
-               f"Electrum at /prepaidutility/v3; database {mask_url(settings.db_url)}; "
-               f"{core_status()}", err=True)
+    banner = (f"serving on {scheme}://{host}:{port}: web pages (sign in) at /, API docs at "
+              f"/docs, Electrum at /prepaidutility/v3; database {mask_url(settings.db_url)}; "
+              f"{core_status()}")
+    click.echo(banner if log_format == "text" else json.dumps(
+        {"level": "info", "logger": "sts.serve", "message": banner}), err=True)
     app = "sts.server.app:app_from_env"
     # token delivery: one dispatcher in this (supervising) process, off the sales' path
     dispatcher = None if no_deliver else start_dispatcher(settings.db_url, ami_broker,
                                                           delivery_config, ami_client_id)
     if dispatcher is not None and dispatcher.config.ami.broker:  # /readyz checks it
         os.environ["STS_AMI_BROKER"] = dispatcher.config.ami.broker
+    from sts.server.logs import log_config
+    from sts.server.metrics import ENV_TOKEN_FILE, scrape_token_from_env
+
+    if metrics_token_file:
+        os.environ[ENV_TOKEN_FILE] = metrics_token_file  # the workers read it
+    scrape_token_from_env()  # a token file others may read, or too short a token: stop here
+
+    logs = log_config(log_format, log_level)  # json: every line JSON, ours replaces uvicorn's
+    options = settings.uvicorn_options() | tls.uvicorn_options() | (
+        {} if logs is None else {"log_config": logs, "access_log": False})
     try:
         if workers <= 1:
             uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level,
-                        timeout_graceful_shutdown=graceful_timeout, **settings.uvicorn_options(),
-                        **tls.uvicorn_options())
+                        timeout_graceful_shutdown=graceful_timeout, **options)
             return
         from uvicorn.supervisors import Multiprocess
 
         config = uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
                                 log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
-                                **settings.uvicorn_options(), **tls.uvicorn_options())
+                                # a worker importing the app on a busy host needs more than
+                                # uvicorn's 5 s before it answers the supervisor's ping
+                                timeout_worker_healthcheck=60, **options)
         Multiprocess(config, sockets=[_listen(host, port)]).run()
     finally:
         if dispatcher is not None:
@@ -952,3 +977,13 @@ def _config_commands() -> None:
 
 
 _config_commands()
+
+
+def _backup_commands() -> None:
+    from sts.cli.backup import admin_backup, admin_restore
+
+    admin.add_command(admin_backup)
+    admin.add_command(admin_restore)
+
+
+_backup_commands()

@@ -15,7 +15,7 @@ from typing import Any
 from sts import errors as e
 from sts.codec.amount import parse_amount_text
 from sts.codec.pan import parse_meter_number
-from sts.vending import text
+from sts.vending import observe, text
 
 # engine error class -> (API code, HTTP status); the first matching class wins (most specific first)
 ENGINE_MAP: tuple[tuple[type[e.StsError], str, int], ...] = (
@@ -37,7 +37,13 @@ ENGINE_MAP: tuple[tuple[type[e.StsError], str, int], ...] = (
 
 
 def api_error(exc: BaseException) -> tuple[int, dict[str, Any]]:
-    """HTTP status and body for any exception."""
+    """HTTP status and body for any exception (its code noted for the request's log line)."""
+    status, body = _api_error(exc)
+    observe.note_error(body["code"])
+    return status, body
+
+
+def _api_error(exc: BaseException) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, e.VendingError):
         return exc.http_status, exc.as_dict()
     if isinstance(exc, e.StsError):

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sts.http.errors import body_not_utf8, body_too_large
+from sts.vending import observe
 
 # A face mounted on this app with an error model of its own (Electrum's, the web pages') adds
 # its path prefix here: `app.state.error_renderers["/prefix"] = render`; every error under that
@@ -21,6 +22,7 @@ ErrorRenderer = Callable[[Request, int, dict[str, Any]], Response]
 
 def error_response(request: Request, status: int, body: dict[str, Any],
                    headers: Mapping[str, str] | None = None) -> Response:
+    observe.note_error(str(body.get("code", "")))
     renderers: dict[str, ErrorRenderer] = getattr(request.app.state, "error_renderers", {})
     for prefix, render in renderers.items():
         if request.url.path.startswith(prefix):

@@ -24,15 +24,22 @@ from sts.http.tls import StrictTransport
 from sts.server.deliveries import delivery_router
 from sts.server.dependencies import plain_params
 from sts.server.health import mount as mount_health
+from sts.server.logs import RequestLog
+from sts.server.metrics import mount as mount_metrics
+from sts.server.metrics import scrape_token_from_env
 from sts.server.payments import payment_router
 from sts.server.v1 import v1_router
+from sts.vending import metrics
 from sts.vending.config import DEFAULT_MAX_BODY, Settings, open_service
 from sts.vending.service import VendingService
 
 log = logging.getLogger("sts.vending")
 
 
-def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
+def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY,
+               metrics_token: str | None = None) -> FastAPI:
+    """The app; `metrics_token` is the /metrics scrape token (None: from the environment,
+    `sts.server.metrics`)."""
     app = FastAPI(title="STS vending server", version="1",
                   description="Prepaid token vending (IEC 62055-41), Electrum-style JSON API. "
                   "Every error is `{code, message, field?}`; limits: docs/vending.md.")
@@ -42,6 +49,8 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
     # answers of /v1 and Electrum carry tokens and customer data: never cached (issue 17)
     app.add_middleware(NoStore, prefixes=("/v1/", ELECTRUM_PREFIX))
     app.add_middleware(StrictTransport)  # HSTS on answers over TLS: sts.http.tls
+    # outermost: every answer carries its X-Request-ID; one log line per request (sts.server.logs)
+    app.add_middleware(RequestLog)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(req: Request, exc: RequestValidationError) -> Response:
@@ -69,6 +78,7 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY) -> 
 
     mount_health(app, service)  # /healthz, /readyz: sts.server.health
 
+    mount_metrics(app, service, metrics_token or scrape_token_from_env())  # /metrics
     plain = [Depends(plain_params)]  # no control characters in query strings and paths
     app.include_router(v1_router(service), dependencies=plain)  # /v1: sts.server.v1
     app.include_router(delivery_router(service), dependencies=plain)  # deliveries, resends
@@ -105,7 +115,9 @@ def app_from_env() -> FastAPI:
     threads = int(os.environ.get("STS_THREADS", "4"))
     sys.setswitchinterval(float(os.environ.get("STS_SWITCH_INTERVAL", "0.0005")))
     settings = Settings.from_env()
-    app = create_app(open_service(settings), max_body=settings.max_body)
+    service = open_service(settings)
+    app = create_app(service, max_body=settings.max_body)
+    metrics.watch_pool(service.db.engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +125,10 @@ def app_from_env() -> FastAPI:
 
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         yield
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # this worker's live gauges go
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     app.router.lifespan_context = lifespan
     return app

@@ -5,6 +5,10 @@ write lock already serialises), so entries written by several server processes s
 chain.  `verify` recomputes the chain, and each meter's chain of transactions (sales,
 reversals, engineering and key change issues), which is kept per meter so that sales need no
 global lock.
+
+Each entry also records the id of the request that wrote it (`request_id`, the X-Request-ID
+of the server's log line).  That column is not part of the hash: it correlates, it does not
+attest, and entries written before it existed (or by the CLI) have none.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select, update
 
+from sts.vending import observe
 from sts.vending.storage.database import Database
 from sts.vending.storage.statements import INSERT_AUDIT, for_backend
 from sts.vending.storage.tables import audit_head, audit_log, meters, transactions
@@ -70,7 +75,7 @@ def append(db: Database, conn: Connection, *, at: datetime, actor: str, action: 
     digest = entry_hash(head.hash, seq, at, actor, action, subject, text)
     conn.execute(audit_log.insert().values(seq=seq, at=at, actor=actor, action=action,
                                            subject=subject, details=text, prev_hash=head.hash,
-                                           hash=digest))
+                                           hash=digest, request_id=observe.request_id()))
     conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
     return int(seq)
 
@@ -88,12 +93,14 @@ def append_many(db: Database, conn: Connection, *, at: datetime, actor: str, act
     hot = for_backend(db.is_sqlite)
     stamp, at_in = at.isoformat(), hot.ts_in(at)
     rows = []
+    request_id = observe.request_id()
     for subject, details in entries:
         seq += 1
         text = canonical_plain(details)
         digest = _entry_hash(prev, seq, stamp, actor, action, subject, text)
         rows.append({"seq": seq, "at": at_in, "actor": actor, "action": action,
-                     "subject": subject, "details": text, "prev_hash": prev, "hash": digest})
+                     "subject": subject, "details": text, "prev_hash": prev, "hash": digest,
+                     "request_id": request_id})
         prev = digest
     cur = hot.cursor(conn)
     try:

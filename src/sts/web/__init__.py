@@ -29,12 +29,14 @@ from sts.web.common import (
 def mount(app: FastAPI, service: VendingService) -> None:
     """Add the pages, their static files and their error pages to the API's app."""
     from sts.web import (
+        audit_pages,
         backoffice,
         backoffice_people,
         backoffice_vendors,
         engineering,
         pos,
         preferences,
+        registers,
         reports,
         signin,
         simulator_pages,
@@ -43,8 +45,8 @@ def mount(app: FastAPI, service: VendingService) -> None:
     web = Web(service)
     app.state.web = web
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (signin, pos, backoffice, backoffice_vendors, backoffice_people, engineering,
-                   reports, simulator_pages, preferences):
+    for module in (signin, pos, backoffice, registers, backoffice_vendors, backoffice_people,
+                   engineering, reports, simulator_pages, audit_pages, preferences):
         app.include_router(module.router, include_in_schema=False,
                            dependencies=[Depends(plain_query)])
 

@@ -1,6 +1,7 @@
-"""The back office (administrator; supervisor for reversals): the dashboard, meters, customers,
-tariffs, supply groups and reversals.  Vendors and floats are in backoffice_vendors, operators
-and API keys in backoffice_people; all are built on the mechanism in office.
+"""The back office (administrator; supervisor for reversals): the dashboard, tariffs, supply
+groups and reversals (meters and customers are in registers).  Vendors and floats are in
+backoffice_vendors, operators and API keys in backoffice_people; all are built on the
+mechanism in office.
 
 Every change goes through the registry or a vending module acting as the signed-in operator,
 so it is audited under their name.  After a change the page redirects (303) to what changed,
@@ -19,9 +20,8 @@ from fastapi.responses import Response
 from sts.errors import InputError, StsError
 from sts.vending import reports
 from sts.vending.access.operators import Operator
-from sts.vending.i18n import N_
 from sts.vending.registry import catalogue
-from sts.web.common import Web, drn_of, meter_number, need, typed_amount, web_of
+from sts.web.common import Web, drn_of, meter_number, need, web_of
 from sts.web.office import action, list_page, render
 
 router = APIRouter()
@@ -42,71 +42,7 @@ list_page(router, "/admin", "admin/dashboard.html", _dashboard, permission="back
           endpoint="dashboard")
 
 
-# --- meters -----------------------------------------------------------------------------
-
-
-def _meters(request: Request, web: Web) -> dict[str, Any]:
-    q = request.query_params.get("q", "")
-    return {"q": q, "meters": catalogue.search_meters(web.service.db, q),
-            "choices": catalogue.choices(web.service.db)}
-
-
-show_meters = list_page(router, "/admin/meters", "admin/meters.html", _meters,
-                        endpoint="meters_page")
-
-
-def _to_meter(form: dict[str, str]) -> str:
-    return f"/admin/meters?q={form.get('meter', '')}"
-
-
-@action(router, "/admin/meters", show_meters, "/admin/meters")
-def meter_add(web: Web, op: Operator, form: dict[str, str]) -> str:
-    pan = meter_number(form.get("meter"))
-    ti = form.get("ti", "1").strip() or "1"
-    if not ti.isdigit():
-        raise InputError("the tariff index is a number 0-99", field="ti")
-    web.registry(op).add_meter(pan, sgc=form.get("sgc", ""), tariff=form.get("tariff", ""),
-                               ti=int(ti), customer=form.get("customer") or None)
-    return "meter-added"
-
-
-@action(router, "/admin/meters/status", show_meters, _to_meter)
-def meter_status(web: Web, op: Operator, form: dict[str, str]) -> str:
-    pan = meter_number(form.get("meter"))
-    block = form.get("action") == "block"
-    reason = form.get("reason", "").strip()
-    if block and len(reason) < 3:
-        raise InputError("give the reason for blocking (at least 3 characters)", field="reason")
-    web.registry(op).set_meter_status(pan, "blocked" if block else "active", reason)
-    return "meter-blocked" if block else "meter-unblocked"
-
-
-@action(router, "/admin/meters/tariff", show_meters, _to_meter)
-def meter_tariff(web: Web, op: Operator, form: dict[str, str]) -> str:
-    catalogue.set_meter_tariff(web.registry(op), meter_number(form.get("meter")),
-                               form.get("tariff", ""))
-    return "meter-tariff"
-
-
-# --- customers --------------------------------------------------------------------------
-
-
-show_customers = list_page(
-    router, "/admin/customers", "admin/customers.html",
-    lambda request, web: {"customers": catalogue.list_customers(web.service.db)},
-    endpoint="customers_page")
-
-
-@action(router, "/admin/customers", show_customers, "/admin/customers")
-def customer_add(web: Web, op: Operator, form: dict[str, str]) -> str:
-    if not form.get("account_no", "").strip() or not form.get("name", "").strip():
-        raise InputError("give the account number and the name", field="account_no")
-    web.registry(op).add_customer(form["account_no"].strip(), form["name"].strip(),
-                                  address=form.get("address", "").strip(),
-                                  phone=form.get("phone", "").strip(),
-                                  debt=typed_amount(web, op, form.get("debt") or "0", "debt",
-                                                    N_("the opening debt")))
-    return "customer-added"
+# --- meters and customers: sts.web.registers (paged lists, each record's own page) ----------
 
 
 # --- tariffs ----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from sts.vending.i18n import N_
 from sts.vending.money_text import MoneyStyle, house_style
 from sts.vending.registry.admin import Registry
 from sts.vending.service import VendingService
+from sts.web import paging
 
 HERE = Path(__file__).parent
 COOKIE = "sts_session"
@@ -54,6 +55,7 @@ MENU: tuple[tuple[str, str, str], ...] = (
     ("/engineering", N_("Engineering"), "engineering"),
     ("/reports", N_("Reports"), "reports"),
     ("/simulator", N_("Meter simulator"), "simulator"),
+    ("/audit", N_("Audit log"), "audit_log"),
 )
 
 
@@ -97,6 +99,8 @@ class Web:
         env.globals["languages"] = i18n.LANGUAGES
         self.templates.env.filters["money"] = lambda v, st: st.amount(v)
         self.templates.env.filters["num"] = lambda v, st: st.number(v)
+        self.templates.env.globals |= {"page_href": paging.page_href,
+                                       "sort_href": paging.sort_href}
 
     def now(self) -> datetime:
         return self.service.now().replace(tzinfo=None)

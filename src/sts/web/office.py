@@ -36,7 +36,8 @@ NOTICES = {
     "reversed": N_("Sale reversed: its tokens are cancelled and the float is refunded."),
 }
 # (path, label, the action of the access policy that opens it)
-SECTIONS = (("/admin/meters", N_("Meters"), "admin"), ("/admin/customers", N_("Customers"), "admin"),
+SECTIONS = (("/admin/meters", N_("Meters"), "registers"),
+            ("/admin/customers", N_("Customers"), "customer_record"),
             ("/admin/tariffs", N_("Tariffs"), "admin"), ("/admin/vendors", N_("Vendors"), "admin"),
             ("/admin/operators", N_("Operators & API keys"), "people"),
             ("/admin/supply-groups", N_("Supply groups"), "admin"),
@@ -51,7 +52,8 @@ def render(request: Request, web: Web, op: Operator, name: str, *, status: int =
     ctx.setdefault("error", None)
     ctx.setdefault("form", {})
     sections = [(path, label) for path, label, action in SECTIONS if may(op.role, action)]
-    return web.render(request, name, op, status=status, sections=sections, **ctx)
+    return web.render(request, name, op, status=status, sections=sections,
+                      today=may(op.role, "back_office"), **ctx)
 
 
 def list_page(router: APIRouter, path: str, name: str, load: Load, *,

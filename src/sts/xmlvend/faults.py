@@ -12,6 +12,7 @@ limit in the text, as Hexing and Conlog servers answer them.
 from __future__ import annotations
 
 from sts import errors as e
+from sts.vending import observe
 from sts.vending.access.vend_clients import ClientAuthError, ClientCertificateError
 
 BUSY_CODE = "VD.17020008"  # Hexing: "system busy processing the order"; its clients repeat
@@ -79,6 +80,12 @@ RETRYABLE = ("UNAVAILABLE", "SECURITY_MODULE_UNAVAILABLE", "OUTCOME_UNKNOWN", "R
 
 def classify(exc: BaseException) -> XMLVendFault:
     """The fault for any exception (an unexpected one is a SystemEx that says nothing more)."""
+    fault = _classify(exc)
+    observe.note_error(exc.code if isinstance(exc, e.StsError) else fault.fault_type)
+    return fault
+
+
+def _classify(exc: BaseException) -> XMLVendFault:
     if isinstance(exc, XMLVendFault):
         return exc
     if isinstance(exc, ClientCertificateError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sts.errors import InputError, NotAuthorised, UnknownRecord
+from sts.vending import observe
 
 ROLES = ("vendor", "supervisor", "engineer", "admin", "auditor")
 EVERY_ROLE = frozenset(ROLES)
@@ -35,6 +36,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "engineering": frozenset({"engineer"}),
     "verify": EVERY_ROLE,
     "audit": frozenset({"auditor", "admin"}),
+    # the server's Prometheus metrics (/metrics; a scrape token may be configured instead)
+    "read_metrics": frozenset({"auditor", "admin"}),
     "admin": frozenset({"admin"}),
     # token delivery: operators watch deliveries (no tokens in the list); sellers resend their
     # own sales' tokens.  An engineer may list deliveries but never read or resend tokens.
@@ -53,6 +56,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "people": frozenset({"admin"}),
     "reports": frozenset({"admin", "supervisor", "auditor"}),
     "simulator": EVERY_ROLE,
+    # the record pages and their lists: a meter's page (a cashier reaches it from a sale; it
+    # shows that caller's vendor's sales only), the registers' searches, a customer's page,
+    # engineering and key change tokens on a meter's page, the audit log's entries
+    "meter_record": EVERY_ROLE,
+    "registers": frozenset({"admin", "supervisor", "engineer", "auditor"}),
+    "customer_record": frozenset({"admin", "supervisor", "auditor"}),
+    "engineering_tokens": frozenset({"engineer", "admin", "auditor"}),
+    "block_note": frozenset({"admin", "supervisor", "engineer", "auditor"}),
+    "audit_log": frozenset({"auditor", "admin"}),
     # the simulator shows a meter's decoder key (it plays the meter): engineers and admins
     "decoder_key": frozenset({"engineer", "admin"}),
 }
@@ -81,6 +93,9 @@ class Caller:
     role: str
     label: str
     vendor_id: int | None
+
+    def __post_init__(self) -> None:
+        observe.note_caller(self.actor)  # the request's log line names its caller
 
     @property
     def actor(self) -> str:

@@ -12,15 +12,19 @@ put in an exception message or exported.
 
 from __future__ import annotations
 
+import functools
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sts.engine import DecodedToken, Issue, KeyChangeRequest, MeterKey, TokenRequest
 from sts.engine import decode as engine_decode
 from sts.engine import generate as engine_generate
 from sts.errors import NotSupported, SecurityModuleUnavailable, StsError
+from sts.vending import metrics
 
 VENDING_KEY_BYTES = {2: 8, 4: 20}  # DKGA02: 64-bit DES key; DKGA04: 160-bit key
 
@@ -69,8 +73,41 @@ class KeyChangeItem:
     ro: bool
 
 
+# the operations counted in `sts_security_module_calls` (`sts.vending.metrics`)
+COUNTED = ("create_key", "import_key", "release_decoder_key", "issue", "key_change",
+           "key_change_many", "decode", "key_check_value")
+_depth = threading.local()
+
+
+def _counted(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method`, counted once per outer call (a module's method calling another, or its
+    parent's, is one operation)."""
+    @functools.wraps(method)
+    def call(self: SecurityModule, *args: Any, **kwargs: Any) -> Any:
+        depth = getattr(_depth, "n", 0)
+        _depth.n = depth + 1
+        ok = False
+        try:
+            out = method(self, *args, **kwargs)
+            ok = True
+            return out
+        finally:
+            _depth.n = depth
+            if depth == 0:
+                metrics.security_module_call(self.name, operation, ok)
+
+    return call
+
+
 class SecurityModule(ABC):
     name: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for operation in COUNTED:
+            method = cls.__dict__.get(operation)
+            if callable(method) and not getattr(method, "__isabstractmethod__", False):
+                setattr(cls, operation, _counted(operation, method))
 
     @abstractmethod
     def create_key(self, *, sgc: str, krn: int, dkga: int) -> bytes:
@@ -126,6 +163,12 @@ class SecurityModule(ABC):
     def close(self) -> None:
         """Release what the module holds open (sessions); the default holds nothing."""
         return None
+
+
+for _operation in COUNTED:  # the base class's own defaults are counted too
+    _method = SecurityModule.__dict__.get(_operation)
+    if callable(_method) and not getattr(_method, "__isabstractmethod__", False):
+        setattr(SecurityModule, _operation, _counted(_operation, _method))
 
 
 class DerivingSecurityModule(SecurityModule):

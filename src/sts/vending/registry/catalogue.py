@@ -246,13 +246,12 @@ def sale_by_receipt(db: Database, receipt_no: str, *, vendor_id: int | None = No
 
 
 def choices(db: Database) -> dict[str, list[str]]:
-    """Names for the back-office forms' drop-downs."""
+    """Names for the back-office forms' drop-downs (short lists: customers, which run to
+    millions, are typed by account number, never picked from a list)."""
     with db.read() as conn:
         return {
             "sgcs": [r[0] for r in conn.execute(select(supply_groups.c.sgc)
                                                 .order_by(supply_groups.c.sgc))],
             "tariffs": [r[0] for r in conn.execute(select(tariffs.c.name).order_by(tariffs.c.name))],
             "vendors": [r[0] for r in conn.execute(select(vendors.c.name).order_by(vendors.c.name))],
-            "customers": [r[0] for r in conn.execute(select(customers.c.account_no)
-                                                     .order_by(customers.c.account_no))],
         }

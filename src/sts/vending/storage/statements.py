@@ -158,8 +158,8 @@ WHERE campaign_id = :cid AND meter_id = :meter_id
 """
 
 INSERT_AUDIT = """
-INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash)
-VALUES (:seq, :at, :actor, :action, :subject, :details, :prev_hash, :hash)
+INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash, request_id)
+VALUES (:seq, :at, :actor, :action, :subject, :details, :prev_hash, :hash, :request_id)
 """
 
 MARK_TXN_REVERSED = "UPDATE transactions SET status = 'reversed' WHERE seq = :seq"

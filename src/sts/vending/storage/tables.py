@@ -86,7 +86,7 @@ utilities = Table(
     Column("currency", String(3), nullable=False, default="ZAR"),
     # IANA zone whose local minutes the TIDs of this utility's tokens count (0002)
     Column("time_zone", String(64), nullable=False, default="UTC", server_default="UTC"),
-    # how its money is written and its pages' default language, e.g. en_ZA, fr_CI (0013);
+    # how its money is written and its pages' default language, e.g. en_ZA, fr_CI (0020);
     # None: the currency's usual locale (sts.vending.money_text)
     Column("locale", String(20), nullable=True),
 )
@@ -209,7 +209,7 @@ operators = Table(
     Column("role", String(12), nullable=False),
     Column("vendor_id", Integer, ForeignKey("vendors.id"), nullable=True),
     Column("active", Boolean, nullable=False, default=True),
-    # the pages' language for this operator (en, fr); None: the utility's (0013)
+    # the pages' language for this operator (en, fr); None: the utility's (0020)
     Column("language", String(8), nullable=True),
     Index("ux_operators_username_key", "username_key", unique=True),
 )
@@ -299,6 +299,9 @@ audit_log = Table(
     Column("details", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # the id of the request that wrote the entry (`sts.vending.observe`; migration 0018):
+    # a correlation with the server's log, outside the hash (older entries have none)
+    Column("request_id", String(64), nullable=True),
 )
 
 rate_counters = Table(

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sts.errors import InputError, KeyCreditLimit, PurchaseReversed
-from sts.vending import advices, i18n, receipts
+from sts.vending import advices, i18n, metrics, observe, receipts
 from sts.vending import outbox as delivery_outbox
 from sts.vending.access.api_keys import check_key_row, hash_key
 from sts.vending.access.policy import Caller
@@ -190,7 +190,16 @@ def locked_sale(svc: ServiceContext, purchase_id: str, caller: Caller | None,
     transaction, authenticate, lock the meter, answer a repeated id with its stored answer,
     else `sell`; a concurrent twin that committed first is answered as a repeat.  A sale for a
     known caller (the switch and terminal faces, whose advices can arrive before their
-    purchase) is refused when a reversal advice already named its id."""
+    purchase) is refused when a reversal advice already named its id.  Counted
+    (`metrics.sale_made`) once committed."""
+    observe.note_purchase(purchase_id)
+    text, created = _locked_sale(svc, purchase_id, caller, api_key, identify, sell)
+    metrics.sale_made(created)
+    return text, created
+
+
+def _locked_sale(svc: ServiceContext, purchase_id: str, caller: Caller | None,
+                 api_key: str | None, identify: Identify, sell: Sell) -> tuple[str, bool]:
     hot = svc.hot
     rhash = ""
     try:

@@ -3,8 +3,8 @@ money is written and its pages' default language) and an operator's own language
 nullable: an older server ignores them, and a utility without a locale gets its currency's
 usual one.
 
-Revision ID: 0013_utility_locale
-Revises: 0017_client_certs
+Revision ID: 0020_utility_locale
+Revises: 0019_list_search
 Create Date: 2026-12-06
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013_utility_locale'
-down_revision = '0017_client_certs'
+revision = '0020_utility_locale'
+down_revision = '0019_list_search'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,246 @@
+"""The paged lists, the record pages and the audit log over HTTP (SQLite and PostgreSQL):
+140 meters, every one reached page by page exactly once in each sort; searches as people
+type them; bad paging refused naming the field; each role sees what the policy lets it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+import pytest
+
+from sts.codec.pan import MeterPan, luhn_check_digit
+from sts.vending.registry.importer import import_meters
+from sts.vending.usecases.lists import printed
+from tests.fixtures import Demo
+
+N = 140
+pytestmark = pytest.mark.slow  # 140 meters and argon2 sign-ins: seconds per test
+
+
+def _pan(i: int) -> str:
+    body = f"07{30000000 + i:08d}"
+    return MeterPan.from_drn(body + str(luhn_check_digit(body))).pan
+
+
+@pytest.fixture
+def town(demo: Demo) -> Demo:
+    """The demo plus 140 meters: every third customer in Soweto, every seventh meter blocked."""
+    rows = ((i, {"meter": _pan(i), "sgc": "999910", "krn": 1, "ti": 1, "kt": 2,
+                 "tariff": "Flat", "account_no": f"LST{i:05d}", "name": f"Lerato {i:03d} Dube",
+                 "address": f"{i} {'Soweto' if i % 3 == 0 else 'Tembisa'} Road"})
+            for i in range(N))
+    done = import_meters(demo.service.db, rows, actor="tests", at=demo.clock(), source="tests")
+    assert done.ok
+    for i in range(0, N, 7):
+        demo.registry.set_meter_status(_pan(i), "blocked", "tampered seal")
+    return demo
+
+
+_PASSWORDS: dict[int, dict[str, dict[str, str]]] = {}
+
+
+def _sign_in(demo: Demo, role: str) -> str:
+    from sts.vending.registry import operators as operator_admin
+
+    if id(demo) not in _PASSWORDS:  # set once per test: each password is an argon2 hash
+        _PASSWORDS.clear()
+        _PASSWORDS[id(demo)] = operator_admin.demo_passwords(demo.registry)
+    passwords = _PASSWORDS[id(demo)]
+    demo.client.cookies.clear()
+    login = demo.client.get("/login")
+    resp = demo.client.post("/login", data={"csrf": _csrf(login.text),
+                                            "username": passwords[role]["username"],
+                                            "password": passwords[role]["password"]},
+                            follow_redirects=False)
+    assert resp.status_code == 303, resp.text
+    return _csrf(demo.client.get("/").text) if role != "auditor" else ""
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+def _numbers(html: str) -> list[str]:
+    return re.findall(r'<a href="/meters/(\d+)">', html)
+
+
+def _count(html: str, list_id: str = "meters") -> str:
+    found = re.search(rf'id="{list_id}-count" role="status">([^<]*)<', html)
+    assert found, html[:2000]
+    return " ".join(found.group(1).split())
+
+
+def _all_pages(demo: Demo, path: str, **query: str) -> list[str]:
+    seen: list[str] = []
+    page = 1
+    while True:
+        resp = demo.client.get(path, params={**query, "page": str(page), "size": "25"})
+        assert resp.status_code == 200, resp.text[:500]
+        found = _numbers(resp.text)
+        if not found:
+            return seen
+        seen += found
+        page += 1
+
+
+def test_every_meter_once_in_every_sort(town: Demo) -> None:
+    _sign_in(town, "admin")
+    total = N + len(town.meters) + 1  # the demo's meters and its known meter too
+    for sort in ("number", "status", "registered"):
+        forward = _all_pages(town, "/admin/meters", sort=sort)
+        assert len(forward) == total and len(set(forward)) == total, sort
+        backward = _all_pages(town, "/admin/meters", sort=sort, order="desc")
+        assert backward == forward[::-1], sort
+        if sort == "number":
+            assert forward == sorted(forward)
+
+
+def test_the_count_and_the_last_page(town: Demo) -> None:
+    _sign_in(town, "admin")
+    total = N + len(town.meters) + 1
+    first = town.client.get("/admin/meters").text
+    assert _count(first) == f"1–50 of {total} meters"
+    last = town.client.get("/admin/meters", params={"page": "3"}).text
+    assert _count(last) == f"101–{total} of {total} meters"
+    # the last page is read from the far end: the same rows as walking forward
+    assert _numbers(last) == _all_pages(town, "/admin/meters")[100:]
+    assert 'rel="next"' not in last and 'rel="prev"' in last
+
+
+def test_search_by_the_number_as_printed(town: Demo) -> None:
+    _sign_in(town, "admin")
+    for typed in ("0730 0000 12", "07300000-12", "73000001"):
+        html = town.client.get("/admin/meters", params={"q": typed}).text
+        want = printed(_pan(12)).replace(" ", "")
+        assert want in _numbers(html), typed
+        assert all(typed.replace(" ", "").replace("-", "") in _pan_of(n)
+                   for n in _numbers(html))
+
+
+def _pan_of(drn: str) -> str:
+    return MeterPan.from_drn(drn).pan
+
+
+def test_search_by_name_account_and_address_in_any_case(town: Demo) -> None:
+    _sign_in(town, "admin")
+    soweto = _all_pages(town, "/admin/meters", q="soWETO")
+    assert len(soweto) == len([i for i in range(N) if i % 3 == 0])
+    html = town.client.get("/admin/meters", params={"q": "lerato 042"}).text
+    assert _numbers(html) == [printed(_pan(42)).replace(" ", "")]
+    assert _count(html) == "1–1 of 1 meters"
+    html = town.client.get("/admin/meters", params={"q": "lst00099"}).text
+    assert _numbers(html) == [printed(_pan(99)).replace(" ", "")]
+    # wildcards are text, not patterns
+    assert _numbers(town.client.get("/admin/meters", params={"q": "%"}).text) == []
+    customers = town.client.get("/admin/customers", params={"q": "SOWETO", "sort": "name",
+                                                            "order": "desc"}).text
+    names = re.findall(r"<td>(Lerato \d+ Dube)</td>", customers)
+    assert len(names) == 47 and names == sorted(names, reverse=True)
+    assert _count(customers, "customers") == "1–47 of 47 customers"
+
+
+BAD = [({"page": "0"}, "page"), ({"page": "x"}, "page"), ({"size": "7"}, "size"),
+       ({"sort": "pan;drop"}, "sort"), ({"sort": "customer"}, "sort"), ({"order": "up"}, "order"),
+       ({"q": "x" * 101}, "q")]
+
+
+def test_bad_paging_is_refused_naming_the_field(town: Demo) -> None:
+    _sign_in(town, "admin")
+    for query, field in BAD:
+        resp = town.client.get("/admin/meters", params=query)
+        said = "search has at most" if field == "q" else f"{field} must"
+        assert resp.status_code == 422 and said in resp.text.lower(), query
+
+
+def test_row_actions_live_on_the_meter_page(town: Demo) -> None:
+    csrf = _sign_in(town, "admin")
+    listing = town.client.get("/admin/meters").text
+    assert "/admin/meters/status" not in listing and "/admin/meters/tariff" not in listing
+    drn = printed(_pan(5)).replace(" ", "")
+    page = town.client.get(f"/meters/{drn}")
+    assert page.status_code == 200 and "/admin/meters/status" in page.text
+    assert printed(_pan(5)) in page.text
+    resp = town.client.post("/admin/meters/status", follow_redirects=False, data={
+        "csrf": csrf, "meter": _pan(5), "action": "block", "reason": "meter bypassed"})
+    assert resp.status_code == 303 and resp.headers["location"] == f"/meters/{drn}?ok=meter-blocked"
+    page = town.client.get(f"/meters/{drn}").text
+    assert "meter bypassed" in page and 'id="block-history"' in page
+    # any way of typing the number leads to the one address
+    spaced = town.client.get(f"/meters/{_pan(5)}", follow_redirects=False)
+    assert spaced.status_code == 303 and spaced.headers["location"] == f"/meters/{drn}"
+    assert town.client.get("/meters/12345").status_code == 422
+
+
+def test_meter_page_shows_sales_and_tokens_by_role(town: Demo) -> None:
+    sold = town.buy(town.meters[0], "100")
+    assert sold.status_code == 201, sold.text
+    token = sold.json()["tokens"][0]["token"]
+    grouped = " ".join(token[i:i + 4] for i in range(0, len(token), 4))
+    drn = printed(town.meters[0]).replace(" ", "")
+    _sign_in(town, "vendor")
+    cashier = town.client.get(f"/meters/{drn}").text
+    assert grouped in cashier and "tampered" not in cashier
+    _sign_in(town, "engineer")
+    engineer = town.client.get(f"/meters/{drn}").text
+    assert grouped not in engineer and "0000000" in engineer  # the receipt, not the token
+    _sign_in(town, "auditor")
+    assert grouped in town.client.get(f"/meters/{drn}").text
+
+
+def test_the_audit_log_filters_pages_and_exports(town: Demo) -> None:
+    town.registry.set_meter_status(_pan(3), "active", "")
+    _sign_in(town, "auditor")
+    page = town.client.get("/audit", params={"action": "meter.blocked"})
+    assert page.status_code == 200
+    assert _count(page.text, "audit") == "1–20 of 20 entries"
+    assert page.text.count("checks out") == 20
+    by_record = town.client.get("/audit", params={"record": printed(_pan(3))}).text
+    assert "meter.active" in by_record and "meter.blocked" not in by_record.split("<tbody>")[1]
+    csv_resp = town.client.get("/audit.csv", params={"action": "meter"})
+    assert csv_resp.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(csv_resp.text)))
+    actions = {r["action"] for r in rows}
+    assert {"meter.blocked", "meter.active"} <= actions
+    assert all(a.startswith("meter.") for a in actions)
+    assert [int(r["seq"]) for r in rows] == sorted(int(r["seq"]) for r in rows)
+    assert all(r["checks_out"] == "True" for r in rows)
+    bad = town.client.get("/audit", params={"start": "2026-13-01"})
+    assert bad.status_code == 422 and "start must be a date" in bad.text.lower()
+    _sign_in(town, "vendor")
+    assert town.client.get("/audit").status_code == 403
+    assert town.client.get("/audit.csv").status_code == 403
+
+
+def test_a_broken_entry_is_shown_as_not_checking_out(town: Demo) -> None:
+    from sqlalchemy import update
+
+    from sts.vending.storage.tables import audit_log
+
+    with town.service.db.begin() as conn:
+        conn.execute(update(audit_log).where(audit_log.c.seq == 3).values(actor="intruder"))
+    _sign_in(town, "admin")
+    html = town.client.get("/audit", params={"sort": "seq", "order": "asc", "size": "25"}).text
+    marks: list[Any] = re.findall(r'data-seq="(\d+)" data-ok="(\w+)"', html)
+    assert ("3", "no") in marks and ("2", "yes") in marks and ("4", "yes") in marks
+
+
+def test_a_very_large_list_says_about(town: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sts.vending import listing
+
+    monkeypatch.setattr(listing, "EXACT_UP_TO", 100)
+    if not town.service.db.is_sqlite:  # the planner's estimate as a running database has it
+        with town.service.db.begin() as conn:
+            conn.exec_driver_sql("ANALYZE meters")
+    _sign_in(town, "admin")
+    html = town.client.get("/admin/meters").text
+    if town.service.db.is_sqlite:  # SQLite has no planner estimate: it counts
+        assert _count(html) == f"1–50 of {N + len(town.meters) + 1} meters"
+    else:
+        assert re.fullmatch(r"1–50 of about [\d,]+ meters", _count(html)), _count(html)
+        assert 'aria-label="Last page"' not in html
+    assert 'rel="next"' in html
