@@ -72,6 +72,7 @@ class Web:
         self.service = service
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["role_names"] = ROLE_NAMES
+        self.templates.env.globals["may"] = may  # links shown only to roles that may open them
         self.templates.env.filters["group4"] = group4
         self.templates.env.filters["sentence"] = sentence
         self.templates.env.globals |= {"page_href": paging.page_href,
