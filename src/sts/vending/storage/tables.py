@@ -242,6 +242,9 @@ transactions = Table(
     Column("status", String(10), nullable=False),  # completed / reversed
     Column("reverses", Integer, nullable=True),  # seq of the reversed sale
     Column("reason", String(300), nullable=False, default=""),
+    # how a sale was paid (`sts.vending.tenders`: cash / card), NULL when the seller did not
+    # say (migration 0014); a reversal refunds in its sale's tender
+    Column("tender", String(8), nullable=True),
     Column("prev_key", Text, nullable=False, default=""),  # meter key state before (JSON)
     Column("response", Text, nullable=False),  # the exact JSON answer, for repeats
     Column("created_at", TS, nullable=False),

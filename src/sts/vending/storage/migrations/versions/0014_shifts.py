@@ -1,0 +1,65 @@
+"""Counter: cashiers' shifts, the utility's amount presets, and the tender of each sale.
+
+Additive: two new tables and a nullable column (an older server keeps running).
+
+Revision ID: 0014_shifts
+Revises: 0011_payments
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from sts.vending.storage.tables import Money
+
+revision = '0014_shifts'
+down_revision = '0011_payments'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'shifts',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('operator_id', sa.Integer(), nullable=False),
+        sa.Column('vendor_id', sa.Integer(), nullable=False),
+        sa.Column('opened_at', sa.DateTime(), nullable=False),
+        sa.Column('opening_cash', Money(), nullable=False),
+        sa.Column('opened_by', sa.String(length=10), nullable=False),
+        sa.Column('closed_at', sa.DateTime(), nullable=True),
+        sa.Column('counted_cash', Money(), nullable=True),
+        sa.Column('note', sa.String(length=200), nullable=False),
+        sa.ForeignKeyConstraint(['operator_id'], ['operators.id'],
+                                name=op.f('fk_shifts_operator_id')),
+        sa.ForeignKeyConstraint(['vendor_id'], ['vendors.id'],
+                                name=op.f('fk_shifts_vendor_id')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_shifts')),
+    )
+    op.create_index('ix_shifts_vendor_id', 'shifts', ['vendor_id', 'opened_at'])
+    op.create_index('ix_shifts_open_operator', 'shifts', ['operator_id'], unique=True,
+                    sqlite_where=sa.text('closed_at IS NULL'),
+                    postgresql_where=sa.text('closed_at IS NULL'))
+    op.create_table(
+        'counter_settings',
+        sa.Column('utility_id', sa.Integer(), nullable=False),
+        sa.Column('amount_presets', sa.String(length=200), nullable=False),
+        sa.Column('updated_at', sa.DateTime(), nullable=False),
+        sa.Column('updated_by', sa.String(length=120), nullable=False),
+        sa.ForeignKeyConstraint(['utility_id'], ['utilities.id'],
+                                name=op.f('fk_counter_settings_utility_id')),
+        sa.PrimaryKeyConstraint('utility_id', name=op.f('pk_counter_settings')),
+    )
+    # ADD COLUMN on both backends (no table copy on SQLite)
+    op.add_column('transactions', sa.Column('tender', sa.String(length=8), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('transactions') as batch:
+        batch.drop_column('tender')
+    op.drop_table('counter_settings')
+    op.drop_index('ix_shifts_open_operator', table_name='shifts')
+    op.drop_index('ix_shifts_vendor_id', table_name='shifts')
+    op.drop_table('shifts')
