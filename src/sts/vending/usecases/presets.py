@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from sts.errors import InputError, UnknownRecord
+from sts.errors import InputError, StsError, UnknownRecord
 from sts.vending import audit
 from sts.vending.access.policy import Caller
 from sts.vending.storage.database import Database
@@ -33,7 +33,7 @@ def parse(text: object) -> tuple[str, ...]:
     for word in SEPARATORS.split(text.strip()):
         try:
             amounts.add(parse_amount(word, field_name="presets"))
-        except InputError:
+        except StsError:
             raise InputError(f"{word!r} is not an amount: give amounts separated by spaces, "
                              "e.g. 20 50 100 200", field="presets") from None
     if len(amounts) > MOST:
