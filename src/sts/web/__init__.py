@@ -36,6 +36,7 @@ def mount(app: FastAPI, service: VendingService) -> None:
         pos,
         registers,
         reports,
+        shifts,
         signin,
         simulator_pages,
     )
@@ -44,7 +45,7 @@ def mount(app: FastAPI, service: VendingService) -> None:
     app.state.web = web
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (signin, pos, backoffice, registers, backoffice_vendors, backoffice_people,
-                   engineering, reports, simulator_pages, audit_pages):
+                   engineering, reports, simulator_pages, audit_pages, shifts):
         app.include_router(module.router, include_in_schema=False,
                            dependencies=[Depends(plain_query)])
 

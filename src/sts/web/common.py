@@ -50,6 +50,7 @@ MENU: tuple[tuple[str, str, str], ...] = (
     ("/admin", "Back office", "back_office"),
     ("/engineering", "Engineering", "engineering"),
     ("/reports", "Reports", "reports"),
+    ("/shifts", "Shifts", "shifts"),
     ("/simulator", "Meter simulator", "simulator"),
     ("/audit", "Audit log", "audit_log"),
 )

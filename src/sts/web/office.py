@@ -32,6 +32,7 @@ NOTICES = {
     "topped-up": "Float topped up.", "operator-added": "Operator added.",
     "operator-disabled": "Operator disabled.", "operator-enabled": "Operator enabled.",
     "password-set": "Password set; the account is unlocked.", "key-revoked": "API key revoked.",
+    "presets-saved": "Amount presets saved: the point of sale shows them from the next meter.",
     "reversed": "Sale reversed: its tokens are cancelled and the float is refunded.",
 }
 # (path, label, the action of the access policy that opens it)
@@ -40,6 +41,7 @@ SECTIONS = (("/admin/meters", "Meters", "registers"),
             ("/admin/tariffs", "Tariffs", "admin"), ("/admin/vendors", "Vendors", "admin"),
             ("/admin/operators", "Operators & API keys", "people"),
             ("/admin/supply-groups", "Supply groups", "admin"),
+            ("/admin/counter", "Counter", "counter_settings"),
             ("/admin/reversals", "Reversals", "reverse"))
 
 

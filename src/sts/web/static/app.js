@@ -16,6 +16,18 @@
     var t = ev.target.closest && ev.target.closest("[data-print]");
     if (t) { window.print(); }
   });
+  // one-key shortcuts (Print, Next sale): an element marked data-key="p" is clicked when that
+  // key is pressed outside any field, with no modifier, so typing in a field never fires one
+  document.addEventListener("keydown", function (ev) {
+    if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) return;
+    var t = ev.target;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+    if (!ev.key || ev.key.length !== 1) return;
+    var el = document.querySelector('[data-key="' + ev.key.toLowerCase() + '"]');
+    if (!el) return;
+    ev.preventDefault();
+    el.click();
+  });
   function paper(value) {
     document.documentElement.setAttribute("data-paper", value);
     try { localStorage.setItem("sts-paper", value); } catch (e) { /* private mode */ }
