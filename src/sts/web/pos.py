@@ -144,7 +144,8 @@ def sale(request: Request, purchase_id: str, op: Seller) -> Response:
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
                           title="No such sale", message=exc.message)
-    return web.render(request, "sale.html", op, reprint=False, till=_till(web, op), shift=_shift(web, op),
+    return web.render(request, "sale.html", op, reprint=False, till=_till(web, op),
+                      shift=_shift(web, op),
                       **_sale_view(out))
 
 
@@ -165,7 +166,8 @@ def reprint(request: Request, posted_: SellerPost) -> Response:
                      reprint_error=counter_text.refusal(exc), reprint_field=field,
                      reprint_meter=form.get("meter", ""),
                      reprint_receipt=form.get("receipt_no", ""))
-    return web.render(request, "sale.html", op, reprint=True, till=_till(web, op), shift=_shift(web, op),
+    return web.render(request, "sale.html", op, reprint=True, till=_till(web, op),
+                      shift=_shift(web, op),
                       **_sale_view(out))
 
 
