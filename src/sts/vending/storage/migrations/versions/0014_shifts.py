@@ -57,8 +57,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('transactions') as batch:
-        batch.drop_column('tender')
+    # DROP COLUMN on both backends (SQLite >= 3.35): a batch copy of transactions would trip
+    # the foreign keys that point at it
+    op.drop_column('transactions', 'tender')
     op.drop_table('counter_settings')
     op.drop_index('ix_shifts_open_operator', table_name='shifts')
     op.drop_index('ix_shifts_vendor_id', table_name='shifts')
