@@ -32,11 +32,11 @@ def _caller(demo: Any, username: str, role: str, vendor: str | None = "Demo Vend
     return operators.caller(demo.service.db, op, now=demo.clock())
 
 
-def _sell(demo: Any, caller: Any, amount: str, tender: str = "cash") -> str:
+def _sell(demo: Any, caller: Any, amount: str, tender: str = "cash", wait: int = 30) -> str:
     pid = str(uuid.uuid4())
     demo.service.purchase(pid, {"meter": demo.meters[0], "amount": amount,
                                 "pay_type": tender}, caller)
-    demo.clock.advance(seconds=30)
+    demo.clock.advance(seconds=wait)
     return pid
 
 
@@ -114,6 +114,22 @@ def test_a_shift_cashes_up_by_tender_and_ties_to_the_vendor(demo: Any) -> None:
     engineer = _caller(demo, "eng1", "engineer", vendor=None)
     with pytest.raises(NotAuthorised):
         shifts.open_shift(db, engineer, "0", now=clock())
+
+
+def test_shifts_of_one_second_never_overlap(demo: Any) -> None:
+    """A sale in the second its shift closes is that shift's; the operator's next shift opens
+    a second later, so no sale is counted twice or lost."""
+    db, clock = demo.service.db, demo.clock
+    till = _caller(demo, "till5", "vendor")
+    first = shifts.ensure_open(db, till, now=clock())
+    _sell(demo, till, "10", wait=0)
+    closed = shifts.close_shift(db, till, "10", now=clock())
+    second = shifts.ensure_open(db, till, now=clock())  # opens at the next second
+    clock.advance(seconds=1)
+    _sell(demo, till, "20", wait=0)
+    assert (closed["id"], closed["amount"], closed["difference"]) == (first, "10.00", "0.00")
+    assert shifts.shift(db, till, first)["amount"] == "10.00"
+    assert shifts.shift(db, till, second)["amount"] == "20.00"
 
 
 def test_shift_input_rules(demo: Any) -> None:

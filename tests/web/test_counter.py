@@ -151,9 +151,9 @@ def test_a_shift_is_opened_sold_in_closed_and_tied(site: Site, new_page: Any) ->
     ties = sup.locator("#ties tbody tr").all_inner_texts()
     assert ties and all(row.rstrip().endswith("0.00") and "-" not in row.split()[-1]
                         for row in ties)
+    shot(sup, "shifts-supervisor", site)
     sup.goto(shift_url)
     assert sup.locator("#cu-difference").inner_text() == "-5.00"
-    shot(sup, "shifts-supervisor", site)
 
 
 def test_delivery_states_in_the_cashiers_words() -> None:

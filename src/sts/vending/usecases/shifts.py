@@ -8,7 +8,9 @@ drawer, sells within it and closes it with the cash counted.  The rules:
   (`ensure_open`, called by the point of sale before the sale): a sale is never refused for
   want of a shift, and the supervisor's list shows the shift as opened by a sale;
 - a sale belongs to the shift its cashier had open when it was made: the sale's operator
-  (its API-key row's operator), its vendor, and opened_at <= created_at < closed_at.  Sales
+  (its API-key row's operator), its vendor, and opened_at <= created_at <= closed_at (times
+  are whole seconds: a sale in the second the shift closes is the closing shift's, and the
+  operator's next shift opens a second later at the earliest, so shifts never overlap).  Sales
   made through the API by machines (no operator) belong to no shift and are shown apart;
 - a reversal counts in the shift its sale's cashier has open when the reversal is made (the
   refund leaves that drawer), in the tender of its sale;
@@ -22,7 +24,7 @@ never lost from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -108,6 +110,10 @@ def _open_row(conn: Any, operator_id: int) -> Any:
 def _open(db: Database, conn: Any, who: Seller, opening: Decimal, by: str,
           now_utc: datetime) -> int:
     at = wall_now(conn, who.vendor_id, now_utc)
+    last = conn.execute(select(func.max(shifts.c.closed_at))
+                        .where(shifts.c.operator_id == who.operator_id)).scalar()
+    if last is not None and at <= last:  # the closed shift keeps its last second
+        at = last + timedelta(seconds=1)
     sid = conn.execute(insert(shifts).values(
         operator_id=who.operator_id, vendor_id=who.vendor_id, opened_at=at,
         opening_cash=opening, opened_by=by, note="").returning(shifts.c.id)).scalar_one()
@@ -217,7 +223,7 @@ def _sums(conn: Any, shift_ids: list[int], start: datetime | None = None,
     clip_t = [t.created_at >= start] if start else []
     clip_t += [t.created_at < end] if end else []
     in_shift = and_(t.created_at >= s.opened_at,
-                    or_(s.closed_at.is_(None), t.created_at < s.closed_at), *clip_t)
+                    or_(s.closed_at.is_(None), t.created_at <= s.closed_at), *clip_t)
     amount = func.coalesce(func.sum(t.amount, type_=Money()), 0, type_=Money())
     sales = (select(s.id, t.tender, func.count().label("n"), amount.label("amount"))
              .select_from(shifts)
@@ -308,7 +314,7 @@ def report(db: Database, caller: Caller, start: datetime, end: datetime) -> dict
         # per vendor: every sale of the period, and those no shift of its seller covers
         covered = exists().where(s.operator_id == k.operator_id, s.vendor_id == t.vendor_id,
                                  t.created_at >= s.opened_at,
-                                 or_(s.closed_at.is_(None), t.created_at < s.closed_at))
+                                 or_(s.closed_at.is_(None), t.created_at <= s.closed_at))
         amount = func.coalesce(func.sum(t.amount, type_=Money()), 0, type_=Money())
         outside = func.coalesce(func.sum(case((covered, 0), else_=t.amount), type_=Money()),
                                 0, type_=Money())
