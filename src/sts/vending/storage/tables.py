@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -251,6 +252,11 @@ transactions = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_transactions_meter_seq", "meter_id", "seq"),
+    # a cashier's sales in a shift (migration 0014): the operator's key, then time
+    Index("ix_transactions_api_key_id", "api_key_id", "created_at"),
+    # the reversal of a sale; only reversals carry `reverses`, so a sale adds nothing to it
+    Index("ix_transactions_reverses", "reverses", sqlite_where=text("reverses IS NOT NULL"),
+          postgresql_where=text("reverses IS NOT NULL")),
 )
 
 tokens = Table(

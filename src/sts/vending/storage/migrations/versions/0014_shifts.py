@@ -1,6 +1,7 @@
 """Counter: cashiers' shifts, the utility's amount presets, and the tender of each sale.
 
-Additive: two new tables and a nullable column (an older server keeps running).
+Additive: two new tables, a nullable column and two indexes of transactions (a cashier's
+sales by key and time; reversals by the sale they reverse), so an older server keeps running.
 
 Revision ID: 0014_shifts
 Revises: 0011_payments
@@ -54,9 +55,15 @@ def upgrade() -> None:
     )
     # ADD COLUMN on both backends (no table copy on SQLite)
     op.add_column('transactions', sa.Column('tender', sa.String(length=8), nullable=True))
+    op.create_index('ix_transactions_api_key_id', 'transactions', ['api_key_id', 'created_at'])
+    op.create_index('ix_transactions_reverses', 'transactions', ['reverses'],
+                    sqlite_where=sa.text('reverses IS NOT NULL'),
+                    postgresql_where=sa.text('reverses IS NOT NULL'))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_transactions_reverses', table_name='transactions')
+    op.drop_index('ix_transactions_api_key_id', table_name='transactions')
     # DROP COLUMN on both backends (SQLite >= 3.35): a batch copy of transactions would trip
     # the foreign keys that point at it
     op.drop_column('transactions', 'tender')
