@@ -4,7 +4,7 @@ Additive: two new tables, a nullable column and two indexes of transactions (a c
 sales by key and time; reversals by the sale they reverse), so an older server keeps running.
 
 Revision ID: 0014_shifts
-Revises: 0011_payments
+Revises: 0017_client_certs
 Create Date: 2026-12-06
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from sts.vending.storage.tables import Money
 
 revision = '0014_shifts'
-down_revision = '0011_payments'
+down_revision = '0017_client_certs'
 branch_labels = None
 depends_on = None
 
