@@ -109,8 +109,9 @@ def sell(request: Request, posted_: SellerPost) -> Response:
             raise InputError("the sale form is damaged; start the sale again",
                              field="purchase_id") from None
         caller = web.caller(op)
-        # a sale without an open shift opens one (no opening cash): never refused for it
-        shifts.ensure_open(web.service.db, caller, now=web.service.now())
+        if op.vendor_id is not None:
+            # a sale without an open shift opens one (no opening cash): never refused for it
+            shifts.ensure_open(web.service.db, caller, now=web.service.now())
         body = {"meter": pan, "amount": form.get("amount", "").strip(),
                 "pay_type": tender_of(form.get("tender")) or "cash"}
         web.service.purchase(pid, body, caller)
