@@ -8,9 +8,10 @@ drawer, sells within it and closes it with the cash counted.  The rules:
   (`ensure_open`, called by the point of sale before the sale): a sale is never refused for
   want of a shift, and the supervisor's list shows the shift as opened by a sale;
 - a sale belongs to the shift its cashier had open when it was made: the sale's operator
-  (its API-key row's operator), its vendor, and opened_at <= created_at <= closed_at (times
-  are whole seconds: a sale in the second the shift closes is the closing shift's, and the
-  operator's next shift opens a second later at the earliest, so shifts never overlap).  Sales
+  (its API-key row's operator), its vendor, and opened_at <= created_at <= closed_at.  Times
+  are whole seconds, as the sales': when the operator's next shift opens in the second the
+  last one closed, that second is the new shift's (the closed one ends a second earlier), so
+  shifts never overlap and no sale is counted twice or lost.  Sales
   made through the API by machines (no operator) belong to no shift and are shown apart;
 - a reversal counts in the shift its sale's cashier has open when the reversal is made (the
   refund leaves that drawer), in the tender of its sale;
@@ -28,7 +29,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, insert, or_, select, update
+from sqlalchemy import case, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sts.errors import InputError, NotAuthorised, ShiftState, UnknownRecord
@@ -110,10 +111,10 @@ def _open_row(conn: Any, operator_id: int) -> Any:
 def _open(db: Database, conn: Any, who: Seller, opening: Decimal, by: str,
           now_utc: datetime) -> int:
     at = wall_now(conn, who.vendor_id, now_utc)
-    last = conn.execute(select(func.max(shifts.c.closed_at))
-                        .where(shifts.c.operator_id == who.operator_id)).scalar()
-    if last is not None and at <= last:  # the closed shift keeps its last second
-        at = last + timedelta(seconds=1)
+    # a shift that closed in this very second gives the second up to this one
+    conn.execute(update(shifts).where(shifts.c.operator_id == who.operator_id,
+                                      shifts.c.closed_at >= at)
+                 .values(closed_at=at - timedelta(seconds=1)))
     sid = conn.execute(insert(shifts).values(
         operator_id=who.operator_id, vendor_id=who.vendor_id, opened_at=at,
         opening_cash=opening, opened_by=by, note="").returning(shifts.c.id)).scalar_one()
@@ -214,36 +215,48 @@ def _may_read(conn: Any, caller: Caller, row: Any) -> bool:
 def _sums(conn: Any, shift_ids: list[int], start: datetime | None = None,
           end: datetime | None = None) -> dict[int, dict[str, Any]]:
     """{shift id: {"sales": {tender: (count, amount)}, "reversals": {...}}} for the shifts
-    named, within [start, end) when given (the period of a report)."""
-    s, t, k = shifts.c, transactions.c, api_keys.c
+    named, within [start, end) when given (the period of a report).
+
+    Per shift, two indexed reads: the cashier's sales by key and time
+    (`ix_transactions_api_key_id`), and the reversals (few: `ix_transactions_reverses`) of
+    the cashier's sales made within the shift.  The keys are read first, so no plan scans."""
+    t = transactions.c
     out: dict[int, dict[str, Any]] = {i: {"sales": {}, "reversals": {}} for i in shift_ids}
     if not shift_ids:
         return out
+    rows = conn.execute(select(shifts).where(shifts.c.id.in_(shift_ids))).all()
+    keys: dict[int, list[int]] = {}
+    for k in conn.execute(select(api_keys.c.id, api_keys.c.operator_id).where(
+            api_keys.c.operator_id.in_({r.operator_id for r in rows}))):
+        keys.setdefault(k.operator_id, []).append(int(k.id))
     sold = transactions.alias("sold")
-    clip_t = [t.created_at >= start] if start else []
-    clip_t += [t.created_at < end] if end else []
-    in_shift = and_(t.created_at >= s.opened_at,
-                    or_(s.closed_at.is_(None), t.created_at <= s.closed_at), *clip_t)
-    amount = func.coalesce(func.sum(t.amount, type_=Money()), 0, type_=Money())
-    sales = (select(s.id, t.tender, func.count().label("n"), amount.label("amount"))
-             .select_from(shifts)
-             .join(api_keys, k.operator_id == s.operator_id)
-             .join(transactions, and_(t.api_key_id == k.id, t.vendor_id == s.vendor_id,
-                                      t.kind == "sale", in_shift))
-             .where(s.id.in_(shift_ids)).group_by(s.id, t.tender))
-    refunds = (select(s.id, sold.c.tender, func.count().label("n"),
-                      func.coalesce(func.sum(-t.amount, type_=Money()), 0,
-                                    type_=Money()).label("amount"))
-               .select_from(shifts)
-               .join(api_keys, k.operator_id == s.operator_id)
-               .join(sold, and_(sold.c.api_key_id == k.id, sold.c.vendor_id == s.vendor_id,
-                                sold.c.kind == "sale"))
-               .join(transactions, and_(t.reverses == sold.c.seq, t.kind == "reversal",
-                                        in_shift))
-               .where(s.id.in_(shift_ids)).group_by(s.id, sold.c.tender))
-    for what, stmt in (("sales", sales), ("reversals", refunds)):
-        for r in conn.execute(stmt):
-            out[r.id][what][r.tender] = (int(r.n), Decimal(r.amount))
+    for row in rows:
+        mine = keys.get(row.operator_id, [])
+        if not mine:
+            continue
+        window = [t.created_at >= max(row.opened_at, start) if start else
+                  t.created_at >= row.opened_at]
+        if row.closed_at is not None:
+            window.append(t.created_at <= row.closed_at)
+        if end is not None:
+            window.append(t.created_at < end)
+        sales = (select(t.tender, func.count().label("n"),
+                        func.coalesce(func.sum(t.amount, type_=Money()), 0,
+                                      type_=Money()).label("amount"))
+                 .where(t.api_key_id.in_(mine), t.vendor_id == row.vendor_id,
+                        t.kind == "sale", *window).group_by(t.tender))
+        refunds = (select(sold.c.tender, func.count().label("n"),
+                          func.coalesce(func.sum(-t.amount, type_=Money()), 0,
+                                        type_=Money()).label("amount"))
+                   .select_from(transactions)
+                   .join(sold, sold.c.seq == t.reverses)
+                   .where(t.reverses.is_not(None), t.kind == "reversal", *window,
+                          sold.c.api_key_id.in_(mine), sold.c.vendor_id == row.vendor_id,
+                          sold.c.kind == "sale")
+                   .group_by(sold.c.tender))
+        for what, stmt in (("sales", sales), ("reversals", refunds)):
+            for r in conn.execute(stmt):
+                out[row.id][what][r.tender] = (int(r.n), Decimal(r.amount))
     return out
 
 
