@@ -244,7 +244,7 @@ transactions = Table(
     Column("reverses", Integer, nullable=True),  # seq of the reversed sale
     Column("reason", String(300), nullable=False, default=""),
     # how a sale was paid (`sts.vending.tenders`: cash / card), NULL when the seller did not
-    # say (migration 0014); a reversal refunds in its sale's tender
+    # say (migration 0020); a reversal refunds in its sale's tender
     Column("tender", String(8), nullable=True),
     Column("prev_key", Text, nullable=False, default=""),  # meter key state before (JSON)
     Column("response", Text, nullable=False),  # the exact JSON answer, for repeats
@@ -252,7 +252,7 @@ transactions = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_transactions_meter_seq", "meter_id", "seq"),
-    # a cashier's sales in a shift (migration 0014): the operator's key, then time
+    # a cashier's sales in a shift (migration 0020): the operator's key, then time
     Index("ix_transactions_api_key_id", "api_key_id", "created_at"),
     # the reversal of a sale; only reversals carry `reverses`, so a sale adds nothing to it
     Index("ix_transactions_reverses", "reverses", sqlite_where=text("reverses IS NOT NULL"),

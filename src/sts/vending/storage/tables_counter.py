@@ -1,4 +1,4 @@
-"""Tables of the counter (migration 0014_shifts): cashiers' shifts and the utility's counter
+"""Tables of the counter (migration 0020_shifts): cashiers' shifts and the utility's counter
 settings (the amount presets shown as buttons at the point of sale).
 
 A shift names no sale: a sale belongs to the shift its cashier had open when it was made

@@ -3,8 +3,8 @@
 Additive: two new tables, a nullable column and two indexes of transactions (a cashier's
 sales by key and time; reversals by the sale they reverse), so an older server keeps running.
 
-Revision ID: 0014_shifts
-Revises: 0017_client_certs
+Revision ID: 0020_shifts
+Revises: 0019_list_search
 Create Date: 2026-12-06
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 from sts.vending.storage.tables import Money
 
-revision = '0014_shifts'
-down_revision = '0017_client_certs'
+revision = '0020_shifts'
+down_revision = '0019_list_search'
 branch_labels = None
 depends_on = None
 
