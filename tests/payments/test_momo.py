@@ -24,7 +24,7 @@ from sts.vending.storage.tables_delivery import deliveries
 from sts.vending.storage.tables_payments import payment_requests, payments
 from tests.payments.conftest import Momo as MomoFixture
 from tests.payments.live import free_socket, serving, wait_for
-from tests.payments.momo_standin import MomoStandIn
+from sts.payments.sandbox.momo import MomoStandIn
 
 PHONE = "256772000111"
 

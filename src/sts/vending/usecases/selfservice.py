@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
 
+from sts.codec.pan import parse_pan
 from sts.errors import InputError, RateLimited, UnknownMeter, UnknownRecord
 from sts.vending import faults
 from sts.vending.access.policy import Caller
@@ -190,7 +191,7 @@ def send_code(svc: ServiceContext, meter: object, caller: Caller,
             meter_pan=pan, phone=phone, salt=salt, code_hash=_hash(salt, code), attempts=0,
             state="open", created_at=now, expires_at=now + CODE_TTL))
     minutes = int(CODE_TTL.total_seconds() // 60)
-    send(phone, f"Your code for meter {pan[6:17]} is {code}. It expires in {minutes} minutes. "
+    send(phone, f"Your code for meter {parse_pan(pan).drn} is {code}. It expires in {minutes} minutes. "
                 "Never share it.")
     return {"meter": pan, "sent_to": mask_phone(phone), "expires_in": minutes}
 
