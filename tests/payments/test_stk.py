@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from sts.payments.sandbox.daraja import Daraja
 from sts.vending.storage.tables import transactions
 from sts.vending.storage.tables_delivery import deliveries
 from sts.vending.storage.tables_payments import payment_requests, payments
 from tests.payments.conftest import SHORTCODE, Momo
-from sts.payments.sandbox.daraja import Daraja
 from tests.payments.live import free_socket, serving, wait_for
 
 PHONE = "254722000111"

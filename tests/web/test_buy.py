@@ -134,6 +134,7 @@ def test_a_customer_buys_from_a_phone_and_reads_their_tokens(buy_site: BuySite,
     assert re.fullmatch(r"\d{4}( \d{4}){4}", token)
     assert len(buy_site.daraja.prompts) == 1
     assert buy_site.daraja.prompts[0].body["PhoneNumber"] == PHONE
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_SIZE["width"]
     shot(page, "buy-token", site)
     wait_for(lambda: any(token in text for text in buy_site.sms.to(PHONE)),
              "the token by SMS to the paying phone", 30)

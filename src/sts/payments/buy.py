@@ -126,8 +126,9 @@ async def form_of(request: Request) -> dict[str, str]:
         if not isinstance(value, str) or len(name) > 20:
             continue
         value = value.strip()[:FIELD_MAX]
-        if plain_text.bad_char(value) is not None:
-            value = ""
+        char = plain_text.bad_char(value)
+        if char is not None:
+            return {"_refused": plain_text.message(name, char)}
         out[name] = value
     return out
 

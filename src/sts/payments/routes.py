@@ -151,7 +151,7 @@ def mount(app: FastAPI, service: VendingService,
                       serviceCode: Annotated[str, Form(max_length=MAX_FIELD)] = "",
                       text: Annotated[str, Form(max_length=MAX_FIELD)] = "") -> Response:
         caller = channel.check(request)
-        screen = ussd.answer(service, caller, mpesa, phoneNumber, text)
+        screen = ussd.answer(service, caller, mpesa, phoneNumber, text, sessionId)
         return PlainTextResponse(screen)
 
     app.include_router(router)

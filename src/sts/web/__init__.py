@@ -33,6 +33,7 @@ def mount(app: FastAPI, service: VendingService) -> None:
         backoffice_people,
         backoffice_vendors,
         engineering,
+        payments_office,
         pos,
         registers,
         reports,
@@ -45,7 +46,7 @@ def mount(app: FastAPI, service: VendingService) -> None:
     app.state.web = web
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (signin, pos, backoffice, registers, backoffice_vendors, backoffice_people,
-                   engineering, reports, simulator_pages, audit_pages, shifts):
+                   engineering, reports, simulator_pages, audit_pages, shifts, payments_office):
         app.include_router(module.router, include_in_schema=False,
                            dependencies=[Depends(plain_query)])
 

@@ -51,6 +51,7 @@ MENU: tuple[tuple[str, str, str], ...] = (
     ("/engineering", "Engineering", "engineering"),
     ("/reports", "Reports", "reports"),
     ("/shifts", "Shifts", "shifts"),
+    ("/payments", "Payments", "payments"),
     ("/simulator", "Meter simulator", "simulator"),
     ("/audit", "Audit log", "audit_log"),
 )

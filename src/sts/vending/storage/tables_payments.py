@@ -7,7 +7,7 @@ exception, and an exception is settled by hand: sold (sold again) or refunded.
 
 `payment_requests`: a payment prompt we asked the provider to make (M-Pesa Express / STK
 push): what we asked for, so the callback's amount and phone are checked against it.
-`ticket_hash` (0012) is the SHA-256 of the self-service page's random ticket for the prompt:
+`ticket_hash` (0021) is the SHA-256 of the self-service page's random ticket for the prompt:
 only the browser that made the prompt can follow it to its token.
 
 `access_codes` (migration 0021_selfservice): the one-time codes of the self-service page's

@@ -209,24 +209,28 @@ def my_tokens(svc: ServiceContext, meter: object, code: object,
         raise InputError(f"the code is the {CODE_DIGITS} digits we sent by SMS", field="code")
     code = code.strip()
     now = svc.now()
-    with svc.db.begin() as conn:
+    with svc.db.read() as conn:
         row = conn.execute(select(access_codes).where(
             access_codes.c.meter_pan == pan, access_codes.c.state == "open")
             .order_by(access_codes.c.id.desc()).limit(1)).mappings().first()
-        if row is None or row["expires_at"] < now:
-            raise InputError("that code has expired or was already used; ask for a new one",
-                             field="code")
-        if not hmac.compare_digest(row["code_hash"], _hash(row["salt"], code)):
-            attempts = row["attempts"] + 1
-            conn.execute(update(access_codes).where(access_codes.c.id == row["id"]).values(
-                attempts=attempts, state="spent" if attempts >= CODE_ATTEMPTS else "open"))
-            left = CODE_ATTEMPTS - attempts
-            raise InputError("that code is not right; " + (
-                f"{left} tries left" if left else "ask for a new code"), field="code")
+    if row is None or row["expires_at"] < now:
+        raise InputError("that code has expired or was already used; ask for a new one",
+                         field="code")
+    right = hmac.compare_digest(row["code_hash"], _hash(row["salt"], code))
+    c = access_codes.c
+    with svc.db.begin() as conn:  # the attempt counts whatever the answer (committed first)
+        attempts = row["attempts"] + 1
         done = conn.execute(update(access_codes).where(
-            access_codes.c.id == row["id"], access_codes.c.state == "open").values(state="used"))
-    if done.rowcount != 1:  # a twin request used it first
-        raise InputError("that code was already used; ask for a new one", field="code")
+            c.id == row["id"], c.state == "open", c.attempts == row["attempts"]).values(
+                attempts=attempts, state="used" if right else (
+                    "spent" if attempts >= CODE_ATTEMPTS else "open"))).rowcount
+    if done != 1:  # a twin request counted or used it first
+        raise InputError("that code was just tried from elsewhere; ask for a new one",
+                         field="code")
+    if not right:
+        left = CODE_ATTEMPTS - attempts
+        raise InputError("that code is not right; " + (
+            f"{left} tries left" if left else "ask for a new code"), field="code")
     return {"meter": pan, "sales": recent_sales(svc, pan)}
 
 
