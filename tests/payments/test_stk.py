@@ -118,7 +118,7 @@ def test_ussd_refusals(live: Live) -> None:
     assert live.ussd(f"2*{live.momo.meters[0]}*abc").startswith("END Sorry")
     assert live.ussd(f"2*{live.momo.meters[0]}*99999").startswith("END Sorry: the maximum")
     assert live.ussd("3").startswith("END Sorry")  # nothing bought from this phone yet
-    assert live.ussd("9") == "END Please choose 1, 2 or 3."
+    assert live.ussd("9") == "END Please choose 1, 2, 3 or 4."
     assert live.daraja.prompts == []
 
 
