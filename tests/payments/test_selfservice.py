@@ -145,14 +145,12 @@ def test_ussd_report_a_fault(momo: Momo) -> None:
 # --- the web back office ---------------------------------------------------------------------
 
 
-def _sign_in(momo: Momo, role: str) -> tuple[Any, str]:
+def _sign_in(momo: Momo, who: dict[str, str]) -> tuple[Any, str]:
     from fastapi.testclient import TestClient
 
     from sts.server.app import create_app
-    from sts.vending.registry import operators as operator_admin
 
     client = TestClient(create_app(momo.service), raise_server_exceptions=False)
-    who = operator_admin.demo_passwords(momo.demo.registry)[role]
     login = client.get("/login")
     resp = client.post("/login", data={"csrf": _csrf(login.text), "username": who["username"],
                                        "password": who["password"]}, follow_redirects=False)
@@ -166,13 +164,17 @@ def _csrf(html: str) -> str:
     return found.group(1)
 
 
+@pytest.mark.slow  # signs three operators in (password hashing)
 def test_exceptions_on_the_web_back_office(momo: Momo) -> None:
+    from sts.vending.registry import operators as operator_admin
+
+    passwords = operator_admin.demo_passwords(momo.demo.registry)
     blocked = momo.meters[2]
     momo.demo.registry.set_meter_status(blocked, "blocked", "tamper")
     momo.client.post("/pay/c2b/confirmation", json=confirmation("RKX0000001", blocked))
     momo.client.post("/pay/c2b/confirmation", json=confirmation("RKX0000002", momo.meters[0]))
 
-    auditor, _ = _sign_in(momo, "auditor")
+    auditor, _ = _sign_in(momo, passwords["auditor"])
     page = auditor.get("/payments")
     assert page.status_code == 200 and "RKX0000001" in page.text and "METER_BLOCKED" in page.text
     assert "RKX0000002" not in page.text  # sold: not an exception
@@ -183,10 +185,10 @@ def test_exceptions_on_the_web_back_office(momo: Momo) -> None:
                            data={"csrf": "x", "action": "refund", "reason": "no"})
     assert refused.status_code == 403
 
-    cashier, _ = _sign_in(momo, "vendor")
+    cashier, _ = _sign_in(momo, passwords["vendor"])
     assert cashier.get("/payments").status_code == 403
 
-    admin, csrf = _sign_in(momo, "admin")
+    admin, csrf = _sign_in(momo, passwords["admin"])
     assert "Sell again" in admin.get("/payments/mpesa/RKX0000001").text
     still = admin.post("/payments/mpesa/RKX0000001/settle",
                        data={"csrf": csrf, "action": "sell", "reason": "try again"})
