@@ -141,6 +141,15 @@ def test_ussd_report_a_fault(momo: Momo) -> None:
     assert len(rows) == 1 and rows[0]["reference"] == ref.group(1)
     assert rows[0]["fault_type"] == "no_power" and rows[0]["contact_number"] == "+254722000111"
 
+    # a blocked meter can still be reported (it may be why there is no power); a wrong number
+    # is refused at once
+    momo.demo.registry.set_meter_status(momo.meters[1], "blocked", "tamper")
+    r = momo.client.post("/ussd", data={"sessionId": "ATUid_f2", "serviceCode": "*384#",
+                                        "phoneNumber": "+254722000111",
+                                        "text": f"4*{momo.meters[1]}*3"})
+    assert r.text.startswith("END Fault reported")
+    assert ussd("4*01234567890").startswith("END That meter number is not known")
+
 
 # --- the web back office ---------------------------------------------------------------------
 

@@ -87,7 +87,7 @@ def _fault(service: VendingService, caller: Caller, phone: str, session: str,
     """4: meter -> what is wrong -> the report stored (once per session) and its reference."""
     if not rest:
         return "CON Enter the meter number"
-    m = service.describe_meter(rest[0], caller)
+    m = service.fault_meter(rest[0], caller)
     if len(rest) == 1:
         return f"CON Meter {m['meter']} ({m['customer']})\nWhat is wrong?\n{FAULT_MENU}"
     if len(rest) > 2 or rest[1] not in FAULTS:

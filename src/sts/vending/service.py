@@ -282,6 +282,11 @@ class VendingService(ServiceContext):
         return selfservice.my_tokens(self, meter, code, caller)
 
     @guard
+    def fault_meter(self, meter: object, caller: Caller) -> dict[str, Any]:
+        """The meter a customer reports a fault for (blocked ones too), customer masked."""
+        return selfservice.fault_meter(self, meter, caller)
+
+    @guard
     def report_fault(self, session_id: str, meter: object, fault_type: str, phone: str,
                      caller: Caller) -> dict[str, Any]:
         """A customer's fault report (USSD), with a reference to quote."""
