@@ -47,7 +47,9 @@ if TYPE_CHECKING:
 @click.option("--port", default=8062, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int,
               help="server processes (all share the database)")
-@click.option("--demo", is_flag=True, help="fill an empty database with demo data first")
+@click.option("--demo", is_flag=True,
+              help="fill an empty database with demo data first, and start the mobile-money "
+                   "sandbox stand-ins (Daraja, MoMo, an SMS inbox) on loopback")
 @click.option("--lookup-limit", default=600, show_default=True, type=int,
               help="meter lookups and trials per caller per minute (kept in the database)")
 @click.option("--log-level", default="warning", show_default=True)
