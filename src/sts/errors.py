@@ -266,6 +266,13 @@ class AlreadyExists(VendingError):
     http_status = 409
 
 
+class ShiftState(VendingError):
+    """A shift asked for in the wrong state: opening a second one, closing none."""
+
+    code = "SHIFT_STATE"
+    http_status = 409
+
+
 class Unavailable(VendingError):
     code = "UNAVAILABLE"
     http_status = 503

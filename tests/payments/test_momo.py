@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from sts.payments.config import MomoSettings
 from sts.payments.momo import Momo, parse_statement
+from sts.payments.sandbox.momo import MomoStandIn
 from sts.vending.access.policy import Caller
 from sts.vending.registry.admin import DEMO_SGC
 from sts.vending.storage.tables import transactions
@@ -24,7 +25,6 @@ from sts.vending.storage.tables_delivery import deliveries
 from sts.vending.storage.tables_payments import payment_requests, payments
 from tests.payments.conftest import Momo as MomoFixture
 from tests.payments.live import free_socket, serving, wait_for
-from tests.payments.momo_standin import MomoStandIn
 
 PHONE = "256772000111"
 

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from sts.payments.sandbox.daraja import Daraja
 from sts.vending.storage.tables import transactions
 from sts.vending.storage.tables_delivery import deliveries
 from sts.vending.storage.tables_payments import payment_requests, payments
 from tests.payments.conftest import SHORTCODE, Momo
-from tests.payments.daraja import Daraja
 from tests.payments.live import free_socket, serving, wait_for
 
 PHONE = "254722000111"
@@ -118,7 +118,7 @@ def test_ussd_refusals(live: Live) -> None:
     assert live.ussd(f"2*{live.momo.meters[0]}*abc").startswith("END Sorry")
     assert live.ussd(f"2*{live.momo.meters[0]}*99999").startswith("END Sorry: the maximum")
     assert live.ussd("3").startswith("END Sorry")  # nothing bought from this phone yet
-    assert live.ussd("9") == "END Please choose 1, 2 or 3."
+    assert live.ussd("9") == "END Please choose 1, 2, 3 or 4."
     assert live.daraja.prompts == []
 
 

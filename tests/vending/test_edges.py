@@ -198,6 +198,7 @@ def _web_posts() -> list[str]:
         backoffice_people,
         backoffice_vendors,
         engineering,
+        payments_office,
         pos,
         registers,
         reports,
@@ -206,7 +207,7 @@ def _web_posts() -> list[str]:
     )
 
     modules = (signin, pos, backoffice, registers, backoffice_vendors, backoffice_people,
-               engineering, reports, simulator_pages)
+               engineering, reports, simulator_pages, payments_office)
     return sorted({r.path for m in modules for r in m.router.routes
                    if isinstance(r, APIRoute) and "POST" in (r.methods or ())})
 
@@ -219,7 +220,9 @@ def test_every_web_form_refuses_control_characters_before_the_database(demo: Dem
     for path in posts:
         for field in ("username", "name", "reason", "meter"):
             with no_database(demo):
-                resp = demo.client.post(path.replace("{purchase_id}", "abcdefgh"),
+                resp = demo.client.post(path.replace("{purchase_id}", "abcdefgh")
+                                        .replace("{provider}", "mpesa")
+                                        .replace("{provider_id}", "RKX1"),
                                         data={"csrf": "x", field: value, "password": "p"},
                                         follow_redirects=False)
             assert resp.status_code == 422, (path, resp.status_code, resp.text[:300])

@@ -47,7 +47,9 @@ if TYPE_CHECKING:
 @click.option("--port", default=8062, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int,
               help="server processes (all share the database)")
-@click.option("--demo", is_flag=True, help="fill an empty database with demo data first")
+@click.option("--demo", is_flag=True,
+              help="fill an empty database with demo data first, and start the mobile-money "
+                   "sandbox stand-ins (Daraja, MoMo, an SMS inbox) on loopback")
 @click.option("--lookup-limit", default=600, show_default=True, type=int,
               help="meter lookups and trials per caller per minute (kept in the database)")
 @click.option("--log-level", default="warning", show_default=True)
@@ -100,13 +102,19 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     tls = TlsOptions(tls_cert, tls_key, tls_client_ca)
     tls.check()
     svc = open_service(settings, run_migrations=True, create_kek=True)
-    if demo:
+    sandbox = None
+    if demo:  # the mobile-money stand-ins on loopback, so /buy works with no account anywhere
+        from sts.payments.sandbox import demo as sandbox_demo
+
+        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        sandbox = sandbox_demo.start(f"{'https' if tls_cert else 'http'}://{local}:{port}")
         reg = Registry(svc.db, svc.sm, actor="serve --demo")
         if reg.is_empty():
             info = fill_demo(reg, production_tables=bool(settings.sta_tables))
             info["operators"] = demo_passwords(reg)  # web sign-in, one account per role
             info["xmlvend"]["url"] = f"http://{host}:{port}/xmlvend"
             info["mobile_money"] = demo_mobile_money(reg, f"http://{host}:{port}")
+            info["mobile_money"]["sandbox"] = sandbox.urls
             if wants_json(ctx):
                 emit_json(info)
             else:
@@ -139,6 +147,10 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     logs = log_config(log_format, log_level)  # json: every line JSON, ours replaces uvicorn's
     options = settings.uvicorn_options() | tls.uvicorn_options() | (
         {} if logs is None else {"log_config": logs, "access_log": False})
+    if sandbox is not None and sandbox.urls:
+        click.echo("mobile-money sandbox on loopback (demo only): pay at "
+                   f"http://{host}:{port}/buy; "
+                   + "; ".join(f"{k} {v}" for k, v in sorted(sandbox.urls.items())), err=True)
     try:
         if workers <= 1:
             uvicorn.run(app, factory=True, host=host, port=port, log_level=log_level,
@@ -155,6 +167,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     finally:
         if dispatcher is not None:
             dispatcher.stop()
+        if sandbox is not None:
+            sandbox.stop()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -231,10 +245,11 @@ def admin_demo(ctx: click.Context, count: int) -> None:
 def demo_mobile_money(reg: Any, base: str | None) -> dict[str, str]:
     """The demo's M-Pesa channel vendor, and where its paybill's callbacks and USSD go."""
     from sts.payments.config import MobileMoneySettings
-    from sts.vending.registry.admin import add_demo_channel
+    from sts.vending.registry.admin import add_demo_channel, add_demo_phones
 
     mm = MobileMoneySettings.from_env()
     add_demo_channel(reg, mm.vendor)
+    add_demo_phones(reg)  # "my tokens" sends its one-time code to the number on record
     base = (base or mm.callback_base).rstrip("/")
     return {"shortcode": mm.shortcode, "vendor": mm.vendor,
             "validation_url": f"{base}/pay/c2b/validation",

@@ -5,7 +5,9 @@ URLs that do):
 POST /pay/c2b/validation     may this payment go through? (before the money moves)
 POST /pay/c2b/confirmation   the money moved: record it, sell once, SMS the token
 POST /pay/stk/callback       the answer to a prompt we made: paid (sell) or not
-POST /ussd                   Africa's Talking USSD: check a meter, buy, resend my token
+POST /ussd                   Africa's Talking USSD: check a meter, buy, resend my token,
+                             report a fault
+GET  /buy                    the self-service page (`buy`): pay from a phone, my tokens
 
 Every callback is accepted only from the configured networks (`config`), checked field by
 field (`mpesa`), turned into the channel's `Caller` and handed to one service method; the

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from sts.errors import InputError, PaymentRefused
-from sts.payments import ussd
+from sts.payments import buy, ussd
 from sts.payments.config import MobileMoneySettings, MomoSettings
 from sts.payments.momo import Momo
 from sts.payments.mpesa import ACCEPTED, Mpesa, rejected
@@ -55,6 +55,10 @@ class Channel:
         if not self.settings.allows(host):
             raise PaymentRefused("callbacks are accepted from the provider's networks only",
                                  field="source")
+        return self.caller()
+
+    def caller(self) -> Caller:
+        """The channel vendor's caller (the self-service page: customers, from anywhere)."""
         with self._lock:
             if self._caller is None:
                 self._caller = self.service.channel_caller(self.settings.vendor,
@@ -147,7 +151,8 @@ def mount(app: FastAPI, service: VendingService,
                       serviceCode: Annotated[str, Form(max_length=MAX_FIELD)] = "",
                       text: Annotated[str, Form(max_length=MAX_FIELD)] = "") -> Response:
         caller = channel.check(request)
-        screen = ussd.answer(service, caller, mpesa, phoneNumber, text)
+        screen = ussd.answer(service, caller, mpesa, phoneNumber, text, sessionId)
         return PlainTextResponse(screen)
 
     app.include_router(router)
+    buy.mount(app, service, channel.caller, mpesa.initiate)  # the self-service page: /buy

@@ -5,6 +5,7 @@ characters per screen.  The menu is stateless: the path through it is the text i
     1 check a meter    -> meter number -> the meter and its customer, masked
     2 buy a token      -> meter number -> amount -> confirm -> an M-Pesa prompt on this phone
     3 resend my token  -> the last token this phone paid for, by SMS to this phone
+    4 report a fault   -> meter number -> what is wrong -> a reference to quote
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from sts.vending.service import VendingService
 
 SCREEN_MAX = 182
 MENU = ("CON Prepaid electricity\n1. Check a meter\n2. Buy a token\n"
-        "3. Resend my last token")
+        "3. Resend my last token\n4. Report a fault")
+FAULTS = {"1": "no_power", "2": "token_rejected", "3": "meter_damaged", "4": "other"}
+FAULT_MENU = ("1. No power\n2. Token not accepted\n3. Meter damaged\n4. Something else")
 
 
 def fit(screen: str) -> str:
@@ -31,10 +34,12 @@ def _refusal(exc: StsError) -> str:
 
 
 def answer(service: VendingService, caller: Caller, mpesa: Mpesa, phone: str,
-           text: str) -> str:
+           text: str, session: str = "") -> str:
     """The next screen for the session's inputs so far."""
     steps = [s.strip() for s in text.split("*")] if text else []
     try:
+        if steps and steps[0] == "4":
+            return fit(_fault(service, caller, phone, session, steps[1:]))
         return fit(_screen(service, caller, mpesa, phone, steps))
     except StsError as exc:
         return fit(_refusal(exc))
@@ -50,7 +55,7 @@ def _screen(service: VendingService, caller: Caller, mpesa: Mpesa, phone: str,
         return (f"END Your last token (meter {out['meter']}, {out['amount']}) is being sent "
                 "to this phone by SMS.")
     if choice not in ("1", "2"):
-        return "END Please choose 1, 2 or 3."
+        return "END Please choose 1, 2, 3 or 4."
     if not rest:
         return "CON Enter the meter number"
     m = service.describe_meter(rest[0], caller)
@@ -75,3 +80,18 @@ def _screen(service: VendingService, caller: Caller, mpesa: Mpesa, phone: str,
     service.prompt_payment(m["meter"], amount, phone.lstrip("+"), caller, mpesa.initiate)
     return ("END Enter your M-Pesa PIN when asked on this phone. "
             "Your token will come by SMS.")
+
+
+def _fault(service: VendingService, caller: Caller, phone: str, session: str,
+           rest: list[str]) -> str:
+    """4: meter -> what is wrong -> the report stored (once per session) and its reference."""
+    if not rest:
+        return "CON Enter the meter number"
+    m = service.fault_meter(rest[0], caller)
+    if len(rest) == 1:
+        return f"CON Meter {m['meter']} ({m['customer']})\nWhat is wrong?\n{FAULT_MENU}"
+    if len(rest) > 2 or rest[1] not in FAULTS:
+        return "END Please start again and choose 1 to 4."
+    out = service.report_fault(session, m["meter"], FAULTS[rest[1]], phone, caller)
+    return (f"END Fault reported. Your reference is {out['reference']}. "
+            "The utility will contact you on this phone.")

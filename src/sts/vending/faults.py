@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sts.errors import Unavailable, UnknownMeter
 from sts.vending import audit
 from sts.vending.access.policy import Caller
-from sts.vending.service import Clock
+from sts.vending.clock import Clock
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import meters
 from sts.vending.storage.tables_clients import fault_reports

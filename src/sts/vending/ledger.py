@@ -24,6 +24,7 @@ from sts.vending import audit
 from sts.vending.issue import IssueResult
 from sts.vending.meters import MeterView
 from sts.vending.storage.statements import (
+    INSERT_SALE,
     INSERT_TOKEN,
     INSERT_TXN,
     INSERT_TXN_PLAIN,
@@ -124,6 +125,7 @@ class Entry:
     reason: str = ""
     meter_state: dict[str, int] | None = None  # key_id, ti, ken, tid_epoch, last_tid to set
     plain: bool = False  # the response holds plain values only (`audit.canonical_plain`)
+    tender: str | None = None  # a sale's tender (`sts.vending.tenders`)
 
 
 def entry_writes(hot: HotSQL, e: Entry) -> tuple[str, Writes]:
@@ -144,7 +146,7 @@ def entry_writes(hot: HotSQL, e: Entry) -> tuple[str, Writes]:
         "prev_key": audit.canonical_plain(res.prev_key) if res else "",
         "response": body, "created_at": created, "prev_hash": prev, "hash": digest}
     if e.reverses is None and not e.reason:
-        writes: Writes = [(INSERT_TXN_PLAIN, txn)]
+        writes: Writes = [(INSERT_SALE[e.tender] if e.tender else INSERT_TXN_PLAIN, txn)]
     else:
         writes = [(INSERT_TXN, txn | {"reverses": e.reverses, "reason": e.reason})]
     state = {"key_id": m.key.record.id, "ti": m.ti, "ken": m.ken, "tid_epoch": m.tid_epoch,

@@ -39,6 +39,7 @@ from sts.vending.usecases import (
     reprint,
     reversal,
     sale,
+    selfservice,
     trial,
     verify,
 )
@@ -250,3 +251,43 @@ class VendingService(ServiceContext):
                         end: datetime) -> dict[str, Any]:
         """A channel's payments per state, tied to the channel vendor's sales."""
         return payments.channel_report(self, caller, provider, start, end)
+
+    # --- self-service (the /buy page, USSD): sts.vending.usecases.selfservice -------------------
+
+    @guard
+    def self_quote(self, meter: object, amount: object | None,
+                   caller: Caller) -> dict[str, Any]:
+        """A meter as a customer may see it, and what an amount buys."""
+        return selfservice.quote(self, meter, amount, caller)
+
+    @guard
+    def self_prompt(self, meter: object, amount: object, phone: object, caller: Caller,
+                    ask: Any, provider: str = "mpesa") -> dict[str, Any]:
+        """Prompt a phone to pay (rate-limited per phone); returns the ticket to follow it."""
+        return selfservice.start_prompt(self, meter, amount, phone, caller, ask, provider)
+
+    @guard
+    def self_follow(self, ticket: object, caller: Caller) -> dict[str, Any]:
+        """A self-service prompt's state, and its tokens once sold."""
+        return selfservice.follow_prompt(self, ticket, caller)
+
+    @guard
+    def send_access_code(self, meter: object, caller: Caller, send: Any) -> dict[str, Any]:
+        """A one-time code for "my tokens", sent to the meter's number on record."""
+        return selfservice.send_code(self, meter, caller, send)
+
+    @guard
+    def my_tokens(self, meter: object, code: object, caller: Caller) -> dict[str, Any]:
+        """The meter's recent tokens, for the right one-time code."""
+        return selfservice.my_tokens(self, meter, code, caller)
+
+    @guard
+    def fault_meter(self, meter: object, caller: Caller) -> dict[str, Any]:
+        """The meter a customer reports a fault for (blocked ones too), customer masked."""
+        return selfservice.fault_meter(self, meter, caller)
+
+    @guard
+    def report_fault(self, session_id: str, meter: object, fault_type: str, phone: str,
+                     caller: Caller) -> dict[str, Any]:
+        """A customer's fault report (USSD), with a reference to quote."""
+        return selfservice.report_fault(self, session_id, meter, fault_type, phone, caller)

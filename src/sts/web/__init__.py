@@ -34,10 +34,12 @@ def mount(app: FastAPI, service: VendingService) -> None:
         backoffice_people,
         backoffice_vendors,
         engineering,
+        payments_office,
         pos,
         preferences,
         registers,
         reports,
+        shifts,
         signin,
         simulator_pages,
     )
@@ -46,7 +48,8 @@ def mount(app: FastAPI, service: VendingService) -> None:
     app.state.web = web
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for module in (signin, pos, backoffice, registers, backoffice_vendors, backoffice_people,
-                   engineering, reports, simulator_pages, audit_pages, preferences):
+                   engineering, reports, simulator_pages, audit_pages, shifts, payments_office,
+                   preferences):
         app.include_router(module.router, include_in_schema=False,
                            dependencies=[Depends(plain_query)])
 

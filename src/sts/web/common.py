@@ -54,6 +54,8 @@ MENU: tuple[tuple[str, str, str], ...] = (
     ("/admin", N_("Back office"), "back_office"),
     ("/engineering", N_("Engineering"), "engineering"),
     ("/reports", N_("Reports"), "reports"),
+    ("/shifts", N_("Shifts"), "shifts"),
+    ("/payments", N_("Payments"), "payments"),
     ("/simulator", N_("Meter simulator"), "simulator"),
     ("/audit", N_("Audit log"), "audit_log"),
 )
@@ -87,6 +89,7 @@ class Web:
         self.service = service
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["role_names"] = ROLE_NAMES
+        self.templates.env.globals["may"] = may  # links shown only to roles that may open them
         self.templates.env.filters["group4"] = group4
         self.templates.env.filters["sentence"] = sentence
         env = self.templates.env

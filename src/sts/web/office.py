@@ -33,6 +33,7 @@ NOTICES = {
     "topped-up": N_("Float topped up."), "operator-added": N_("Operator added."),
     "operator-disabled": N_("Operator disabled."), "operator-enabled": N_("Operator enabled."),
     "password-set": N_("Password set; the account is unlocked."), "key-revoked": N_("API key revoked."),
+    "presets-saved": N_("Amount presets saved: the point of sale shows them from the next meter."),
     "reversed": N_("Sale reversed: its tokens are cancelled and the float is refunded."),
 }
 # (path, label, the action of the access policy that opens it)
@@ -41,6 +42,7 @@ SECTIONS = (("/admin/meters", N_("Meters"), "registers"),
             ("/admin/tariffs", N_("Tariffs"), "admin"), ("/admin/vendors", N_("Vendors"), "admin"),
             ("/admin/operators", N_("Operators & API keys"), "people"),
             ("/admin/supply-groups", N_("Supply groups"), "admin"),
+            ("/admin/counter", N_("Counter"), "counter_settings"),
             ("/admin/reversals", N_("Reversals"), "reverse"))
 
 

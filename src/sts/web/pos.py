@@ -17,6 +17,9 @@ from sts.errors import InputError, StsError
 from sts.vending import receipts, reports, testtokens
 from sts.vending.access.operators import Operator
 from sts.vending.i18n import N_
+from sts.vending.tenders import tender_of
+from sts.vending.usecases import presets, shifts
+from sts.web import counter_text
 from sts.web.common import Web, drn_of, meter_number, need, posted, redirect, web_of, words
 
 router = APIRouter()
@@ -31,30 +34,51 @@ def _till(web: Web, op: Operator) -> dict[str, Any] | None:
     return reports.vendor_day(web.service.db, op.vendor_id, today, today + timedelta(days=1))
 
 
-@router.get("/pos")
-def pos(request: Request, op: Seller, meter: str | None = None,
-        amount: str | None = None) -> Response:
-    web = web_of(request)
-    ctx: dict[str, Any] = {"meter_text": meter or "", "amount_text": amount or "",
-                           "lookup": None, "trial": None, "error": None, "error_field": None,
-                           "till": _till(web, op)}
-    if meter:
-        try:
+def _page(request: Request, web: Web, op: Operator, meter: str, amount: str, *,
+          error: StsError | None = None, status: int = 200, **extra: Any) -> Response:
+    """The point of sale for the meter and amount typed: the customer, the amount step with
+    the utility's presets, the breakdown; a refusal stands by the field it concerns."""
+    ctx: dict[str, Any] = {"meter_text": meter, "amount_text": amount, "lookup": None,
+                           "trial": None, "error": None, "error_field": None, "presets": (),
+                           "till": _till(web, op), "shift": _shift(web, op)} | extra
+    caller = web.caller(op)
+    try:
+        if error is not None:
+            raise error
+        if meter:
             pan = meter_number(meter)
-            caller = web.caller(op)
             ctx["pan"], ctx["drn"] = pan, drn_of(pan)
             ctx["lookup"] = web.service.lookup(pan, caller)
+            ctx["presets"] = presets.for_meter(web.service.db, pan)
             if amount:
                 typed = web.money(request).plain(amount, field="amount", _=words(request, op))
                 ctx["trial"] = web.service.trial({"meter": pan, "amount": typed}, caller)
                 ctx["purchase_id"] = str(uuid.uuid4())
-        except StsError as exc:
-            ctx["error"], ctx["error_field"] = exc.message, exc.field
-            if exc.field in ("meter", "pan") and ctx["lookup"] is None:
-                ctx["error_field"] = "meter"
-            elif ctx["lookup"] is not None:
-                ctx["error_field"] = "amount"
-    return web.render(request, "pos.html", op, **ctx)
+    except StsError as exc:
+        ctx["error"] = counter_text.refusal(exc)
+        if exc.field in ("meter", "pan") and ctx["lookup"] is None:
+            ctx["error_field"] = "meter"
+        elif ctx["lookup"] is not None or exc.field == "amount":
+            ctx["error_field"] = "amount"
+        else:
+            ctx["error_field"] = exc.field
+        if error is not None and meter and ctx["lookup"] is None:
+            # a refused sale: show the customer and the amount again, the error by the amount
+            try:
+                pan = meter_number(meter)
+                ctx["pan"], ctx["drn"] = pan, drn_of(pan)
+                ctx["lookup"] = web.service.lookup(pan, caller)
+                ctx["presets"] = presets.for_meter(web.service.db, pan)
+            except StsError:
+                pass
+    return web.render(request, "pos.html", op, status=status, **ctx)
+
+
+@router.get("/pos")
+def pos(request: Request, op: Seller, meter: str | None = None, amount: str | None = None,
+        preset: str | None = None) -> Response:
+    return _page(request, web_of(request), op, (meter or "").strip(),
+                 (preset or amount or "").strip())
 
 
 @router.post("/pos/sell")
@@ -62,23 +86,25 @@ def sell(request: Request, posted_: SellerPost) -> Response:
     web = web_of(request)
     op, form = posted_
     pid = form.get("purchase_id", "")
+    typed = form.get("meter", "")
     try:
-        pan = meter_number(form.get("meter"))
+        pan = meter_number(typed)
         try:
             uuid.UUID(pid)
         except ValueError:
             raise InputError("the sale form is damaged; start the sale again",
                              field="purchase_id") from None
+        caller = web.caller(op)
+        if op.vendor_id is not None:
+            # a sale without an open shift opens one (no opening cash): never refused for it
+            shifts.ensure_open(web.service.db, caller, now=web.service.now())
         body = {"meter": pan, "amount": web.money(request).plain(form.get("amount"),
                                                                  _=words(request, op)),
-                "pay_type":
-                form.get("pay_type") or "cash"}
-        web.service.purchase(pid, body, web.caller(op))
+                "pay_type": tender_of(form.get("tender")) or "cash"}
+        web.service.purchase(pid, body, caller)
     except StsError as exc:
-        return web.render(request, "pos.html", op, status=exc.http_status,
-                          meter_text=form.get("meter", ""), amount_text=form.get("amount", ""),
-                          lookup=None, trial=None, error=exc.message, error_field="amount",
-                          till=_till(web, op))
+        return _page(request, web, op, typed, form.get("amount", ""), error=exc,
+                     status=exc.http_status)
     return redirect(f"/pos/sale/{pid}")
 
 
@@ -90,8 +116,19 @@ def _sale_view(sale: dict[str, Any], *, reprint: bool,
     receipt = sale.get("receipt", {})
     title = "REPRINT - COPY OF TAX INVOICE" if reprint else "CREDIT VEND - TAX INVOICE"
     slip = receipts.slip_model(receipt, tokens, title=title, _=_)
+    deliveries = [d | {"detail": counter_text.delivery(
+        d.get("status", ""), d.get("channel", ""), d.get("reason"),
+        (d.get("meter_result") or {}).get("display"))} for d in sale.get("delivery") or []]
     return {"sale": sale, "receipt": receipt, "tokens": [t.__dict__ for t in slip.tokens],
-            "slip": slip, "instructions": slip.instruction, "reprint": reprint}
+            "slip": slip, "instructions": slip.instruction, "reprint": reprint,
+            "deliveries": deliveries}
+
+
+def _shift(web: Web, op: Operator) -> dict[str, Any] | None:
+    """The operator's open shift (its figures so far), or None."""
+    if op.vendor_id is None:
+        return None
+    return shifts.current(web.service.db, web.caller(op))
 
 
 @router.get("/pos/sale/{purchase_id}")
@@ -102,7 +139,7 @@ def sale(request: Request, purchase_id: str, op: Seller) -> Response:
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
                           title=N_("No such sale"), message=exc.message)
-    return web.render(request, "sale.html", op, till=_till(web, op),
+    return web.render(request, "sale.html", op, till=_till(web, op), shift=_shift(web, op),
                       **_sale_view(out, reprint=False, _=words(request, op)))
 
 
@@ -115,14 +152,15 @@ def reprint(request: Request, posted_: SellerPost) -> Response:
         if form.get("receipt_no", "").strip():
             body["receipt_no"] = form["receipt_no"].strip()
         else:
-            body["meter"] = meter_number(form.get("meter"))
+            body["meter"] = meter_number(form.get("meter"), field="meter")
         out = web.service.reprint(body, web.caller(op))
     except StsError as exc:
-        return web.render(request, "pos.html", op, status=exc.http_status,
-                          meter_text=form.get("meter", ""), amount_text="", lookup=None,
-                          trial=None, error=exc.message, error_field="meter",
-                          till=_till(web, op))
-    return web.render(request, "sale.html", op, till=_till(web, op),
+        field = "reprint_receipt" if exc.field == "receipt_no" else "reprint_meter"
+        return _page(request, web, op, "", "", status=exc.http_status,
+                     reprint_error=counter_text.refusal(exc), reprint_field=field,
+                     reprint_meter=form.get("meter", ""),
+                     reprint_receipt=form.get("receipt_no", ""))
+    return web.render(request, "sale.html", op, till=_till(web, op), shift=_shift(web, op),
                       **_sale_view(out, reprint=True, _=words(request, op)))
 
 

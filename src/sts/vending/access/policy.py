@@ -49,6 +49,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "collect_payment": frozenset({"vendor"}),
     "payments": frozenset({"supervisor", "admin", "auditor"}),
     "settle_payment": frozenset({"supervisor", "admin"}),
+    # a cashier's own shift (open, close, cash-up); the shifts of a vendor (a supervisor's
+    # report, in the caller's vendor scope)
+    "shift": frozenset({"vendor", "supervisor"}),
+    "shifts": frozenset({"supervisor", "admin", "auditor"}),
+    # the counter's amount presets (per utility)
+    "counter_settings": frozenset({"admin"}),
     # the web pages' areas
     "point_of_sale": frozenset({"vendor", "supervisor"}),
     "test_tokens": frozenset({"vendor", "supervisor", "engineer"}),

@@ -109,13 +109,14 @@ def pending(db: Database) -> tuple[str | None, str, list[Step]]:
 
 # --- the rolling-upgrade rule -----------------------------------------------------------------
 # A migration may only add: tables, indexes, nullable columns or columns with a default, rows,
-# storage settings; it may drop a foreign key (an older server never relies on one being
-# checked).  A drop or rename of what a released server reads waits two releases
-# (docs/operations.md "Upgrades").
+# storage settings, extensions (in a savepoint, so a refusal falls back); it may drop a foreign
+# key (an older server never relies on one being checked).  A drop or rename of what a
+# released server reads waits two releases (docs/operations.md "Upgrades").
 
 _IGNORED = re.compile(r"^(SELECT|ANALYZE|COMMENT ON|SET |SHOW )|alembic_version", re.I)
 _ALLOWED = re.compile(r"^(CREATE TABLE|INSERT INTO|UPDATE |ALTER TABLE \S+ SET \(|"
-                      r"ALTER TABLE \S+ DROP CONSTRAINT \"?fk_)", re.I)
+                      r"ALTER TABLE \S+ DROP CONSTRAINT \"?fk_|CREATE EXTENSION |"
+                      r"(RELEASE |ROLLBACK TO )?SAVEPOINT )", re.I)
 _ADD_COLUMN = re.compile(r"^ALTER TABLE (\S+) ADD( COLUMN)? \"?(\w+)\"? (.*)$", re.I | re.S)
 _INDEX = re.compile(r"^CREATE (UNIQUE )?INDEX (IF NOT EXISTS )?\S+ ON (\S+)"
                     r"(?: USING \w+)? \((.*)\)", re.I | re.S)

@@ -33,6 +33,7 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
 from sts.vending.storage.tables import MICRO, TS, metadata
+from sts.vending.tenders import TENDERS
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -118,16 +119,19 @@ SEQ_SQLITE = "(SELECT coalesce(max(seq), 0) + 1 FROM transactions)"
 _TXN_COLUMNS = """
 INSERT INTO transactions (seq, request_id, kind, meter_id, vendor_id, api_key_id, request_hash,
     amount, vat, charges, debt, units, month, status, reverses, reason, prev_key, response,
-    created_at, prev_hash, hash)
+    created_at, prev_hash, hash, tender)
 VALUES (:seq, :request_id, :kind, :meter_id, :vendor_id, :api_key_id, :request_hash,
     :amount, :vat, :charges, :debt, :units, :month, 'completed', {reverses_reason}, :prev_key,
-    :response, :created_at, :prev_hash, :hash)
+    :response, :created_at, :prev_hash, :hash, {tender})
 """
 # A transaction with a reason or a reversed sale (engineering, reversal, key change), and one
 # without (a sale).  Two texts only because of the parameter count: psycopg caches the
 # conversion of a statement with at most 50 parameters, and a sale's write CTE has 49.
-INSERT_TXN = _TXN_COLUMNS.format(reverses_reason=":reverses, :reason")
-INSERT_TXN_PLAIN = _TXN_COLUMNS.format(reverses_reason="NULL, ''")
+INSERT_TXN = _TXN_COLUMNS.format(reverses_reason=":reverses, :reason", tender="NULL")
+INSERT_TXN_PLAIN = _TXN_COLUMNS.format(reverses_reason="NULL, ''", tender="NULL")
+# a sale with its tender (`sts.vending.tenders`) written as a literal: no parameter more
+INSERT_SALE = {t: _TXN_COLUMNS.format(reverses_reason="NULL, ''", tender=f"'{t}'")
+               for t in TENDERS}
 
 INSERT_TOKEN = """
 INSERT INTO tokens (txn_seq, meter_id, position, token, token_class, subclass, tid, tid_epoch,

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -86,7 +87,7 @@ utilities = Table(
     Column("currency", String(3), nullable=False, default="ZAR"),
     # IANA zone whose local minutes the TIDs of this utility's tokens count (0002)
     Column("time_zone", String(64), nullable=False, default="UTC", server_default="UTC"),
-    # how its money is written and its pages' default language, e.g. en_ZA, fr_CI (0020);
+    # how its money is written and its pages' default language, e.g. en_ZA, fr_CI (0022);
     # None: the currency's usual locale (sts.vending.money_text)
     Column("locale", String(20), nullable=True),
 )
@@ -209,7 +210,7 @@ operators = Table(
     Column("role", String(12), nullable=False),
     Column("vendor_id", Integer, ForeignKey("vendors.id"), nullable=True),
     Column("active", Boolean, nullable=False, default=True),
-    # the pages' language for this operator (en, fr); None: the utility's (0020)
+    # the pages' language for this operator (en, fr); None: the utility's (0022)
     Column("language", String(8), nullable=True),
     Index("ux_operators_username_key", "username_key", unique=True),
 )
@@ -247,12 +248,20 @@ transactions = Table(
     Column("status", String(10), nullable=False),  # completed / reversed
     Column("reverses", Integer, nullable=True),  # seq of the reversed sale
     Column("reason", String(300), nullable=False, default=""),
+    # how a sale was paid (`sts.vending.tenders`: cash / card), NULL when the seller did not
+    # say (migration 0020); a reversal refunds in its sale's tender
+    Column("tender", String(8), nullable=True),
     Column("prev_key", Text, nullable=False, default=""),  # meter key state before (JSON)
     Column("response", Text, nullable=False),  # the exact JSON answer, for repeats
     Column("created_at", TS, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index("ix_transactions_meter_seq", "meter_id", "seq"),
+    # a cashier's sales in a shift (migration 0020): the operator's key, then time
+    Index("ix_transactions_api_key_id", "api_key_id", "created_at"),
+    # the reversal of a sale; only reversals carry `reverses`, so a sale adds nothing to it
+    Index("ix_transactions_reverses", "reverses", sqlite_where=text("reverses IS NOT NULL"),
+          postgresql_where=text("reverses IS NOT NULL")),
 )
 
 tokens = Table(

@@ -7,6 +7,12 @@ exception, and an exception is settled by hand: sold (sold again) or refunded.
 
 `payment_requests`: a payment prompt we asked the provider to make (M-Pesa Express / STK
 push): what we asked for, so the callback's amount and phone are checked against it.
+`ticket_hash` (0021) is the SHA-256 of the self-service page's random ticket for the prompt:
+only the browser that made the prompt can follow it to its token.
+
+`access_codes` (migration 0021_selfservice): the one-time codes of the self-service page's
+"my tokens", sent by SMS to the number on record; only a salted hash is stored, with its
+expiry and the attempts made, and the rows themselves are the rate limit.
 """
 
 from __future__ import annotations
@@ -57,6 +63,22 @@ payment_requests = Table(
     Column("provider_id", String(64), nullable=True),  # the receipt when paid
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    Column("ticket_hash", String(64), nullable=True),  # the self-service page's ticket
     UniqueConstraint("provider", "request_id", name="uq_payment_requests_request"),
     Index("ix_payment_requests_phone", "phone", "id"),
+    Index("ix_payment_requests_ticket", "ticket_hash"),
+)
+
+access_codes = Table(
+    "access_codes", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("meter_pan", String(18), nullable=False),
+    Column("phone", String(20), nullable=False),  # where the code went (the number on record)
+    Column("salt", String(32), nullable=False),
+    Column("code_hash", String(64), nullable=False),  # sha256(salt + code)
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("state", String(10), nullable=False),  # open / used / spent (too many attempts)
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Index("ix_access_codes_meter", "meter_pan", "created_at"),
 )

@@ -341,7 +341,7 @@ def resend_last(svc: ServiceContext, phone: object, caller: Caller) -> dict[str,
 
 def prompt(svc: ServiceContext, meter: object, amount: object, phone: object, caller: Caller,
            ask: Callable[[Prompt], PromptAnswer], provider: str = "mpesa",
-           currency: str = "") -> dict[str, Any]:
+           currency: str = "", *, ticket_hash: str | None = None) -> dict[str, Any]:
     """Ask the provider to prompt `phone` to pay `amount` for `meter` (validated first, as a
     paybill validation would be); the request is stored to check its callback against."""
     caller.require("collect_payment")
@@ -360,7 +360,7 @@ def prompt(svc: ServiceContext, meter: object, amount: object, phone: object, ca
             provider=provider, request_id=answer.request_id,
             merchant_request_id=answer.merchant_request_id, meter_pan=p.meter_pan,
             amount=p.amount, currency=currency[:3], phone=p.phone, state="pending",
-            result_code="", result_desc="",
+            result_code="", result_desc="", ticket_hash=ticket_hash,
             provider_id=None, created_at=now, updated_at=now))
     out = {"request_id": answer.request_id, "meter": p.meter_pan, "amount": money(p.amount),
            "phone": p.phone, "state": "pending"}

@@ -33,6 +33,7 @@ from sts.vending.ledger import (
 from sts.vending.meters import SERVICES, UNIT_NAMES, MeterView, VendorView, meter_pan, read_meter
 from sts.vending.storage.statements import CUSTOMER_DEBT, KEY_CREDIT, UPSERT_MONTH, VENDOR_FLOAT, Row
 from sts.vending.tariff import ZERO, Quote, money, parse_amount, quote, rate_str, units_str
+from sts.vending.tenders import tender_of
 from sts.vending.vendor import check_float, check_may_sell, float_not_covered
 
 if TYPE_CHECKING:
@@ -271,7 +272,8 @@ def issue_sale(svc: ServiceContext, cur: Any, purchase_id: str, m: MeterView, q:
         seq=seq, request_id=purchase_id, kind="sale", meter=m, request_hash=rhash,
         response=response, now=wall(now), issued=res, vendor_id=caller.vendor_id,
         api_key_id=caller.key_id if caller.key_id > 0 else None, month=month, amount=amount,
-        vat=q.vat, charges=q.fixed_charge, debt=q.debt, units=q.units))
+        vat=q.vat, charges=q.fixed_charge, debt=q.debt, units=q.units,
+        tender=tender_of((extra or {}).get("pay_type"))))
     writes.append((UPSERT_MONTH, {"meter_id": m.id, "month": month, "units": mi(q.units),
                                   "fixed_paid": mi(q.fixed_charge),
                                   "free_units": mi(q.free_units)}))

@@ -16,6 +16,28 @@
     var t = ev.target.closest && ev.target.closest("[data-print]");
     if (t) { window.print(); }
   });
+  // a key typed while nothing has the focus yet (a scanner's first digits, the instant the
+  // page is there) goes to the page's autofocus field instead of being lost: the focus moves
+  // during keydown, so the character lands in the field
+  document.addEventListener("keydown", function (ev) {
+    var active = document.activeElement;
+    if (active && active !== document.body && active !== document.documentElement) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || !ev.key || ev.key.length !== 1) return;
+    var field = document.querySelector("input[autofocus]");
+    if (field) field.focus();
+  }, true);
+  // one-key shortcuts (Print, Next sale): an element marked data-shortcut="p" is clicked when
+  // that key is pressed outside any field, with no modifier: typing in a field never fires one
+  document.addEventListener("keydown", function (ev) {
+    if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) return;
+    var t = ev.target;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+    if (!ev.key || ev.key.length !== 1) return;
+    var el = document.querySelector('[data-shortcut="' + ev.key.toLowerCase() + '"]');
+    if (!el) return;
+    ev.preventDefault();
+    el.click();
+  });
   function paper(value) {
     document.documentElement.setAttribute("data-paper", value);
     try { localStorage.setItem("sts-paper", value); } catch (e) { /* private mode */ }

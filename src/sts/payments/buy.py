@@ -1,0 +1,250 @@
+"""The self-service page `/buy`: a customer buys a token from a phone with no sign-in.
+
+    GET  /buy                  the meter number
+    POST /buy/meter            the meter confirmed (customer masked) -> the amount
+    POST /buy/quote            what the amount buys -> the phone number
+    POST /buy/pay              an M-Pesa prompt on that phone -> /buy/wait/TICKET
+    GET  /buy/wait/TICKET      the payment followed (htmx polls /buy/status/TICKET) to its token
+    GET  /buy/mine             "my tokens": the meter number -> a one-time code by SMS
+    POST /buy/mine/code        send the code to the number on record
+    POST /buy/mine             the code -> the meter's recent tokens
+
+It lives in the mobile-money face because paying is an M-Pesa Express prompt made with this
+face's adapter; every rule is the service's (`sts.vending.usecases.selfservice`).  Each step
+is a plain form (no script needed); the steps carry what came before in hidden fields and the
+service checks all of it again at every step.  Errors are shown next to their field in plain
+words.  The page acts as the channel's vendor, as a USSD session does.
+"""
+
+# no `from __future__ import annotations`: FastAPI reads the local aliases at runtime
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from sts.codec.pan import parse_pan
+from sts.delivery.carriers import Accepted
+from sts.delivery.config import DeliveryConfig
+from sts.delivery.sms_http import send_text
+from sts.errors import StsError, Unavailable
+from sts.vending import text as plain_text
+from sts.vending.access.policy import Caller
+from sts.vending.service import VendingService
+
+HERE = Path(__file__).parent
+PATH = "/buy"
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                               "script-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                               "base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # the wait page's address carries the ticket
+    "Cache-Control": "no-store",
+}
+FIELD_MAX = 64
+
+# the service's refusals in a customer's words (by code); others show the service's message
+PLAIN = {
+    "UNKNOWN_METER": "We do not know this meter number. Check the number printed on the meter.",
+    "invalid_meter_number": "This is not a meter number we know. Check the number printed on "
+                            "the meter: 11 or 13 digits.",
+    "METER_BLOCKED": "This meter cannot be sold to now. Please call the utility.",
+    "AMOUNT_TOO_LOW": "The amount is below the lowest purchase for this meter.",
+    "AMOUNT_TOO_HIGH": "The amount is above the highest purchase for this meter.",
+    "PROVIDER_ERROR": "M-Pesa did not answer. Nothing was paid; please try again.",
+    "UNAVAILABLE": "The service is busy. Nothing was paid; please try again.",
+}
+FINAL = ("sold", "exception", "cancelled")
+
+
+class Page:
+    """The page's templates and its way to the service, as the channel's vendor."""
+
+    def __init__(self, service: VendingService, caller: Any, ask: Any) -> None:
+        self.service = service
+        self._caller = caller  # () -> Caller, resolved on first use
+        self.ask = ask  # the adapter's prompt call (Mpesa.initiate)
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.filters["group4"] = group4
+        self.templates.env.filters["printed"] = printed
+        self.sms = DeliveryConfig.load().sms
+
+    def caller(self) -> Caller:
+        found: Caller = self._caller()
+        return found
+
+    def render(self, request: Request, name: str, status: int = 200,
+               **ctx: Any) -> HTMLResponse:
+        resp = self.templates.TemplateResponse(request, name, ctx, status_code=status)
+        resp.headers.update(HEADERS)
+        return resp
+
+    def send(self, phone: str, message: str) -> None:
+        outcome = send_text(self.sms, phone, message, f"sts-code-{secrets.token_hex(8)}")
+        if not isinstance(outcome, Accepted):
+            raise Unavailable("we could not send the SMS now; please try again in a minute",
+                              field="meter")
+
+
+def group4(token: object) -> str:
+    digits = str(token or "")
+    return " ".join(digits[i:i + 4] for i in range(0, len(digits), 4))
+
+
+def printed(pan: object) -> str:
+    """The number printed on the meter (its DRN) for a MeterPAN."""
+    try:
+        return parse_pan(pan).drn
+    except StsError:
+        return str(pan)
+
+
+def plain(exc: StsError) -> str:
+    """A refusal in a customer's words."""
+    said = PLAIN.get(exc.code)
+    if said is None:
+        said = exc.message
+    return said[:1].upper() + said[1:]
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    """The posted form: short plain-text fields only (anything else is dropped or refused),
+    and only from this site (a browser's Origin, when sent, must be this host)."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and origin.split("://", 1)[-1] != request.headers.get(
+            "host", ""):
+        return {"_refused": "the form came from another site; open the page again"}
+    data = await request.form()
+    out: dict[str, str] = {}
+    for name, value in data.items():
+        if not isinstance(value, str) or len(name) > 20:
+            continue
+        value = value.strip()[:FIELD_MAX]
+        char = plain_text.bad_char(value)
+        if char is not None:
+            return {"_refused": plain_text.message(name, char)}
+        out[name] = value
+    return out
+
+
+Form = Annotated[dict[str, str], Depends(form_of)]
+
+
+def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
+    """Serve /buy on `app`: `caller()` is the channel's Caller, `ask` makes a prompt."""
+    page = Page(service, caller, ask)
+    app.mount(PATH + "/static", StaticFiles(directory=str(HERE / "static")), name="buy-static")
+    if not hasattr(app.state, "error_renderers"):
+        app.state.error_renderers = {}
+    app.state.error_renderers[PATH] = lambda request, status, body: page.render(
+        request, "buy/problem.html", status=status, message=body.get("message", ""))
+    router = APIRouter(include_in_schema=False)
+
+    def meter_step(request: Request, form: dict[str, str], *, error: str = "",
+                   status: int = 200) -> HTMLResponse:
+        return page.render(request, "buy/start.html", status=status, form=form, error=error)
+
+    @router.get(PATH)
+    def start(request: Request) -> HTMLResponse:
+        return meter_step(request, {})
+
+    @router.post(PATH + "/meter")
+    def meter(request: Request, form: Form) -> HTMLResponse:
+        if "_refused" in form:
+            return meter_step(request, {}, error=form["_refused"], status=403)
+        try:
+            m = service.self_quote(form.get("meter", ""), None, page.caller())
+        except StsError as exc:
+            return meter_step(request, form, error=plain(exc), status=422)
+        return page.render(request, "buy/amount.html", form=form, m=m, errors={})
+
+    @router.post(PATH + "/quote")
+    def quote(request: Request, form: Form) -> HTMLResponse:
+        if "_refused" in form:
+            return meter_step(request, {}, error=form["_refused"], status=403)
+        try:
+            m = service.self_quote(form.get("meter", ""), None, page.caller())
+        except StsError as exc:
+            return meter_step(request, form, error=plain(exc), status=422)
+        try:
+            q = service.self_quote(m["meter"], form.get("amount", ""), page.caller())
+        except StsError as exc:
+            return page.render(request, "buy/amount.html", status=422, form=form, m=m,
+                               errors={"amount": plain(exc)})
+        return page.render(request, "buy/phone.html", form=form, m=m, q=q, errors={})
+
+    @router.post(PATH + "/pay", response_model=None)
+    def pay(request: Request, form: Form) -> Response:
+        if "_refused" in form:
+            return meter_step(request, {}, error=form["_refused"], status=403)
+        try:
+            q = service.self_quote(form.get("meter", ""), form.get("amount", ""),
+                                   page.caller())
+        except StsError as exc:
+            return meter_step(request, form, error=plain(exc), status=422)
+        try:
+            out = service.self_prompt(q["meter"], form.get("amount", ""),
+                                      form.get("phone", "").replace(" ", "").lstrip("+"),
+                                      page.caller(), page.ask)
+        except StsError as exc:
+            field = "phone" if exc.field == "phone" else "pay"
+            return page.render(request, "buy/phone.html", status=422, form=form, m=q, q=q,
+                               errors={field: plain(exc)})
+        return RedirectResponse(f"{PATH}/wait/{out['ticket']}", status_code=303)
+
+    @router.get(PATH + "/wait/{ticket}")
+    def wait(request: Request, ticket: str) -> HTMLResponse:
+        try:
+            s = service.self_follow(ticket, page.caller())
+        except StsError:
+            return page.render(request, "buy/problem.html", status=404,
+                               message="We cannot find this payment. Start again.")
+        return page.render(request, "buy/wait.html", s=s, ticket=ticket, final=FINAL)
+
+    @router.get(PATH + "/status/{ticket}")
+    def status(request: Request, ticket: str) -> HTMLResponse:
+        try:
+            s = service.self_follow(ticket, page.caller())
+        except StsError:
+            return page.render(request, "buy/problem.html", status=404,
+                               message="We cannot find this payment. Start again.")
+        return page.render(request, "buy/_status.html", s=s, ticket=ticket, final=FINAL)
+
+    @router.get(PATH + "/mine")
+    def mine(request: Request) -> HTMLResponse:
+        return page.render(request, "buy/mine.html", form={}, errors={}, sent=None)
+
+    @router.post(PATH + "/mine/code")
+    def mine_code(request: Request, form: Form) -> HTMLResponse:
+        if "_refused" in form:
+            return page.render(request, "buy/mine.html", status=403, form={}, sent=None,
+                               errors={"meter": form["_refused"]})
+        try:
+            sent = service.send_access_code(form.get("meter", ""), page.caller(), page.send)
+        except StsError as exc:
+            return page.render(request, "buy/mine.html", status=422, form=form, sent=None,
+                               errors={"meter": plain(exc)})
+        return page.render(request, "buy/mine.html", form=form, errors={}, sent=sent)
+
+    @router.post(PATH + "/mine")
+    def mine_tokens(request: Request, form: Form) -> HTMLResponse:
+        if "_refused" in form:
+            return page.render(request, "buy/mine.html", status=403, form={}, sent=None,
+                               errors={"meter": form["_refused"]})
+        try:
+            out = service.my_tokens(form.get("meter", ""), form.get("code", ""),
+                                    page.caller())
+        except StsError as exc:
+            field = "code" if exc.field == "code" else "meter"
+            sent = {"sent_to": "your phone"} if field == "code" else None
+            return page.render(request, "buy/mine.html", status=422, form=form, sent=sent,
+                               errors={field: plain(exc)})
+        return page.render(request, "buy/tokens.html", out=out)
+
+    app.include_router(router)

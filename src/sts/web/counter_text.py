@@ -1,0 +1,53 @@
+"""What a cashier reads at the counter: the service's refusals and delivery states in the words
+of the counter.
+
+A cashier never sees server configuration, the back office's internal notes or an 18-digit
+MeterPAN where they typed the number printed on the meter: those stay in the log, the
+delivery rows and the back office's pages.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sts.errors import StsError
+from sts.web.common import drn_of
+
+BLOCKED = "This meter is blocked: refer the customer to the utility office"
+PAN = re.compile(r"\b\d{18}\b")
+# what a delivery's state means for the customer in front of the cashier
+DELIVERY = {
+    "pending": "Being sent",
+    "sent": "Sent: waiting for the meter's answer",
+    "delivered": "Delivered",
+    "accepted": "The meter took the token",
+    "rejected": "The meter refused the token: the customer enters the printed token",
+    "failed": "Not delivered: give the customer the printed token",
+}
+NOT_HERE = {
+    "ami": "AMI delivery is not available here; give the customer the printed token",
+    "sms": "SMS delivery is not available here; give the customer the printed token",
+    "email": "E-mail delivery is not available here; give the customer the printed token",
+}
+
+
+def printed(text: str) -> str:
+    """`text` with every MeterPAN written as the number printed on the meter."""
+    return PAN.sub(lambda m: drn_of(m.group(0)), text)
+
+
+def refusal(exc: StsError) -> str:
+    """The message a cashier sees for a refusal of the service."""
+    if exc.code == "METER_BLOCKED":
+        return BLOCKED
+    return printed(exc.message)
+
+
+def delivery(status: str, channel: str, reason: str | None, display: str | None) -> str:
+    """A delivery's state for the cashier: the meter's display when it answered, else what the
+    state means; a channel this server does not run is said as such, without its settings."""
+    if display and status in ("accepted", "rejected"):
+        return f"{DELIVERY[status]} (the meter shows {display})"
+    if reason and "carrier runs" in reason and status in ("pending", "failed"):
+        return NOT_HERE.get(channel, DELIVERY["failed"])
+    return DELIVERY.get(status, status)
