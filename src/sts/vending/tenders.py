@@ -7,8 +7,10 @@ stored as no tender and counted as "other".  Only cash goes into the drawer.
 
 from __future__ import annotations
 
+from sts.vending.i18n import N_
+
 TENDERS = ("cash", "card")
-LABELS = {"cash": "Cash", "card": "Card", None: "Other"}
+LABELS = {"cash": N_("Cash"), "card": N_("Card"), None: N_("Other")}  # shown translated
 
 
 def tender_of(pay_type: object) -> str | None:

@@ -14,15 +14,17 @@ from fastapi.responses import Response
 from sts.errors import StsError
 from sts.vending.access.operators import Operator
 from sts.vending.access.policy import may
+from sts.vending.i18n import N_
 from sts.web.common import need, posted, redirect, web_of
 
 router = APIRouter()
 Reader = Annotated[Operator, Depends(need("payments"))]
 Settler = Annotated[tuple[Operator, dict[str, str]], Depends(posted("settle_payment"))]
-PROVIDERS = (("", "All providers"), ("mpesa", "M-Pesa"), ("momo", "MTN MoMo"))
+PROVIDERS = (("", N_("All providers")), ("mpesa", "M-Pesa"), ("momo", "MTN MoMo"))
 STATES = ("exception", "received", "sold", "refunded")
-NOTICES = {"sell": "Sold again: the token goes to the payer by SMS.",
-           "refund": "Marked refunded.", "still": "Still refused: the new reason is shown."}
+NOTICES = {"sell": N_("Sold again: the token goes to the payer by SMS."),
+           "refund": N_("Marked refunded."),
+           "still": N_("Still refused: the new reason is shown.")}
 
 
 @router.get("/payments")
@@ -48,7 +50,7 @@ def _detail(request: Request, op: Operator, provider: str, provider_id: str, *,
         p = web.service.payment(provider, provider_id, web.caller(op))
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title="Payment", message=exc.message)
+                          title=N_("Payment"), message=exc.message)
     ok = request.query_params.get("ok", "")
     return web.render(request, "payments/detail.html", op, status=status, p=p,
                       may_settle=may(op.role, "settle_payment"), notice=NOTICES.get(ok),

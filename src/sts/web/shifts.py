@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from sts.errors import StsError, UnknownRecord
 from sts.vending.access.operators import Operator
+from sts.vending.i18n import N_
 from sts.vending.usecases import presets, shifts
 from sts.web.common import Web, need, period, posted, redirect, web_of
 from sts.web.office import action, list_page
@@ -75,7 +76,7 @@ def cash_up(request: Request, shift_id: str, op: Reader) -> Response:
         s = shifts.shift(web.service.db, web.caller(op), int(shift_id))
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title="No such shift", message=exc.message)
+                          title=N_("No such shift"), message=exc.message)
     return web.render(request, "shift.html", op, s=s)
 
 
@@ -87,7 +88,7 @@ def shift_list(request: Request, op: Supervisor) -> Response:
         rep = shifts.report(web.service.db, web.caller(op), start, end)
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title="Shifts", message=exc.message)
+                          title=N_("Shifts"), message=exc.message)
     return web.render(request, "shifts.html", op, rep=rep, start=start.date().isoformat(),
                       end=(end - timedelta(days=1)).date().isoformat())
 
