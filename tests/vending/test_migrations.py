@@ -41,7 +41,7 @@ def test_0007_down_and_up_with_sales(demo: Any) -> None:
     assert _token_fks(db.engine) == {"transactions", "meters", "vending_keys"}
     with db.begin() as conn:
         command.upgrade(_config(conn), "head")
-    assert migrate(db) == "0021_selfservice"
+    assert migrate(db) == "0022_tariff_history"
     assert _token_fks(db.engine) == {"transactions"}
     with db.read() as conn:
         after = conn.execute(sa.select(tokens).order_by(tokens.c.id)).all()

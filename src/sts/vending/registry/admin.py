@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sts.codec.pan import MeterPan, parse_meter_number
 from sts.engine.model import check_identity
 from sts.errors import AlreadyExists, InputError, UnknownRecord
-from sts.vending import audit
+from sts.vending import audit, tariff_history
 from sts.vending.access import credentials
 from sts.vending.access.api_keys import hash_key, new_key
 from sts.vending.access.policy import check_role
@@ -208,6 +208,8 @@ class Registry:
                                fixed_monthly=t.fixed_monthly, debt_share=t.debt_share,
                                free_units=t.free_units, min_amount=t.min_amount,
                                max_amount=t.max_amount)
+            tariff_history.add_version(conn, tid, t, effective_from=self._now(),
+                                       actor=self.actor, now=self._now())
             self._audit(conn, "tariff.add", name)
         return tid
 

@@ -87,6 +87,8 @@ utilities = Table(
     Column("currency", String(3), nullable=False, default="ZAR"),
     # IANA zone whose local minutes the TIDs of this utility's tokens count (0002)
     Column("time_zone", String(64), nullable=False, default="UTC", server_default="UTC"),
+    # float top-ups above this amount wait for a second approver (0022); NULL: none do
+    Column("top_up_approval_above", Money, nullable=True),
 )
 
 supply_groups = Table(
@@ -145,6 +147,9 @@ tariffs = Table(
     Column("free_units", Money, nullable=False, default=Decimal(0)),  # per month
     Column("min_amount", Money, nullable=False, default=Decimal(0)),
     Column("max_amount", Money, nullable=True),
+    # the earliest effective time (UTC) of a scheduled version (`tariff_versions`) that this
+    # row does not hold yet; NULL when the row is the newest version in force (0022)
+    Column("pending_from", TS, nullable=True),
 )
 
 meters = Table(
