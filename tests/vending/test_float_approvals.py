@@ -70,7 +70,7 @@ def test_a_rejected_top_up_never_moves_the_float(demo: Any) -> None:
     with pytest.raises(InputError) as err:
         decide(boss, req.request_id, _caller("admin"), approve=False, reason="")
     assert err.value.field == "reason"
-    done = decide(boss, req.request_id, _caller("supervisor"), approve=False,
+    done = decide(boss, req.request_id, _caller("admin"), approve=False,
                   reason="no such deposit on the bank statement")
     assert done.state == "rejected" and vendor_float(demo) == before
     (row,) = requests(demo.service.db, state="rejected")

@@ -192,3 +192,38 @@ def history(db: Any, name: str, now: datetime) -> list[dict[str, Any]]:
                     "free_units": rate_str(Decimal(r.free_units)),
                     "debt_share": rate_str(Decimal(r.debt_share))})
     return out
+
+
+def office_zone(db: Any) -> str:
+    """The time zone the back office states effective times in: the first utility's."""
+    from sts.vending.storage.tables import utilities
+
+    with db.read() as conn:
+        name = conn.scalar(select(utilities.c.time_zone).order_by(utilities.c.id).limit(1))
+    return str(name or "UTC")
+
+
+def parse_effective(text: str, zone_name: str) -> datetime | None:
+    """An effective time as typed (`YYYY-MM-DDTHH:MM` or with a space, local time in
+    `zone_name`) as naive UTC; None for blank (now)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        local_time = datetime.fromisoformat(text.replace(" ", "T"))
+    except ValueError:
+        raise InputError("the effective time is a date and time such as 2026-07-01 00:00",
+                         field="effective_from") from None
+    if local_time.tzinfo is not None:
+        raise InputError("give the effective time without a zone (it is local time)",
+                         field="effective_from")
+    from sts.vending.clock import utc, zone
+
+    return utc(local_time.replace(tzinfo=zone(zone_name)))
+
+
+def local_text(t: datetime, zone_name: str) -> str:
+    """A naive UTC time as local time in `zone_name`, to the minute."""
+    from sts.vending.clock import local
+
+    return local(t, zone_name).strftime("%Y-%m-%d %H:%M")

@@ -18,6 +18,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 from sts.codec.pan import MeterPan, parse_pan
 from sts.errors import InputError, InvalidDrn, InvalidPan, StsError
@@ -79,6 +81,7 @@ class Web:
         self.templates.env.filters["sentence"] = sentence
         self.templates.env.globals |= {"page_href": paging.page_href,
                                        "sort_href": paging.sort_href}
+        self.templates.env.globals["unique_id"] = unique_id
 
     def now(self) -> datetime:
         return self.service.now().replace(tzinfo=None)
@@ -94,10 +97,22 @@ class Web:
     def render(self, request: Request, name: str, op: Operator | None, *, status: int = 200,
                **ctx: Any) -> HTMLResponse:
         menu = [(p, label) for p, label, action in MENU if op is not None and may(op.role, action)]
-        ctx |= {"op": op, "menu": menu, "path": request.url.path}
+        ctx |= {"op": op, "menu": menu, "path": request.url.path, "_ids": {}}
         resp = self.templates.TemplateResponse(request, name, ctx, status_code=status)
         resp.headers.update(SECURITY_HEADERS)
         return resp
+
+
+@pass_context
+def unique_id(context: Context, base: str) -> str:
+    """`base` the first time a page asks for it, then `base-2`, `base-3`, ...: two forms on
+    one page with a field of the same name get distinct ids (so each label points at its
+    own field)."""
+    seen = context.get("_ids")
+    if not isinstance(seen, dict):
+        return base
+    n = seen[base] = seen.get(base, 0) + 1
+    return base if n == 1 else f"{base}-{n}"
 
 
 def sentence(text: str | None) -> str:

@@ -92,3 +92,13 @@ float_requests = Table(
     Column("reason", String(300), nullable=False, default=""),
     Index("ix_float_requests_state", "state", "id"),
 )
+
+# the on-screen meters, one copy per signed-in operator (0015): trainees on the same meter
+# never share a keypad, credit or clock (`sim_meters` above is no longer written)
+sim_meter_states = Table(
+    "sim_meter_states", metadata,
+    Column("operator_id", Integer, ForeignKey("operators.id"), primary_key=True),
+    Column("pan", String(18), primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)

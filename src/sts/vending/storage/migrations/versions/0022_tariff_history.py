@@ -1,7 +1,8 @@
 """Tariff history and four-eyes float top-ups: `tariff_versions` (every version of a tariff
 with the time it takes effect; each existing tariff becomes its version 1), `tariffs.pending_from`
 (a scheduled version not yet in the row), `float_requests` (top-ups waiting for a second
-approver) and `utilities.top_up_approval_above` (the amount above which they wait).
+approver), `utilities.top_up_approval_above` (the amount above which they wait) and
+`sim_meter_states` (each operator's own copy of a simulated meter).
 
 Additive: an older server ignores the new table and columns.
 
@@ -71,6 +72,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id', name=op.f('pk_float_requests')),
     )
     op.create_index('ix_float_requests_state', 'float_requests', ['state', 'id'])
+    op.create_table(
+        'sim_meter_states',
+        sa.Column('operator_id', sa.Integer(), nullable=False),
+        sa.Column('pan', sa.String(length=18), nullable=False),
+        sa.Column('state', sa.Text(), nullable=False),
+        sa.Column('updated_at', sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['operator_id'], ['operators.id'],
+                                name=op.f('fk_sim_meter_states_operator_id')),
+        sa.PrimaryKeyConstraint('operator_id', 'pan', name=op.f('pk_sim_meter_states')),
+    )
     # every existing tariff: its current terms as version 1, in force since ever
     conn = op.get_bind()
     tariffs = sa.table('tariffs', sa.column('id', sa.Integer),
@@ -87,6 +98,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('sim_meter_states')
     op.drop_index('ix_float_requests_state', table_name='float_requests')
     op.drop_table('float_requests')
     op.drop_index('ix_tariff_versions_effective', table_name='tariff_versions')
