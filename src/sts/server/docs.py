@@ -1,10 +1,11 @@
-"""The API's interactive documentation at /docs, served whole by this server: the Swagger UI
-files come from the `swagger-ui-bundle` distribution (Apache-2.0; its licence is served at
-/docs/assets/LICENSE), never from a CDN, so /docs works on a network without internet."""
+"""The API's interactive documentation at /docs, served whole by this server: the Swagger UI 5
+files (OpenAPI 3.1, as FastAPI writes it) come from the `swagger-ui-py` distribution, which
+ships them with Swagger UI's licence (Apache-2.0, served at /docs/assets/LICENSE); never from a
+CDN, so /docs works on a network without internet."""
 
 from __future__ import annotations
 
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -16,21 +17,16 @@ ASSETS = "/docs/assets"
 
 
 def assets_dir() -> Path:
-    """The Swagger UI files inside the installed `swagger_ui_bundle` package."""
-    vendor = Path(str(resources.files("swagger_ui_bundle") / "vendor"))
-    found = sorted(vendor.glob("swagger-ui-*/swagger-ui-bundle.js"))
-    if not found:
-        raise RuntimeError("swagger-ui-bundle is installed without its Swagger UI files")
-    return found[-1].parent
+    """The Swagger UI files inside the installed `swagger_ui` package (swagger-ui-py)."""
+    static = Path(str(resources.files("swagger_ui") / "static"))
+    if not (static / "swagger-ui-bundle.js").is_file():
+        raise RuntimeError("swagger-ui-py is installed without its Swagger UI files")
+    return static
 
 
 def _licence() -> str:
-    """The distribution's licence text (Apache-2.0, covering the Swagger UI files)."""
-    dist = metadata.distribution("swagger-ui-bundle")
-    for f in dist.files or ():
-        if f.name.upper().startswith("LICEN"):
-            return Path(str(dist.locate_file(f))).read_text(encoding="utf-8")
-    return "Swagger UI: Apache License 2.0 (swagger-ui-bundle distribution)\n"
+    """Swagger UI's licence text, as the distribution ships it beside the files."""
+    return (assets_dir() / "LICENSE").read_text(encoding="utf-8")
 
 
 def mount(app: FastAPI) -> None:
