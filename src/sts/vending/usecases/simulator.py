@@ -37,8 +37,11 @@ MAX_ADVANCE = 7 * 24 * 3600.0
 
 
 class Simulator:
-    def __init__(self, service: ServiceContext) -> None:
+    """The meters on the screen of one signed-in operator (`owner`: the operator's id)."""
+
+    def __init__(self, service: ServiceContext, owner: int) -> None:
         self.service = service
+        self.owner = owner
         self.tables = service.sm.sta_tables
 
     # --- keys: derived from the vending key, never stored -------------------------------
@@ -111,66 +114,67 @@ class Simulator:
         return pan
 
     @contextmanager
-    def _live(self, meter: str, owner: int) -> Iterator[Live]:
+    def _live(self, meter: str) -> Iterator[Live]:
         """The operator's meter, locked for one input; saved when the block ends without an
         error."""
         now = self.service.now().replace(tzinfo=None)
         with self.service.db.begin() as conn:
             pan = self._pan(conn, meter)
-            m, offset = self._load(conn, pan, to_seconds(now), owner=owner, lock=True)
+            m, offset = self._load(conn, pan, to_seconds(now), owner=self.owner, lock=True)
             live = Live(m, offset)
             yield live
-            self._save(conn, pan, owner, live.meter, live.offset, now.replace(microsecond=0))
+            self._save(conn, pan, self.owner, live.meter, live.offset, now.replace(microsecond=0))
 
     # --- what the page calls -----------------------------------------------------------
 
-    def view(self, meter: str, owner: int) -> dict[str, Any]:
+    def view(self, meter: str) -> dict[str, Any]:
         """The operator's meter now (read-only: nothing is stored by looking)."""
         now = self.service.now().replace(tzinfo=None)
         with self.service.db.read() as conn:
             pan = self._pan(conn, meter)
-            m, offset = self._load(conn, pan, to_seconds(now), owner=owner, lock=False)
+            m, offset = self._load(conn, pan, to_seconds(now), owner=self.owner, lock=False)
         return Live(m, offset).out()
 
-    def press(self, meter: str, key: str, owner: int) -> dict[str, Any]:
+    def press(self, meter: str, key: str) -> dict[str, Any]:
         if key not in KEYS:
             raise InputError("key must be 0-9, enter or back", field="key")
-        with self._live(meter, owner) as live:
+        with self._live(meter) as live:
             result = live.meter.press(key)
             out = live.out()
         out["result"] = result.as_dict() if result is not None else None
         return out
 
-    def enter(self, meter: str, token: str, owner: int) -> dict[str, Any]:
-        with self._live(meter, owner) as live:
+    def enter(self, meter: str, token: str) -> dict[str, Any]:
+        with self._live(meter) as live:
             result = live.meter.enter(token)
             out = live.out()
         out["result"] = result.as_dict()
         return out
 
-    def set_load(self, meter: str, watts: float, owner: int) -> dict[str, Any]:
+    def set_load(self, meter: str, watts: float) -> dict[str, Any]:
         if not 0 <= watts <= 20000:
             raise InputError("load must be 0-20000 W", field="watts")
-        with self._live(meter, owner) as live:
+        with self._live(meter) as live:
             live.meter.set_load(watts)
             return live.out()
 
-    def advance(self, meter: str, seconds: float, owner: int) -> dict[str, Any]:
+    def advance(self, meter: str, seconds: float) -> dict[str, Any]:
         """Move this meter's time forward (trainer's fast-forward)."""
         if not 0 < seconds <= MAX_ADVANCE:
             raise InputError("advance by 1 second to 7 days", field="seconds")
-        with self._live(meter, owner) as live:
+        with self._live(meter) as live:
             live.offset += seconds
             live.meter.clock = FakeClock(live.meter.state.env.now + seconds)
             live.meter.tick()
             return live.out()
 
-    def reset(self, meter: str, owner: int) -> None:
+    def reset(self, meter: str) -> None:
         """Forget the operator's simulated meter; the next view starts a new one."""
         c = sim_meter_states.c
         with self.service.db.begin() as conn:
             pan = self._pan(conn, meter)
-            conn.execute(sim_meter_states.delete().where(c.operator_id == owner, c.pan == pan))
+            conn.execute(sim_meter_states.delete().where(c.operator_id == self.owner,
+                                                         c.pan == pan))
 
 
 @dataclass
