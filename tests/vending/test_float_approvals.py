@@ -83,3 +83,33 @@ def test_no_approval_amount_means_no_four_eyes(demo: Any) -> None:
     before = vendor_float(demo)
     assert request_top_up(clerk, "Demo Vendor", "250000", "EFT 400").state == "applied"
     assert vendor_float(demo) == before + 250000
+
+
+def test_the_cli_top_up_follows_the_same_rule(db_url: str, kek_file: str) -> None:
+    """`sts admin vendor topup` above the approval amount records a request (no float moves);
+    `topups` lists it; `approval-limit none` lifts the rule."""
+    import json
+
+    from click.testing import CliRunner
+
+    from sts.cli.vending import admin
+
+    base = ["--db", db_url, "--kek-file", kek_file]
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(admin, [*base, *args, "--json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)
+
+    run("demo")
+    small = run("vendor", "topup", "Demo Vendor", "500", "--reference", "EFT 1")
+    assert small["state"] == "applied" and small["float_balance"] == "1000500.00"
+    big = run("vendor", "topup", "Demo Vendor", "20000", "--reference", "EFT 2")
+    assert big["state"] == "pending" and big["approval_above"] == "10000.00"
+    listed = run("vendor", "topups")["requests"]
+    assert [(r["id"], r["amount"], r["state"]) for r in listed] == [
+        (big["request"], "20000.00", "pending")]
+    assert listed[0]["requested_by"].startswith("cli")
+    run("vendor", "approval-limit", "Demo Utility", "none")
+    lifted = run("vendor", "topup", "Demo Vendor", "20000", "--reference", "EFT 3")
+    assert lifted["state"] == "applied" and lifted["float_balance"] == "1020500.00"

@@ -167,7 +167,7 @@ def test_tariff_change_reaches_the_next_sale_and_the_report(site: Site, new_page
     form.get_by_label("Row 1: up to how many units").fill("50")
     form.get_by_label("Row 1: price per unit").fill("2.00")
     form.get_by_role("button", name="Add a row").click()
-    expect(form.locator("tbody tr")).to_have_count(2)
+    expect(form.locator("fieldset.price-rows tbody tr")).to_have_count(2)
     form.get_by_label("Row 2: price per unit").fill("5.00")
     form.get_by_role("button", name="Save Flat").click()
     admin.wait_for_selector("#notice")
