@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from sts.errors import InputError, StsError
+from sts.errors import StsError
 from sts.vending import reports
 from sts.vending.access.operators import Operator
 from sts.vending.registry import catalogue

@@ -93,7 +93,7 @@ float_requests = Table(
     Index("ix_float_requests_state", "state", "id"),
 )
 
-# the on-screen meters, one copy per signed-in operator (0015): trainees on the same meter
+# the on-screen meters, one copy per signed-in operator (0022): trainees on the same meter
 # never share a keypad, credit or clock (`sim_meters` above is no longer written)
 sim_meter_states = Table(
     "sim_meter_states", metadata,
