@@ -133,8 +133,9 @@ def web_of(request: Request) -> Web:
 
 
 def secure(request: Request) -> bool:
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme)
-    return proto.split(",")[0].strip().lower() == "https"
+    """Served over HTTPS: by us (TLS), or by a proxy named in --forwarded-allow-ips (uvicorn
+    takes X-Forwarded-Proto from those only; from anyone else the header is not believed)."""
+    return request.url.scheme == "https"
 
 
 def set_cookie(request: Request, resp: Response, name: str, value: str, *,
