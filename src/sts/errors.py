@@ -256,6 +256,14 @@ class RateLimited(VendingError):
     http_status = 429
 
 
+class ApprovalNeeded(VendingError):
+    """A float top-up above the utility's approval amount asked to take effect at once: it
+    must be requested and approved by a second operator."""
+
+    code = "APPROVAL_NEEDED"
+    http_status = 409
+
+
 class ReversalNotAllowed(VendingError):
     code = "REVERSAL_NOT_ALLOWED"
     http_status = 409

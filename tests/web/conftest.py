@@ -55,6 +55,10 @@ def _demo(url: str, kek: str) -> dict[str, Any]:
         password = os.urandom(9).hex()
         operator_admin.add_operator(reg, "trainee", "auditor", password)
         info["operators"]["trainee"] = {"username": "trainee", "password": password}
+        # a second administrator: approves the first one's large float top-ups (four-eyes)
+        password = os.urandom(9).hex()
+        operator_admin.add_operator(reg, "approver", "admin", password)
+        info["operators"]["approver"] = {"username": "approver", "password": password}
     finally:
         svc.db.dispose()
     return info

@@ -165,9 +165,20 @@ def test_tariff_change_reaches_the_next_sale_and_the_report(site: Site, new_page
     sign_in(admin, site, "admin")
     admin.goto(site.url + "/admin/tariffs")
     form = admin.locator("#tariff-1")
-    form.get_by_label("Prices per unit excl. VAT").fill("50:2.00; 5.00")
+    # the prices as rows: the first row gets a limit, "Add a row" gives the open last row
+    form.get_by_label("Row 1: up to how many units").fill("50")
+    form.get_by_label("Row 1: price per unit").fill("2.00")
+    form.get_by_role("button", name="Add a row").click()
+    expect(form.locator("fieldset.price-rows tbody tr")).to_have_count(2)
+    form.get_by_label("Row 2: price per unit").fill("5.00")
     form.get_by_role("button", name="Save Flat").click()
     admin.wait_for_selector("#notice")
+    form = admin.locator("#tariff-1")
+    assert form.get_by_label("Row 2: price per unit").input_value() == "5"
+    # the history keeps both versions, the new one in force
+    form.locator("details.history summary").click()
+    history = form.locator("details.history tbody tr")
+    assert history.count() == 2 and "in force" in history.first.inner_text()
     shot(admin, "tariffs", site)
 
     cashier = new_page()

@@ -16,7 +16,7 @@ from sts.errors import InputError, NotAuthenticated, RateLimited
 from sts.vending import floats, reports, testtokens
 from sts.vending.access import operators
 from sts.vending.registry import operators as operator_admin
-from sts.vending.storage.tables_office import operator_credentials, sim_meters
+from sts.vending.storage.tables_office import operator_credentials, sim_meter_states
 from sts.vending.usecases.simulator import Simulator
 
 
@@ -125,7 +125,7 @@ def test_class_1_tokens_in_both_forms(demo: Any) -> None:
 
 
 def test_simulator_keeps_the_meter_without_its_key(demo: Any) -> None:
-    sim = Simulator(demo.service)
+    sim = Simulator(demo.service, _operator_id(demo))
     sale = demo.buy(amount="50").json()
     token = sale["tokens"][0]["token"]
     first = sim.view(demo.meters[0])
@@ -138,7 +138,7 @@ def test_simulator_keeps_the_meter_without_its_key(demo: Any) -> None:
     assert out["result"]["result"] == "accept" and out["relay"] == "closed"
     assert sim.enter(demo.meters[0], token)["result"]["result"] == "used"
     with demo.service.db.read() as conn:
-        state = json.loads(conn.scalar(sa.select(sim_meters.c.state)))
+        state = json.loads(conn.scalar(sa.select(sim_meter_states.c.state)))
     assert "decoder_key" not in state["key"]
     out = sim.set_load(demo.meters[0], 2000)
     credit = Decimal(out["registers"]["electricity"])
@@ -164,7 +164,7 @@ def test_key_change_tokens_come_first_with_instructions(demo: Any) -> None:
 
 
 def test_simulator_timeouts_and_keypad_lockout(demo: Any) -> None:
-    sim, pan = Simulator(demo.service), demo.meters[3]
+    sim, pan = Simulator(demo.service, _operator_id(demo)), demo.meters[3]
     token = demo.buy(meter=pan, amount="10").json()["tokens"][0]["token"]
     for digit in "12345":
         out = sim.press(pan, digit)
@@ -314,11 +314,40 @@ def test_simulator_first_inputs_at_once_all_count(demo: Any) -> None:
     each waits for the one before it, none fails, and every digit is on the display."""
     from concurrent.futures import ThreadPoolExecutor
 
-    sim, pan = Simulator(demo.service), demo.meters[-1]
+    sim, pan = Simulator(demo.service, _operator_id(demo)), demo.meters[-1]
     with demo.service.db.read() as conn:
-        assert conn.scalar(sa.select(sim_meters.c.pan).where(sim_meters.c.pan == pan)) is None
+        assert conn.scalar(sa.select(sim_meter_states.c.pan)
+                           .where(sim_meter_states.c.pan == pan)) is None
     with ThreadPoolExecutor(max_workers=4) as pool:
         outs = list(pool.map(lambda _: sim.press(pan, "7"), range(4)))
     counters = sorted(out["display"]["counter"] for out in outs)
     assert counters == [1, 2, 3, 4]
     assert sim.view(pan)["display"]["text"] == "7777"
+
+
+def _operator_id(demo: Any, username: str = "demo-engineer") -> int:
+    """The simulator keeps a meter per operator: the demo engineer's."""
+    from sqlalchemy import select
+
+    from sts.vending.storage.tables import operators
+
+    with demo.service.db.read() as conn:
+        return int(conn.scalar(select(operators.c.id).where(operators.c.username == username)))
+
+
+def test_simulator_keeps_a_meter_per_operator(demo: Any) -> None:
+    """Two trainees on the same meter: one's keys, credit and clock never reach the other."""
+    pan = demo.meters[2]
+    one = Simulator(demo.service, _operator_id(demo, "demo-engineer"))
+    two = Simulator(demo.service, _operator_id(demo, "demo-auditor"))
+    one.advance(pan, 3600)
+    for digit in "1234":
+        one.press(pan, digit)
+    assert one.view(pan)["display"]["text"] == "1234"
+    other = two.view(pan)
+    assert other["display"]["counter"] is None and "1234" not in other["display"]["text"]
+    assert other["offset"] == 0 and one.view(pan)["offset"] == 3600
+    assert one.view(pan)["display"]["meaning"].startswith("Digits being typed")
+    one.reset(pan)  # forgetting one's meter leaves the other's alone
+    two.press(pan, "9")
+    assert two.view(pan)["display"]["text"] == "9" and one.view(pan)["display"]["counter"] is None

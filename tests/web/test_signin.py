@@ -103,6 +103,25 @@ def test_forwarded_for_is_believed_only_from_named_proxies(settings: Any, servic
     assert 429 not in statuses("127.0.0.1")  # a named proxy: each forwarded address counts
 
 
+def test_secure_cookie_when_https_itself_or_from_a_named_proxy(settings: Any,
+                                                               service: Any) -> None:
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from sts.server.app import create_app
+
+    def cookie_flags(allow: str | None) -> str:
+        options = dataclasses.replace(settings, forwarded_allow_ips=allow).uvicorn_options()
+        config = uvicorn.Config(create_app(service), **options)
+        config.load()
+        client = TestClient(config.loaded_app, client=("127.0.0.1", 40000))
+        page = client.get("/login", headers={"X-Forwarded-Proto": "https"})
+        return page.headers.get("set-cookie", "").lower()
+
+    assert "secure" not in cookie_flags(None)  # anyone may send the header: not believed
+    assert "secure" in cookie_flags("127.0.0.1")  # the named proxy terminated TLS
+
+
 def test_serve_passes_the_proxy_setting_to_uvicorn(tmp_path: Any, kek_file: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import uvicorn

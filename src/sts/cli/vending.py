@@ -617,13 +617,53 @@ def admin_vendor_authorise(ctx: click.Context, name: str, sgc: str) -> None:
               help="deposit slip / EFT reference, shown on the vendor's statement")
 @click.pass_context
 def admin_vendor_topup(ctx: click.Context, name: str, amount: str, reference: str) -> None:
-    """Add to a vendor's float."""
+    """Add to a vendor's float (above the utility's approval amount: a request that a second
+    operator approves in the back office)."""
     _, reg = open_vending(ctx)
+    from sts.vending.registry.float_approvals import request_top_up
     from sts.vending.tariff import money
 
-    balance = money(reg.top_up(name, amount, reference))
-    say(ctx, f"float of {name}: {balance}", {"vendor": name, "float_balance": balance,
-                                               "reference": reference})
+    done = request_top_up(reg, name, amount, reference)
+    if done.balance is not None:
+        balance = money(done.balance)
+        say(ctx, f"float of {name}: {balance}", {"vendor": name, "float_balance": balance,
+                                                   "reference": reference,
+                                                   "state": done.state})
+        return
+    assert done.limit is not None
+    say(ctx, f"top-up request {done.request_id} for {name} waits for a second approver "
+             f"(above {money(done.limit)}): approve it on /admin/vendors",
+        {"vendor": name, "state": done.state, "request": done.request_id,
+         "approval_above": money(done.limit), "reference": reference})
+
+
+@admin_vendor.command("topups")
+@click.option("--all", "every", is_flag=True, help="decided requests too")
+@click.pass_context
+def admin_vendor_topups(ctx: click.Context, every: bool) -> None:
+    """Top-up requests waiting for a second approver (newest first)."""
+    from sts.vending.registry.float_approvals import requests
+
+    _, reg = open_vending(ctx)
+    rows = requests(reg.db, state=None if every else "pending")
+    say(ctx, "\n".join(f"{r['id']:>6} {r['state']:<9} {r['vendor']:<20} {r['amount']:>14} "
+                        f"{r['requested_by']} {r['requested_at']}" for r in rows)
+        or "no top-up requests", {"requests": rows})
+
+
+@admin_vendor.command("approval-limit")
+@click.argument("utility")
+@click.argument("amount")
+@click.pass_context
+def admin_vendor_approval_limit(ctx: click.Context, utility: str, amount: str) -> None:
+    """Float top-ups above AMOUNT for UTILITY's vendors need a second approver ('none': no
+    top-up does)."""
+    _, reg = open_vending(ctx)
+    above = None if amount.lower() == "none" else amount
+    reg.set_top_up_approval(utility, above)
+    say(ctx, f"{utility}: top-ups above {amount} need a second approver" if above else
+        f"{utility}: no top-up needs a second approver",
+        {"utility": utility, "approval_above": above})
 
 
 @admin.group("operator", cls=VendingGroup)

@@ -40,7 +40,7 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY,
                metrics_token: str | None = None) -> FastAPI:
     """The app; `metrics_token` is the /metrics scrape token (None: from the environment,
     `sts.server.metrics`)."""
-    app = FastAPI(title="STS vending server", version="1",
+    app = FastAPI(title="STS vending server", version="1", docs_url=None, redoc_url=None,
                   description="Prepaid token vending (IEC 62055-41), Electrum-style JSON API. "
                   "Every error is `{code, message, field?}`; limits: docs/vending.md.")
     app.state.service = service
@@ -77,6 +77,9 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY,
         return error_response(req, status, body)
 
     mount_health(app, service)  # /healthz, /readyz: sts.server.health
+    from sts.server.docs import mount as mount_docs  # Swagger UI from a package, no CDN
+
+    mount_docs(app)
 
     mount_metrics(app, service, metrics_token or scrape_token_from_env())  # /metrics
     plain = [Depends(plain_params)]  # no control characters in query strings and paths

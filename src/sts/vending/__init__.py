@@ -6,7 +6,8 @@
 - `keys/`: the security modules; `registry/`: the registry, its administration and imports;
 - `storage/`: tables, hot-path SQL, the database and migrations;
 - `outbox`: the transactional outbox of token deliveries (the carriers are `sts.delivery`);
-- the shared rules beside them: `tariff`, `currency`, `receipts`, `clock`, `meters`, `issue`,
+- the shared rules beside them: `tariff`, `tariff_history` (the version a sale prices on),
+  `currency`, `receipts`, `clock`, `meters`, `issue`,
   `ledger`, `vendor`, `floats`, `advices`, `messages`, `audit`, `reports`, `faults`,
   `testtokens`, `config`.
 """

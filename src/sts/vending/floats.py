@@ -12,11 +12,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sts.errors import UnknownRecord
 from sts.vending.storage.database import Database
-from sts.vending.storage.tables import meters, transactions, vendors
+from sts.vending.storage.tables import (
+    meters,
+    supply_groups,
+    transactions,
+    utilities,
+    vendor_sgcs,
+    vendors,
+)
 from sts.vending.storage.tables_office import float_movements
 from sts.vending.tariff import money
 
@@ -35,6 +42,35 @@ class Line:
         return {"at": self.at.isoformat(sep=" ", timespec="seconds"), "kind": self.kind,
                 "reference": self.reference, "amount": money(self.amount),
                 "balance": money(self.balance)}
+
+
+def approval_limit(conn: Any, vendor: str) -> Decimal | None:
+    """The amount above which a top-up of `vendor`'s float waits for a second approver: the
+    strictest of the utilities the vendor sells for (of every utility when it sells for none
+    yet); None when no utility asks for one."""
+    u = utilities.c
+    of_vendor = (select(func.min(u.top_up_approval_above))
+                 .join(supply_groups, supply_groups.c.utility_id == u.id)
+                 .join(vendor_sgcs, vendor_sgcs.c.sgc_id == supply_groups.c.id)
+                 .join(vendors, vendors.c.id == vendor_sgcs.c.vendor_id)
+                 .where(vendors.c.name == vendor))
+    limit = conn.scalar(of_vendor)
+    if limit is None:
+        sells = conn.scalar(select(func.count()).select_from(vendor_sgcs)
+                            .join(vendors, vendors.c.id == vendor_sgcs.c.vendor_id)
+                            .where(vendors.c.name == vendor))
+        if not sells:
+            limit = conn.scalar(select(func.min(u.top_up_approval_above)))
+    return None if limit is None else Decimal(limit)
+
+
+def needs_approval(conn: Any, vendor: str, value: Decimal, kind: str) -> Decimal | None:
+    """The approval amount that `value` exceeds (a top-up only), else None: THE four-eyes
+    rule on money."""
+    if kind != "top_up":
+        return None
+    limit = approval_limit(conn, vendor)
+    return limit if limit is not None and value > limit else None
 
 
 def _vendor(conn: Any, vendor: str) -> Any:

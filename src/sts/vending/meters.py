@@ -8,6 +8,7 @@ a meter may be named (the number printed on the meter or its 18-digit PAN).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -68,6 +69,8 @@ class MeterView:
     time_zone: str = "UTC"
     vendor: VendorView | None = None
     ami: bool = False  # AMI-connected: its tokens are pushed to it (sts.delivery)
+    # a scheduled tariff version takes effect at this UTC time (`sts.vending.tariff_history`)
+    tariff_pending_from: datetime | None = None
 
     @property
     def sgc(self) -> str:
@@ -162,6 +165,7 @@ def meter_view(r: Row, hot: HotSQL, *, key: KeyInfo | None = None,
                  "vat_reg_num": r["vat_reg_num"], "currency": r["currency"],
                  "locale": r["locale"] or ""},
         time_zone=r["time_zone"] or "UTC", vendor=vendor, ami=bool(r["ami"]),
+        tariff_pending_from=hot.ts_out(r["tariff_pending_from"]),
     )
 
 

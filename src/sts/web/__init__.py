@@ -32,6 +32,7 @@ def mount(app: FastAPI, service: VendingService) -> None:
         audit_pages,
         backoffice,
         backoffice_people,
+        backoffice_tariffs,
         backoffice_vendors,
         engineering,
         payments_office,
@@ -47,9 +48,9 @@ def mount(app: FastAPI, service: VendingService) -> None:
     web = Web(service)
     app.state.web = web
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (signin, pos, backoffice, registers, backoffice_vendors, backoffice_people,
-                   engineering, reports, simulator_pages, audit_pages, shifts, payments_office,
-                   preferences):
+    for module in (signin, pos, backoffice, backoffice_tariffs, registers, backoffice_vendors,
+                   backoffice_people, engineering, reports, simulator_pages, audit_pages, shifts,
+                   payments_office, preferences):
         app.include_router(module.router, include_in_schema=False,
                            dependencies=[Depends(plain_query)])
 

@@ -1,5 +1,6 @@
-"""The back office (administrator; supervisor for reversals): the dashboard, tariffs, supply
-groups and reversals (meters and customers are in registers).  Vendors and floats are in
+"""The back office (administrator; supervisor for reversals): the dashboard, supply groups and
+reversals (meters and customers are in registers).  Tariffs are in backoffice_tariffs, vendors
+and floats in
 backoffice_vendors, operators and API keys in backoffice_people; all are built on the
 mechanism in office.
 
@@ -11,13 +12,12 @@ so a refresh never repeats it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from sts.errors import InputError, StsError
+from sts.errors import StsError
 from sts.vending import reports
 from sts.vending.access.operators import Operator
 from sts.vending.registry import catalogue
@@ -43,43 +43,6 @@ list_page(router, "/admin", "admin/dashboard.html", _dashboard, permission="back
 
 
 # --- meters and customers: sts.web.registers (paged lists, each record's own page) ----------
-
-
-# --- tariffs ----------------------------------------------------------------------------
-
-
-show_tariffs = list_page(
-    router, "/admin/tariffs", "admin/tariffs.html",
-    lambda request, web: {"tariffs": catalogue.list_tariffs(web.service.db)},
-    endpoint="tariffs_page")
-
-
-def _terms(form: dict[str, str]) -> dict[str, Any]:
-    pct = form.get("vat_percent", "0").strip() or "0"
-    try:
-        vat = str(Decimal(pct) / 100)
-    except ArithmeticError:
-        raise InputError("VAT is a percentage, e.g. 15", field="vat_percent") from None
-    return {"blocks": catalogue.parse_blocks(form.get("blocks", "")), "vat_rate": vat,
-            "fixed_monthly": form.get("fixed_monthly", "0").strip() or "0",
-            "debt_share": form.get("debt_share", "0").strip() or "0",
-            "free_units": form.get("free_units", "0").strip() or "0",
-            "min_amount": form.get("min_amount", "0").strip() or "0",
-            "max_amount": form.get("max_amount", "").strip() or None,
-            "description": form.get("description", "").strip()}
-
-
-@action(router, "/admin/tariffs", show_tariffs, "/admin/tariffs")
-def tariff_save(web: Web, op: Operator, form: dict[str, str]) -> str:
-    name = form.get("name", "").strip()
-    if not name:
-        raise InputError("give the tariff a name", field="name")
-    terms = _terms(form)
-    if form.get("existing"):
-        catalogue.update_tariff(web.registry(op), name, **terms)
-        return "tariff-updated"
-    web.registry(op).add_tariff(name, **terms)
-    return "tariff-added"
 
 
 # --- supply groups ----------------------------------------------------------------------

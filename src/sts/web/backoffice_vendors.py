@@ -13,7 +13,7 @@ from sts.errors import InputError, StsError
 from sts.vending import floats, reports
 from sts.vending.access.operators import Operator
 from sts.vending.i18n import N_
-from sts.vending.registry import catalogue
+from sts.vending.registry import catalogue, float_approvals
 from sts.web.common import Web, need, period, typed_amount, web_of
 from sts.web.office import action, list_page, render
 
@@ -23,7 +23,10 @@ Office = Annotated[Operator, Depends(need("back_office"))]
 show_vendors = list_page(
     router, "/admin/vendors", "admin/vendors.html",
     lambda request, web: {"vendors": catalogue.list_vendors(web.service.db),
-                          "choices": catalogue.choices(web.service.db)},
+                          "choices": catalogue.choices(web.service.db),
+                          "pending": float_approvals.requests(web.service.db),
+                          "decided": float_approvals.requests(web.service.db, state=None,
+                                                              limit=10)},
     endpoint="vendors_page")
 
 
@@ -46,9 +49,32 @@ def vendor_authorise(web: Web, op: Operator, form: dict[str, str]) -> str:
 
 @action(router, "/admin/vendors/top-up", show_vendors, "/admin/vendors")
 def vendor_top_up(web: Web, op: Operator, form: dict[str, str]) -> str:
-    amount = typed_amount(web, op, form.get("amount"))
-    web.registry(op).top_up(form.get("vendor", ""), amount, form.get("reference", ""))
-    return "topped-up"
+    done = float_approvals.request_top_up(web.registry(op), form.get("vendor", ""),
+                                          typed_amount(web, op, form.get("amount")),
+                                          form.get("reference", ""))
+    return "topped-up" if done.state == "applied" else "top-up-pending"
+
+
+def _request_id(form: dict[str, str]) -> int:
+    text = form.get("request", "")
+    if not text.isdigit() or len(text) > 12:
+        raise InputError("the top-up request is a number", field="request")
+    return int(text)
+
+
+@action(router, "/admin/vendors/top-up/approve", show_vendors, "/admin/vendors",
+        permission=float_approvals.APPROVE)
+def vendor_top_up_approve(web: Web, op: Operator, form: dict[str, str]) -> str:
+    float_approvals.decide(web.registry(op), _request_id(form), web.caller(op), approve=True)
+    return "top-up-approved"
+
+
+@action(router, "/admin/vendors/top-up/reject", show_vendors, "/admin/vendors",
+        permission=float_approvals.APPROVE)
+def vendor_top_up_reject(web: Web, op: Operator, form: dict[str, str]) -> str:
+    float_approvals.decide(web.registry(op), _request_id(form), web.caller(op), approve=False,
+                           reason=form.get("reason", ""))
+    return "top-up-rejected"
 
 
 @router.get("/admin/vendors/statement")

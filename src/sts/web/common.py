@@ -19,6 +19,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 from sts.codec.pan import MeterPan, parse_pan
 from sts.errors import InputError, InvalidDrn, InvalidPan, StsError
@@ -104,6 +106,7 @@ class Web:
         self.templates.env.filters["num"] = lambda v, st: st.number(v)
         self.templates.env.globals |= {"page_href": paging.page_href,
                                        "sort_href": paging.sort_href}
+        self.templates.env.globals["unique_id"] = unique_id
 
     def now(self) -> datetime:
         return self.service.now().replace(tzinfo=None)
@@ -129,10 +132,23 @@ class Web:
         cur = self.money(request)
         lang = i18n.language_of(cur.locale, op.language if op is not None else None)
         LANGUAGE.set(lang)  # the template renders here, in this thread and context
-        ctx |= {"op": op, "menu": menu, "path": request.url.path, "cur": cur, "lang": lang}
+        ctx |= {"op": op, "menu": menu, "path": request.url.path, "cur": cur, "lang": lang,
+                "_ids": {}}
         resp = self.templates.TemplateResponse(request, name, ctx, status_code=status)
         resp.headers.update(SECURITY_HEADERS)
         return resp
+
+
+@pass_context
+def unique_id(context: Context, base: str) -> str:
+    """`base` the first time a page asks for it, then `base-2`, `base-3`, ...: two forms on
+    one page with a field of the same name get distinct ids (so each label points at its
+    own field)."""
+    seen = context.get("_ids")
+    if not isinstance(seen, dict):
+        return base
+    n = seen[base] = seen.get(base, 0) + 1
+    return base if n == 1 else f"{base}-{n}"
 
 
 def sentence(text: str | None) -> str:
@@ -153,8 +169,9 @@ def web_of(request: Request) -> Web:
 
 
 def secure(request: Request) -> bool:
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme)
-    return proto.split(",")[0].strip().lower() == "https"
+    """Served over HTTPS: by us (TLS), or by a proxy named in --forwarded-allow-ips (uvicorn
+    takes X-Forwarded-Proto from those only; from anyone else the header is not believed)."""
+    return request.url.scheme == "https"
 
 
 def set_cookie(request: Request, resp: Response, name: str, value: str, *,

@@ -42,23 +42,33 @@ def per_day(rows: list[dict[str, Any]], start: datetime, end: datetime) -> list[
     return out
 
 
-def chart(rows: list[dict[str, Any]], width: int = 640, height: int = 200) -> dict[str, Any]:
-    """Bars of the amount per day, laid out for an inline SVG (no script, no styles)."""
+GROUP_TITLES = {"day": "day", "vendor": "vendor", "sgc": "supply group"}
+CHART_ROWS = 62  # a longer period shows its first 62 groups (the table has them all)
+
+
+def chart(rows: list[dict[str, Any]], width: int = 360, row_h: int = 26) -> dict[str, Any]:
+    """Horizontal bars of the amount per group (day, vendor, supply group), laid out for an
+    inline SVG (no script, no styles).  The drawing is as wide as a phone, so on a phone its
+    labels keep their size; the stylesheet caps how far it grows on a desktop."""
+    rows = rows[:CHART_ROWS]
     values = [max(Decimal(r["amount"]), Decimal(0)) for r in rows]
     top = max(values, default=Decimal(0)) or Decimal(1)
-    n = max(len(rows), 1)
-    left, bottom, plot_h = 48, 24, height - 24 - 12
-    slot = (width - left - 8) / n
+    label_w, amount_w, pad = 92, 84, 6
+    plot_w = width - label_w - amount_w - 2 * pad
     bars = []
     for i, (r, v) in enumerate(zip(rows, values, strict=True)):
-        h = float(v / top) * plot_h
-        w = min(slot * 0.7, 48)
-        bars.append({"x": round(left + i * slot + (slot - w) / 2, 1), "w": round(w, 1),
-                     "y": round(height - bottom - h, 1), "h": round(h, 1),
-                     "label": r["key"][5:] if len(r["key"]) == 10 else r["key"],
-                     "lx": round(left + i * slot + slot / 2, 1), "amount": r["amount"]})
-    return {"width": width, "height": height, "bars": bars, "top": str(top.quantize(Decimal(1))),
-            "left": left, "base": height - bottom, "every": max(1, n // 12)}
+        key = str(r["key"])
+        label = key[5:] if len(key) == 10 and key[4] == "-" else key
+        if len(label) > 13:
+            label = label[:12] + "…"
+        y = pad + i * row_h
+        bars.append({"y": y, "ty": y + row_h * 0.68, "x": label_w,
+                     "w": round(max(float(v / top) * plot_w, 1.0 if v > 0 else 0.0), 1),
+                     "h": row_h - 8, "by": y + 4, "label": label, "full": key,
+                     "amount": r["amount"], "ax": width - pad})
+    height = pad * 2 + max(len(rows), 1) * row_h
+    return {"width": width, "height": height, "bars": bars, "label_w": label_w,
+            "base_x": label_w, "truncated": len(values) >= CHART_ROWS}
 
 
 @router.get("/reports")
@@ -95,6 +105,8 @@ def reports_page(request: Request, op: Reader) -> Response:
     check = got["check"]
     return web.render(request, "reports.html", op, sales=sales, recon=recon, due=due,
                       rejected=rejected,
-                      chart=chart(per_day(days["rows"], start, end)), by=by, check=check,
+                      chart=chart(per_day(days["rows"], start, end) if by == "day"
+                                  else sales["rows"]),
+                      group=GROUP_TITLES[by], by=by, check=check,
                       start=start.date().isoformat(),
                       end=(end - timedelta(days=1)).date().isoformat())

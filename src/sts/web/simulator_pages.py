@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from sts.errors import InputError, StsError
+from sts.meter.codes import DISPLAY_CODES
 from sts.vending.access.operators import Operator
 from sts.vending.usecases.simulator import Simulator, meter_choices
 from sts.web.common import drn_of, meter_number, need, posted, web_of
@@ -17,12 +18,9 @@ Anyone = Annotated[Operator, Depends(need("simulator"))]
 AnyPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("simulator"))]
 
 
-def _sim(request: Request) -> Simulator:
-    web = web_of(request)
-    sim = getattr(request.app.state, "simulator", None)
-    if sim is None:
-        sim = request.app.state.simulator = Simulator(web.service)
-    return sim
+def _sim(request: Request, op: Operator) -> Simulator:
+    """The signed-in operator's own meters (a trainee's keys never reach another's screen)."""
+    return Simulator(web_of(request).service, op.id)
 
 
 def _answer(fn: Any, *args: Any) -> JSONResponse:
@@ -43,7 +41,8 @@ def _number(form: dict[str, str], name: str) -> float:
 def page(request: Request, op: Anyone, meter: str | None = None) -> Response:
     web = web_of(request)
     choices = meter_choices(web.service)
-    ctx: dict[str, Any] = {"choices": choices, "error": None, "pan": None, "meter_text": meter}
+    ctx: dict[str, Any] = {"choices": choices, "error": None, "pan": None, "meter_text": meter,
+                           "codes": DISPLAY_CODES}
     try:
         if meter:
             ctx["pan"] = meter_number(meter)
@@ -51,7 +50,7 @@ def page(request: Request, op: Anyone, meter: str | None = None) -> Response:
             ctx["pan"] = choices[0]["pan"]
         if ctx["pan"]:
             ctx["drn"] = drn_of(ctx["pan"])
-            ctx["state"] = _sim(request).view(ctx["pan"])
+            ctx["state"] = _sim(request, op).view(ctx["pan"])
     except StsError as exc:
         ctx["error"], ctx["pan"] = exc.message, None
     return web.render(request, "simulator.html", op, **ctx)
@@ -59,41 +58,41 @@ def page(request: Request, op: Anyone, meter: str | None = None) -> Response:
 
 @router.get("/simulator/state")
 def state(request: Request, op: Anyone, meter: str) -> JSONResponse:
-    return _answer(lambda: _sim(request).view(meter_number(meter)))
+    return _answer(lambda: _sim(request, op).view(meter_number(meter)))
 
 
 @router.post("/simulator/press")
 def press(request: Request, posted_: AnyPost) -> JSONResponse:
-    _, form = posted_
-    return _answer(lambda: _sim(request).press(meter_number(form.get("meter")),
+    op, form = posted_
+    return _answer(lambda: _sim(request, op).press(meter_number(form.get("meter")),
                                                form.get("key", "")))
 
 
 @router.post("/simulator/enter")
 def enter(request: Request, posted_: AnyPost) -> JSONResponse:
-    _, form = posted_
-    return _answer(lambda: _sim(request).enter(meter_number(form.get("meter")),
+    op, form = posted_
+    return _answer(lambda: _sim(request, op).enter(meter_number(form.get("meter")),
                                                form.get("token", "")))
 
 
 @router.post("/simulator/load")
 def load(request: Request, posted_: AnyPost) -> JSONResponse:
-    _, form = posted_
-    return _answer(lambda: _sim(request).set_load(meter_number(form.get("meter")),
+    op, form = posted_
+    return _answer(lambda: _sim(request, op).set_load(meter_number(form.get("meter")),
                                                   _number(form, "watts")))
 
 
 @router.post("/simulator/advance")
 def advance(request: Request, posted_: AnyPost) -> JSONResponse:
-    _, form = posted_
-    return _answer(lambda: _sim(request).advance(meter_number(form.get("meter")),
+    op, form = posted_
+    return _answer(lambda: _sim(request, op).advance(meter_number(form.get("meter")),
                                                  _number(form, "seconds")))
 
 
 @router.post("/simulator/reset")
 def reset(request: Request, posted_: AnyPost) -> JSONResponse:
-    _, form = posted_
-    sim = _sim(request)
+    op, form = posted_
+    sim = _sim(request, op)
 
     def go() -> dict[str, Any]:
         pan = meter_number(form.get("meter"))

@@ -55,6 +55,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "shifts": frozenset({"supervisor", "admin", "auditor"}),
     # the counter's amount presets (per utility)
     "counter_settings": frozenset({"admin"}),
+    # four-eyes on money: a float top-up above the utility's approval amount waits for a
+    # second administrator (sts.vending.registry.float_approvals)
+    "approve_top_up": frozenset({"admin"}),
     # the web pages' areas
     "point_of_sale": frozenset({"vendor", "supervisor"}),
     "test_tokens": frozenset({"vendor", "supervisor", "engineer"}),

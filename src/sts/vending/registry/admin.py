@@ -17,14 +17,15 @@ from sqlalchemy.exc import IntegrityError
 
 from sts.codec.pan import MeterPan, parse_meter_number
 from sts.engine.model import check_identity
-from sts.errors import AlreadyExists, InputError, UnknownRecord
-from sts.vending import audit
+from sts.errors import AlreadyExists, ApprovalNeeded, InputError, UnknownRecord
+from sts.vending import audit, tariff_history
 from sts.vending.access import credentials
 from sts.vending.access.api_keys import hash_key, new_key
 from sts.vending.access.policy import check_role
 from sts.vending.access.usernames import check_username, username_key
 from sts.vending.clock import Clock, utc, wall_clock, zone
 from sts.vending.floats import KINDS as FLOAT_KINDS
+from sts.vending.floats import needs_approval
 from sts.vending.keys.security_module import VENDING_KEY_BYTES, SecurityModule
 from sts.vending.meters import SERVICES, meter_pan
 from sts.vending.money_text import check_locale
@@ -221,6 +222,8 @@ class Registry:
                                fixed_monthly=t.fixed_monthly, debt_share=t.debt_share,
                                free_units=t.free_units, min_amount=t.min_amount,
                                max_amount=t.max_amount)
+            tariff_history.add_version(conn, tid, t, effective_from=self._now(),
+                                       actor=self.actor, now=self._now())
             self._audit(conn, "tariff.add", name)
         return tid
 
@@ -308,37 +311,48 @@ class Registry:
     def top_up(self, vendor: str, amount: str, reference: str = "top-up", *,
                kind: str = "top_up") -> Decimal:
         """Add (or for an adjustment, add or take) money to a vendor's float; the new balance.
-        Each movement is kept with its reference in the float ledger (`sts.vending.floats`)."""
-        value = parse_decimal(amount, "amount")
-        assert value is not None
-        if kind not in FLOAT_KINDS:
-            raise InputError(f"kind must be one of {', '.join(FLOAT_KINDS)}", field="kind")
-        if kind == "top_up" and value <= 0:
-            raise InputError("a top-up must be more than 0", field="amount")
-        if value == 0 or abs(value) > Decimal("1e12"):
-            raise InputError("the amount must be non-zero and below 10^12", field="amount")
-        reference = (reference or "").strip()
-        if not 3 <= len(reference) <= 80:
-            raise InputError("give the payment reference (3-80 characters): deposit slip, EFT "
-                             "reference or note", field="reference")
-        now = self.clock().replace(microsecond=0)
+        Each movement is kept with its reference in the float ledger (`sts.vending.floats`).
+        A top-up above the utility's approval amount is refused here (APPROVAL_NEEDED): the
+        faces ask `float_approvals.request_top_up`, which records it for a second approver."""
+        value, reference = check_float_move(amount, reference, kind)
         with self.db.begin() as conn:
-            row = conn.execute(self.db.locked(select(vendors.c.id, vendors.c.float_balance)
-                                             .where(vendors.c.name == vendor))).first()
-            if row is None:
-                raise UnknownRecord(f"vendor {vendor!r} does not exist", field="vendor")
-            balance = Decimal(row.float_balance) + value
-            if balance < 0:
-                raise InputError("the float cannot go below zero", field="amount")
-            conn.execute(update(vendors).where(vendors.c.id == row.id)
-                         .values(float_balance=vendors.c.float_balance + value))
-            conn.execute(insert(float_movements).values(
-                vendor_id=row.id, kind=kind, amount=value, balance_after=balance,
-                reference=reference, actor=self.actor, created_at=now))
-            self._audit(conn, f"vendor.{kind}", vendor, amount=money(value), reference=reference,
-                       balance=money(balance))
+            limit = needs_approval(conn, vendor, value, kind)
+            if limit is not None:
+                raise ApprovalNeeded(f"a top-up above {money(limit)} needs a second approver: "
+                                     "request it and have another operator approve it",
+                                     field="amount")
+            return self.move_float(conn, vendor, value, reference, kind)
+
+    def move_float(self, conn: Connection, vendor: str, value: Decimal, reference: str,
+                   kind: str, *, actor: str | None = None) -> Decimal:
+        """The float ledger write, in the caller's transaction: balance and movement row."""
+        now = self.clock().replace(microsecond=0)
+        row = conn.execute(self.db.locked(select(vendors.c.id, vendors.c.float_balance)
+                                         .where(vendors.c.name == vendor))).first()
+        if row is None:
+            raise UnknownRecord(f"vendor {vendor!r} does not exist", field="vendor")
+        balance = Decimal(row.float_balance) + value
+        if balance < 0:
+            raise InputError("the float cannot go below zero", field="amount")
+        conn.execute(update(vendors).where(vendors.c.id == row.id)
+                     .values(float_balance=vendors.c.float_balance + value))
+        conn.execute(insert(float_movements).values(
+            vendor_id=row.id, kind=kind, amount=value, balance_after=balance,
+            reference=reference, actor=actor or self.actor, created_at=now))
+        self._audit(conn, f"vendor.{kind}", vendor, amount=money(value), reference=reference,
+                    balance=money(balance))
         return balance
 
+    def set_top_up_approval(self, utility: str, above: str | None) -> None:
+        """Float top-ups above `above` (for this utility's vendors) wait for a second
+        approver; None: none do."""
+        value = None if above in (None, "") else parse_decimal(above, "top_up_approval_above")
+        with self.db.begin() as conn:
+            uid = self._id(conn, utilities, utilities.c.name, utility, "utility")
+            conn.execute(update(utilities).where(utilities.c.id == uid)
+                         .values(top_up_approval_above=value))
+            self._audit(conn, "utility.top_up_approval", utility,
+                        above=None if value is None else money(value))
 
 
     def add_operator(self, username: str, role: str, *, name: str = "",
@@ -389,6 +403,23 @@ class Registry:
     def is_empty(self) -> bool:
         with self.db.read() as conn:
             return conn.scalar(select(utilities.c.id).limit(1)) is None
+
+
+def check_float_move(amount: str, reference: str, kind: str) -> tuple[Decimal, str]:
+    """A float movement's amount and reference, checked (the rules of every face)."""
+    value = parse_decimal(amount, "amount")
+    assert value is not None
+    if kind not in FLOAT_KINDS:
+        raise InputError(f"kind must be one of {', '.join(FLOAT_KINDS)}", field="kind")
+    if kind == "top_up" and value <= 0:
+        raise InputError("a top-up must be more than 0", field="amount")
+    if value == 0 or abs(value) > Decimal("1e12"):
+        raise InputError("the amount must be non-zero and below 10^12", field="amount")
+    reference = (reference or "").strip()
+    if not 3 <= len(reference) <= 80:
+        raise InputError("give the payment reference (3-80 characters): deposit slip, EFT "
+                         "reference or note", field="reference")
+    return value, reference
 
 
 DEMO_SGC = "999910"
@@ -447,6 +478,7 @@ def fill_demo(reg: Registry, *, production_tables: bool, meters_count: int = 5,
                    description="flat rate 2.50/kWh excl. VAT", ti=1)
     reg.add_vendor(DEMO_VENDOR, float_balance="1000000", sgcs=[DEMO_SGC],
                    address="Demo Mall, shop 4")
+    reg.set_top_up_approval(DEMO_UTILITY, "10000")  # four-eyes above 10 000
     pans = demo_pans(meters_count)
     rows = ((i, {"meter": pan, "sgc": DEMO_SGC, "krn": 1, "ti": 1, "kt": 2, "tariff": "Flat",
                  "account_no": f"ACC{i:04d}", "name": f"Demo Customer {i}",

@@ -7,12 +7,14 @@ Changes go through the `Registry` (one transaction, audited under the acting ope
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
 from sts.errors import InputError, UnknownRecord
+from sts.vending import tariff_history
 from sts.vending.registry.admin import Registry
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import (
@@ -30,7 +32,7 @@ from sts.vending.storage.tables import (
     vendor_sgcs,
     vendors,
 )
-from sts.vending.tariff import Block, Tariff, money, parse_decimal
+from sts.vending.tariff import Tariff, money
 
 
 def _plain(row: Any) -> dict[str, Any]:
@@ -113,32 +115,14 @@ def parse_blocks(text: str) -> list[tuple[str | None, str]]:
 
 def update_tariff(reg: Registry, name: str, *, blocks: list[tuple[str | None, str]],
                   vat_rate: str, fixed_monthly: str, debt_share: str, free_units: str,
-                  min_amount: str, max_amount: str | None, description: str) -> None:
-    """New prices and terms for a tariff; they apply from the next sale."""
-
-    def dec(v: Any, f: str) -> Decimal:
-        d = parse_decimal(v, f)
-        assert d is not None
-        return d
-
-    t = Tariff(name=name, description=description, ti=None,
-               blocks=tuple(Block(None if u is None else dec(u, "blocks.up_to"),
-                                  dec(p, "blocks.price")) for u, p in blocks),
-               vat_rate=dec(vat_rate, "vat_rate"), fixed_monthly=dec(fixed_monthly,
-                                                                     "fixed_monthly"),
-               debt_share=dec(debt_share, "debt_share"), free_units=dec(free_units,
-                                                                        "free_units"),
-               min_amount=dec(min_amount, "min_amount"),
-               max_amount=parse_decimal(max_amount or None, "max_amount", allow_none=True))
-    with reg.db.begin() as conn:
-        done = conn.execute(update(tariffs).where(tariffs.c.name == name).values(
-            description=description, blocks=t.blocks_json(), vat_rate=t.vat_rate,
-            fixed_monthly=t.fixed_monthly, debt_share=t.debt_share, free_units=t.free_units,
-            min_amount=t.min_amount, max_amount=t.max_amount))
-        if done.rowcount == 0:
-            raise UnknownRecord(f"tariff {name!r} does not exist", field="tariff")
-        reg._audit(conn, "tariff.update", name, blocks=t.blocks_json(),
-                   vat_rate=str(t.vat_rate), fixed_monthly=str(t.fixed_monthly))
+                  min_amount: str, max_amount: str | None, description: str,
+                  effective_from: datetime | None = None) -> int:
+    """New prices and terms for a tariff from `effective_from` (naive UTC, default now): a new
+    version, the earlier ones kept (`sts.vending.tariff_history`)."""
+    return tariff_history.change(reg, name, tariff_history.Terms(
+        blocks=blocks, vat_rate=vat_rate, fixed_monthly=fixed_monthly, debt_share=debt_share,
+        free_units=free_units, min_amount=min_amount, max_amount=max_amount,
+        description=description), effective_from=effective_from)
 
 
 def set_meter_tariff(reg: Registry, pan: str, tariff: str) -> None:

@@ -64,7 +64,7 @@ METER_COLUMNS = (
     ("tariff_blocks", "t.blocks"), ("vat_rate", "t.vat_rate"),
     ("fixed_monthly", "t.fixed_monthly"), ("debt_share", "t.debt_share"),
     ("free_units", "t.free_units"), ("min_amount", "t.min_amount"),
-    ("max_amount", "t.max_amount"),
+    ("max_amount", "t.max_amount"), ("tariff_pending_from", "t.pending_from"),
     ("account_no", "c.account_no"), ("customer_name", "c.name"),
     ("customer_address", "c.address"), ("debt_balance", "c.debt_balance"),
     ("utility_name", "u.name"), ("utility_address", "u.address"),

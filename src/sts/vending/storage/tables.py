@@ -87,9 +87,11 @@ utilities = Table(
     Column("currency", String(3), nullable=False, default="ZAR"),
     # IANA zone whose local minutes the TIDs of this utility's tokens count (0002)
     Column("time_zone", String(64), nullable=False, default="UTC", server_default="UTC"),
-    # how its money is written and its pages' default language, e.g. en_ZA, fr_CI (0022);
+    # how its money is written and its pages' default language, e.g. en_ZA, fr_CI (0023);
     # None: the currency's usual locale (sts.vending.money_text)
     Column("locale", String(20), nullable=True),
+    # float top-ups above this amount wait for a second approver (0022); NULL: none do
+    Column("top_up_approval_above", Money, nullable=True),
 )
 
 supply_groups = Table(
@@ -148,6 +150,9 @@ tariffs = Table(
     Column("free_units", Money, nullable=False, default=Decimal(0)),  # per month
     Column("min_amount", Money, nullable=False, default=Decimal(0)),
     Column("max_amount", Money, nullable=True),
+    # the earliest effective time (UTC) of a scheduled version (`tariff_versions`) that this
+    # row does not hold yet; NULL when the row is the newest version in force (0022)
+    Column("pending_from", TS, nullable=True),
 )
 
 meters = Table(
@@ -210,7 +215,7 @@ operators = Table(
     Column("role", String(12), nullable=False),
     Column("vendor_id", Integer, ForeignKey("vendors.id"), nullable=True),
     Column("active", Boolean, nullable=False, default=True),
-    # the pages' language for this operator (en, fr); None: the utility's (0022)
+    # the pages' language for this operator (en, fr); None: the utility's (0023)
     Column("language", String(8), nullable=True),
     Index("ux_operators_username_key", "username_key", unique=True),
 )

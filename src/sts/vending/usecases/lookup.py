@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sts.vending import tariff_history
 from sts.vending.access.policy import Caller
 from sts.vending.access.ratelimit import customer_read
-from sts.vending.clock import local
+from sts.vending.clock import local, utc
 from sts.vending.issue import due_key_change
 from sts.vending.meters import read_meter
 from sts.vending.tariff import free_units_due, money, parse_amount, units_str
@@ -27,8 +28,10 @@ def lookup(svc: ServiceContext, meter: object, caller: Caller,
         cur = hot.cursor(conn)
         try:
             m = read_meter(hot, cur, meter, lock=False)
+            at = utc(svc.now())
+            m = tariff_history.in_force(hot, cur, m, at)  # the limits a sale now would use
             kc = due_key_change(m, svc.key_loader(cur))
-            now = local(svc.now(), m.time_zone)
+            now = local(at, m.time_zone)
             month = svc.month_totals(cur, m.id, now.strftime("%Y-%m"))
         finally:
             cur.close()

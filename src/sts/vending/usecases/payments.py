@@ -38,9 +38,9 @@ from sts.errors import (
     Unavailable,
     UnknownRecord,
 )
-from sts.vending import audit
+from sts.vending import audit, tariff_history
 from sts.vending.access.policy import Caller, vendor_filter
-from sts.vending.clock import local
+from sts.vending.clock import local, utc
 from sts.vending.ledger import REQUEST_ID
 from sts.vending.meters import meter_pan, read_meter
 from sts.vending.storage.tables import customers, meters, transactions, vendors
@@ -169,7 +169,9 @@ def validate(svc: ServiceContext, account: object, amount: object, caller: Calle
                 return Verdict("other", exc.message)
             try:
                 value = parse_amount(amount)
-                month = local(svc.now(), m.time_zone).strftime("%Y-%m")
+                at = utc(svc.now())
+                m = tariff_history.in_force(svc.hot, cur, m, at)
+                month = local(at, m.time_zone).strftime("%Y-%m")
                 sale_quote(m, value, svc.month_totals(cur, m.id, month), svc.hot.money_out)
             except StsError as exc:
                 return Verdict("amount", exc.message)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sts.errors import InputError, KeyCreditLimit, PurchaseReversed
-from sts.vending import advices, i18n, metrics, observe, receipts
+from sts.vending import advices, i18n, metrics, observe, receipts, tariff_history
 from sts.vending import outbox as delivery_outbox
 from sts.vending.access.api_keys import check_key_row, hash_key
 from sts.vending.access.policy import Caller
@@ -215,7 +215,10 @@ def _locked_sale(svc: ServiceContext, purchase_id: str, caller: Caller | None,
                 # lock the meter first, then look for the id: a twin that held the lock
                 # before us has committed by now, so its answer is visible
                 m = read_meter(hot, cur, meter, lock=True, vendor_id=caller.vendor_id)
-                now = local(svc.now(), m.time_zone)
+                at = utc(svc.now())
+                # the tariff version in force at the sale's own time (tariff_history)
+                m = tariff_history.in_force(hot, cur, m, at)
+                now = local(at, m.time_zone)
                 month = now.strftime("%Y-%m")
                 after = hot.after_lock.one(cur, {"request_id": purchase_id, "meter_id": m.id,
                                                  "month": month})

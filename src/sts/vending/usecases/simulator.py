@@ -1,6 +1,8 @@
 """The meter on the screen: a real `sts.meter.Meter` per demo meter, kept in the database.
 
-The meter's state is stored without its decoder key: on every request the key is derived
+Each signed-in operator has their own copy of every meter (`sim_meter_states`, keyed by
+operator and meter), so a class of trainees on the same meter never see each other's
+keystrokes.  The meter's state is stored without its decoder key: on every request the key is derived
 again from the vending key (through the security module) for the identity the meter holds
 now, so a key change typed into the simulated meter carries over.  The meter runs on the
 server's clock plus an offset the trainer can move forward ("fast-forward 1 hour"), which is
@@ -23,10 +25,11 @@ from sts.codec.pan import parse_pan
 from sts.errors import InputError, UnknownMeter
 from sts.meter import FakeClock, Meter, parse_config
 from sts.meter.clock import to_seconds
+from sts.meter.codes import meaning
 from sts.meter.state import MeterState
 from sts.vending.context import ServiceContext
 from sts.vending.storage.tables import meters
-from sts.vending.storage.tables_office import sim_meters
+from sts.vending.storage.tables_office import sim_meter_states
 from sts.vending.usecases import key_release
 
 KEYS = {str(d) for d in range(10)} | {"enter", "back"}
@@ -34,8 +37,11 @@ MAX_ADVANCE = 7 * 24 * 3600.0
 
 
 class Simulator:
-    def __init__(self, service: ServiceContext) -> None:
+    """The meters on the screen of one signed-in operator (`owner`: the operator's id)."""
+
+    def __init__(self, service: ServiceContext, owner: int) -> None:
         self.service = service
+        self.owner = owner
         self.tables = service.sm.sta_tables
 
     # --- keys: derived from the vending key, never stored -------------------------------
@@ -57,14 +63,15 @@ class Simulator:
         config = parse_config(cfg)
         return Meter.create(config, FakeClock(now), tables_file=self.tables).state
 
-    def _load(self, conn: Connection, pan: str, now_wall: float, *,
+    def _load(self, conn: Connection, pan: str, now_wall: float, *, owner: int,
               lock: bool) -> tuple[Meter, float]:
-        stmt = select(sim_meters.c.state).where(sim_meters.c.pan == pan)
+        c = sim_meter_states.c
+        stmt = select(c.state).where(c.operator_id == owner, c.pan == pan)
         text = conn.scalar(self.service.db.locked(stmt) if lock else stmt)
         if text is None and lock:
             # first input to this meter: create its row (two first inputs at once: the
             # second waits for the first's row and then works on it), then lock it
-            self._create(conn, pan, self._new(conn, pan, now_wall))
+            self._create(conn, pan, owner, self._new(conn, pan, now_wall))
             text = conn.scalar(self.service.db.locked(stmt))
         if text is None:
             state = self._new(conn, pan, now_wall)
@@ -86,16 +93,18 @@ class Simulator:
         body["web_offset"] = offset
         return json.dumps(body, separators=(",", ":"))
 
-    def _create(self, conn: Connection, pan: str, state: MeterState) -> None:
-        ins = sqlite.insert(sim_meters) if self.service.db.is_sqlite \
-            else postgresql.insert(sim_meters)
+    def _create(self, conn: Connection, pan: str, owner: int, state: MeterState) -> None:
+        t = sim_meter_states
+        ins = sqlite.insert(t) if self.service.db.is_sqlite else postgresql.insert(t)
         at = self.service.now().replace(tzinfo=None, microsecond=0)
-        conn.execute(ins.values(pan=pan, state=self._text(state, 0.0), updated_at=at)
-                     .on_conflict_do_nothing(index_elements=[sim_meters.c.pan]))
+        conn.execute(ins.values(operator_id=owner, pan=pan, state=self._text(state, 0.0),
+                                updated_at=at)
+                     .on_conflict_do_nothing(index_elements=[t.c.operator_id, t.c.pan]))
 
-    def _save(self, conn: Connection, pan: str, meter: Meter, offset: float,
+    def _save(self, conn: Connection, pan: str, owner: int, meter: Meter, offset: float,
               at: datetime) -> None:
-        conn.execute(update(sim_meters).where(sim_meters.c.pan == pan)
+        c = sim_meter_states.c
+        conn.execute(update(sim_meter_states).where(c.operator_id == owner, c.pan == pan)
                      .values(state=self._text(meter.state, offset), updated_at=at))
 
     def _pan(self, conn: Connection, meter: str) -> str:
@@ -106,23 +115,24 @@ class Simulator:
 
     @contextmanager
     def _live(self, meter: str) -> Iterator[Live]:
-        """The meter, locked for one input; saved when the block ends without an error."""
+        """The operator's meter, locked for one input; saved when the block ends without an
+        error."""
         now = self.service.now().replace(tzinfo=None)
         with self.service.db.begin() as conn:
             pan = self._pan(conn, meter)
-            m, offset = self._load(conn, pan, to_seconds(now), lock=True)
+            m, offset = self._load(conn, pan, to_seconds(now), owner=self.owner, lock=True)
             live = Live(m, offset)
             yield live
-            self._save(conn, pan, live.meter, live.offset, now.replace(microsecond=0))
+            self._save(conn, pan, self.owner, live.meter, live.offset, now.replace(microsecond=0))
 
     # --- what the page calls -----------------------------------------------------------
 
     def view(self, meter: str) -> dict[str, Any]:
-        """The meter now (read-only: nothing is stored by looking)."""
+        """The operator's meter now (read-only: nothing is stored by looking)."""
         now = self.service.now().replace(tzinfo=None)
         with self.service.db.read() as conn:
             pan = self._pan(conn, meter)
-            m, offset = self._load(conn, pan, to_seconds(now), lock=False)
+            m, offset = self._load(conn, pan, to_seconds(now), owner=self.owner, lock=False)
         return Live(m, offset).out()
 
     def press(self, meter: str, key: str) -> dict[str, Any]:
@@ -159,10 +169,12 @@ class Simulator:
             return live.out()
 
     def reset(self, meter: str) -> None:
-        """Forget the simulated meter; the next view starts a new one."""
+        """Forget the operator's simulated meter; the next view starts a new one."""
+        c = sim_meter_states.c
         with self.service.db.begin() as conn:
             pan = self._pan(conn, meter)
-            conn.execute(sim_meters.delete().where(sim_meters.c.pan == pan))
+            conn.execute(sim_meter_states.delete().where(c.operator_id == self.owner,
+                                                         c.pan == pan))
 
 
 @dataclass
@@ -173,7 +185,10 @@ class Live:
     def out(self) -> dict[str, Any]:
         m, offset = self.meter, self.offset
         snap = m.snapshot()
-        return {"display": snap["display"], "relay": snap["relay"],
+        display = snap["display"] | {"meaning": meaning(snap["display"]["text"])
+                                     if snap["display"].get("powered", True) else
+                                     meaning("")}
+        return {"display": display, "relay": snap["relay"],
                 "registers": snap["registers"], "consumed": snap["consumed"],
                 "load_watts": snap["load_watts"], "keypad": snap["keypad"],
                 "identity": snap["identity"], "tid_memory": snap["tid_memory"],

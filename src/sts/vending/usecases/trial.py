@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sts.vending import outbox as delivery_outbox
-from sts.vending import receipts
+from sts.vending import receipts, tariff_history
 from sts.vending.access.policy import Caller
 from sts.vending.access.ratelimit import customer_read
-from sts.vending.clock import local
+from sts.vending.clock import local, utc
 from sts.vending.issue import due_key_change
 from sts.vending.meters import read_meter
 from sts.vending.tariff import ZERO, units_str
@@ -37,9 +37,11 @@ def trial(svc: ServiceContext, body: dict[str, Any], caller: Caller) -> dict[str
         cur = hot.cursor(conn)
         try:
             m = read_meter(hot, cur, pan, lock=False, vendor_id=caller.vendor_id)
+            at = utc(svc.now())
+            m = tariff_history.in_force(hot, cur, m, at)  # as the sale would price it
             delivery_outbox.channels_for(wanted, ami=m.ami)
             vendor = check_may_sell(caller, m)
-            now = local(svc.now(), m.time_zone)
+            now = local(at, m.time_zone)
             q = sale_quote(m, amount, svc.month_totals(cur, m.id, now.strftime("%Y-%m")),
                            hot.money_out)
             kc = due_key_change(m, svc.key_loader(cur))

@@ -9,6 +9,8 @@
     var lcd = document.getElementById("lcd");
     lcd.classList.toggle("off", !d.powered);
     document.getElementById("lcd-text").textContent = d.text;
+    document.getElementById("lcd-meaning").textContent = d.meaning || "";
+    lcd.classList.toggle("typing", !!d.counter);
     document.getElementById("lcd-count").textContent = d.counter ? String(d.counter) : "";
     [["credit", d.credit], ["relay", d.relay], ["alarm", d.alarm], ["tamper", d.tamper]].forEach(function (p) {
       document.getElementById("sym-" + p[0]).classList.toggle("on", !!p[1]);

@@ -3,8 +3,8 @@ money is written and its pages' default language) and an operator's own language
 nullable: an older server ignores them, and a utility without a locale gets its currency's
 usual one.
 
-Revision ID: 0022_utility_locale
-Revises: 0021_selfservice
+Revision ID: 0023_utility_locale
+Revises: 0022_tariff_history
 Create Date: 2026-12-06
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0022_utility_locale'
-down_revision = '0021_selfservice'
+revision = '0023_utility_locale'
+down_revision = '0022_tariff_history'
 branch_labels = None
 depends_on = None
 
