@@ -9,25 +9,27 @@ delivery rows and the back office's pages.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from sts.errors import StsError
+from sts.vending.i18n import N_
 from sts.web.common import drn_of
 
-BLOCKED = "This meter is blocked: refer the customer to the utility office"
+BLOCKED = N_("This meter is blocked: refer the customer to the utility office")
 PAN = re.compile(r"\b\d{18}\b")
 # what a delivery's state means for the customer in front of the cashier
 DELIVERY = {
-    "pending": "Being sent",
-    "sent": "Sent: waiting for the meter's answer",
-    "delivered": "Delivered",
-    "accepted": "The meter took the token",
-    "rejected": "The meter refused the token: the customer enters the printed token",
-    "failed": "Not delivered: give the customer the printed token",
+    "pending": N_("Being sent"),
+    "sent": N_("Sent: waiting for the meter's answer"),
+    "delivered": N_("Delivered"),
+    "accepted": N_("The meter took the token"),
+    "rejected": N_("The meter refused the token: the customer enters the printed token"),
+    "failed": N_("Not delivered: give the customer the printed token"),
 }
 NOT_HERE = {
-    "ami": "AMI delivery is not available here; give the customer the printed token",
-    "sms": "SMS delivery is not available here; give the customer the printed token",
-    "email": "E-mail delivery is not available here; give the customer the printed token",
+    "ami": N_("AMI delivery is not available here; give the customer the printed token"),
+    "sms": N_("SMS delivery is not available here; give the customer the printed token"),
+    "email": N_("E-mail delivery is not available here; give the customer the printed token"),
 }
 
 
@@ -36,18 +38,24 @@ def printed(text: str) -> str:
     return PAN.sub(lambda m: drn_of(m.group(0)), text)
 
 
-def refusal(exc: StsError) -> str:
-    """The message a cashier sees for a refusal of the service."""
+def _same(text: str) -> str:
+    return text
+
+
+def refusal(exc: StsError, _: Callable[[str], str] = _same) -> str:
+    """The message a cashier sees for a refusal of the service (in their language, `_`)."""
     if exc.code == "METER_BLOCKED":
-        return BLOCKED
+        return _(BLOCKED)
     return printed(exc.message)
 
 
-def delivery(status: str, channel: str, reason: str | None, display: str | None) -> str:
+def delivery(status: str, channel: str, reason: str | None, display: str | None,
+             _: Callable[[str], str] = _same) -> str:
     """A delivery's state for the cashier: the meter's display when it answered, else what the
     state means; a channel this server does not run is said as such, without its settings."""
     if display and status in ("accepted", "rejected"):
-        return f"{DELIVERY[status]} (the meter shows {display})"
+        return _("%(state)s (the meter shows %(display)s)") % {"state": _(DELIVERY[status]),
+                                                                "display": display}
     if reason and "carrier runs" in reason and status in ("pending", "failed"):
-        return NOT_HERE.get(channel, DELIVERY["failed"])
-    return DELIVERY.get(status, status)
+        return _(NOT_HERE.get(channel, DELIVERY["failed"]))
+    return _(DELIVERY[status]) if status in DELIVERY else status

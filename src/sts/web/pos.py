@@ -55,7 +55,7 @@ def _page(request: Request, web: Web, op: Operator, meter: str, amount: str, *,
                 ctx["trial"] = web.service.trial({"meter": pan, "amount": typed}, caller)
                 ctx["purchase_id"] = str(uuid.uuid4())
     except StsError as exc:
-        ctx["error"] = counter_text.refusal(exc)
+        ctx["error"] = counter_text.refusal(exc, words(request, op))
         if exc.field in ("meter", "pan") and ctx["lookup"] is None:
             ctx["error_field"] = "meter"
         elif ctx["lookup"] is not None or exc.field == "amount":
@@ -118,7 +118,7 @@ def _sale_view(sale: dict[str, Any], *, reprint: bool,
     slip = receipts.slip_model(receipt, tokens, title=title, _=_)
     deliveries = [d | {"detail": counter_text.delivery(
         d.get("status", ""), d.get("channel", ""), d.get("reason"),
-        (d.get("meter_result") or {}).get("display"))} for d in sale.get("delivery") or []]
+        (d.get("meter_result") or {}).get("display"), _)} for d in sale.get("delivery") or []]
     return {"sale": sale, "receipt": receipt, "tokens": [t.__dict__ for t in slip.tokens],
             "slip": slip, "instructions": slip.instruction, "reprint": reprint,
             "deliveries": deliveries}
@@ -157,7 +157,8 @@ def reprint(request: Request, posted_: SellerPost) -> Response:
     except StsError as exc:
         field = "reprint_receipt" if exc.field == "receipt_no" else "reprint_meter"
         return _page(request, web, op, "", "", status=exc.http_status,
-                     reprint_error=counter_text.refusal(exc), reprint_field=field,
+                     reprint_error=counter_text.refusal(exc, words(request, op)),
+                     reprint_field=field,
                      reprint_meter=form.get("meter", ""),
                      reprint_receipt=form.get("receipt_no", ""))
     return web.render(request, "sale.html", op, till=_till(web, op), shift=_shift(web, op),
