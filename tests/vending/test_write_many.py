@@ -19,7 +19,8 @@ ODD = "tab\there, new\nline, back\\slash, quote ' \" , é € 😀, \\N"
 def _audit_rows(first: int, at: datetime) -> list[dict[str, Any]]:
     return [{"seq": first + i, "at": at, "actor": f"actor {i} {ODD}", "action": "test",
              "subject": ODD[: 10 + i], "details": '{"a":"' + ODD.replace("\n", "\\n") + '"}',
-             "prev_hash": "0" * 64, "hash": f"{i:064d}"} for i in range(3)]
+             "prev_hash": "0" * 64, "hash": f"{i:064d}", "request_id": f"req-{i}" if i else None}
+            for i in range(3)]
 
 
 def _stored_audit(service: Any, seqs: range) -> list[tuple[Any, ...]]:

@@ -37,6 +37,9 @@ class SmsCarrier(PooledCarrier):
         return build_request(self.config, values, f"sts-delivery-{job.id}")
 
     def _one(self, job: Job) -> Outcome:
+        if not self.config.url:  # before the request: urllib refuses an empty address
+            return CarrierError("no SMS gateway is configured (sms.url / STS_SMS_URL)",
+                                down=True)
         return post(self.config, self.request(job))
 
 
@@ -85,6 +88,8 @@ def post(c: SmsConfig, request: urllib.request.Request) -> Outcome:
 def send_text(c: SmsConfig, to: str, text: str, key: str) -> Outcome:
     """One SMS that belongs to no sale (a one-time code), sent now rather than queued:
     the person is waiting for it on the page."""
+    if not c.url:
+        return CarrierError("no SMS gateway is configured (sms.url / STS_SMS_URL)", down=True)
     values = {"to": to, "text": text, "receipt_no": "", "purchase_id": "", "meter": "",
               "tokens": "", "units": "", "unit": "", "amount": ""}
     return post(c, build_request(c, values, key))

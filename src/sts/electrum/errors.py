@@ -49,6 +49,10 @@ ERROR_MAP: tuple[tuple[type[BaseException], ErrorType, int, str], ...] = (
     (e.PaymentMismatch, ErrorType.INVALID_AMOUNT, 400, "Payment mismatch"),
     (e.PaymentState, ErrorType.TRANSACTION_NOT_SUPPORTED, 400, "Payment state"),
     (e.ProviderError, ErrorType.UPSTREAM_UNAVAILABLE, 503, "Unavailable"),
+    # back-office refusals (a top-up waiting for its second approver, a cashier's shift):
+    # they do not arise on this face; mapped so none falls through
+    (e.ApprovalNeeded, ErrorType.TRANSACTION_NOT_SUPPORTED, 400, "Approval needed"),
+    (e.ShiftState, ErrorType.TRANSACTION_NOT_SUPPORTED, 400, "Shift state"),
     (e.RequestNotSupported, ErrorType.FUNCTION_NOT_SUPPORTED, 400, "Not supported"),
     (e.NotSupported, ErrorType.FUNCTION_NOT_SUPPORTED, 400, "Not supported"),
     (e.UnknownRecord, ErrorType.UNABLE_TO_LOCATE_RECORD, 404, "No record"),
