@@ -198,23 +198,22 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
                                errors={field: plain(exc)})
         return RedirectResponse(f"{PATH}/wait/{out['ticket']}", status_code=303)
 
-    @router.get(PATH + "/wait/{ticket}")
-    def wait(request: Request, ticket: str) -> HTMLResponse:
+    def follow(request: Request, ticket: str, template: str) -> HTMLResponse:
+        """The payment behind a ticket, whole page or the polled part of it."""
         try:
             s = service.self_follow(ticket, page.caller())
         except StsError:
             return page.render(request, "buy/problem.html", status=404,
                                message="We cannot find this payment. Start again.")
-        return page.render(request, "buy/wait.html", s=s, ticket=ticket, final=FINAL)
+        return page.render(request, template, s=s, ticket=ticket, final=FINAL)
+
+    @router.get(PATH + "/wait/{ticket}")
+    def wait(request: Request, ticket: str) -> HTMLResponse:
+        return follow(request, ticket, "buy/wait.html")
 
     @router.get(PATH + "/status/{ticket}")
     def status(request: Request, ticket: str) -> HTMLResponse:
-        try:
-            s = service.self_follow(ticket, page.caller())
-        except StsError:
-            return page.render(request, "buy/problem.html", status=404,
-                               message="We cannot find this payment. Start again.")
-        return page.render(request, "buy/_status.html", s=s, ticket=ticket, final=FINAL)
+        return follow(request, ticket, "buy/_status.html")
 
     @router.get(PATH + "/mine")
     def mine(request: Request) -> HTMLResponse:
