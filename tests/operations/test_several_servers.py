@@ -117,6 +117,13 @@ def test_three_servers_one_database(db_url: str, kek_file: str, tmp_path: Path) 
     assert set(sent) == set(by_id)
     # at least once to the gateway; a repeat only from the batch the killed server had claimed
     assert len(sent) - len(set(sent)) <= 20
+    # and a repeat carries its job's idempotency key: a gateway that honours it sends once
+    keys: dict[str, str] = {}
+    for r in gateway.requests:
+        key = r["headers"].get("Idempotency-Key", "")
+        assert key.startswith("sts-delivery-"), r["headers"]
+        assert keys.setdefault(_purchase_id(r["body"]), key) == key
+    assert len(set(keys.values())) == PURCHASES
 
 
 def _purchase_id(body: str) -> str:
