@@ -29,7 +29,7 @@ from sts.vending.access import operators
 from sts.vending.access.operators import Operator
 from sts.vending.access.policy import Caller, may
 from sts.vending.i18n import N_
-from sts.vending.money_text import MoneyStyle, house_style
+from sts.vending.money_text import MoneyStyle, house_style, style
 from sts.vending.registry.admin import Registry
 from sts.vending.service import VendingService
 from sts.web import paging
@@ -89,6 +89,7 @@ class Web:
 
     def __init__(self, service: VendingService) -> None:
         self.service = service
+        self.last_style: MoneyStyle | None = None  # the house style last read (refusal pages)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["role_names"] = ROLE_NAMES
         self.templates.env.globals["may"] = may  # links shown only to roles that may open them
@@ -119,9 +120,14 @@ class Web:
     def money(self, request: Request) -> MoneyStyle:
         """The utility's way of writing money (`sts.vending.money_text`), once per request."""
         if not hasattr(request.state, "money"):
-            request.state.money = house_style(self.service.db)
+            request.state.money = self.last_style = house_style(self.service.db)
         found: MoneyStyle = request.state.money
         return found
+
+    def refusal_style(self) -> MoneyStyle:
+        """The style for a page refusing input before anything else ran: the last one read,
+        never a database call (a refusal must not reach the database)."""
+        return self.last_style or style(None, "ZAR")
 
     def caller(self, op: Operator) -> Caller:
         return operators.caller(self.service.db, op, now=self.now())
@@ -129,7 +135,7 @@ class Web:
     def render(self, request: Request, name: str, op: Operator | None, *, status: int = 200,
                **ctx: Any) -> HTMLResponse:
         menu = [(p, label) for p, label, action in MENU if op is not None and may(op.role, action)]
-        cur = self.money(request)
+        cur = self.money(request) if op is not None or status < 400 else self.refusal_style()
         lang = i18n.language_of(cur.locale, op.language if op is not None else None)
         LANGUAGE.set(lang)  # the template renders here, in this thread and context
         ctx |= {"op": op, "menu": menu, "path": request.url.path, "cur": cur, "lang": lang,
