@@ -148,6 +148,9 @@ def sign_in(page: Any, site: Site, role: str, *, next_path: str = "") -> None:
     page.get_by_label("Username").fill(site.operators[role]["username"])
     page.get_by_label("Password").fill(site.password(role))
     page.get_by_role("button", name="Sign in").click()
+    # signed in once the browser has left the sign-in page (argon2 on a busy host is slow:
+    # waited for here, not inside the next step's element wait)
+    page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
     page.wait_for_load_state()
 
 
