@@ -154,24 +154,27 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
     def start(request: Request) -> HTMLResponse:
         return meter_step(request, {})
 
-    @router.post(PATH + "/meter")
-    def meter(request: Request, form: Form) -> HTMLResponse:
+    def typed_meter(request: Request, form: Form) -> dict[str, Any] | HTMLResponse:
+        """The meter the form names, or the first step again saying why not."""
         if "_refused" in form:
             return meter_step(request, {}, error=form["_refused"], status=403)
         try:
-            m = service.self_quote(form.get("meter", ""), None, page.caller())
+            return service.self_quote(form.get("meter", ""), None, page.caller())
         except StsError as exc:
             return meter_step(request, form, error=plain(exc), status=422)
+
+    @router.post(PATH + "/meter")
+    def meter(request: Request, form: Form) -> HTMLResponse:
+        m = typed_meter(request, form)
+        if isinstance(m, HTMLResponse):
+            return m
         return page.render(request, "buy/amount.html", form=form, m=m, errors={})
 
     @router.post(PATH + "/quote")
     def quote(request: Request, form: Form) -> HTMLResponse:
-        if "_refused" in form:
-            return meter_step(request, {}, error=form["_refused"], status=403)
-        try:
-            m = service.self_quote(form.get("meter", ""), None, page.caller())
-        except StsError as exc:
-            return meter_step(request, form, error=plain(exc), status=422)
+        m = typed_meter(request, form)
+        if isinstance(m, HTMLResponse):
+            return m
         try:
             q = service.self_quote(m["meter"], form.get("amount", ""), page.caller())
         except StsError as exc:
