@@ -42,7 +42,9 @@ class Site:
 
 
 def _demo(url: str, kek: str) -> dict[str, Any]:
-    """The demo data set (what `sts admin demo --json` makes), plus a trainee to lock out."""
+    """The demo data set (what `sts admin demo --json` makes), plus a trainee (the simulator),
+    an account to lock out (its own: a locked trainee would fail whichever test signs in as one
+    later on the same site) and a second administrator."""
     from sts.vending.config import Settings, open_service
     from sts.vending.registry import operators as operator_admin
     from sts.vending.registry.admin import Registry, fill_demo
@@ -55,6 +57,9 @@ def _demo(url: str, kek: str) -> dict[str, Any]:
         password = os.urandom(9).hex()
         operator_admin.add_operator(reg, "trainee", "auditor", password)
         info["operators"]["trainee"] = {"username": "trainee", "password": password}
+        password = os.urandom(9).hex()
+        operator_admin.add_operator(reg, "lockme", "auditor", password)
+        info["operators"]["lockme"] = {"username": "lockme", "password": password}
         # a second administrator: approves the first one's large float top-ups (four-eyes)
         password = os.urandom(9).hex()
         operator_admin.add_operator(reg, "approver", "admin", password)
@@ -149,8 +154,13 @@ def sign_in(page: Any, site: Site, role: str, *, next_path: str = "") -> None:
     page.get_by_label("Password").fill(site.password(role))
     page.get_by_role("button", name="Sign in").click()
     # signed in once the browser has left the sign-in page (argon2 on a busy host is slow:
-    # waited for here, not inside the next step's element wait)
-    page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+    # waited for here, not inside the next step's element wait); a refusal fails at once,
+    # with the page's reason
+    error = page.locator("#login-error")
+    signed_in = page.locator("form[action='/logout']")  # on every page once signed in
+    signed_in.or_(error).first.wait_for(timeout=60_000)
+    if error.count():
+        pytest.fail(f"sign-in as {role} refused: {error.inner_text()}")
     page.wait_for_load_state()
 
 

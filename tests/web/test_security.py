@@ -32,7 +32,7 @@ def test_lockout_after_wrong_passwords_and_sign_out(site: Site, new_page: Any) -
     page.goto(site.url + "/pos")
     assert "/login" in page.url  # not signed in: sent to sign in, then back
     shot(page, "login", site)
-    user = site.operators["trainee"]["username"]
+    user = site.operators["lockme"]["username"]
     for _ in range(5):
         page.get_by_label("Username").fill(user)
         page.get_by_label("Password").fill("not the password")
@@ -41,7 +41,7 @@ def test_lockout_after_wrong_passwords_and_sign_out(site: Site, new_page: Any) -
     assert "locked" in page.locator("#login-error").inner_text()
     # the right password does not help while the account is locked
     page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(site.password("trainee"))
+    page.get_by_label("Password").fill(site.password("lockme"))
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#login-error")).to_contain_text("locked")
     shot(page, "login-locked", site)

@@ -101,6 +101,10 @@ def test_forwarded_for_is_believed_only_from_named_proxies(settings: Any, servic
     with service.db.begin() as conn:
         conn.execute(sa.text("DELETE FROM rate_counters"))
     assert 429 not in statuses("127.0.0.1")  # a named proxy: each forwarded address counts
+    with service.db.begin() as conn:
+        conn.execute(sa.text("DELETE FROM rate_counters"))
+    service.signin_limit = 30  # --signin-limit: the tills of a shop behind one address
+    assert 429 not in statuses(None)
 
 
 def test_secure_cookie_when_https_itself_or_from_a_named_proxy(settings: Any,

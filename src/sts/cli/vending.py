@@ -52,6 +52,9 @@ if TYPE_CHECKING:
                    "sandbox stand-ins (Daraja, MoMo, an SMS inbox) on loopback")
 @click.option("--lookup-limit", default=600, show_default=True, type=int,
               help="meter lookups and trials per caller per minute (kept in the database)")
+@click.option("--signin-limit", default=None, type=click.IntRange(min=1),
+              help="web sign-in attempts per client address per minute [default: 20]; raise it "
+                   "when many tills share one address (a shop behind NAT)")
 @click.option("--log-level", default="warning", show_default=True)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               show_default=True,
@@ -73,7 +76,7 @@ if TYPE_CHECKING:
               help="seconds the requests in flight get to finish after SIGTERM")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lookup_limit: int,
-          log_level: str, log_format: str, metrics_token_file: str | None,
+          signin_limit: int | None, log_level: str, log_format: str, metrics_token_file: str | None,
           forwarded_allow_ips: str | None,
           ami_broker: str | None, delivery_config: str | None, ami_client_id: str | None,
           no_deliver: bool, tls_cert: str | None, tls_key: str | None,
@@ -98,7 +101,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, demo: bool, lo
     from sts.vending.registry.operators import demo_passwords
 
     settings = settings_of(ctx, lookup_limit=lookup_limit,
-                           forwarded_allow_ips=forwarded_allow_ips)
+                           forwarded_allow_ips=forwarded_allow_ips,
+                           **({"signin_limit": signin_limit} if signin_limit else {}))
     tls = TlsOptions(tls_cert, tls_key, tls_client_ca)
     tls.check()
     svc = open_service(settings, run_migrations=True, create_kek=True)

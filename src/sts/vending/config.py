@@ -1,7 +1,7 @@
 """Server settings, from arguments or the environment, and opening a ready service.
 
 Environment (what `sts serve` hands its worker processes): STS_DB_URL, STS_KEK_FILE or STS_KEK,
-STS_STA_TABLES, STS_LOOKUP_LIMIT, STS_MAX_BODY (request body limit in bytes); the security module:
+STS_STA_TABLES, STS_LOOKUP_LIMIT, STS_SIGNIN_LIMIT, STS_MAX_BODY (request body limit in bytes); the security module:
 STS_SECURITY_MODULE (software | pkcs11), STS_PKCS11_LIB, STS_PKCS11_TOKEN, STS_PKCS11_PIN_FILE,
 STS_PKCS11_CACHE_SECONDS.  The PKCS#11 user PIN comes from STS_PKCS11_PIN or the PIN file, never
 from a command line or a settings dump.
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sts.errors import ConfigError
+from sts.vending.access.operators import SIGNIN_LIMIT
 from sts.vending.clock import Clock, wall_clock
 from sts.vending.keys.opening import ENV_SECURITY_MODULE, open_security_module
 from sts.vending.keys.security_module import SecurityModule
@@ -31,6 +32,7 @@ class Settings:
     kek_file: str | None = None
     sta_tables: str | None = None
     lookup_limit: int = 600
+    signin_limit: int = SIGNIN_LIMIT
     pool_size: int = 8
     max_body: int = DEFAULT_MAX_BODY
     security_module: str | None = None  # None: $STS_SECURITY_MODULE, else software
@@ -70,12 +72,14 @@ class Settings:
             kek_file=os.environ.get("STS_KEK_FILE") or None,
             sta_tables=os.environ.get("STS_STA_TABLES") or None,
             lookup_limit=int(os.environ.get("STS_LOOKUP_LIMIT", "600")),
+            signin_limit=int(os.environ.get("STS_SIGNIN_LIMIT", str(SIGNIN_LIMIT))),
             pool_size=int(os.environ.get("STS_DB_POOL", "8")),
             max_body=int(os.environ.get("STS_MAX_BODY", str(DEFAULT_MAX_BODY))),
         )
 
     def env(self) -> dict[str, str]:
         out = {"STS_DB_URL": self.db_url, "STS_LOOKUP_LIMIT": str(self.lookup_limit),
+               "STS_SIGNIN_LIMIT": str(self.signin_limit),
                "STS_DB_POOL": str(self.pool_size), "STS_MAX_BODY": str(self.max_body)}
         if self.kek_file:
             out["STS_KEK_FILE"] = self.kek_file
@@ -121,4 +125,5 @@ def open_service(settings: Settings, *, clock: Clock = wall_clock, run_migration
     if run_migrations:
         migrate(db)
     sm = settings.open_security_module()
-    return VendingService(db, sm, clock=clock, lookup_limit=settings.lookup_limit)
+    return VendingService(db, sm, clock=clock, lookup_limit=settings.lookup_limit,
+                          signin_limit=settings.signin_limit)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from sts.vending.access.operators import SIGNIN_LIMIT
 from sts.vending.clock import Clock, utc, wall_clock
 from sts.vending.issue import KeyChange, due_key_change
 from sts.vending.keys.security_module import SecurityModule
@@ -34,11 +35,12 @@ class ServiceContext:
     this and the caller, never the facade, so each can be called and tested on its own."""
 
     def __init__(self, db: Database, sm: SecurityModule, *, clock: Clock = wall_clock,
-                 lookup_limit: int = 600) -> None:
+                 lookup_limit: int = 600, signin_limit: int = SIGNIN_LIMIT) -> None:
         self.db = db
         self.sm = sm
         self.clock = clock
         self.lookup_limit = lookup_limit  # per API key per minute, across all processes
+        self.signin_limit = signin_limit  # web sign-in attempts per address per minute
         self.hot = for_backend(db.is_sqlite)
         dbapi = db.engine.dialect.loaded_dbapi
         self.integrity_errors: tuple[type[Exception], ...] = (IntegrityError,

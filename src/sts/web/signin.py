@@ -67,7 +67,8 @@ def login(request: Request, form: Form) -> Response:
         if not username or not form.get("password"):
             raise NotAuthenticated("enter your username and password", field="username")
         op, token = operators.sign_in(web.service.db, username, form.get("password", ""),
-                                      address=address, now=web.now())
+                                      address=address, now=web.now(),
+                                      limit=web.service.signin_limit)
     except StsError as exc:
         token2 = new_login_csrf()
         page = web.render(request, "login.html", None, status=exc.http_status, csrf=token2,

@@ -35,7 +35,7 @@ MIN_PASSWORD = 10
 LOCK_AFTER = 5
 LOCK_FIRST = timedelta(minutes=15)
 LOCK_MAX = timedelta(days=1)
-IP_LIMIT = 20  # sign-in attempts per address per minute
+SIGNIN_LIMIT = 20  # sign-in attempts per address per minute (the default of --signin-limit)
 IDLE = timedelta(minutes=30)
 ABSOLUTE = timedelta(hours=12)
 
@@ -105,7 +105,7 @@ def _verify(stored: str, password: str) -> bool:
 
 
 def sign_in(db: Database, username: str, password: str, *, address: str,
-            now: datetime) -> tuple[Operator, str]:
+            now: datetime, limit: int = SIGNIN_LIMIT) -> tuple[Operator, str]:
     """Check a password; (operator, session token), or NotAuthenticated / RateLimited.
 
     Every refusal is audited in a transaction that commits before the refusal is raised (an
@@ -118,10 +118,10 @@ def sign_in(db: Database, username: str, password: str, *, address: str,
     actor, subject = f"web:{address}"[:120], username[:120]
     with db.begin() as conn:
         count = rate_count(db, conn, f"login:{address}"[:80], now)
-        if count == IP_LIMIT + 1:  # once per address and minute: the log stays bounded
+        if count == limit + 1:  # once per address and minute: the log stays bounded
             audit.append(db, conn, at=now, actor=actor, action="login.throttled",
-                         subject=subject, details={"address": address, "limit": IP_LIMIT})
-    if count > IP_LIMIT:
+                         subject=subject, details={"address": address, "limit": limit})
+    if count > limit:
         raise RateLimited("too many sign-in attempts from this address; wait a minute",
                           field="username")
     o, c = operators.c, operator_credentials.c
