@@ -2,7 +2,8 @@
 database test runs on SQLite and PostgreSQL.
 
 PostgreSQL comes from STS_TEST_PG_URL (default: the local server, database sts_vending_test);
-each xdist worker gets its own database, reset before every test.  Under CI=true an unreachable
+each xdist worker gets its own database, migrated once and brought back to the state its
+migrations left before every test (SQLite's is a copy of a migrated file).  Under CI=true an unreachable
 PostgreSQL fails the run; elsewhere those tests are skipped.
 """
 
@@ -65,31 +66,120 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     eng.dispose()
 
 
-def pg_worker_url(worker: str) -> str:
-    """A per-worker PostgreSQL database, created if needed and emptied."""
+def _pg_admin() -> Any:
+    import sqlalchemy as sa
+
+    admin_url, _ = _pg_admin_url(PG_URL)
+    return sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+
+
+_SHAPE = ("SELECT (SELECT string_agg(version_num, ',') FROM alembic_version), "
+          "(SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public'), "
+          "(SELECT count(*) FROM pg_indexes WHERE schemaname = 'public')")
+
+
+@dataclass
+class _Migrated:
+    """What a worker database looked like just after its migrations: its shape (revision,
+    columns, indexes), the rows the migrations themselves wrote, its tables and sequences."""
+
+    shape: tuple[Any, ...]
+    tables: list[str]
+    sequences: dict[str, tuple[int, bool]]
+    seeds: dict[str, list[dict[str, Any]]]
+
+
+_MIGRATED: dict[str, _Migrated] = {}
+
+
+def _pg_migrated(url: str) -> None:
+    """Bring a worker database to the state right after its migrations.  The first time (or
+    when a test changed its shape: a migration test, a dropped schema) it is emptied and
+    migrated; otherwise the rows of the last test are deleted and the migrations' own rows put
+    back, a fraction of running every migration again (the migrations have their own tests)."""
+    import sqlalchemy as sa
+
+    from sts.vending.storage.database import Database, migrate
+
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as conn:
+            known = _MIGRATED.get(url)
+            try:
+                shape = tuple(conn.exec_driver_sql(_SHAPE).one())
+            except sa.exc.DBAPIError:  # no alembic_version: not migrated
+                shape = ()
+            conn.rollback()
+            if known is not None and shape == known.shape:
+                # no foreign-key triggers while emptying: any order will do
+                conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+                for table in known.tables:
+                    conn.exec_driver_sql(f'DELETE FROM "{table}"')
+                meta = sa.MetaData()
+                for table, rows in known.seeds.items():
+                    conn.execute(sa.Table(table, meta, autoload_with=conn).insert(), rows)
+                for seq, (value, called) in known.sequences.items():
+                    conn.execute(sa.text("SELECT setval(CAST(:s AS regclass), :v, :c)"),
+                                 {"s": f'"{seq}"', "v": value, "c": called})
+                conn.commit()
+                return
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+            conn.commit()
+    finally:
+        eng.dispose()
+    db = Database(url)
+    migrate(db)
+    db.dispose()
+    eng = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with eng.connect() as conn:
+            tables = [r[0] for r in conn.exec_driver_sql(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version' ORDER BY tablename")]
+            sequences = {r.sequencename: (r.last_value or 1, r.last_value is not None)
+                         for r in conn.exec_driver_sql(
+                             "SELECT sequencename, last_value FROM pg_sequences "
+                             "WHERE schemaname = 'public'")}
+            seeds = {t: [dict(r._mapping) for r in conn.exec_driver_sql(f'SELECT * FROM "{t}"')]
+                     for t in tables}
+            _MIGRATED[url] = _Migrated(tuple(conn.exec_driver_sql(_SHAPE).one()), tables,
+                                       sequences, {t: rows for t, rows in seeds.items() if rows})
+    finally:
+        eng.dispose()
+
+
+def pg_worker_url(worker: str, *, migrated: bool = False) -> str:
+    """A per-worker PostgreSQL database: emptied, or (`migrated`) as its migrations left it."""
     import sqlalchemy as sa
 
     admin_url, name = _pg_admin_url(PG_URL)
     db_name = f"{name}_{RUN_ID}_{worker}"
+    url = admin_url.rsplit("/", 1)[0] + "/" + db_name
     try:
-        eng = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with eng.connect() as conn:
-            exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                 {"n": db_name})
-            if not exists:
-                conn.exec_driver_sql(f'CREATE DATABASE "{db_name}"')
-        eng.dispose()
-        _CREATED.add(db_name)
+        if db_name not in _CREATED:
+            eng = _pg_admin()
+            with eng.connect() as conn:
+                if not conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                   {"n": db_name}):
+                    conn.exec_driver_sql(f'CREATE DATABASE "{db_name}"')
+                # a test database need not wait for the disk at each commit (a server crash
+                # is the only loss, and no test crashes PostgreSQL)
+                conn.exec_driver_sql(f'ALTER DATABASE "{db_name}" SET synchronous_commit = off')
+            eng.dispose()
+            _CREATED.add(db_name)
     except Exception as exc:
         if IN_CI:
             raise RuntimeError(f"CI run without PostgreSQL at {PG_URL}: {exc}") from exc
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
-    url = admin_url.rsplit("/", 1)[0] + "/" + db_name
-    eng = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with eng.connect() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    eng.dispose()
+    if migrated:
+        _pg_migrated(url)
+    else:
+        eng = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with eng.connect() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+        eng.dispose()
     return url
 
 
@@ -112,7 +202,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, worker_id: str) -> st
         path = tmp_path / "vending.sqlite3"
         shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
         return str(path)
-    return pg_worker_url(worker_id)
+    return pg_worker_url(worker_id, migrated=True)
 
 
 @pytest.fixture

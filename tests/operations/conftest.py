@@ -9,8 +9,16 @@ import pytest
 
 @pytest.fixture
 def empty_db_url(db_url: str) -> str:
-    """`db_url` without any schema (the SQLite fixture is a copy of a migrated template; the
-    PostgreSQL one is emptied already): for tests that migrate step by step themselves."""
+    """`db_url` without any schema (both fixtures are copies of a migrated template): for tests
+    that migrate step by step themselves."""
     if "://" not in db_url:
         Path(db_url).unlink(missing_ok=True)
+        return db_url
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    eng.dispose()
     return db_url

@@ -3,6 +3,7 @@ confirmations sent again (Daraja's retries, or the statement): each payment sold
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import urllib.error
@@ -29,8 +30,8 @@ def post(url: str, body: dict[str, Any]) -> int:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
-    except OSError:
-        return 0  # the server died under it
+    except (OSError, http.client.HTTPException):
+        return 0  # the server died under it (before or in the middle of its answer)
 
 
 @pytest.mark.slow
