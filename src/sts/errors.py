@@ -286,6 +286,13 @@ class Unavailable(VendingError):
     http_status = 503
 
 
+class DatabaseBusy(Unavailable):
+    """PostgreSQL gave up a transaction to another (a deadlock, a serialization failure, a
+    lock not granted in time, e.g. beside a migration): it was rolled back whole, so the same
+    request can be sent again.  The hot-path use cases redo it themselves a few times first.
+    Same code as SQLite's busy database: callers treat both alike."""
+
+
 class SecurityModuleUnavailable(Unavailable):
     """The security module holding the vending keys cannot be reached or refuses to log in
     (absent, unplugged, wrong PIN): nothing is issued, nothing is stored; retry when it is back."""

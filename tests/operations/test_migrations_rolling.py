@@ -14,6 +14,8 @@ from alembic.config import Config
 from click.testing import CliRunner
 
 from sts.cli.vending import admin
+from sts.errors import DatabaseBusy
+from sts.vending.storage import database
 from sts.vending.storage.database import Database, migrate
 from sts.vending.storage.migration_plan import (
     SCRIPT_LOCATION,
@@ -109,4 +111,41 @@ def test_migrate_check_says_what_is_pending_and_changes_nothing(empty_db_url: st
         res = CliRunner().invoke(admin, args)
         assert res.exit_code == 0 and "no migration pending" in res.output
     finally:
+        db.dispose()
+
+
+def test_a_migration_waits_its_turn_behind_a_live_transaction(
+        empty_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL each revision waits at most a short lock_timeout for a lock and is redone
+    with backoff: a transaction holding what the revision needs (here the version row every
+    revision writes) delays it, never deadlocks it; when the tries run out the migration stops
+    with a clear busy error and nothing of that revision applied."""
+    db = Database(empty_db_url)
+    if db.is_sqlite:
+        db.dispose()
+        pytest.skip("SQLite migrates under its write lock, taken up front like any writer's")
+    revisions = _revisions()
+    head, previous = revisions[-1], revisions[-2]
+    other = sa.create_engine(db.engine.url)
+    try:
+        _upgrade(db, previous.revision)
+        with other.connect() as blocker:
+            blocker.exec_driver_sql("SELECT version_num FROM alembic_version FOR UPDATE")
+            waits: list[float] = []
+            db.pause = waits.append  # no release: every try times out
+            monkeypatch.setattr(database, "MIGRATION_ATTEMPTS", 2)
+            with pytest.raises(DatabaseBusy, match=f"migration {head.revision} could not take"):
+                migrate(db)
+            assert len(waits) == 1 and current_revision(db) == previous.revision
+
+            def release(seconds: float) -> None:  # the live transaction ends during the wait
+                waits.append(seconds)
+                blocker.commit()
+
+            waits.clear()
+            db.pause = release
+            assert migrate(db) == head.revision
+            assert len(waits) == 1 and 0 < waits[0] <= 2.0
+    finally:
+        other.dispose()
         db.dispose()

@@ -1,10 +1,10 @@
 """Server settings, from arguments or the environment, and opening a ready service.
 
 Environment (what `sts serve` hands its worker processes): STS_DB_URL, STS_KEK_FILE or STS_KEK,
-STS_STA_TABLES, STS_LOOKUP_LIMIT, STS_SIGNIN_LIMIT, STS_MAX_BODY (request body limit in bytes); the security module:
-STS_SECURITY_MODULE (software | pkcs11), STS_PKCS11_LIB, STS_PKCS11_TOKEN, STS_PKCS11_PIN_FILE,
-STS_PKCS11_CACHE_SECONDS.  The PKCS#11 user PIN comes from STS_PKCS11_PIN or the PIN file, never
-from a command line or a settings dump.
+STS_STA_TABLES, STS_LOOKUP_LIMIT, STS_SIGNIN_LIMIT, STS_MAX_BODY (request body limit in
+bytes); the security module: STS_SECURITY_MODULE (software | pkcs11), STS_PKCS11_LIB,
+STS_PKCS11_TOKEN, STS_PKCS11_PIN_FILE, STS_PKCS11_CACHE_SECONDS.  The PKCS#11 user PIN comes
+from STS_PKCS11_PIN or the PIN file, never from a command line or a settings dump.
 """
 
 from __future__ import annotations

@@ -4,23 +4,56 @@ Every write runs in one transaction (`Database.begin`).  On SQLite that transact
 with BEGIN IMMEDIATE, which takes the database write lock up front, so concurrent processes
 serialise instead of failing half-way; on PostgreSQL rows are locked with SELECT ... FOR
 UPDATE (`Database.locked`).  Nothing here keeps state that other processes would need.
+
+PostgreSQL may give up a transaction to another (deadlock, serialization failure, lock
+timeout): `begin` turns that into `DatabaseBusy` (503, retry the same request) instead of a
+fault, and `Database.retrying` redoes a whole use case a few times before letting it out.
+Migrations on PostgreSQL run one revision per transaction, each waiting at most
+`MIGRATION_LOCK_TIMEOUT` for a lock and retried with backoff, so a migration beside live
+sales waits its turn instead of deadlocking them (docs/operations.md "Upgrades").
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Select, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from sts.errors import ConfigError, Unavailable
+from sts.errors import ConfigError, DatabaseBusy, Unavailable
 
 DEFAULT_SQLITE_FILE = "sts-vending.sqlite3"
-MIGRATION_LOCK = 62055041  # pg_advisory_xact_lock key: one migrator at a time
+MIGRATION_LOCK = 62055041  # pg_advisory_lock key: one migrator at a time
+# a migration step waits this long for each lock, well under PostgreSQL's deadlock_timeout
+# (1 s by default): in a lock cycle with a sale the migration gives up first, never the sale
+MIGRATION_LOCK_TIMEOUT_MS = 200
+MIGRATION_ATTEMPTS = 40  # per revision; with the backoff below, about a minute of waiting
+# SQLSTATEs after which PostgreSQL has rolled the transaction back and the same work can be
+# done again: deadlock_detected, serialization_failure, lock_not_available
+CONTENTION = {"40P01": "a deadlock", "40001": "a serialization failure",
+              "55P03": "a lock not granted in time"}
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def contention(exc: BaseException) -> str | None:
+    """What PostgreSQL gave the transaction up for (None: not a contention error).  `exc` is
+    SQLAlchemy's wrapper or the driver's own error (the hot path's raw cursors raise those)."""
+    state = getattr(getattr(exc, "orig", exc), "sqlstate", None)
+    return CONTENTION.get(state) if isinstance(state, str) else None
+
+
+def backoff(attempt: int, *, base: float = 0.02, cap: float = 0.5) -> float:
+    """Seconds to wait before attempt `attempt + 1`: doubling from `base`, capped, jittered so
+    that two transactions that collided do not collide again in step."""
+    return random.uniform(0.5, 1.0) * min(cap, base * 2.0 ** attempt)
 
 
 def normalise_url(url: str) -> str:
@@ -50,6 +83,10 @@ def create_private(path: Path) -> None:
 
 class Database:
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        # how often `retrying` runs a use case that PostgreSQL gave up to another transaction,
+        # and how it waits between runs (tests count the waits instead)
+        self.attempts = 5
+        self.pause: Callable[[float], None] = time.sleep
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
@@ -72,17 +109,44 @@ class Database:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except OperationalError as exc:
-            if self.is_sqlite and "locked" in str(exc).lower():
+        except Exception as exc:
+            if self.is_sqlite and isinstance(exc, OperationalError) and \
+                    "locked" in str(exc).lower():
                 raise Unavailable("the database is busy; retry the same request") from None
+            if (why := contention(exc)) is not None:
+                raise DatabaseBusy(f"the database gave this request up after {why} with "
+                                   "another; nothing was stored, retry the same request"
+                                   ) from exc
             raise
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only connection (on SQLite it does not take the write lock)."""
-        with self.engine.connect() as conn:
-            conn.execution_options(sts_read=True)
-            yield conn
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(sts_read=True)
+                yield conn
+        except Exception as exc:
+            if (why := contention(exc)) is not None:
+                raise DatabaseBusy(f"the database gave this read up after {why} with "
+                                   "another; retry the same request") from exc
+            raise
+
+    def retrying(self, work: Callable[[], T]) -> T:
+        """`work()` (one or more whole transactions), done again when PostgreSQL gave it up
+        to another transaction (`DatabaseBusy`): each run was rolled back whole, and request
+        ids make a redone sale exact.  After `attempts` runs the last `DatabaseBusy` goes
+        out (503: retry the same request)."""
+        for attempt in range(self.attempts):
+            try:
+                return work()
+            except DatabaseBusy as exc:
+                if attempt + 1 >= self.attempts:
+                    raise
+                log.info("transaction redone after contention", extra={
+                    "attempt": attempt + 1, "reason": str(exc.__cause__ or exc)[:200]})
+                self.pause(backoff(attempt))
+        raise AssertionError("unreachable")
 
     def locked(self, stmt: Select[Any]) -> Select[Any]:
         """SELECT ... FOR UPDATE on PostgreSQL; SQLite already holds the write lock."""
@@ -110,17 +174,79 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 def migrate(db: Database) -> str:
-    """Bring the schema to the newest revision; safe to call from several processes."""
+    """Bring the schema to the newest revision; safe to call from several processes, and
+    beside servers that keep selling (PostgreSQL: see `_migrate_postgres`)."""
     from alembic import command
-    from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
 
-    cfg = Config()
-    cfg.set_main_option("script_location", "sts.vending.storage:migrations")
+    cfg = _alembic_config()
+    if not db.is_sqlite:
+        return _migrate_postgres(db, cfg)
     with db.begin() as conn:
-        if not db.is_sqlite:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         rev = MigrationContext.configure(conn).get_current_revision()
     return rev or ""
+
+
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", "sts.vending.storage:migrations")
+    return cfg
+
+
+def _migrate_postgres(db: Database, cfg: Any) -> str:
+    """One migrator at a time (a session advisory lock); then each pending revision in its
+    own transaction, which waits at most MIGRATION_LOCK_TIMEOUT_MS for any lock and is redone
+    with backoff when it waited too long or lost a deadlock: live sales keep their locks and
+    finish, and the migration takes its turn between them."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(cfg)
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+        conn.commit()
+        try:
+            current = MigrationContext.configure(conn).get_current_revision()
+            conn.commit()
+            head = scripts.get_current_head()
+            if current != head:
+                for script in reversed(list(scripts.iterate_revisions(head, current))):
+                    _migration_step(db, conn, cfg, script.revision)
+            rev = MigrationContext.configure(conn).get_current_revision()
+            conn.commit()
+        finally:
+            try:
+                conn.rollback()
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+                conn.commit()
+            except DBAPIError:  # a lost connection: its session lock went with it
+                conn.invalidate()
+    return rev or ""
+
+
+def _migration_step(db: Database, conn: Connection, cfg: Any, revision: str) -> None:
+    from alembic import command
+
+    for attempt in range(MIGRATION_ATTEMPTS):
+        try:
+            with conn.begin():
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {MIGRATION_LOCK_TIMEOUT_MS}")
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+            return
+        except Exception as exc:
+            why = contention(exc)
+            if why is None:
+                raise
+            if attempt + 1 >= MIGRATION_ATTEMPTS:
+                raise DatabaseBusy(
+                    f"migration {revision} could not take its locks after {attempt + 1} "
+                    f"tries ({why}): a long transaction holds the tables it changes; "
+                    "nothing of it was applied, run it again") from exc
+            log.info("migration step redone", extra={"revision": revision,
+                                                      "attempt": attempt + 1, "reason": why})
+            db.pause(backoff(attempt, base=0.05, cap=2.0))

@@ -24,9 +24,15 @@ ALREADY_REVERSED = "already reversed"
 def confirm(svc: ServiceContext, purchase_id: str, confirmation_id: str,
             caller: Caller) -> bool:
     """Mark the caller's sale confirmed: True the first time, False for a repeat; refused
-    (ADVICE_CONFLICT) once the sale is reversed."""
+    (ADVICE_CONFLICT) once the sale is reversed.  Redone whole when PostgreSQL gave the
+    transaction up to another."""
     caller.require("confirm_advice")
     check_request_id(purchase_id, "purchase_id")
+    return svc.db.retrying(lambda: _confirm(svc, purchase_id, confirmation_id, caller))
+
+
+def _confirm(svc: ServiceContext, purchase_id: str, confirmation_id: str,
+             caller: Caller) -> bool:
     t = transactions.c
     with svc.db.begin() as conn:
         sale = conn.execute(svc.db.locked(select(t.kind, t.status, t.vendor_id)

@@ -56,7 +56,13 @@ def reverse(svc: ServiceContext, purchase_id: str, reason: object,
             reversal_id: str | None = None) -> tuple[dict[str, Any], bool]:
     """`action` is the permission checked: "reverse_advice" when a switch's reversal advice
     asks (the vendor's own unconfirmed sale; `sts.vending.usecases.advice`), which names its
-    `reversal_id`."""
+    `reversal_id`.  Redone whole when PostgreSQL gave the transaction up to another."""
+    return svc.db.retrying(lambda: _reverse(svc, purchase_id, reason, caller, action=action,
+                                            reversal_id=reversal_id))
+
+
+def _reverse(svc: ServiceContext, purchase_id: str, reason: object,
+             caller: Caller, *, action: str, reversal_id: str | None) -> tuple[dict[str, Any], bool]:
     caller.require(action)
     check_request_id(purchase_id, "purchase_id")
     why = check_reason(reason, what="a reversal")

@@ -192,9 +192,11 @@ def locked_sale(svc: ServiceContext, purchase_id: str, caller: Caller | None,
     else `sell`; a concurrent twin that committed first is answered as a repeat.  A sale for a
     known caller (the switch and terminal faces, whose advices can arrive before their
     purchase) is refused when a reversal advice already named its id.  Counted
-    (`metrics.sale_made`) once committed."""
+    (`metrics.sale_made`) once committed.  A transaction PostgreSQL gave up to another
+    (deadlock, e.g. beside a migration) is redone whole (`Database.retrying`)."""
     observe.note_purchase(purchase_id)
-    text, created = _locked_sale(svc, purchase_id, caller, api_key, identify, sell)
+    text, created = svc.db.retrying(
+        lambda: _locked_sale(svc, purchase_id, caller, api_key, identify, sell))
     metrics.sale_made(created)
     return text, created
 
