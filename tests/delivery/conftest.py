@@ -92,21 +92,38 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 
 class Gateway:
-    """An HTTP server standing in for an SMS gateway: it records each request and answers
-    with the next scripted (status, body), then 200 for ever."""
+    """An HTTP server standing in for an SMS gateway: it records each request (`requests`)
+    and answers with the next scripted (status, body), then 200 for ever.  Like a real
+    gateway it honours Idempotency-Key: a key already answered with a 2xx gets that answer
+    again and sends nothing; `sent` holds the messages sent to phones (once per key, every
+    keyless request)."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []
         self.script: list[tuple[int, str]] = []
+        self._answered: dict[str, tuple[int, str]] = {}  # idempotency key -> its 2xx answer
+        self._lock = threading.Lock()
         gw = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length).decode()
-                gw.requests.append({"path": self.path, "body": body,
-                                    "headers": dict(self.headers)})
-                status, text = gw.script.pop(0) if gw.script else (200, '{"status":"queued"}')
+                request = {"path": self.path, "body": body, "headers": dict(self.headers)}
+                key = self.headers.get("Idempotency-Key")
+                with gw._lock:  # a repeat racing its first send still sends once
+                    gw.requests.append(request)
+                    earlier = gw._answered.get(key) if key else None
+                    if earlier is not None:
+                        status, text = earlier
+                    else:
+                        status, text = (gw.script.pop(0) if gw.script
+                                        else (200, '{"status":"queued"}'))
+                        if 200 <= status < 300:
+                            gw.sent.append(request)
+                            if key:
+                                gw._answered[key] = (status, text)
                 data = text.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -1,7 +1,7 @@
 """SIGTERM stops `sts serve` without losing a sale (issue 21, point 6), on SQLite and
-PostgreSQL: a real server with purchases in flight when the signal arrives answers each of
-them completely or refuses it before anything is written, gives back its delivery leases and
-exits 0."""
+PostgreSQL: a real server (one process, or a supervisor with `--workers 2`) with purchases in
+flight when the signal arrives answers each of them completely or refuses it before anything
+is written, gives back its delivery leases and exits 0."""
 
 from __future__ import annotations
 
@@ -22,15 +22,28 @@ pytestmark = pytest.mark.slow
 
 def test_sigterm_finishes_what_is_in_flight_and_exits_0(db_url: str, kek_file: str,
                                                          tmp_path: Path) -> None:
+    _stop_under_load(db_url, kek_file, tmp_path, workers=1, purchases=400, threads=12)
+
+
+def test_sigterm_to_a_server_with_workers_exits_0(db_url: str, kek_file: str,
+                                                  tmp_path: Path) -> None:
+    """`sts serve --workers 2`: the signal reaches the supervising process only (as from a
+    container runtime); it stops its workers, each finishing what it holds, then its
+    dispatcher, and exits 0."""
+    _stop_under_load(db_url, kek_file, tmp_path, workers=2, purchases=200, threads=8)
+
+
+def _stop_under_load(db_url: str, kek_file: str, tmp_path: Path, *, workers: int,
+                     purchases: int, threads: int) -> None:
     prep = rig.prepare(db_url, kek_file)
     gateway = Gateway()
     config = rig.delivery_config(tmp_path / "delivery.toml", gateway.url, lease=600)
-    server = Server(db_url, kek_file, log=tmp_path / "server.log",
+    server = Server(db_url, kek_file, log=tmp_path / "server.log", workers=workers,
                     extra_env={"STS_DELIVERY_CONFIG": config, "STS_SERVE_GRACEFUL_TIMEOUT": "60"})
     server.start()
     try:
         load = rig.Load([server.url], prep.vendor_key,
-                        rig.plan(prep.meters, 400, 1), threads=12, sms=True).start()
+                        rig.plan(prep.meters, purchases, 1), threads=threads, sms=True).start()
         deadline = time.monotonic() + 120
         while load.answered() < 40:  # polling a real server until the load is under way
             assert time.monotonic() < deadline, "no purchases answered"

@@ -3,10 +3,17 @@
 one server SIGKILLed mid-load, leave one sale per id, each meter's TIDs strictly increasing
 and the float exact; a web session made on one server is valid on the others; wrong
 passwords count towards one lockout whichever server they reach; every SMS job is delivered
-(the three servers' dispatchers share the outbox through leases)."""
+(the three servers' dispatchers share the outbox through leases), and sent to the phone once:
+a job resent after the kill carries its idempotency key, which the gateway honours.
+
+The issue asks for 3,000 purchases; CI sends 300 (3,000 takes several minutes on a 2-core
+runner, where the whole suite must stay under 15).  STS_SCALE_PURCHASES=3000 runs the full
+size (with a tenth of them repeated) and prints its time and sales per second."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
 from pathlib import Path
@@ -23,7 +30,10 @@ from tests.operations import rig
 from tests.vending.server import Server
 
 pytestmark = pytest.mark.slow
-PURCHASES, REPEATS = 300, 30  # the benchmark sends 3,000 (benchmarks/bench_servers.py)
+# CI: 300; STS_SCALE_PURCHASES=3000 for the issue's size (benchmarks/bench_servers.py also
+# sends 3,000, without the kill)
+PURCHASES = int(os.environ.get("STS_SCALE_PURCHASES", "300"))
+REPEATS = PURCHASES // 10
 
 
 def _sign_in(url: str, username: str, password: str) -> httpx.Response:
@@ -76,13 +86,20 @@ def test_three_servers_one_database(db_url: str, kek_file: str, tmp_path: Path) 
 
         # purchases over the three servers, some ids twice; server 2 SIGKILLed mid-load
         plan = rig.plan(prep.meters, PURCHASES, 3, repeats=REPEATS)
+        scale = max(1.0, PURCHASES / 300)  # the waits grow with the opt-in size
+        started = time.monotonic()
         load = rig.Load(urls, prep.vendor_key, plan, threads=9, sms=True).start()
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 120 * scale
         while load.answered() < PURCHASES // 3:  # polling real servers until under way
             assert time.monotonic() < deadline, "the servers sold too little"
             time.sleep(0.01)
         servers[2].kill()
-        outcomes = load.join()
+        outcomes = load.join(300 * scale)
+        took = time.monotonic() - started
+        made = load.answered()  # 201: a new sale (200: a repeat answered)
+        print(f"\n{len(outcomes)} purchase requests in {took:.1f} s over 3 servers (one "
+              f"killed): {made} sales made, {made / took:.1f} sales/s, "
+              f"{sum(o.status is not None for o in outcomes) / took:.1f} answers/s")
         # what went to the killed server unanswered, the client sends again to another one
         lost = [o for o in outcomes if o.status is None]
         assert lost and all(o.server == 2 for o in lost)
@@ -105,7 +122,7 @@ def test_three_servers_one_database(db_url: str, kek_file: str, tmp_path: Path) 
             jobs = rig.delivery_rows(db_url)
             return len(jobs) == PURCHASES and all(j.status == "delivered" for j in jobs)
 
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 90 * scale
         while not all_delivered():  # polling the database until the dispatchers are done
             assert time.monotonic() < deadline, "SMS jobs left undelivered"
             time.sleep(0.05)
@@ -113,20 +130,26 @@ def test_three_servers_one_database(db_url: str, kek_file: str, tmp_path: Path) 
         for s in servers:
             s.stop()
         gateway.close()
-    sent = [_purchase_id(r["body"]) for r in gateway.requests]
-    assert set(sent) == set(by_id)
+    asked = [_purchase_id(r["body"]) for r in gateway.requests]
+    assert set(asked) == set(by_id)
     # at least once to the gateway; a repeat only from the batch the killed server had claimed
-    assert len(sent) - len(set(sent)) <= 20
-    # and a repeat carries its job's idempotency key: a gateway that honours it sends once
+    assert len(asked) - len(set(asked)) <= 20
+    # and a repeat carries its job's idempotency key ...
     keys: dict[str, str] = {}
     for r in gateway.requests:
         key = r["headers"].get("Idempotency-Key", "")
         assert key.startswith("sts-delivery-"), r["headers"]
         assert keys.setdefault(_purchase_id(r["body"]), key) == key
     assert len(set(keys.values())) == PURCHASES
+    # ... so the gateway, which honours it, sent each purchase's SMS to the phone exactly once
+    sent = sorted(_purchase_id(r["body"]) for r in gateway.sent)
+    assert sent == sorted(by_id)
+    assert all(_to(r["body"]) == rig.PHONE for r in gateway.sent)
 
 
 def _purchase_id(body: str) -> str:
-    import json
-
     return str(json.loads(body)["id"])
+
+
+def _to(body: str) -> str:
+    return str(json.loads(body)["to"])
