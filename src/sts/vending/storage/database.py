@@ -212,10 +212,12 @@ def _migrate_postgres(db: Database, cfg: Any) -> str:
         try:
             current = MigrationContext.configure(conn).get_current_revision()
             conn.commit()
-            head = scripts.get_current_head()
-            if current != head:
+            head = scripts.get_current_head() or ""
+            if current is None:  # a new database: no server sells on it yet, one transaction
+                _migration_step(db, conn, cfg, scripts, head)
+            elif current != head:
                 for script in reversed(list(scripts.iterate_revisions(head, current))):
-                    _migration_step(db, conn, cfg, script.revision)
+                    _migration_step(db, conn, cfg, scripts, script.revision)
             rev = MigrationContext.configure(conn).get_current_revision()
             conn.commit()
         finally:
@@ -228,15 +230,22 @@ def _migrate_postgres(db: Database, cfg: Any) -> str:
     return rev or ""
 
 
-def _migration_step(db: Database, conn: Connection, cfg: Any, revision: str) -> None:
-    from alembic import command
+def _migration_step(db: Database, conn: Connection, cfg: Any, scripts: Any,
+                    revision: str) -> None:
+    """Upgrade to `revision` in one transaction (what `alembic.command.upgrade` does, with the
+    revision scripts loaded once for all steps), redone while PostgreSQL gives it up."""
+    from alembic.runtime.environment import EnvironmentContext
+
+    def upgrade(rev: Any, _context: Any) -> Any:
+        return scripts._upgrade_revs(revision, rev)
 
     for attempt in range(MIGRATION_ATTEMPTS):
         try:
             with conn.begin():
                 conn.exec_driver_sql(f"SET LOCAL lock_timeout = {MIGRATION_LOCK_TIMEOUT_MS}")
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
+                with EnvironmentContext(cfg, scripts, fn=upgrade, destination_rev=revision):
+                    scripts.run_env()
             return
         except Exception as exc:
             why = contention(exc)
