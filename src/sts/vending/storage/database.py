@@ -9,8 +9,8 @@ PostgreSQL may give up a transaction to another (deadlock, serialization failure
 timeout): `begin` turns that into `DatabaseBusy` (503, retry the same request) instead of a
 fault, and `Database.retrying` redoes a whole use case a few times before letting it out.
 Migrations on PostgreSQL run one revision per transaction, each waiting at most
-`MIGRATION_LOCK_TIMEOUT` for a lock and retried with backoff, so a migration beside live
-sales waits its turn instead of deadlocking them (docs/operations.md "Upgrades").
+`MIGRATION_LOCK_TIMEOUT_MS` for a lock and retried with backoff, so a migration beside live
+sales waits its turn instead of deadlocking them (docs/operations.md "Rolling upgrade").
 """
 
 from __future__ import annotations
