@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, insert, select, update
 
 from sts.errors import AlreadyExists, InputError, NotAuthenticated, UnknownRecord
 from sts.vending import audit, text
 from sts.vending.access.api_keys import hash_key, new_key
+from sts.vending.access.passwords import PASSWORDS
 from sts.vending.access.policy import Caller, check_role
 from sts.vending.access.usernames import check_username, username_key
 from sts.vending.clock import utc, wall_clock
@@ -36,7 +36,6 @@ from sts.vending.storage.tables import api_keys, vendors
 from sts.vending.storage.tables_clients import basic_credentials
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{2,63}")
-_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class _Verified:
             if key in self.seen:
                 return True
         try:
-            _HASHER.verify(stored, password)
+            PASSWORDS.verify(stored, password)
         except (VerificationError, InvalidHashError):
             return False
         with self.lock:
@@ -109,7 +108,7 @@ def issue(db: Database, *, vendor: str, username: str | None = None, role: str =
             operator_id=None, vendor_id=vid, created_at=now).returning(api_keys.c.id)).scalar_one()
         conn.execute(insert(basic_credentials).values(
             username=username, username_key=username_key(username),
-            secret_hash=_HASHER.hash(password), api_key_id=key_id,
+            secret_hash=PASSWORDS.hash(password), api_key_id=key_id,
             institution_id=institution_id, label=label, created_at=now))
         audit.append(db, conn, at=now, actor=actor, action="basic_credential.add",
                      subject=username, details={"vendor": vendor, "role": role,
@@ -211,4 +210,4 @@ def list_credentials(conn: Connection) -> list[dict[str, object]]:
              for k, v in r._mapping.items()} for r in rows]
 
 
-_DUMMY = _HASHER.hash(secrets.token_urlsafe(16))
+_DUMMY = PASSWORDS.hash(secrets.token_urlsafe(16))

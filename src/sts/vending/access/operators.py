@@ -17,13 +17,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, delete, insert, select, update
 
 from sts.errors import InputError, NotAuthenticated, RateLimited
 from sts.vending import audit
 from sts.vending.access.api_keys import hash_key, new_key
+from sts.vending.access.passwords import PASSWORDS
 from sts.vending.access.policy import Caller
 from sts.vending.access.ratelimit import count as rate_count
 from sts.vending.access.usernames import username_key
@@ -39,13 +39,11 @@ SIGNIN_LIMIT = 20  # sign-in attempts per address per minute (the default of --s
 IDLE = timedelta(minutes=30)
 ABSOLUTE = timedelta(hours=12)
 
-_hasher = PasswordHasher()
-
 
 @functools.cache
 def _dummy() -> str:
     """Verified against when the username is unknown, so both cases cost the same time."""
-    return _hasher.hash(secrets.token_urlsafe(16))
+    return PASSWORDS.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ class Operator:
 
 def hash_password(password: str) -> str:
     """The argon2id hash of an operator's password (what is stored)."""
-    return _hasher.hash(password)
+    return PASSWORDS.hash(password)
 
 
 def check_password(password: str) -> str:
@@ -99,7 +97,7 @@ FAILED = ("wrong username or password (after 5 wrong passwords in a row an accou
 
 def _verify(stored: str, password: str) -> bool:
     try:
-        return bool(_hasher.verify(stored, password))
+        return bool(PASSWORDS.verify(stored, password))
     except (VerificationError, InvalidHashError):
         return False
 
@@ -162,8 +160,8 @@ def sign_in(db: Database, username: str, password: str, *, address: str,
         else:
             values: dict[str, object] = {"failed_count": 0, "locked_until": None,
                                          "last_login_at": now}
-            if _hasher.check_needs_rehash(row.password_hash):
-                values["password_hash"] = _hasher.hash(password)
+            if PASSWORDS.check_needs_rehash(row.password_hash):
+                values["password_hash"] = PASSWORDS.hash(password)
             conn.execute(update(operator_credentials).where(c.operator_id == row.id)
                          .values(**values))
             token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)

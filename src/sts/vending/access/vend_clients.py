@@ -19,7 +19,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from argon2 import PasswordHasher
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from sts.errors import AlreadyExists, InputError, NotAuthenticated, NotAuthorised, UnknownRecord
@@ -27,6 +26,7 @@ from sts.vending import audit
 from sts.vending.access.api_keys import hash_key, new_key
 from sts.vending.access.certs import check_fingerprint
 from sts.vending.access.credentials import _Verified
+from sts.vending.access.passwords import PASSWORDS
 from sts.vending.access.policy import Caller
 from sts.vending.clock import utc, wall_clock
 from sts.vending.exchanges import autocommit
@@ -39,9 +39,8 @@ OPERATOR_ROLES = ("vendor", "supervisor", "engineer")
 CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 OP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,39}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
-_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 _VERIFIED = _Verified()
-_DUMMY = _HASHER.hash(secrets.token_urlsafe(16))
+_DUMMY = PASSWORDS.hash(secrets.token_urlsafe(16))
 
 
 class ClientAuthError(NotAuthenticated):
@@ -214,7 +213,7 @@ def add_operator(db: Database, *, client_id: str, op_name: str, role: str = "ven
             label=f"xmlvend {client_id}/{op_name}"[:120], operator_id=None,
             vendor_id=client.vendor_id, created_at=at).returning(api_keys.c.id)).scalar_one()
         conn.execute(insert(vend_client_operators).values(
-            client_row=client.id, op_name=op_name, secret_hash=_HASHER.hash(secret), role=role,
+            client_row=client.id, op_name=op_name, secret_hash=PASSWORDS.hash(secret), role=role,
             api_key_id=key_id, created_at=at))
         audit.append(db, conn, at=at, actor=actor, action="vend_client.operator_add",
                      subject=f"{client_id}/{op_name}", details={"role": role})
@@ -239,7 +238,7 @@ def set_password(db: Database, *, client_id: str, op_name: str, password: str | 
     with db.begin() as conn:
         row = _operator(conn, client_id, op_name)
         conn.execute(update(vend_client_operators).where(vend_client_operators.c.id == row.id)
-                     .values(secret_hash=_HASHER.hash(secret)))
+                     .values(secret_hash=PASSWORDS.hash(secret)))
         audit.append(db, conn, at=at, actor=actor, action="vend_client.operator_password",
                      subject=f"{client_id}/{op_name}", details={})
     return secret
