@@ -240,8 +240,20 @@ class Demo:
     registry: Any
     keys: dict[str, str]
     meters: list[str]
-    client: Any
     clock: FakeClock
+    _client: Any = None
+
+    @property
+    def client(self) -> Any:
+        """A TestClient of the whole app, made when a test first speaks HTTP (building the
+        app's routes costs more than many a test that never asks for it)."""
+        if self._client is None:
+            from fastapi.testclient import TestClient
+
+            from sts.server.app import create_app
+
+            self._client = TestClient(create_app(self.service), raise_server_exceptions=False)
+        return self._client
 
     def h(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
@@ -255,9 +267,6 @@ class Demo:
 
 
 def make_demo(service: Any, clock: FakeClock, *, raw_key: bytes | None = TEST_VENDING_KEY) -> Demo:
-    from fastapi.testclient import TestClient
-
-    from sts.server.app import create_app
     from sts.vending.registry.admin import Registry, fill_demo
 
     reg = Registry(service.db, service.sm, clock=clock)
@@ -267,8 +276,7 @@ def make_demo(service: Any, clock: FakeClock, *, raw_key: bytes | None = TEST_VE
         reg.add_key(KNOWN_SGC, 1, raw=raw_key, base_date=2014)
         reg.authorise_vendor("Demo Vendor", KNOWN_SGC)
         reg.add_meter(known_pan(), sgc=KNOWN_SGC, tariff="Flat", ti=1)
-    client = TestClient(create_app(service), raise_server_exceptions=False)
-    return Demo(service, reg, info["api_keys"], info["meters"], client, clock)
+    return Demo(service, reg, info["api_keys"], info["meters"], clock)
 
 
 def known_pan() -> str:
