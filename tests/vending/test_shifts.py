@@ -132,6 +132,31 @@ def test_shifts_of_one_second_never_overlap(demo: Any) -> None:
     assert shifts.shift(db, till, second)["amount"] == "20.00"
 
 
+def test_a_sale_counts_in_the_shift_it_was_made_in(demo: Any) -> None:
+    """Sell, close and open again in one second: the time rule would give the sale to the new
+    shift (it owns that second); the sale records its shift, so it stays in the first."""
+    db, clock = demo.service.db, demo.clock
+    till = _caller(demo, "till6", "vendor")
+    first = shifts.ensure_open(db, till, now=clock())
+    clock.advance(seconds=5)
+    pid = _sell(demo, till, "10", wait=0)
+    shifts.close_shift(db, till, "10", now=clock())
+    second = shifts.ensure_open(db, till, now=clock())
+    with db.read() as conn:
+        recorded = conn.execute(sa.select(transactions.c.shift_id)
+                                .where(transactions.c.request_id == pid)).scalar()
+    assert recorded == first
+    assert (shifts.shift(db, till, first)["sales"], shifts.shift(db, till, second)["sales"]) \
+        == (1, 0)
+    assert shifts.shift(db, till, first)["expected_cash"] == "10.00"
+    # an API sale by a machine key belongs to no shift
+    assert demo.buy(amount="40").status_code == 201
+    with db.read() as conn:
+        last = conn.execute(sa.select(transactions.c.shift_id)
+                            .order_by(transactions.c.seq.desc()).limit(1)).scalar()
+    assert last is None
+
+
 def test_shift_input_rules(demo: Any) -> None:
     db, clock = demo.service.db, demo.clock
     till = _caller(demo, "till3", "vendor")

@@ -146,7 +146,8 @@ def entry_writes(hot: HotSQL, e: Entry) -> tuple[str, Writes]:
         "prev_key": audit.canonical_plain(res.prev_key) if res else "",
         "response": body, "created_at": created, "prev_hash": prev, "hash": digest}
     if e.reverses is None and not e.reason:
-        writes: Writes = [(INSERT_SALE[e.tender] if e.tender else INSERT_TXN_PLAIN, txn)]
+        writes: Writes = [(INSERT_SALE[e.tender] if e.kind == "sale" else INSERT_TXN_PLAIN,
+                           txn)]
     else:
         writes = [(INSERT_TXN, txn | {"reverses": e.reverses, "reason": e.reason})]
     state = {"key_id": m.key.record.id, "ti": m.ti, "ken": m.ken, "tid_epoch": m.tid_epoch,

@@ -119,19 +119,27 @@ SEQ_SQLITE = "(SELECT coalesce(max(seq), 0) + 1 FROM transactions)"
 _TXN_COLUMNS = """
 INSERT INTO transactions (seq, request_id, kind, meter_id, vendor_id, api_key_id, request_hash,
     amount, vat, charges, debt, units, month, status, reverses, reason, prev_key, response,
-    created_at, prev_hash, hash, tender)
+    created_at, prev_hash, hash, tender, shift_id)
 VALUES (:seq, :request_id, :kind, :meter_id, :vendor_id, :api_key_id, :request_hash,
     :amount, :vat, :charges, :debt, :units, :month, 'completed', {reverses_reason}, :prev_key,
-    :response, :created_at, :prev_hash, :hash, {tender})
+    :response, :created_at, :prev_hash, :hash, {tender}, {shift})
 """
+# a counter sale's shift (migration 0024): the one its cashier (the key's operator) has open
+# for this vendor, read in the sale's own statement (no parameter more, no round trip; the
+# one-open-shift index finds it), so the cash-up counts the sale there by id
+_OPEN_SHIFT = """(SELECT s.id FROM shifts s JOIN api_keys k ON k.operator_id = s.operator_id
+    WHERE k.id = :api_key_id AND s.vendor_id = :vendor_id AND s.closed_at IS NULL)"""
 # A transaction with a reason or a reversed sale (engineering, reversal, key change), and one
 # without (a sale).  Two texts only because of the parameter count: psycopg caches the
 # conversion of a statement with at most 50 parameters, and a sale's write CTE has 49.
-INSERT_TXN = _TXN_COLUMNS.format(reverses_reason=":reverses, :reason", tender="NULL")
-INSERT_TXN_PLAIN = _TXN_COLUMNS.format(reverses_reason="NULL, ''", tender="NULL")
-# a sale with its tender (`sts.vending.tenders`) written as a literal: no parameter more
-INSERT_SALE = {t: _TXN_COLUMNS.format(reverses_reason="NULL, ''", tender=f"'{t}'")
-               for t in TENDERS}
+INSERT_TXN = _TXN_COLUMNS.format(reverses_reason=":reverses, :reason", tender="NULL",
+                                shift="NULL")
+INSERT_TXN_PLAIN = _TXN_COLUMNS.format(reverses_reason="NULL, ''", tender="NULL", shift="NULL")
+# a sale, with its tender (`sts.vending.tenders`; None: not said) written as a literal (no
+# parameter more) and its cashier's open shift
+INSERT_SALE = {t: _TXN_COLUMNS.format(reverses_reason="NULL, ''",
+                                      tender=f"'{t}'" if t else "NULL", shift=_OPEN_SHIFT)
+               for t in (*TENDERS, None)}
 
 INSERT_TOKEN = """
 INSERT INTO tokens (txn_seq, meter_id, position, token, token_class, subclass, tid, tid_epoch,

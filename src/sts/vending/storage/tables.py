@@ -256,6 +256,9 @@ transactions = Table(
     # how a sale was paid (`sts.vending.tenders`: cash / card), NULL when the seller did not
     # say (migration 0020); a reversal refunds in its sale's tender
     Column("tender", String(8), nullable=True),
+    # the shift a counter sale was made in (migration 0024): the cash-up counts it there by
+    # id; NULL for machines' sales and older ones (the cash-up's time rule)
+    Column("shift_id", Integer, nullable=True),
     Column("prev_key", Text, nullable=False, default=""),  # meter key state before (JSON)
     Column("response", Text, nullable=False),  # the exact JSON answer, for repeats
     Column("created_at", TS, nullable=False),
@@ -267,6 +270,8 @@ transactions = Table(
     # the reversal of a sale; only reversals carry `reverses`, so a sale adds nothing to it
     Index("ix_transactions_reverses", "reverses", sqlite_where=text("reverses IS NOT NULL"),
           postgresql_where=text("reverses IS NOT NULL")),
+    Index("ix_transactions_shift_id", "shift_id", sqlite_where=text("shift_id IS NOT NULL"),
+          postgresql_where=text("shift_id IS NOT NULL")),
 )
 
 tokens = Table(

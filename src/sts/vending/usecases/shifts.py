@@ -7,12 +7,15 @@ drawer, sells within it and closes it with the cash counted.  The rules:
 - a sale at the counter without an open shift opens one implicitly, with no opening cash
   (`ensure_open`, called by the point of sale before the sale): a sale is never refused for
   want of a shift, and the supervisor's list shows the shift as opened by a sale;
-- a sale belongs to the shift its cashier had open when it was made: the sale's operator
-  (its API-key row's operator), its vendor, and opened_at <= created_at <= closed_at.  Times
-  are whole seconds, as the sales': when the operator's next shift opens in the second the
-  last one closed, that second is the new shift's (the closed one ends a second earlier), so
-  shifts never overlap and no sale is counted twice or lost.  Sales
-  made through the API by machines (no operator) belong to no shift and are shown apart;
+- a sale belongs to the shift its cashier had open when it was made: the sale records it
+  (`transactions.shift_id`, looked up in the sale's own insert: the open shift of the key's
+  operator for the sale's vendor), and the cash-up counts it there by id, so two shifts that
+  touch in one second can never both claim it.  A sale of no shift (made before migration
+  0024) keeps the time rule: the sale's operator (its API-key row's operator), its vendor,
+  and opened_at <= created_at <= closed_at.  Times are whole seconds, as the sales': when
+  the operator's next shift opens in the second the last one closed, that second is the new
+  shift's (the closed one ends a second earlier), so shifts never overlap.  Sales made
+  through the API by machines (no operator) belong to no shift and are shown apart;
 - a reversal counts in the shift its sale's cashier has open when the reversal is made (the
   refund leaves that drawer), in the tender of its sale;
 - expected cash = opening cash + cash sales - cash refunds; the difference is counted - expected.
@@ -29,7 +32,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, exists, func, insert, or_, select, update
+from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sts.errors import InputError, NotAuthorised, ShiftState, UnknownRecord
@@ -217,8 +220,9 @@ def _sums(conn: Any, shift_ids: list[int], start: datetime | None = None,
     """{shift id: {"sales": {tender: (count, amount)}, "reversals": {...}}} for the shifts
     named, within [start, end) when given (the period of a report).
 
-    Per shift, two indexed reads: the cashier's sales by key and time
-    (`ix_transactions_api_key_id`), and the reversals (few: `ix_transactions_reverses`) of
+    Per shift, two indexed reads: the sales recorded in it (`ix_transactions_shift_id`) with
+    the cashier's older sales of no shift by key and time (`ix_transactions_api_key_id`),
+    and the reversals (few: `ix_transactions_reverses`) of
     the cashier's sales made within the shift.  The keys are read first, so no plan scans."""
     t = transactions.c
     out: dict[int, dict[str, Any]] = {i: {"sales": {}, "reversals": {}} for i in shift_ids}
@@ -230,27 +234,31 @@ def _sums(conn: Any, shift_ids: list[int], start: datetime | None = None,
             api_keys.c.operator_id.in_({r.operator_id for r in rows}))):
         keys.setdefault(k.operator_id, []).append(int(k.id))
     sold = transactions.alias("sold")
+    total = func.coalesce(func.sum(t.amount, type_=Money()), 0, type_=Money())
     for row in rows:
         mine = keys.get(row.operator_id, [])
         if not mine:
             continue
-        window = [t.created_at >= max(row.opened_at, start) if start else
-                  t.created_at >= row.opened_at]
+        period = [t.created_at >= start] if start is not None else []
+        if end is not None:
+            period.append(t.created_at < end)
+        window = [t.created_at >= row.opened_at]
         if row.closed_at is not None:
             window.append(t.created_at <= row.closed_at)
-        if end is not None:
-            window.append(t.created_at < end)
-        sales = (select(t.tender, func.count().label("n"),
-                        func.coalesce(func.sum(t.amount, type_=Money()), 0,
-                                      type_=Money()).label("amount"))
-                 .where(t.api_key_id.in_(mine), t.vendor_id == row.vendor_id,
-                        t.kind == "sale", *window).group_by(t.tender))
+        # the sales recorded in this shift (by id), and the older ones of no shift that its
+        # cashier made within its times
+        sales = (select(t.tender, func.count().label("n"), total.label("amount"))
+                 .where(t.kind == "sale", or_(
+                     t.shift_id == row.id,
+                     and_(t.shift_id.is_(None), t.api_key_id.in_(mine),
+                          t.vendor_id == row.vendor_id, *window)), *period)
+                 .group_by(t.tender))
         refunds = (select(sold.c.tender, func.count().label("n"),
                           func.coalesce(func.sum(-t.amount, type_=Money()), 0,
                                         type_=Money()).label("amount"))
                    .select_from(transactions)
                    .join(sold, sold.c.seq == t.reverses)
-                   .where(t.reverses.is_not(None), t.kind == "reversal", *window,
+                   .where(t.reverses.is_not(None), t.kind == "reversal", *window, *period,
                           sold.c.api_key_id.in_(mine), sold.c.vendor_id == row.vendor_id,
                           sold.c.kind == "sale")
                    .group_by(sold.c.tender))
@@ -324,10 +332,11 @@ def report(db: Database, caller: Caller, start: datetime, end: datetime) -> dict
         rows = conn.execute(q.order_by(vendors.c.name, s.opened_at, s.id)).all()
         whole = _sums(conn, [int(r.id) for r in rows])
         clipped = _sums(conn, [int(r.id) for r in rows], start, end)
-        # per vendor: every sale of the period, and those no shift of its seller covers
-        covered = exists().where(s.operator_id == k.operator_id, s.vendor_id == t.vendor_id,
-                                 t.created_at >= s.opened_at,
-                                 or_(s.closed_at.is_(None), t.created_at <= s.closed_at))
+        # per vendor: every sale of the period, and those no shift holds (by id, or for a
+        # sale of no shift, by its seller's times)
+        covered = or_(t.shift_id.is_not(None), exists().where(
+            s.operator_id == k.operator_id, s.vendor_id == t.vendor_id,
+            t.created_at >= s.opened_at, or_(s.closed_at.is_(None), t.created_at <= s.closed_at)))
         amount = func.coalesce(func.sum(t.amount, type_=Money()), 0, type_=Money())
         outside = func.coalesce(func.sum(case((covered, 0), else_=t.amount), type_=Money()),
                                 0, type_=Money())
