@@ -9,16 +9,24 @@ from __future__ import annotations
 
 
 class StsError(Exception):
-    """Base class: `code` is stable, `message` is for people, `field` names the culprit."""
+    """Base class: `code` is stable, `message` is for people, `field` names the culprit.
+
+    A message people meet on the pages is written as a template marked for translation, its
+    values apart: `UnknownMeter(N_("meter {pan} is not registered"), pan=pan)`.  `message`
+    is the English (the API's, the CLI's, the log's); a page shows `template` translated,
+    filled with `params` (`sts.vending.i18n.said`)."""
 
     code = "error"
     exit_code = 1
     http_status = 400
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, *, field: str | None = None, **params: object) -> None:
+        text = message.format(**params) if params else message
+        super().__init__(text)
+        self.message = text
         self.field = field
+        self.template = message
+        self.params = params
 
     def as_dict(self) -> dict[str, str]:
         out = {"code": self.code, "message": self.message}

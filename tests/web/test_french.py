@@ -14,7 +14,9 @@ from babel.messages.pofile import read_po
 
 from sts.vending import i18n
 
-TEMPLATES = Path(i18n.__file__).resolve().parent.parent / "web" / "templates"
+SRC = Path(i18n.__file__).resolve().parent.parent
+TEMPLATES = SRC / "web" / "templates"
+BUY_TEMPLATES = SRC / "payments" / "templates"
 CATALOGUE = i18n.LOCALE_DIR / "fr" / "LC_MESSAGES" / "messages.po"
 JINJA = re.compile(r"\{#.*?#\}|\{\{.*?\}\}|\{%.*?%\}", re.S)
 WORDS = re.compile(r"[A-Za-zÀ-ÿ]{2,}")
@@ -30,16 +32,19 @@ def _bare_text(path: Path) -> list[str]:
     return found + [w for w in re.split(r"\s{2,}|\n", text) if WORDS.search(w)]
 
 
-@pytest.mark.parametrize("template", sorted(p.relative_to(TEMPLATES).as_posix()
-                                            for p in TEMPLATES.rglob("*.html")))
+@pytest.mark.parametrize("template", sorted(p.relative_to(SRC).as_posix()
+                                            for root in (TEMPLATES, BUY_TEMPLATES)
+                                            for p in root.rglob("*.html")))
 def test_every_shown_string_is_marked_for_translation(template: str) -> None:
-    assert _bare_text(TEMPLATES / template) == []
+    assert _bare_text(SRC / template) == []
 
 
 def _msgids() -> set[str]:
     root = Path(i18n.__file__).resolve().parent.parent
-    method_map = [("web/templates/**.html", "jinja2"), ("**.py", "python")]
-    options = {"web/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    method_map = [("web/templates/**.html", "jinja2"), ("payments/templates/**.html", "jinja2"),
+                  ("**.py", "python")]
+    options = {"web/templates/**.html": {"extensions": "jinja2.ext.i18n"},
+               "payments/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
     return {msg[2] if isinstance(msg[2], str) else msg[2][0]
             for msg in extract_from_dir(str(root), method_map, options,
                                         keywords={"_": None, "N_": None, "gettext": None})}
@@ -56,6 +61,31 @@ def test_every_message_has_its_french() -> None:
         assert isinstance(msgid, str) and isinstance(msgstr, str)
         assert sorted(re.findall(r"%\(\w+\)s|\{\w*\}", msgid)) == sorted(
             re.findall(r"%\(\w+\)s|\{\w*\}", msgstr)), msgid
+
+
+def test_the_catalogue_has_no_fuzzy_or_empty_french() -> None:
+    with CATALOGUE.open("rb") as fh:
+        catalog = read_po(fh, locale="fr")
+    assert [m.id for m in catalog if m.id and (m.fuzzy or not m.string)] == []
+
+
+def test_a_refusal_reads_in_french_on_a_page_and_stays_english_in_the_api() -> None:
+    from sts.errors import AmountTooLow, UnknownMeter
+    from sts.meter.codes import meaning
+
+    french = i18n.translations("fr").gettext
+    unknown = UnknownMeter(i18n.N_("meter {pan} is not registered"), pan="0420", field="meter")
+    assert unknown.message == "meter 0420 is not registered"  # the API's words
+    assert unknown.as_dict() == {"code": "UNKNOWN_METER", "field": "meter",
+                                 "message": "meter 0420 is not registered"}
+    assert i18n.said(unknown) == unknown.message
+    assert i18n.said(unknown, french) == "le compteur 0420 n'est pas enregistré"
+    low = AmountTooLow(i18n.N_("the minimum purchase is {amount}"), amount="10.00")
+    assert i18n.said(low, french) == "l'achat minimal est de 10.00"
+    # a message with no translation (or a plain one) reads as the English
+    assert i18n.said(AmountTooLow("no such words"), french) == "no such words"
+    # the meter layer's display meanings are marked, and the face translates them
+    assert french(meaning("Accept")) == "Le jeton a été accepté."
 
 
 def test_the_language_follows_the_operator_then_the_utility() -> None:
@@ -109,6 +139,16 @@ def test_a_french_cashier_sees_french_pages_and_a_french_slip(demo: Any) -> None
     # the API's text slip stays in the utility's language (English for the demo utility)
     out = demo.buy(drn, "50").json()
     assert "TAX INVOICE" in out["slip"]
+    # the service's refusals in French on the page; the API's stay English
+    wrong = client.get("/pos", params={"meter": "123456789012", "amount": "10"})
+    assert "numéro de compteur a 11 ou 13 chiffres (vous en avez tapé 12)" in wrong.text
+    assert demo.buy("12345678901", "50").json()["message"].isascii()
+    # the shift the sale opened: its money the utility's way
+    shift = client.get("/pos/shift")
+    assert "Ma session" in shift.text and "R\u00a01\u00a0000,00" in shift.text
+    refused = client.post("/pos/shift/close", data={"csrf": csrf.group(1),
+                                                    "counted_cash": "1,000"})
+    assert refused.status_code == 422 and "se lire de deux façons" in refused.text
 
 
 def test_every_back_office_page_renders_in_french(demo: Any) -> None:
@@ -127,3 +167,32 @@ def test_every_back_office_page_renders_in_french(demo: Any) -> None:
     assert "R\u00a0" in demo.client.get("/admin/vendors").text  # the float, the utility's way
     with pytest.raises(Exception, match="language must be one of"):
         accounts.set_language(demo.registry, "amadou", "xx")
+
+
+def test_the_self_service_page_speaks_the_utilitys_french(demo: Any) -> None:
+    import sqlalchemy as sa
+
+    from sts.vending.registry.admin import DEMO_SGC
+    from sts.vending.storage.tables import utilities
+
+    demo.registry.add_vendor("M-Pesa", float_balance="1000000", sgcs=[DEMO_SGC])  # the channel
+    with demo.service.db.begin() as conn:
+        conn.execute(sa.update(utilities).values(locale="fr_CI"))
+    client = demo.client
+    start = client.get("/buy")
+    assert start.status_code == 200 and 'lang="fr"' in start.text
+    assert "Acheter un jeton" in start.text and "Buy a token" not in start.text
+    unknown = client.post("/buy/meter", data={"meter": "12345"})
+    assert unknown.status_code == 422 and 'lang="fr"' in unknown.text
+    assert "Buy" not in unknown.text
+    drn = demo.meters[0]
+    amount = client.post("/buy/meter", data={"meter": drn})
+    assert amount.status_code == 200, amount.text[amount.text.find("<main"):]
+    assert "Quel montant ?" in amount.text and "\u00a0ZAR" in amount.text  # "10,00 ZAR"
+    # the amount as a French utility writes it; refused in French when it reads two ways
+    two_ways = client.post("/buy/quote", data={"meter": drn, "amount": "1,000"})
+    assert two_ways.status_code == 422 and "deux façons" in two_ways.text
+    quote = client.post("/buy/quote", data={"meter": drn, "amount": "1\u00a0000,50"})
+    assert quote.status_code == 200, quote.text[:500]
+    assert "1\u202f000,50\u00a0ZAR" in quote.text or "1\u00a0000,50\u00a0ZAR" in quote.text
+    assert 'name="amount" value="1000.50"' in quote.text  # the service's own decimal

@@ -19,6 +19,8 @@ words.  The page acts as the channel's vendor, as a USSD session does.
 # no `from __future__ import annotations`: FastAPI reads the local aliases at runtime
 
 import secrets
+from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,8 +34,11 @@ from sts.delivery.carriers import Accepted
 from sts.delivery.config import DeliveryConfig
 from sts.delivery.sms_http import send_text
 from sts.errors import StsError, Unavailable
+from sts.vending import i18n
 from sts.vending import text as plain_text
 from sts.vending.access.policy import Caller
+from sts.vending.i18n import N_
+from sts.vending.money_text import MoneyStyle, house_style
 from sts.vending.service import VendingService
 
 HERE = Path(__file__).parent
@@ -49,18 +54,25 @@ HEADERS = {
 }
 FIELD_MAX = 64
 
-# the service's refusals in a customer's words (by code); others show the service's message
+# the service's refusals in a customer's words (by code); others show the service's message,
+# translated when its words are in the catalogue
 PLAIN = {
-    "UNKNOWN_METER": "We do not know this meter number. Check the number printed on the meter.",
-    "invalid_meter_number": "This is not a meter number we know. Check the number printed on "
-                            "the meter: 11 or 13 digits.",
-    "METER_BLOCKED": "This meter cannot be sold to now. Please call the utility.",
-    "AMOUNT_TOO_LOW": "The amount is below the lowest purchase for this meter.",
-    "AMOUNT_TOO_HIGH": "The amount is above the highest purchase for this meter.",
-    "PROVIDER_ERROR": "M-Pesa did not answer. Nothing was paid; please try again.",
-    "UNAVAILABLE": "The service is busy. Nothing was paid; please try again.",
+    "UNKNOWN_METER": N_("We do not know this meter number. Check the number printed on the "
+                        "meter."),
+    "invalid_meter_number": N_("This is not a meter number we know. Check the number printed "
+                               "on the meter: 11 or 13 digits."),
+    "METER_BLOCKED": N_("This meter cannot be sold to now. Please call the utility."),
+    "AMOUNT_TOO_LOW": N_("The amount is below the lowest purchase for this meter."),
+    "AMOUNT_TOO_HIGH": N_("The amount is above the highest purchase for this meter."),
+    "PROVIDER_ERROR": N_("M-Pesa did not answer. Nothing was paid; please try again."),
+    "UNAVAILABLE": N_("The service is busy. Nothing was paid; please try again."),
 }
+OTHER_SITE = N_("the form came from another site; open the page again")
+NOT_FOUND = N_("We cannot find this payment. Start again.")
+YOUR_PHONE = N_("your phone")
 FINAL = ("sold", "exception", "cancelled")
+# the language the template being rendered speaks (set by `Page.render`, read by `_()`)
+LANGUAGE: ContextVar[str] = ContextVar("buy_language", default=i18n.SOURCE)
 
 
 class Page:
@@ -71,9 +83,30 @@ class Page:
         self._caller = caller  # () -> Caller, resolved on first use
         self.ask = ask  # the adapter's prompt call (Mpesa.initiate)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
-        self.templates.env.filters["group4"] = group4
-        self.templates.env.filters["printed"] = printed
+        env = self.templates.env
+        env.filters["group4"] = group4
+        env.filters["printed"] = printed
+        env.filters["money"] = lambda v, st: st.amount(v)
+        env.filters["units"] = lambda v, st: st.units(v)
+        env.add_extension("jinja2.ext.i18n")
+        env.install_gettext_callables(  # type: ignore[attr-defined]
+            gettext=lambda text: i18n.gettext(LANGUAGE.get(), text),
+            ngettext=lambda one, many, n: i18n.translations(LANGUAGE.get()).ngettext(
+                one, many, n),
+            newstyle=True)
         self.sms = DeliveryConfig.load().sms
+
+    def style(self, request: Request) -> MoneyStyle:
+        """The utility's way of writing money and its language (the customer is not signed
+        in: the utility's language is the page's), once per request."""
+        if not hasattr(request.state, "money"):
+            request.state.money = house_style(self.service.db)
+        found: MoneyStyle = request.state.money
+        return found
+
+    def words(self, request: Request) -> Callable[[str], str]:
+        """The gettext of the page's language."""
+        return i18n.translations(i18n.language_of(self.style(request).locale)).gettext
 
     def caller(self) -> Caller:
         found: Caller = self._caller()
@@ -81,6 +114,10 @@ class Page:
 
     def render(self, request: Request, name: str, status: int = 200,
                **ctx: Any) -> HTMLResponse:
+        cur = self.style(request)
+        lang = i18n.language_of(cur.locale)
+        LANGUAGE.set(lang)  # the template renders here, in this thread and context
+        ctx |= {"cur": cur, "lang": lang}
         resp = self.templates.TemplateResponse(request, name, ctx, status_code=status)
         resp.headers.update(HEADERS)
         return resp
@@ -88,8 +125,8 @@ class Page:
     def send(self, phone: str, message: str) -> None:
         outcome = send_text(self.sms, phone, message, f"sts-code-{secrets.token_hex(8)}")
         if not isinstance(outcome, Accepted):
-            raise Unavailable("we could not send the SMS now; please try again in a minute",
-                              field="meter")
+            raise Unavailable(N_("we could not send the SMS now; please try again in a "
+                                 "minute"), field="meter")
 
 
 def group4(token: object) -> str:
@@ -105,11 +142,10 @@ def printed(pan: object) -> str:
         return str(pan)
 
 
-def plain(exc: StsError) -> str:
-    """A refusal in a customer's words."""
-    said = PLAIN.get(exc.code)
-    if said is None:
-        said = exc.message
+def plain(exc: StsError, _: Callable[[str], str]) -> str:
+    """A refusal in a customer's words (`_`: the page language's gettext)."""
+    known = PLAIN.get(exc.code)
+    said = _(known) if known is not None else i18n.said(exc, _)
     return said[:1].upper() + said[1:]
 
 
@@ -119,7 +155,7 @@ async def form_of(request: Request) -> dict[str, str]:
     origin = request.headers.get("origin")
     if origin and origin != "null" and origin.split("://", 1)[-1] != request.headers.get(
             "host", ""):
-        return {"_refused": "the form came from another site; open the page again"}
+        return {"_refused": OTHER_SITE}
     data = await request.form()
     out: dict[str, str] = {}
     for name, value in data.items():
@@ -143,8 +179,13 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
     if not hasattr(app.state, "error_renderers"):
         app.state.error_renderers = {}
     app.state.error_renderers[PATH] = lambda request, status, body: page.render(
-        request, "buy/problem.html", status=status, message=body.get("message", ""))
+        request, "buy/problem.html", status=status,
+        message=page.words(request)(str(body.get("message", ""))))
     router = APIRouter(include_in_schema=False)
+
+    def refused(request: Request, form: dict[str, str]) -> str:
+        """Why the form was refused before the service saw it, in the page's language."""
+        return page.words(request)(form["_refused"])
 
     def meter_step(request: Request, form: dict[str, str], *, error: str = "",
                    status: int = 200) -> HTMLResponse:
@@ -157,11 +198,12 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
     def typed_meter(request: Request, form: Form) -> dict[str, Any] | HTMLResponse:
         """The meter the form names, or the first step again saying why not."""
         if "_refused" in form:
-            return meter_step(request, {}, error=form["_refused"], status=403)
+            return meter_step(request, {}, error=refused(request, form), status=403)
         try:
             return service.self_quote(form.get("meter", ""), None, page.caller())
         except StsError as exc:
-            return meter_step(request, form, error=plain(exc), status=422)
+            return meter_step(request, form, error=plain(exc, page.words(request)),
+                              status=422)
 
     @router.post(PATH + "/meter")
     def meter(request: Request, form: Form) -> HTMLResponse:
@@ -175,22 +217,25 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
         m = typed_meter(request, form)
         if isinstance(m, HTMLResponse):
             return m
-        try:
-            q = service.self_quote(m["meter"], form.get("amount", ""), page.caller())
+        words = page.words(request)
+        try:  # the amount as the utility writes it ("1 000,50"), as the service's decimal
+            typed = page.style(request).plain(form.get("amount", ""), field="amount", _=words)
+            q = service.self_quote(m["meter"], typed, page.caller())
         except StsError as exc:
             return page.render(request, "buy/amount.html", status=422, form=form, m=m,
-                               errors={"amount": plain(exc)})
+                               errors={"amount": plain(exc, words)})
         return page.render(request, "buy/phone.html", form=form, m=m, q=q, errors={})
 
     @router.post(PATH + "/pay", response_model=None)
     def pay(request: Request, form: Form) -> Response:
         if "_refused" in form:
-            return meter_step(request, {}, error=form["_refused"], status=403)
+            return meter_step(request, {}, error=refused(request, form), status=403)
+        words = page.words(request)
         try:
             q = service.self_quote(form.get("meter", ""), form.get("amount", ""),
                                    page.caller())
         except StsError as exc:
-            return meter_step(request, form, error=plain(exc), status=422)
+            return meter_step(request, form, error=plain(exc, words), status=422)
         try:
             out = service.self_prompt(q["meter"], form.get("amount", ""),
                                       form.get("phone", "").replace(" ", "").lstrip("+"),
@@ -198,7 +243,7 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
         except StsError as exc:
             field = "phone" if exc.field == "phone" else "pay"
             return page.render(request, "buy/phone.html", status=422, form=form, m=q, q=q,
-                               errors={field: plain(exc)})
+                               errors={field: plain(exc, words)})
         return RedirectResponse(f"{PATH}/wait/{out['ticket']}", status_code=303)
 
     def follow(request: Request, ticket: str, template: str) -> HTMLResponse:
@@ -207,7 +252,7 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
             s = service.self_follow(ticket, page.caller())
         except StsError:
             return page.render(request, "buy/problem.html", status=404,
-                               message="We cannot find this payment. Start again.")
+                               message=page.words(request)(NOT_FOUND))
         return page.render(request, template, s=s, ticket=ticket, final=FINAL)
 
     @router.get(PATH + "/wait/{ticket}")
@@ -226,27 +271,28 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
     def mine_code(request: Request, form: Form) -> HTMLResponse:
         if "_refused" in form:
             return page.render(request, "buy/mine.html", status=403, form={}, sent=None,
-                               errors={"meter": form["_refused"]})
+                               errors={"meter": refused(request, form)})
         try:
             sent = service.send_access_code(form.get("meter", ""), page.caller(), page.send)
         except StsError as exc:
             return page.render(request, "buy/mine.html", status=422, form=form, sent=None,
-                               errors={"meter": plain(exc)})
+                               errors={"meter": plain(exc, page.words(request))})
         return page.render(request, "buy/mine.html", form=form, errors={}, sent=sent)
 
     @router.post(PATH + "/mine")
     def mine_tokens(request: Request, form: Form) -> HTMLResponse:
         if "_refused" in form:
             return page.render(request, "buy/mine.html", status=403, form={}, sent=None,
-                               errors={"meter": form["_refused"]})
+                               errors={"meter": refused(request, form)})
         try:
             out = service.my_tokens(form.get("meter", ""), form.get("code", ""),
                                     page.caller())
         except StsError as exc:
             field = "code" if exc.field == "code" else "meter"
-            sent = {"sent_to": "your phone"} if field == "code" else None
+            words = page.words(request)
+            sent = {"sent_to": words(YOUR_PHONE)} if field == "code" else None
             return page.render(request, "buy/mine.html", status=422, form=form, sent=sent,
-                               errors={field: plain(exc)})
+                               errors={field: plain(exc, words)})
         return page.render(request, "buy/tokens.html", out=out)
 
     app.include_router(router)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, select
 
 from sts.errors import InvalidAmount, UnknownMeter
+from sts.vending.i18n import N_
 from sts.vending.storage.tables import meters, supply_groups, utilities, vending_keys
 
 # ISO 4217: alphabetic code -> (numeric code, minor unit exponent), for the currencies of the
@@ -74,7 +75,7 @@ def meter_currency(conn: Connection, pan: str) -> Currency:
         .join(utilities, utilities.c.id == supply_groups.c.utility_id)
         .where(meters.c.pan == pan))
     if code is None:
-        raise UnknownMeter(f"meter {pan} is not registered", field="meter")
+        raise UnknownMeter(N_("meter {pan} is not registered"), pan=pan, field="meter")
     return currency(str(code))
 
 

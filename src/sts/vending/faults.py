@@ -17,6 +17,7 @@ from sts.errors import Unavailable, UnknownMeter
 from sts.vending import audit
 from sts.vending.access.policy import Caller
 from sts.vending.clock import Clock
+from sts.vending.i18n import N_
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import meters
 from sts.vending.storage.tables_clients import fault_reports
@@ -45,7 +46,7 @@ def report(db: Database, clock: Clock, *, request_id: str, pan: str, fault_type:
                     return _view(old, pan), False
                 mid = conn.scalar(select(meters.c.id).where(meters.c.pan == pan))
                 if mid is None:
-                    raise UnknownMeter(f"meter {pan} is not registered", field="meter")
+                    raise UnknownMeter(N_("meter {pan} is not registered"), pan=pan, field="meter")
                 reference = "FR" + secrets.token_hex(5).upper()
                 conn.execute(insert(fault_reports).values(
                     request_id=request_id, reference=reference, meter_id=mid,

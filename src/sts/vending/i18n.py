@@ -12,6 +12,7 @@ A language is chosen per utility (its locale's language, `utilities.locale`) and
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
-from sts.errors import InputError
+from sts.errors import InputError, StsError
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 LANGUAGES = {"en": "English", "fr": "Français"}
@@ -62,3 +63,20 @@ def language_of(locale: str | None, preferred: str | None = None) -> str:
 
 def gettext(language: str, text: str) -> str:
     return str(translations(language).gettext(text))
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def said(exc: StsError, _: Callable[[str], str] = _same) -> str:
+    """A refusal in the reader's words (`_`, a catalogue's gettext): its template translated,
+    filled with its values; the English message when the template has no translation, or
+    the translation does not fit the values."""
+    text = _(exc.template)
+    if text == exc.template:
+        return exc.message
+    try:
+        return text.format(**exc.params) if exc.params else text
+    except (KeyError, IndexError, ValueError):
+        return exc.message

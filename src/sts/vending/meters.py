@@ -15,6 +15,7 @@ from typing import Any
 
 from sts.codec.pan import parse_meter_number
 from sts.errors import UnknownMeter, UnknownRecord
+from sts.vending.i18n import N_
 from sts.vending.keys.security_module import KeyRecord, MeterIdentity
 from sts.vending.storage.statements import KEY_COLUMNS, HotSQL, Row
 from sts.vending.tariff import Block, Tariff
@@ -184,7 +185,7 @@ def read_meter(hot: HotSQL, cur: Any, meter: object, *, lock: bool,
     q = hot.meter_locked if lock else hot.meter
     row = q.one(cur, {"pan": pan, "vendor_id": vendor_id})
     if row is None:
-        raise UnknownMeter(f"meter {pan} is not registered", field=field)
+        raise UnknownMeter(N_("meter {pan} is not registered"), pan=pan, field=field)
     return meter_view(row, hot)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sts.codec.amount import parse_amount_text
 from sts.errors import AmountTooHigh, AmountTooLow, InputError, InvalidAmount
+from sts.vending.i18n import N_
 
 CENT = Decimal("0.01")
 TENTH = Decimal("0.1")
@@ -41,10 +42,12 @@ def parse_amount(value: object, *, field_name: str = "amount") -> Decimal:
     as "50.00"), greater than zero, at most two decimal places and below 10^12."""
     amount = parse_amount_text(value, field=field_name)
     if amount.adjusted() >= MAX_AMOUNT_DIGITS:
-        raise AmountTooHigh(f"{field_name} is too large: at most {MAX_AMOUNT_DIGITS} digits "
-                            "before the decimal point", field=field_name)
+        raise AmountTooHigh(N_("{name} is too large: at most {digits} digits before the "
+                               "decimal point"), field=field_name, name=field_name,
+                            digits=MAX_AMOUNT_DIGITS)
     if amount <= 0:
-        raise AmountTooLow(f"{field_name} must be greater than zero", field=field_name)
+        raise AmountTooLow(N_("{name} must be greater than zero"), field=field_name,
+                           name=field_name)
     if amount != amount.quantize(CENT, rounding=ROUND_DOWN):
         raise InvalidAmount(f"{field_name} has more than two decimal places (cents)",
                             field=field_name)
@@ -145,10 +148,11 @@ class Quote:
 
 def check_limits(tariff: Tariff, amount: Decimal) -> None:
     if amount < tariff.min_amount:
-        raise AmountTooLow(f"the minimum purchase is {money(tariff.min_amount)}", field="amount")
+        raise AmountTooLow(N_("the minimum purchase is {amount}"), field="amount",
+                           amount=money(tariff.min_amount))
     if tariff.max_amount is not None and amount > tariff.max_amount:
-        raise AmountTooHigh(f"the maximum purchase is {money(tariff.max_amount)}",
-                            field="amount")
+        raise AmountTooHigh(N_("the maximum purchase is {amount}"), field="amount",
+                            amount=money(tariff.max_amount))
 
 
 def quote(tariff: Tariff, amount: Decimal, *, month_units: Decimal, fixed_paid: Decimal,
@@ -191,10 +195,9 @@ def quote(tariff: Tariff, amount: Decimal, *, month_units: Decimal, fixed_paid: 
     units = units.quantize(TENTH, rounding=ROUND_DOWN)
     steps = token_steps(steps)
     if units <= 0:
-        raise AmountTooLow(
-            f"{money(amount)} buys no units after charges and debt (energy {money(energy_amount)})",
-            field="amount",
-        )
+        raise AmountTooLow(N_("{amount} buys no units after charges and debt (energy "
+                              "{energy})"), field="amount", amount=money(amount),
+                           energy=money(energy_amount))
     return Quote(amount, fixed, debt, debt_balance - debt, energy_amount, energy_net, vat, units,
                  free_units_due(tariff, free_issued), tuple(steps))
 

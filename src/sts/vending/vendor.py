@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from sts.errors import InsufficientFloat, MeterBlocked, NotAuthorised
 from sts.vending.access.policy import Caller
+from sts.vending.i18n import N_
 from sts.vending.meters import MeterView, VendorView
 from sts.vending.tariff import money
 
@@ -19,25 +20,26 @@ def check_may_sell(caller: Caller, m: MeterView) -> VendorView:
     """The caller's vendor, if it may sell to this meter now (meter `m` read with the caller's
     vendor id)."""
     if m.status != "active":
-        raise MeterBlocked(f"meter {m.pan} is blocked: {m.status_reason}", field="meter")
+        raise MeterBlocked(N_("meter {pan} is blocked: {reason}"), field="meter", pan=m.pan,
+                           reason=m.status_reason)
     if caller.vendor_id is None or m.vendor is None:
-        raise NotAuthorised("this API key is not bound to a vendor, so it cannot sell",
+        raise NotAuthorised(N_("this API key is not bound to a vendor, so it cannot sell"),
                             field="authorization")
     if m.vendor.status != "active":
-        raise NotAuthorised("the vendor is suspended", field="authorization")
+        raise NotAuthorised(N_("the vendor is suspended"), field="authorization")
     if not m.vendor.authorised:
-        raise NotAuthorised("the vendor is not authorised for this meter's supply group",
+        raise NotAuthorised(N_("the vendor is not authorised for this meter's supply group"),
                             field="meter")
     return m.vendor
 
 
 def check_float(vendor: VendorView, amount: Decimal) -> None:
     if vendor.float_balance < amount:
-        raise InsufficientFloat(
-            f"the vendor's float ({money(vendor.float_balance)}) does not cover "
-            f"{money(amount)}", field="amount")
+        raise InsufficientFloat(N_("the vendor's float ({float}) does not cover {amount}"),
+                                field="amount", float=money(vendor.float_balance),
+                                amount=money(amount))
 
 
 def float_not_covered() -> InsufficientFloat:
     """What a sale raises when the conditional float UPDATE changed no row."""
-    return InsufficientFloat("the vendor's float does not cover this sale", field="amount")
+    return InsufficientFloat(N_("the vendor's float does not cover this sale"), field="amount")

@@ -61,12 +61,12 @@ def mount(app: FastAPI, service: VendingService) -> None:
     def forbidden(request: Request, exc: Exception) -> HTMLResponse:
         assert isinstance(exc, Forbidden)
         return web.render(request, "error.html", current(request), status=403,
-                          title=N_("Not allowed"), message=exc.message)
+                          title=N_("Not allowed"), message=exc)
 
     def bad_input(request: Request, exc: Exception) -> HTMLResponse:
         assert isinstance(exc, BadInput)
         return web.render(request, "error.html", None, status=422, title=N_("Not accepted"),
-                          message=exc.message)
+                          message=exc)
 
     app.add_exception_handler(SignInNeeded, sign_in_needed)
     app.add_exception_handler(BadInput, bad_input)

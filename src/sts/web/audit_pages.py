@@ -30,7 +30,7 @@ def audit_page(request: Request, op: Auditor) -> Response:
         page, flt = audit_log.entries(web.service, web.caller(op), params(request))
     except StsError as exc:
         return web.render(request, "audit.html", op, status=exc.http_status, page=None,
-                          flt=dict(params(request)), error=exc.message,
+                          flt=dict(params(request)), error=exc,
                           error_field=exc.field)
     return web.render(request, "audit.html", op, page=page, flt=flt.as_query(), error=None,
                       error_field=None)
@@ -56,7 +56,7 @@ def audit_csv(request: Request, op: Auditor) -> Response:
         rows = audit_log.export(web.service, web.caller(op), params(request))
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title=N_("Not accepted"), message=exc.message)
+                          title=N_("Not accepted"), message=exc)
     resp = StreamingResponse(_csv(rows), media_type="text/csv; charset=utf-8")
     resp.headers.update(SECURITY_HEADERS)
     resp.headers["Content-Disposition"] = 'attachment; filename="audit-log.csv"'

@@ -68,7 +68,7 @@ def _reversals(request: Request, op: Operator, *, status: int = 200, **ctx: Any)
             sales = web.service.sales_of_meter(pan, web.caller(op))
             ctx["drn"] = drn_of(pan)
         except StsError as exc:
-            ctx["error"] = exc.message
+            ctx["error"] = exc
     return render(request, web, op, "admin/reversals.html", status=status, meter=meter,
                   sales=sales, **ctx)
 

@@ -58,7 +58,7 @@ def api_key_add(request: Request, posted_: AdminPost) -> Response:
                                            label=form.get("label", "").strip(),
                                            vendor=form.get("vendor") or None)
     except StsError as exc:
-        return show_operators(request, op, status=exc.http_status, error=exc.message, form=form)
+        return show_operators(request, op, status=exc.http_status, error=exc, form=form)
     return show_operators(request, op, new_key=key)
 
 

@@ -93,7 +93,7 @@ def _terms(form: dict[str, str]) -> tariff_history.Terms:
 def _rethrow(exc: InputError) -> InputError:
     mapped = _field(exc.field)
     if mapped != exc.field:
-        return type(exc)(exc.message, field=mapped)
+        return type(exc)(exc.template, field=mapped, **exc.params)
     return exc
 
 

@@ -85,7 +85,7 @@ def vendor_statement(request: Request, op: Office, vendor: str) -> Response:
         st = floats.statement(web.service.db, vendor, start, end)
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title=N_("Statement"), message=exc.message)
+                          title=N_("Statement"), message=exc)
     if request.query_params.get("format") == "csv":
         from sts.web.reports import csv_response
 

@@ -138,6 +138,10 @@ class Web:
         cur = self.money(request) if op is not None or status < 400 else self.refusal_style()
         lang = i18n.language_of(cur.locale, op.language if op is not None else None)
         LANGUAGE.set(lang)  # the template renders here, in this thread and context
+        # a refusal of the service handed over as itself is shown in the reader's language
+        reader = i18n.translations(lang).gettext
+        ctx = {k: i18n.said(v, reader) if isinstance(v, StsError) else v
+               for k, v in ctx.items()}
         ctx |= {"op": op, "menu": menu, "path": request.url.path, "cur": cur, "lang": lang,
                 "_ids": {}}
         resp = self.templates.TemplateResponse(request, name, ctx, status_code=status)
@@ -282,20 +286,20 @@ def meter_number(text: str | None, field: str = "meter") -> str:
     DRN) or the full 18-digit MeterPAN; spaces and dashes are ignored."""
     digits = "".join(ch for ch in (text or "") if ch not in " -")
     if not digits:
-        raise InputError("enter the meter number", field=field)
+        raise InputError(N_("enter the meter number"), field=field)
     if not digits.isdigit():
-        raise InputError("the meter number has digits only; please re-read the meter number",
-                         field=field)
+        raise InputError(N_("the meter number has digits only; please re-read the meter "
+                            "number"), field=field)
     try:
         if len(digits) in (11, 13):
             return MeterPan.from_drn(digits).pan
         if len(digits) == 18:
             return parse_pan(digits, field=field).pan
     except (InvalidDrn, InvalidPan):
-        raise InputError("the check digit does not match: please re-read the meter number",
-                         field=field) from None
-    raise InputError(f"a meter number has 11 or 13 digits (you typed {len(digits)}): please "
-                     "re-read the meter number", field=field)
+        raise InputError(N_("the check digit does not match: please re-read the meter "
+                            "number"), field=field) from None
+    raise InputError(N_("a meter number has 11 or 13 digits (you typed {n}): please re-read "
+                        "the meter number"), field=field, n=len(digits))
 
 
 def typed_amount(web: Web, op: Operator, text: str | None, field: str = "amount",

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 
 from sts.errors import StsError
-from sts.vending.i18n import N_
+from sts.vending.i18n import N_, said
 from sts.web.common import drn_of
 
 BLOCKED = N_("This meter is blocked: refer the customer to the utility office")
@@ -46,7 +46,7 @@ def refusal(exc: StsError, _: Callable[[str], str] = _same) -> str:
     """The message a cashier sees for a refusal of the service (in their language, `_`)."""
     if exc.code == "METER_BLOCKED":
         return _(BLOCKED)
-    return printed(exc.message)
+    return printed(said(exc, _))
 
 
 def delivery(status: str, channel: str, reason: str | None, display: str | None,

@@ -57,6 +57,6 @@ def engineering(request: Request, posted_: EngineerPost) -> Response:
                              field="request_id") from None
         out, _ = web.service.engineering(rid, body, web.caller(op))
     except StsError as exc:
-        return _engineering(request, op, status=exc.http_status, error=exc.message,
+        return _engineering(request, op, status=exc.http_status, error=exc,
                             error_field=exc.field, form=form)
     return _engineering(request, op, issued=out, drn=drn_of(out["meter"]["pan"]), form={})

@@ -93,7 +93,7 @@ def action(router: APIRouter, path: str, show: Show, back: str | Callable[[dict[
             try:
                 code = act(web_of(request), op, form)
             except StsError as exc:
-                return show(request, op, status=exc.http_status, error=exc.message,
+                return show(request, op, status=exc.http_status, error=exc,
                             error_field=exc.field, form=form)
             page = back(form) if callable(back) else back
             sep = "&" if "?" in page else "?"

@@ -31,14 +31,14 @@ NOTICES = {"sell": N_("Sold again: the token goes to the payer by SMS."),
 def payments_page(request: Request, op: Reader, provider: str = "",
                   state: str = "exception") -> Response:
     web = web_of(request)
-    error = None
+    error: StsError | None = None
     items: list[dict[str, Any]] = []
     try:
         page = web.service.list_payments(web.caller(op), state=state or None,
                                          provider=provider or None, limit=200)
         items = page["payments"]
     except StsError as exc:
-        error = exc.message
+        error = exc
     return web.render(request, "payments/list.html", op, items=items, provider=provider,
                       state=state, providers=PROVIDERS, states=STATES, error=error)
 
@@ -50,7 +50,7 @@ def _detail(request: Request, op: Operator, provider: str, provider_id: str, *,
         p = web.service.payment(provider, provider_id, web.caller(op))
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title=N_("Payment"), message=exc.message)
+                          title=N_("Payment"), message=exc)
     ok = request.query_params.get("ok", "")
     return web.render(request, "payments/detail.html", op, status=status, p=p,
                       may_settle=may(op.role, "settle_payment"), notice=NOTICES.get(ok),
@@ -72,6 +72,6 @@ def settle(request: Request, posted_: Settler, provider: str, provider_id: str) 
                                          form.get("reason", "").strip(), web.caller(op))
     except StsError as exc:
         return _detail(request, op, provider, provider_id, status=exc.http_status,
-                       error=exc.message, error_field=exc.field, form=form)
+                       error=exc, error_field=exc.field, form=form)
     code = "still" if action == "sell" and out["state"] == "exception" else action
     return redirect(f"/payments/{provider}/{provider_id}?ok={code}")

@@ -138,7 +138,7 @@ def sale(request: Request, purchase_id: str, op: Seller) -> Response:
         out = web.service.get_purchase(purchase_id, web.caller(op))
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title=N_("No such sale"), message=exc.message)
+                          title=N_("No such sale"), message=exc)
     return web.render(request, "sale.html", op, till=_till(web, op), shift=_shift(web, op),
                       **_sale_view(out, reprint=False, _=words(request, op)))
 
@@ -174,5 +174,5 @@ def tests(request: Request, op: Tester, meter: str | None = None) -> Response:
             pan = meter_number(meter)
             ctx["tests"], ctx["drn"] = testtokens.for_meter(pan), drn_of(pan)
         except StsError as exc:
-            ctx["error"] = exc.message
+            ctx["error"] = exc
     return web.render(request, "tests.html", op, **ctx)

@@ -28,5 +28,5 @@ def language(request: Request, posted_: Anyone) -> Response:
         accounts.set_language(web.registry(op), op.username, form.get("language") or None)
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title=N_("Language"), message=exc.message)
+                          title=N_("Language"), message=exc)
     return redirect(back)

@@ -38,7 +38,7 @@ def meter_href(pan: str) -> str:
 def _refused(request: Request, web: Web, op: Operator, exc: StsError) -> Response:
     return web.render(request, "error.html", op, status=exc.http_status,
                       title=N_("Not found") if exc.http_status == 404 else N_("Not accepted"),
-                      message=exc.message)
+                      message=exc)
 
 
 # --- meters -----------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def reports_page(request: Request, op: Reader) -> Response:
                     for item in got["rejected"]]
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title=N_("Reports"), message=exc.message)
+                          title=N_("Reports"), message=exc)
     if request.query_params.get("format") == "csv":
         stamp = f"{start.date()}_{(end - timedelta(days=1)).date()}"
         cur = web.money(request)

@@ -14,7 +14,7 @@ from sts.errors import StsError, UnknownRecord
 from sts.vending.access.operators import Operator
 from sts.vending.i18n import N_
 from sts.vending.usecases import presets, shifts
-from sts.web.common import Web, need, period, posted, redirect, web_of
+from sts.web.common import Web, need, period, posted, redirect, typed_amount, web_of
 from sts.web.office import action, list_page
 
 router = APIRouter()
@@ -22,6 +22,12 @@ Cashier = Annotated[Operator, Depends(need("shift"))]
 CashierPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("shift"))]
 Reader = Annotated[Operator, Depends(need())]
 Supervisor = Annotated[Operator, Depends(need("shifts"))]
+
+
+def _cash(web: Web, op: Operator, form: dict[str, str], field: str, label: str) -> str:
+    """Cash typed in the utility's way ("1 000,50") as the service's decimal ("" for none)."""
+    text = form.get(field, "").strip()
+    return typed_amount(web, op, text, field=field, label=label) if text else ""
 
 
 def _mine(request: Request, web: Web, op: Operator, *, status: int = 200,
@@ -45,10 +51,10 @@ def open_shift(request: Request, posted_: CashierPost) -> Response:
     web = web_of(request)
     op, form = posted_
     try:
-        shifts.open_shift(web.service.db, web.caller(op), form.get("opening_cash", ""),
-                          now=web.service.now())
+        opening = _cash(web, op, form, "opening_cash", N_("the cash in the drawer"))
+        shifts.open_shift(web.service.db, web.caller(op), opening, now=web.service.now())
     except StsError as exc:
-        return _mine(request, web, op, status=exc.http_status, error=exc.message,
+        return _mine(request, web, op, status=exc.http_status, error=exc,
                      error_field=exc.field, form=form)
     return redirect("/pos")
 
@@ -58,10 +64,11 @@ def close_shift(request: Request, posted_: CashierPost) -> Response:
     web = web_of(request)
     op, form = posted_
     try:
-        done = shifts.close_shift(web.service.db, web.caller(op), form.get("counted_cash", ""),
+        counted = _cash(web, op, form, "counted_cash", N_("the cash counted"))
+        done = shifts.close_shift(web.service.db, web.caller(op), counted,
                                   form.get("note", ""), now=web.service.now())
     except StsError as exc:
-        return _mine(request, web, op, status=exc.http_status, error=exc.message,
+        return _mine(request, web, op, status=exc.http_status, error=exc,
                      error_field=exc.field, form=form)
     return redirect(f"/shifts/{done['id']}")
 
@@ -76,7 +83,7 @@ def cash_up(request: Request, shift_id: str, op: Reader) -> Response:
         s = shifts.shift(web.service.db, web.caller(op), int(shift_id))
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title=N_("No such shift"), message=exc.message)
+                          title=N_("No such shift"), message=exc)
     return web.render(request, "shift.html", op, s=s)
 
 
@@ -88,7 +95,7 @@ def shift_list(request: Request, op: Supervisor) -> Response:
         rep = shifts.report(web.service.db, web.caller(op), start, end)
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
-                          title=N_("Shifts"), message=exc.message)
+                          title=N_("Shifts"), message=exc)
     return web.render(request, "shifts.html", op, rep=rep, start=start.date().isoformat(),
                       end=(end - timedelta(days=1)).date().isoformat())
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from sts.errors import NotAuthenticated, StsError
 from sts.vending.access import operators
 from sts.vending.access.operators import Operator
+from sts.vending.i18n import N_
 from sts.web.common import (
     COOKIE,
     LOGIN_CSRF,
@@ -65,7 +66,7 @@ def login(request: Request, form: Form) -> Response:
     address = request.client.host if request.client else "unknown"
     try:
         if not username or not form.get("password"):
-            raise NotAuthenticated("enter your username and password", field="username")
+            raise NotAuthenticated(N_("enter your username and password"), field="username")
         op, token = operators.sign_in(web.service.db, username, form.get("password", ""),
                                       address=address, now=web.now(),
                                       limit=web.service.signin_limit)
@@ -73,7 +74,7 @@ def login(request: Request, form: Form) -> Response:
         token2 = new_login_csrf()
         page = web.render(request, "login.html", None, status=exc.http_status, csrf=token2,
                           next=_safe_next(form.get("next")) or "", username=username,
-                          error=exc.message)
+                          error=exc)
         set_cookie(request, page, LOGIN_CSRF, token2, max_age=3600)
         return page
     resp = redirect(_safe_next(form.get("next")) or HOME[op.role])

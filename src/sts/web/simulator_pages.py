@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse, Response
 from sts.errors import InputError, StsError
 from sts.meter.codes import DISPLAY_CODES
 from sts.vending.access.operators import Operator
+from sts.vending.i18n import said
 from sts.vending.usecases.simulator import Simulator, meter_choices
-from sts.web.common import drn_of, meter_number, need, posted, web_of
+from sts.web.common import drn_of, meter_number, need, posted, web_of, words
 
 router = APIRouter()
 Anyone = Annotated[Operator, Depends(need("simulator"))]
@@ -23,11 +24,18 @@ def _sim(request: Request, op: Operator) -> Simulator:
     return Simulator(web_of(request).service, op.id)
 
 
-def _answer(fn: Any, *args: Any) -> JSONResponse:
+def _answer(request: Request, op: Operator, fn: Any) -> JSONResponse:
+    """The meter's state for the page's script (what its display means) or the refusal, in
+    the operator's language (the meter layer keeps the English, marked for translation)."""
+    _ = words(request, op)
     try:
-        return JSONResponse(fn(*args))
+        out = fn()
     except StsError as exc:
-        return JSONResponse({"error": exc.message, "field": exc.field}, status_code=422)
+        return JSONResponse({"error": said(exc, _), "field": exc.field}, status_code=422)
+    shown = out.get("display") if isinstance(out, dict) else None
+    if isinstance(shown, dict) and shown.get("meaning"):
+        out["display"] = shown | {"meaning": _(shown["meaning"])}
+    return JSONResponse(out)
 
 
 def _number(form: dict[str, str], name: str) -> float:
@@ -52,41 +60,45 @@ def page(request: Request, op: Anyone, meter: str | None = None) -> Response:
             ctx["drn"] = drn_of(ctx["pan"])
             ctx["state"] = _sim(request, op).view(ctx["pan"])
     except StsError as exc:
-        ctx["error"], ctx["pan"] = exc.message, None
+        ctx["error"], ctx["pan"] = exc, None
     return web.render(request, "simulator.html", op, **ctx)
 
 
 @router.get("/simulator/state")
 def state(request: Request, op: Anyone, meter: str) -> JSONResponse:
-    return _answer(lambda: _sim(request, op).view(meter_number(meter)))
+    return _answer(request, op, lambda: _sim(request, op).view(meter_number(meter)))
 
 
 @router.post("/simulator/press")
 def press(request: Request, posted_: AnyPost) -> JSONResponse:
     op, form = posted_
-    return _answer(lambda: _sim(request, op).press(meter_number(form.get("meter")),
-                                               form.get("key", "")))
+    sim = _sim(request, op)
+    return _answer(request, op, lambda: sim.press(meter_number(form.get("meter")),
+                                                     form.get("key", "")))
 
 
 @router.post("/simulator/enter")
 def enter(request: Request, posted_: AnyPost) -> JSONResponse:
     op, form = posted_
-    return _answer(lambda: _sim(request, op).enter(meter_number(form.get("meter")),
-                                               form.get("token", "")))
+    sim = _sim(request, op)
+    return _answer(request, op, lambda: sim.enter(meter_number(form.get("meter")),
+                                                     form.get("token", "")))
 
 
 @router.post("/simulator/load")
 def load(request: Request, posted_: AnyPost) -> JSONResponse:
     op, form = posted_
-    return _answer(lambda: _sim(request, op).set_load(meter_number(form.get("meter")),
-                                                  _number(form, "watts")))
+    sim = _sim(request, op)
+    return _answer(request, op, lambda: sim.set_load(meter_number(form.get("meter")),
+                                                     _number(form, "watts")))
 
 
 @router.post("/simulator/advance")
 def advance(request: Request, posted_: AnyPost) -> JSONResponse:
     op, form = posted_
-    return _answer(lambda: _sim(request, op).advance(meter_number(form.get("meter")),
-                                                 _number(form, "seconds")))
+    sim = _sim(request, op)
+    return _answer(request, op, lambda: sim.advance(meter_number(form.get("meter")),
+                                                     _number(form, "seconds")))
 
 
 @router.post("/simulator/reset")
@@ -99,4 +111,4 @@ def reset(request: Request, posted_: AnyPost) -> JSONResponse:
         sim.reset(pan)
         return sim.view(pan)
 
-    return _answer(go)
+    return _answer(request, op, go)

@@ -27,6 +27,7 @@ from sts.vending.access.passwords import PASSWORDS
 from sts.vending.access.policy import Caller
 from sts.vending.access.ratelimit import count as rate_count
 from sts.vending.access.usernames import username_key
+from sts.vending.i18n import N_
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import api_keys, operators, vendors
 from sts.vending.storage.tables_office import operator_credentials, web_sessions
@@ -91,8 +92,8 @@ def _lock_time(failed: int) -> timedelta:
     return min(lock, LOCK_MAX)
 
 
-FAILED = ("wrong username or password (after 5 wrong passwords in a row an account is locked "
-          "for 15 minutes or more; an administrator can unlock it)")
+FAILED = N_("wrong username or password (after 5 wrong passwords in a row an account is "
+            "locked for 15 minutes or more; an administrator can unlock it)")
 
 
 def _verify(stored: str, password: str) -> bool:
@@ -120,7 +121,7 @@ def sign_in(db: Database, username: str, password: str, *, address: str,
             audit.append(db, conn, at=now, actor=actor, action="login.throttled",
                          subject=subject, details={"address": address, "limit": limit})
     if count > limit:
-        raise RateLimited("too many sign-in attempts from this address; wait a minute",
+        raise RateLimited(N_("too many sign-in attempts from this address; wait a minute"),
                           field="username")
     o, c = operators.c, operator_credentials.c
     refusal: NotAuthenticated | None = None
@@ -155,7 +156,7 @@ def sign_in(db: Database, username: str, password: str, *, address: str,
                 audit.append(db, conn, at=now, actor=actor, action="login.lockout",
                              subject=row.username, details={"until": locked.isoformat(),
                                                             "failed": failed})
-            refusal = NotAuthenticated("this account is disabled" if ok else FAILED,
+            refusal = NotAuthenticated(N_("this account is disabled") if ok else FAILED,
                                        field="username" if ok else "password")
         else:
             values: dict[str, object] = {"failed_count": 0, "locked_until": None,

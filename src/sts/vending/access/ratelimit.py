@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from sts.errors import RateLimited
 from sts.vending.access.policy import Caller
+from sts.vending.i18n import N_
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import rate_counters
 
@@ -39,8 +40,8 @@ def hit(db: Database, conn: Connection, bucket: str, now: datetime, limit: int) 
         return 0
     n = count(db, conn, bucket, now)
     if n > limit:
-        raise RateLimited(f"more than {limit} lookups a minute for this API key; slow down",
-                          field="authorization")
+        raise RateLimited(N_("more than {limit} lookups a minute for this API key; slow down"),
+                          field="authorization", limit=limit)
     return n
 
 
@@ -52,5 +53,5 @@ def customer_read(db: Database, conn: Connection, caller: Caller, now: datetime,
     try:
         hit(db, conn, f"lookup:{caller.key_id}", now, limit)
     except RateLimited:
-        raise RateLimited(f"more than {limit} lookups and trials a minute for this caller; "
-                          "slow down", field="authorization") from None
+        raise RateLimited(N_("more than {limit} lookups and trials a minute for this caller; "
+                             "slow down"), field="authorization", limit=limit) from None

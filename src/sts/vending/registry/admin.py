@@ -26,6 +26,7 @@ from sts.vending.access.usernames import check_username, username_key
 from sts.vending.clock import Clock, utc, wall_clock, zone
 from sts.vending.floats import KINDS as FLOAT_KINDS
 from sts.vending.floats import needs_approval
+from sts.vending.i18n import N_
 from sts.vending.keys.security_module import VENDING_KEY_BYTES, SecurityModule
 from sts.vending.meters import SERVICES, meter_pan
 from sts.vending.money_text import check_locale
@@ -318,9 +319,9 @@ class Registry:
         with self.db.begin() as conn:
             limit = needs_approval(conn, vendor, value, kind)
             if limit is not None:
-                raise ApprovalNeeded(f"a top-up above {money(limit)} needs a second approver: "
-                                     "request it and have another operator approve it",
-                                     field="amount")
+                raise ApprovalNeeded(N_("a top-up above {amount} needs a second approver: "
+                                        "request it and have another operator approve it"),
+                                     field="amount", amount=money(limit))
             return self.move_float(conn, vendor, value, reference, kind)
 
     def move_float(self, conn: Connection, vendor: str, value: Decimal, reference: str,

@@ -85,6 +85,7 @@ class Verdict:
 
     outcome: str
     reason: str = ""
+    error: StsError | None = None  # the refusal itself (its words, for a page to translate)
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def validate(svc: ServiceContext, account: object, amount: object, caller: Calle
     try:
         pan = meter_pan(account, "account")
     except InputError as exc:
-        return Verdict("account", exc.message)
+        return Verdict("account", exc.message, exc)
     with svc.db.read() as conn:
         cur = svc.hot.cursor(conn)
         try:
@@ -162,11 +163,11 @@ def validate(svc: ServiceContext, account: object, amount: object, caller: Calle
                 m = read_meter(svc.hot, cur, pan, lock=False, vendor_id=caller.vendor_id,
                                field="account")
             except StsError as exc:
-                return Verdict("account", exc.message)
+                return Verdict("account", exc.message, exc)
             try:  # blocked, or not a meter this channel may sell to
                 vendor = check_may_sell(caller, m)
             except StsError as exc:
-                return Verdict("other", exc.message)
+                return Verdict("other", exc.message, exc)
             try:
                 value = parse_amount(amount)
                 at = utc(svc.now())
@@ -174,7 +175,7 @@ def validate(svc: ServiceContext, account: object, amount: object, caller: Calle
                 month = local(at, m.time_zone).strftime("%Y-%m")
                 sale_quote(m, value, svc.month_totals(cur, m.id, month), svc.hot.money_out)
             except StsError as exc:
-                return Verdict("amount", exc.message)
+                return Verdict("amount", exc.message, exc)
             if vendor.float_balance < value:
                 return Verdict("other", "the channel's float does not cover this payment")
         finally:

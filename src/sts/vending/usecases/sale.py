@@ -21,6 +21,7 @@ from sts.vending import outbox as delivery_outbox
 from sts.vending.access.api_keys import check_key_row, hash_key
 from sts.vending.access.policy import Caller
 from sts.vending.clock import local, utc, wall
+from sts.vending.i18n import N_
 from sts.vending.issue import KeyChange, Planned, due_key_change, issue
 from sts.vending.ledger import (
     Entry,
@@ -264,7 +265,7 @@ def issue_sale(svc: ServiceContext, cur: Any, purchase_id: str, m: MeterView, q:
     credit_key = kc.new_key if kc is not None else m.key
     if credit_key.credit_limit is not None and hot.execute(
             cur, KEY_CREDIT, {"id": credit_key.record.id, "amount": mi(q.energy_amount)}) != 1:
-        raise KeyCreditLimit("the vending key's credit limit is reached", field="meter")
+        raise KeyCreditLimit(N_("the vending key's credit limit is reached"), field="meter")
     toks = res.public()
     receipt = sale_receipt(m=m, q=q, vendor=vendor, receipt_no=f"{seq:010d}", now=now, kc=kc,
                            tokens_out=toks, cashier=cashier_of(caller))

@@ -32,6 +32,7 @@ from sts.errors import InputError, RateLimited, UnknownMeter, UnknownRecord
 from sts.vending import faults
 from sts.vending.access.policy import Caller
 from sts.vending.clock import local
+from sts.vending.i18n import N_
 from sts.vending.meters import UNIT_NAMES, meter_pan, read_meter
 from sts.vending.storage.tables import customers, meters, transactions
 from sts.vending.storage.tables_payments import access_codes, payment_requests, payments
@@ -66,8 +67,10 @@ def quote(svc: ServiceContext, meter: object, amount: object | None,
         return out
     verdict = pay.validate(svc, out["meter"], amount, caller)
     if verdict.outcome != "ok":
-        raise InputError(verdict.reason, field="amount" if verdict.outcome == "amount"
-                         else "meter")
+        why = verdict.error  # the refusal's own words, so a page can translate them
+        raise InputError(why.template if why else verdict.reason,
+                         field="amount" if verdict.outcome == "amount" else "meter",
+                         **(why.params if why else {}))
     value = parse_amount(amount)
     with svc.db.read() as conn:
         cur = svc.hot.cursor(conn)
@@ -88,15 +91,16 @@ def start_prompt(svc: ServiceContext, meter: object, amount: object, phone: obje
     caller.require("collect_payment")
     number = pay.international(phone) if isinstance(phone, str) else None
     if number is None:
-        raise InputError("enter your phone number with its country code, e.g. 254712345678",
+        raise InputError(N_("enter your phone number with its country code, e.g. "
+                            "254712345678"),
                          field="phone")
     since = svc.now() - PROMPT_WINDOW
     with svc.db.read() as conn:
         recent = conn.scalar(select(func.count()).select_from(payment_requests).where(
             payment_requests.c.phone == number, payment_requests.c.created_at >= since))
     if (recent or 0) >= PROMPTS_PER_PHONE:
-        raise RateLimited("too many payment requests to this phone; try again in a few "
-                          "minutes", field="phone")
+        raise RateLimited(N_("too many payment requests to this phone; try again in a few "
+                             "minutes"), field="phone")
     ticket = secrets.token_urlsafe(24)
     out = pay.prompt(svc, meter, amount, number, caller, ask, provider,
                      ticket_hash=ticket_hash(ticket))
@@ -156,7 +160,7 @@ def _phone_on_record(svc: ServiceContext, pan: str) -> str | None:
             customers, meters.c.customer_id == customers.c.id).where(meters.c.pan == pan)
         ).first()
     if found is None:
-        raise UnknownMeter(f"meter {pan} is not registered", field="meter")
+        raise UnknownMeter(N_("meter {pan} is not registered"), pan=pan, field="meter")
     return pay.international((found.phone or "").replace(" ", ""))
 
 
@@ -172,14 +176,14 @@ def send_code(svc: ServiceContext, meter: object, caller: Caller,
     pan = meter_pan(meter)
     phone = _phone_on_record(svc, pan)
     if phone is None:
-        raise InputError("this meter has no phone number on record; ask the utility to add "
-                         "yours", field="meter")
+        raise InputError(N_("this meter has no phone number on record; ask the utility to "
+                            "add yours"), field="meter")
     now = svc.now()
     with svc.db.read() as conn:
         recent = conn.scalar(select(func.count()).select_from(access_codes).where(
             access_codes.c.meter_pan == pan, access_codes.c.created_at >= now - CODE_WINDOW))
     if (recent or 0) >= CODES_PER_WINDOW:
-        raise RateLimited("too many codes asked for this meter; try again in 15 minutes",
+        raise RateLimited(N_("too many codes asked for this meter; try again in 15 minutes"),
                           field="meter")
     code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
     salt = secrets.token_hex(16)
@@ -206,7 +210,8 @@ def my_tokens(svc: ServiceContext, meter: object, code: object,
     caller.require("collect_payment")
     pan = meter_pan(meter)
     if not isinstance(code, str) or not code.strip().isdigit() or len(code.strip()) > 12:
-        raise InputError(f"the code is the {CODE_DIGITS} digits we sent by SMS", field="code")
+        raise InputError(N_("the code is the {digits} digits we sent by SMS"), field="code",
+                         digits=CODE_DIGITS)
     code = code.strip()
     now = svc.now()
     with svc.db.read() as conn:
@@ -214,7 +219,7 @@ def my_tokens(svc: ServiceContext, meter: object, code: object,
             access_codes.c.meter_pan == pan, access_codes.c.state == "open")
             .order_by(access_codes.c.id.desc()).limit(1)).mappings().first()
     if row is None or row["expires_at"] < now:
-        raise InputError("that code has expired or was already used; ask for a new one",
+        raise InputError(N_("that code has expired or was already used; ask for a new one"),
                          field="code")
     right = hmac.compare_digest(row["code_hash"], _hash(row["salt"], code))
     c = access_codes.c
@@ -225,12 +230,14 @@ def my_tokens(svc: ServiceContext, meter: object, code: object,
                 attempts=attempts, state="used" if right else (
                     "spent" if attempts >= CODE_ATTEMPTS else "open"))).rowcount
     if done != 1:  # a twin request counted or used it first
-        raise InputError("that code was just tried from elsewhere; ask for a new one",
+        raise InputError(N_("that code was just tried from elsewhere; ask for a new one"),
                          field="code")
     if not right:
         left = CODE_ATTEMPTS - attempts
-        raise InputError("that code is not right; " + (
-            f"{left} tries left" if left else "ask for a new code"), field="code")
+        if left:
+            raise InputError(N_("that code is not right; {left} tries left"), field="code",
+                             left=left)
+        raise InputError(N_("that code is not right; ask for a new code"), field="code")
     return {"meter": pan, "sales": recent_sales(svc, pan)}
 
 
@@ -265,7 +272,7 @@ def fault_meter(svc: ServiceContext, meter: object, caller: Caller) -> dict[str,
             customers, meters.c.customer_id == customers.c.id).where(meters.c.pan == pan)
         ).first()
     if found is None:
-        raise UnknownMeter(f"meter {pan} is not registered", field="meter")
+        raise UnknownMeter(N_("meter {pan} is not registered"), pan=pan, field="meter")
     return {"meter": pan, "customer": pay.mask_name(found.name or "")}
 
 

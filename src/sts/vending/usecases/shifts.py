@@ -39,6 +39,7 @@ from sts.errors import InputError, NotAuthorised, ShiftState, UnknownRecord
 from sts.vending import audit
 from sts.vending.access.policy import Caller, vendor_filter
 from sts.vending.clock import local, wall
+from sts.vending.i18n import N_
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import (
     Money,
@@ -100,8 +101,8 @@ def cash(value: object, field: str) -> Decimal:
     amount = parse_decimal(text if text not in (None, "") else "0", field)
     assert amount is not None
     if amount != amount.quantize(CENT):
-        raise InputError(f"{field.replace('_', ' ')} is money: at most two decimal places",
-                         field=field)
+        raise InputError(N_("{name} is money: at most two decimal places"), field=field,
+                         name=field.replace("_", " "))
     return amount
 
 
@@ -138,7 +139,7 @@ def open_shift(db: Database, caller: Caller, opening_cash: object, *,
                now: datetime) -> dict[str, Any]:
     """Open the caller's shift with the cash in the drawer; refused when one is open."""
     opening = cash(opening_cash, "opening_cash")
-    already = ShiftState("your shift is already open: close it before opening another",
+    already = ShiftState(N_("your shift is already open: close it before opening another"),
                          field="opening_cash")
     try:
         with db.begin() as conn:
@@ -176,14 +177,14 @@ def close_shift(db: Database, caller: Caller, counted_cash: object, note: object
     if note is None:
         note = ""
     if not isinstance(note, str) or len(note.strip()) > NOTE_LONGEST:
-        raise InputError(f"the note is text of at most {NOTE_LONGEST} characters",
-                         field="note")
+        raise InputError(N_("the note is text of at most {longest} characters"),
+                         field="note", longest=NOTE_LONGEST)
     with db.begin() as conn:
         who = _seller(conn, caller)
         row = conn.execute(db.locked(select(shifts).where(
             shifts.c.operator_id == who.operator_id, shifts.c.closed_at.is_(None)))).first()
         if row is None:
-            raise ShiftState("you have no open shift to close", field="counted_cash")
+            raise ShiftState(N_("you have no open shift to close"), field="counted_cash")
         at = max(wall_now(conn, who.vendor_id, now), row.opened_at)
         conn.execute(update(shifts).where(shifts.c.id == row.id).values(
             closed_at=at, counted_cash=counted, note=note.strip()))

@@ -28,6 +28,7 @@ from sts.meter.clock import to_seconds
 from sts.meter.codes import meaning
 from sts.meter.state import MeterState
 from sts.vending.context import ServiceContext
+from sts.vending.i18n import N_
 from sts.vending.storage.tables import meters
 from sts.vending.storage.tables_office import sim_meter_states
 from sts.vending.usecases import key_release
@@ -110,7 +111,7 @@ class Simulator:
     def _pan(self, conn: Connection, meter: str) -> str:
         pan = parse_pan(meter, field="meter").pan
         if conn.scalar(select(meters.c.id).where(meters.c.pan == pan)) is None:
-            raise UnknownMeter(f"meter {pan} is not registered", field="meter")
+            raise UnknownMeter(N_("meter {pan} is not registered"), pan=pan, field="meter")
         return pan
 
     @contextmanager
