@@ -143,6 +143,9 @@ def test_a_french_cashier_sees_french_pages_and_a_french_slip(demo: Any) -> None
     wrong = client.get("/pos", params={"meter": "123456789012", "amount": "10"})
     assert "numéro de compteur a 11 ou 13 chiffres (vous en avez tapé 12)" in wrong.text
     assert demo.buy("12345678901", "50").json()["message"].isascii()
+    refused_page = client.get("/admin/tariffs")
+    assert refused_page.status_code == 403
+    assert "Votre rôle (Caissier) ne permet pas d&#39;ouvrir cette page" in refused_page.text
     # the shift the sale opened: its money the utility's way
     shift = client.get("/pos/shift")
     assert "Ma session" in shift.text and "R\u00a01\u00a0000,00" in shift.text
@@ -196,3 +199,15 @@ def test_the_self_service_page_speaks_the_utilitys_french(demo: Any) -> None:
     assert quote.status_code == 200, quote.text[:500]
     assert "1\u202f000,50\u00a0ZAR" in quote.text or "1\u00a0000,50\u00a0ZAR" in quote.text
     assert 'name="amount" value="1000.50"' in quote.text  # the service's own decimal
+    # the USSD menu speaks the utility's language too
+    from sts.payments import ussd
+
+    caller = demo.service.channel_caller("M-Pesa", "mpesa")
+
+    def screen(text: str) -> str:
+        return ussd.answer(demo.service, caller, None, "254711000001", text)  # type: ignore[arg-type]
+
+    assert screen("").startswith("CON Électricité prépayée\n1. Vérifier un compteur")
+    assert screen("9") == "END Veuillez choisir 1, 2, 3 ou 4."
+    assert screen("2*12345").startswith("END Ce numéro de compteur est inconnu")
+    assert screen(f"2*{drn}").endswith("\u00a0ZAR)") and "Saisissez le montant" in screen(f"2*{drn}")

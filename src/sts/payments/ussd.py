@@ -6,20 +6,30 @@ characters per screen.  The menu is stateless: the path through it is the text i
     2 buy a token      -> meter number -> amount -> confirm -> an M-Pesa prompt on this phone
     3 resend my token  -> the last token this phone paid for, by SMS to this phone
     4 report a fault   -> meter number -> what is wrong -> a reference to quote
+
+The screens speak the utility's language (its locale, as the self-service page) and write
+its money its way; `CON`/`END` and the menu's digits are the protocol's and stay as they are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sts.errors import StsError
 from sts.payments.mpesa import Mpesa
+from sts.vending import i18n
 from sts.vending.access.policy import Caller
+from sts.vending.i18n import N_
+from sts.vending.money_text import MoneyStyle, house_style
 from sts.vending.service import VendingService
 
 SCREEN_MAX = 182
-MENU = ("CON Prepaid electricity\n1. Check a meter\n2. Buy a token\n"
-        "3. Resend my last token\n4. Report a fault")
+MENU = N_("Prepaid electricity\n1. Check a meter\n2. Buy a token\n3. Resend my last token\n"
+          "4. Report a fault")
 FAULTS = {"1": "no_power", "2": "token_rejected", "3": "meter_damaged", "4": "other"}
-FAULT_MENU = ("1. No power\n2. Token not accepted\n3. Meter damaged\n4. Something else")
+FAULT_MENU = N_("1. No power\n2. Token not accepted\n3. Meter damaged\n4. Something else")
+ENTER_METER = N_("Enter the meter number")
+Words = Callable[[str], str]
 
 
 def fit(screen: str) -> str:
@@ -27,71 +37,79 @@ def fit(screen: str) -> str:
     return screen if len(screen) <= SCREEN_MAX else screen[:SCREEN_MAX - 3] + "..."
 
 
-def _refusal(exc: StsError) -> str:
+def _refusal(exc: StsError, _: Words) -> str:
     if exc.code in ("UNKNOWN_METER", "invalid_meter_number", "INVALID_METER_NUMBER"):
-        return "END That meter number is not known. Check the number printed on the meter."
-    return f"END Sorry: {exc.message}"
+        return "END " + _("That meter number is not known. Check the number printed on the "
+                          "meter.")
+    return "END " + _("Sorry: {reason}").format(reason=i18n.said(exc, _))
 
 
 def answer(service: VendingService, caller: Caller, mpesa: Mpesa, phone: str,
            text: str, session: str = "") -> str:
     """The next screen for the session's inputs so far."""
+    cur = house_style(service.db)
+    _ = i18n.translations(i18n.language_of(cur.locale)).gettext
     steps = [s.strip() for s in text.split("*")] if text else []
     try:
         if steps and steps[0] == "4":
-            return fit(_fault(service, caller, phone, session, steps[1:]))
-        return fit(_screen(service, caller, mpesa, phone, steps))
+            return fit(_fault(service, caller, phone, session, steps[1:], _))
+        return fit(_screen(service, caller, mpesa, phone, steps, cur, _))
     except StsError as exc:
-        return fit(_refusal(exc))
+        return fit(_refusal(exc, _))
 
 
 def _screen(service: VendingService, caller: Caller, mpesa: Mpesa, phone: str,
-            steps: list[str]) -> str:
+            steps: list[str], cur: MoneyStyle, _: Words) -> str:
     if not steps:
-        return MENU
+        return "CON " + _(MENU)
     choice, rest = steps[0], steps[1:]
     if choice == "3" and not rest:
         out = service.resend_last_payment(phone, caller)
-        return (f"END Your last token (meter {out['meter']}, {out['amount']}) is being sent "
-                "to this phone by SMS.")
+        return "END " + _("Your last token (meter {meter}, {amount}) is being sent to this "
+                          "phone by SMS.").format(meter=out["meter"], amount=out["amount"])
     if choice not in ("1", "2"):
-        return "END Please choose 1, 2, 3 or 4."
+        return "END " + _("Please choose 1, 2, 3 or 4.")
     if not rest:
-        return "CON Enter the meter number"
+        return "CON " + _(ENTER_METER)
     m = service.describe_meter(rest[0], caller)
+    low, high = cur.amount(m["min_amount"]), cur.amount(m["max_amount"])
     if choice == "1":
-        limits = f"{m['currency']} {m['min_amount']}" + (
-            f" to {m['max_amount']}" if m["max_amount"] else "")
-        return f"END Meter {m['meter']}\nCustomer: {m['customer']}\nPurchases: {limits}"
+        limits = (_("{low} to {high}").format(low=low, high=high) if m["max_amount"]
+                  else low)
+        return "END " + _("Meter {meter}\nCustomer: {customer}\nPurchases: {limits}").format(
+            meter=m["meter"], customer=m["customer"], limits=limits)
     if len(rest) == 1:
-        return (f"CON Meter {m['meter']} ({m['customer']})\n"
-                f"Enter the amount ({m['min_amount']} to {m['max_amount'] or 'any'})")
+        return "CON " + _("Meter {meter} ({customer})\nEnter the amount ({low} to {high})"
+                          ).format(meter=m["meter"], customer=m["customer"], low=low,
+                                   high=high or _("any"))
     amount = rest[1]
     verdict = service.validate_payment(m["meter"], amount, caller)
     if verdict.outcome != "ok":
-        return f"END Sorry: {verdict.reason}"
+        why = i18n.said(verdict.error, _) if verdict.error else verdict.reason
+        return "END " + _("Sorry: {reason}").format(reason=why)
     if len(rest) == 2:
-        return (f"CON Pay {m['currency']} {amount} for meter {m['meter']}?\n"
-                "1. Yes, send the M-Pesa prompt\n2. No")
+        return "CON " + _("Pay {amount} for meter {meter}?\n1. Yes, send the M-Pesa prompt\n"
+                          "2. No").format(amount=cur.amount(amount), meter=m["meter"])
     if rest[2] != "1":
-        return "END Cancelled. Nothing was paid."
+        return "END " + _("Cancelled. Nothing was paid.")
     if len(rest) > 3:
-        return "END Please start again."
+        return "END " + _("Please start again.")
     service.prompt_payment(m["meter"], amount, phone.lstrip("+"), caller, mpesa.initiate)
-    return ("END Enter your M-Pesa PIN when asked on this phone. "
-            "Your token will come by SMS.")
+    return "END " + _("Enter your M-Pesa PIN when asked on this phone. Your token will come "
+                      "by SMS.")
 
 
 def _fault(service: VendingService, caller: Caller, phone: str, session: str,
-           rest: list[str]) -> str:
+           rest: list[str], _: Words) -> str:
     """4: meter -> what is wrong -> the report stored (once per session) and its reference."""
     if not rest:
-        return "CON Enter the meter number"
+        return "CON " + _(ENTER_METER)
     m = service.fault_meter(rest[0], caller)
     if len(rest) == 1:
-        return f"CON Meter {m['meter']} ({m['customer']})\nWhat is wrong?\n{FAULT_MENU}"
+        return "CON " + _("Meter {meter} ({customer})\nWhat is wrong?").format(
+            meter=m["meter"], customer=m["customer"]) + "\n" + _(FAULT_MENU)
     if len(rest) > 2 or rest[1] not in FAULTS:
-        return "END Please start again and choose 1 to 4."
+        return "END " + _("Please start again and choose 1 to 4.")
     out = service.report_fault(session, m["meter"], FAULTS[rest[1]], phone, caller)
-    return (f"END Fault reported. Your reference is {out['reference']}. "
-            "The utility will contact you on this phone.")
+    return "END " + _("Fault reported. Your reference is {reference}. The utility will contact "
+                      "you on this phone.").format(reference=out["reference"])

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from sts.vending import i18n
 from sts.vending.i18n import N_
 from sts.vending.service import VendingService
 from sts.web.common import (
@@ -23,6 +24,7 @@ from sts.web.common import (
     current,
     plain_query,
     redirect,
+    words,
 )
 
 
@@ -60,13 +62,17 @@ def mount(app: FastAPI, service: VendingService) -> None:
 
     def forbidden(request: Request, exc: Exception) -> HTMLResponse:
         assert isinstance(exc, Forbidden)
-        return web.render(request, "error.html", current(request), status=403,
-                          title=N_("Not allowed"), message=exc)
+        op = current(request)
+        # no database call for a refusal before sign-in: the house style last read
+        reader = words(request, op) if op is not None else i18n.translations(
+            i18n.language_of(web.refusal_style().locale)).gettext
+        return web.render(request, "error.html", op, status=403, title=N_("Not allowed"),
+                          message=exc.said(reader))
 
     def bad_input(request: Request, exc: Exception) -> HTMLResponse:
         assert isinstance(exc, BadInput)
         return web.render(request, "error.html", None, status=422, title=N_("Not accepted"),
-                          message=exc)
+                          message=exc.message)
 
     app.add_exception_handler(SignInNeeded, sign_in_needed)
     app.add_exception_handler(BadInput, bad_input)

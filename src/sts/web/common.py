@@ -80,8 +80,16 @@ class SignInNeeded(Exception):
 
 
 class Forbidden(Exception):
-    def __init__(self, message: str) -> None:
-        self.message = message
+    """A page or form refused to this operator: `template` marked for translation, `params`
+    its values (catalogue words themselves, such as a role's name), filled in the reader's
+    language by the error page."""
+
+    def __init__(self, message: str, **params: str) -> None:
+        self.template, self.params = message, params
+        self.message = message.format(**params) if params else message
+
+    def said(self, _: Callable[[str], str]) -> str:
+        return _(self.template).format(**{k: _(v) for k, v in self.params.items()})
 
 
 class Web:
@@ -210,7 +218,8 @@ def need(action: str | None = None) -> Callable[[Request], Operator]:
             nxt = request.url.path if request.method == "GET" else "/"
             raise SignInNeeded(nxt)
         if action is not None and not may(op.role, action):
-            raise Forbidden(f"the {ROLE_NAMES[op.role].lower()} role may not open this page")
+            raise Forbidden(N_("your role ({role}) may not open this page"),
+                            role=ROLE_NAMES[op.role])
         return op
 
     return dependency
@@ -257,7 +266,7 @@ def check_origin(request: Request) -> None:
     if origin and origin != "null":
         host = request.headers.get("host", "")
         if origin.split("://", 1)[-1] != host:
-            raise Forbidden("the form came from another site; open the page again")
+            raise Forbidden(N_("the form came from another site; open the page again"))
 
 
 def posted(action: str | None = None
@@ -269,8 +278,8 @@ def posted(action: str | None = None
         op = page(request)
         sent = form.get("csrf", "")
         if not sent or not hmac.compare_digest(sent, op.csrf):
-            raise Forbidden("the form has expired or did not come from this site; open the page "
-                            "again and resubmit")
+            raise Forbidden(N_("the form has expired or did not come from this site; open the "
+                               "page again and resubmit"))
         check_origin(request)
         return op, form
 

@@ -60,7 +60,7 @@ def login(request: Request, form: Form) -> Response:
     cookie = request.cookies.get(LOGIN_CSRF, "")
     sent = form.get("csrf", "")
     if not cookie or not sent or not hmac.compare_digest(cookie, sent):
-        raise Forbidden("the sign-in form has expired; open the page again")
+        raise Forbidden(N_("the sign-in form has expired; open the page again"))
     check_origin(request)
     username = form.get("username", "").strip()
     address = request.client.host if request.client else "unknown"
