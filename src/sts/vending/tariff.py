@@ -86,13 +86,13 @@ class Tariff:
 
     def __post_init__(self) -> None:
         if not self.blocks:
-            raise InputError("a tariff needs at least one price block", field="blocks")
+            raise InputError(N_("a tariff needs at least one price block"), field="blocks")
         last = None
         for i, b in enumerate(self.blocks):
             if b.price <= 0:
-                raise InputError("block prices must be positive", field=f"blocks[{i}].price")
+                raise InputError(N_("block prices must be positive"), field=f"blocks[{i}].price")
             if b.up_to is not None and last is not None and b.up_to <= last:
-                raise InputError("block limits must rise", field=f"blocks[{i}].up_to")
+                raise InputError(N_("block limits must rise"), field=f"blocks[{i}].up_to")
             if b.up_to is None and i != len(self.blocks) - 1:
                 raise InputError("only the last block may be open", field=f"blocks[{i}].up_to")
             last = b.up_to

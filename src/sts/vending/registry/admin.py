@@ -76,13 +76,14 @@ class Registry:
                 return int(conn.execute(insert(table).values(**values)
                                         .returning(table.c.id)).scalar_one())
         except IntegrityError:
-            raise AlreadyExists(f"{what} already exists", field=what) from None
+            raise AlreadyExists(N_("{what} already exists"), field=what, what=what) from None
 
     @staticmethod
     def _id(conn: Connection, table: Any, column: Any, value: Any, what: str) -> int:
         found = conn.scalar(select(table.c.id).where(column == value))
         if found is None:
-            raise UnknownRecord(f"{what} {value!r} does not exist", field=what)
+            raise UnknownRecord(N_("{what} {value} does not exist"), field=what, what=what,
+                                value=repr(value))
         return int(found)
 
     # --- utility, SGC, keys ----------------------------------------------------------------
@@ -272,7 +273,7 @@ class Registry:
 
     def set_meter_status(self, pan: str, status: str, reason: str = "") -> None:
         if status not in ("active", "blocked"):
-            raise InputError("status must be active or blocked", field="status")
+            raise InputError(N_("status must be active or blocked"), field="status")
         pan = meter_pan(pan, "pan")
         with self.db.begin() as conn:
             mid = self._id(conn, meters, meters.c.pan, pan, "meter")
@@ -331,10 +332,11 @@ class Registry:
         row = conn.execute(self.db.locked(select(vendors.c.id, vendors.c.float_balance)
                                          .where(vendors.c.name == vendor))).first()
         if row is None:
-            raise UnknownRecord(f"vendor {vendor!r} does not exist", field="vendor")
+            raise UnknownRecord(N_("vendor {name} does not exist"), field="vendor",
+                                name=repr(vendor))
         balance = Decimal(row.float_balance) + value
         if balance < 0:
-            raise InputError("the float cannot go below zero", field="amount")
+            raise InputError(N_("the float cannot go below zero"), field="amount")
         conn.execute(update(vendors).where(vendors.c.id == row.id)
                      .values(float_balance=vendors.c.float_balance + value))
         conn.execute(insert(float_movements).values(
@@ -365,9 +367,10 @@ class Registry:
             taken = conn.scalar(select(operators.c.username)
                                 .where(operators.c.username_key == username_key(username)))
             if taken is not None:
-                raise AlreadyExists(f"username {username!r} is taken by operator {taken!r} "
-                                    "(names that differ only in case or form are the same)",
-                                    field="username")
+                raise AlreadyExists(N_("username {username} is taken by operator {taken} "
+                                       "(names that differ only in case or form are the same)"),
+                                    field="username", username=repr(username),
+                                    taken=repr(taken))
             oid = self._insert(conn, operators, "operator", username=username,
                                username_key=username_key(username), name=name,
                                role=role, vendor_id=vid, active=True)
@@ -413,13 +416,13 @@ def check_float_move(amount: str, reference: str, kind: str) -> tuple[Decimal, s
     if kind not in FLOAT_KINDS:
         raise InputError(f"kind must be one of {', '.join(FLOAT_KINDS)}", field="kind")
     if kind == "top_up" and value <= 0:
-        raise InputError("a top-up must be more than 0", field="amount")
+        raise InputError(N_("a top-up must be more than 0"), field="amount")
     if value == 0 or abs(value) > Decimal("1e12"):
-        raise InputError("the amount must be non-zero and below 10^12", field="amount")
+        raise InputError(N_("the amount must be non-zero and below 10^12"), field="amount")
     reference = (reference or "").strip()
     if not 3 <= len(reference) <= 80:
-        raise InputError("give the payment reference (3-80 characters): deposit slip, EFT "
-                         "reference or note", field="reference")
+        raise InputError(N_("give the payment reference (3-80 characters): deposit slip, EFT "
+                            "reference or note"), field="reference")
     return value, reference
 
 

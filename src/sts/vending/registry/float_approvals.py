@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, update
 from sts.errors import InputError, NotAuthorised, UnknownRecord
 from sts.vending.access.policy import EVERY_VENDOR, Caller
 from sts.vending.floats import needs_approval
+from sts.vending.i18n import N_
 from sts.vending.registry.admin import Registry, check_float_move
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import vendors
@@ -52,7 +53,8 @@ def request_top_up(reg: Registry, vendor: str, amount: str, reference: str) -> T
                                                            "top_up"))
         vid = conn.scalar(select(vendors.c.id).where(vendors.c.name == vendor))
         if vid is None:
-            raise UnknownRecord(f"vendor {vendor!r} does not exist", field="vendor")
+            raise UnknownRecord(N_("vendor {name} does not exist"), field="vendor",
+                                name=repr(vendor))
         rid = int(conn.execute(insert(float_requests).values(
             vendor_id=vid, amount=value, reference=reference, requested_by=reg.actor,
             requested_at=now, state="pending", reason="").returning(float_requests.c.id))
@@ -71,7 +73,7 @@ def decide(reg: Registry, request_id: int, approver: Caller, *, approve: bool,
                             field="authorization")
     reason = (reason or "").strip()
     if not approve and not 3 <= len(reason) <= 300:
-        raise InputError("give a reason for rejecting the top-up (3-300 characters)",
+        raise InputError(N_("give a reason for rejecting the top-up (3-300 characters)"),
                          field="reason")
     f = float_requests.c
     with reg.db.begin() as conn:
@@ -79,12 +81,13 @@ def decide(reg: Registry, request_id: int, approver: Caller, *, approve: bool,
             select(f.id, f.amount, f.reference, f.requested_by, f.state, vendors.c.name)
             .join(vendors, vendors.c.id == f.vendor_id).where(f.id == request_id))).first()
         if row is None:
-            raise UnknownRecord(f"no top-up request {request_id}", field="request")
+            raise UnknownRecord(N_("no top-up request {request}"), field="request",
+                                request=request_id)
         if row.state != "pending":
-            raise InputError(f"top-up request {request_id} is already {row.state}",
-                             field="request")
+            raise InputError(N_("top-up request {request} is already {state}"),
+                             field="request", request=request_id, state=row.state)
         if row.requested_by == reg.actor:
-            raise NotAuthorised("a top-up you asked for needs another operator's approval",
+            raise NotAuthorised(N_("a top-up you asked for needs another operator's approval"),
                                 field="authorization")
         state = "approved" if approve else "rejected"
         conn.execute(update(float_requests).where(f.id == request_id).values(

@@ -16,7 +16,7 @@ from sts.errors import InputError, UnknownRecord
 from sts.vending.access.operators import check_password, end_sessions, hash_password
 from sts.vending.access.policy import check_role
 from sts.vending.access.usernames import username_key
-from sts.vending.i18n import check_language
+from sts.vending.i18n import N_, check_language
 from sts.vending.registry.admin import Registry
 from sts.vending.storage.tables import operators, vendors
 from sts.vending.storage.tables_office import operator_credentials
@@ -27,7 +27,8 @@ def _operator(conn: Connection, username: str) -> tuple[int, str]:
     row = conn.execute(select(operators.c.id, operators.c.username)
                        .where(operators.c.username_key == username_key(username))).first()
     if row is None:
-        raise UnknownRecord(f"operator {username!r} does not exist", field="username")
+        raise UnknownRecord(N_("operator {name} does not exist"), field="username",
+                            name=repr(username))
     return int(row.id), str(row.username)
 
 
@@ -52,7 +53,7 @@ def add_operator(reg: Registry, username: str, role: str, password: str, *, name
     check_role(role)
     check_password(password)
     if role in ("vendor", "supervisor") and not vendor:
-        raise InputError("a vendor or supervisor operator needs the vendor they sell for",
+        raise InputError(N_("a vendor or supervisor operator needs the vendor they sell for"),
                          field="vendor")
     oid = reg.add_operator(username, role, name=name, vendor=vendor)  # checks the username
     with reg.db.read() as conn:
@@ -79,7 +80,7 @@ def set_role(reg: Registry, username: str, role: str, *, vendor: str | None = No
     """Give an operator another role (and vendor); ends their sessions.  Audited."""
     check_role(role)
     if role in ("vendor", "supervisor") and not vendor:
-        raise InputError("a vendor or supervisor operator needs the vendor they sell for",
+        raise InputError(N_("a vendor or supervisor operator needs the vendor they sell for"),
                          field="vendor")
     now = reg.clock().replace(microsecond=0)
     with reg.db.begin() as conn:
@@ -88,7 +89,8 @@ def set_role(reg: Registry, username: str, role: str, *, vendor: str | None = No
         if vendor:
             vid = conn.scalar(select(vendors.c.id).where(vendors.c.name == vendor))
             if vid is None:
-                raise UnknownRecord(f"vendor {vendor!r} does not exist", field="vendor")
+                raise UnknownRecord(N_("vendor {name} does not exist"), field="vendor",
+                                    name=repr(vendor))
         conn.execute(update(operators).where(operators.c.id == oid)
                      .values(role=role, vendor_id=vid))
         ended = end_sessions(conn, oid, now=now)
