@@ -5,6 +5,7 @@ pages and a French slip."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ def test_the_catalogue_has_no_fuzzy_or_empty_french() -> None:
 def test_a_refusal_reads_in_french_on_a_page_and_stays_english_in_the_api() -> None:
     from sts.errors import AmountTooLow, UnknownMeter
     from sts.meter.codes import meaning
+    from sts.vending.money_text import style
 
     french = i18n.translations("fr").gettext
     unknown = UnknownMeter(i18n.N_("meter {pan} is not registered"), pan="0420", field="meter")
@@ -80,8 +82,13 @@ def test_a_refusal_reads_in_french_on_a_page_and_stays_english_in_the_api() -> N
                                  "message": "meter 0420 is not registered"}
     assert i18n.said(unknown) == unknown.message
     assert i18n.said(unknown, french) == "le compteur 0420 n'est pas enregistré"
-    low = AmountTooLow(i18n.N_("the minimum purchase is {amount}"), amount="10.00")
-    assert i18n.said(low, french) == "l'achat minimal est de 10.00"
+    low = AmountTooLow(i18n.N_("the minimum purchase is {amount}"), amount=Decimal("1000.00"))
+    assert low.message == "the minimum purchase is 1000.00"
+    assert i18n.said(low, french) == "l'achat minimal est de 1000.00"
+    # on a page its amount is written the utility's way, in English too
+    rand = style("en_ZA", "ZAR").amount
+    assert i18n.said(low, french, rand) == "l'achat minimal est de R\u00a01\u00a0000,00"
+    assert i18n.said(low, money=rand) == "the minimum purchase is R\u00a01\u00a0000,00"
     # a message with no translation (or a plain one) reads as the English
     assert i18n.said(AmountTooLow("no such words"), french) == "no such words"
     # the meter layer's display meanings are marked, and the face translates them

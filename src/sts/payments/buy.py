@@ -21,6 +21,7 @@ words.  The page acts as the channel's vendor, as a USSD session does.
 import secrets
 from collections.abc import Callable
 from contextvars import ContextVar
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -104,6 +105,10 @@ class Page:
         found: MoneyStyle = request.state.money
         return found
 
+    def refusal(self, request: Request, exc: StsError) -> str:
+        """A refusal of the service in the customer's words, language and money."""
+        return plain(exc, self.words(request), self.style(request).amount)
+
     def words(self, request: Request) -> Callable[[str], str]:
         """The gettext of the page's language."""
         return i18n.translations(i18n.language_of(self.style(request).locale)).gettext
@@ -142,10 +147,12 @@ def printed(pan: object) -> str:
         return str(pan)
 
 
-def plain(exc: StsError, _: Callable[[str], str]) -> str:
-    """A refusal in a customer's words (`_`: the page language's gettext)."""
+def plain(exc: StsError, _: Callable[[str], str],
+          money: Callable[[Decimal], str] | None = None) -> str:
+    """A refusal in a customer's words (`_`: the page language's gettext; `money`: the
+    utility's way of writing an amount)."""
     known = PLAIN.get(exc.code)
-    said = _(known) if known is not None else i18n.said(exc, _)
+    said = _(known) if known is not None else i18n.said(exc, _, money)
     return said[:1].upper() + said[1:]
 
 
@@ -202,7 +209,7 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
         try:
             return service.self_quote(form.get("meter", ""), None, page.caller())
         except StsError as exc:
-            return meter_step(request, form, error=plain(exc, page.words(request)),
+            return meter_step(request, form, error=page.refusal(request, exc),
                               status=422)
 
     @router.post(PATH + "/meter")
@@ -223,19 +230,18 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
             q = service.self_quote(m["meter"], typed, page.caller())
         except StsError as exc:
             return page.render(request, "buy/amount.html", status=422, form=form, m=m,
-                               errors={"amount": plain(exc, words)})
+                               errors={"amount": page.refusal(request, exc)})
         return page.render(request, "buy/phone.html", form=form, m=m, q=q, errors={})
 
     @router.post(PATH + "/pay", response_model=None)
     def pay(request: Request, form: Form) -> Response:
         if "_refused" in form:
             return meter_step(request, {}, error=refused(request, form), status=403)
-        words = page.words(request)
         try:
             q = service.self_quote(form.get("meter", ""), form.get("amount", ""),
                                    page.caller())
         except StsError as exc:
-            return meter_step(request, form, error=plain(exc, words), status=422)
+            return meter_step(request, form, error=page.refusal(request, exc), status=422)
         try:
             out = service.self_prompt(q["meter"], form.get("amount", ""),
                                       form.get("phone", "").replace(" ", "").lstrip("+"),
@@ -243,7 +249,7 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
         except StsError as exc:
             field = "phone" if exc.field == "phone" else "pay"
             return page.render(request, "buy/phone.html", status=422, form=form, m=q, q=q,
-                               errors={field: plain(exc, words)})
+                               errors={field: page.refusal(request, exc)})
         return RedirectResponse(f"{PATH}/wait/{out['ticket']}", status_code=303)
 
     def follow(request: Request, ticket: str, template: str) -> HTMLResponse:
@@ -276,7 +282,7 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
             sent = service.send_access_code(form.get("meter", ""), page.caller(), page.send)
         except StsError as exc:
             return page.render(request, "buy/mine.html", status=422, form=form, sent=None,
-                               errors={"meter": plain(exc, page.words(request))})
+                               errors={"meter": page.refusal(request, exc)})
         return page.render(request, "buy/mine.html", form=form, errors={}, sent=sent)
 
     @router.post(PATH + "/mine")
@@ -292,7 +298,7 @@ def mount(app: FastAPI, service: VendingService, caller: Any, ask: Any) -> None:
             words = page.words(request)
             sent = {"sent_to": words(YOUR_PHONE)} if field == "code" else None
             return page.render(request, "buy/mine.html", status=422, form=form, sent=sent,
-                               errors={field: plain(exc, words)})
+                               errors={field: page.refusal(request, exc)})
         return page.render(request, "buy/tokens.html", out=out)
 
     app.include_router(router)

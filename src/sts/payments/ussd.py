@@ -14,6 +14,7 @@ its money its way; `CON`/`END` and the menu's digits are the protocol's and stay
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 from sts.errors import StsError
 from sts.payments.mpesa import Mpesa
@@ -37,11 +38,11 @@ def fit(screen: str) -> str:
     return screen if len(screen) <= SCREEN_MAX else screen[:SCREEN_MAX - 3] + "..."
 
 
-def _refusal(exc: StsError, _: Words) -> str:
+def _refusal(exc: StsError, _: Words, money: Callable[[Decimal], str]) -> str:
     if exc.code in ("UNKNOWN_METER", "invalid_meter_number", "INVALID_METER_NUMBER"):
         return "END " + _("That meter number is not known. Check the number printed on the "
                           "meter.")
-    return "END " + _("Sorry: {reason}").format(reason=i18n.said(exc, _))
+    return "END " + _("Sorry: {reason}").format(reason=i18n.said(exc, _, money))
 
 
 def answer(service: VendingService, caller: Caller, mpesa: Mpesa, phone: str,
@@ -55,7 +56,7 @@ def answer(service: VendingService, caller: Caller, mpesa: Mpesa, phone: str,
             return fit(_fault(service, caller, phone, session, steps[1:], _))
         return fit(_screen(service, caller, mpesa, phone, steps, cur, _))
     except StsError as exc:
-        return fit(_refusal(exc, _))
+        return fit(_refusal(exc, _, cur.amount))
 
 
 def _screen(service: VendingService, caller: Caller, mpesa: Mpesa, phone: str,
@@ -85,7 +86,7 @@ def _screen(service: VendingService, caller: Caller, mpesa: Mpesa, phone: str,
     amount = rest[1]
     verdict = service.validate_payment(m["meter"], amount, caller)
     if verdict.outcome != "ok":
-        why = i18n.said(verdict.error, _) if verdict.error else verdict.reason
+        why = i18n.said(verdict.error, _, cur.amount) if verdict.error else verdict.reason
         return "END " + _("Sorry: {reason}").format(reason=why)
     if len(rest) == 2:
         return "CON " + _("Pay {amount} for meter {meter}?\n1. Yes, send the M-Pesa prompt\n"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,14 +70,19 @@ def _same(text: str) -> str:
     return text
 
 
-def said(exc: StsError, _: Callable[[str], str] = _same) -> str:
+def said(exc: StsError, _: Callable[[str], str] = _same,
+         money: Callable[[Decimal], str] | None = None) -> str:
     """A refusal in the reader's words (`_`, a catalogue's gettext): its template translated,
-    filled with its values; the English message when the template has no translation, or
-    the translation does not fit the values."""
+    filled with its values, amounts (Decimal values) written the utility's way (`money`);
+    the English message when neither changes anything or the translation does not fit the
+    values."""
     text = _(exc.template)
-    if text == exc.template:
+    params = exc.params
+    if money is not None:
+        params = {k: money(v) if isinstance(v, Decimal) else v for k, v in params.items()}
+    if text == exc.template and params == exc.params:
         return exc.message
     try:
-        return text.format(**exc.params) if exc.params else text
+        return text.format(**params) if params else text
     except (KeyError, IndexError, ValueError):
         return exc.message

@@ -25,7 +25,13 @@ MAX_AMOUNT_DIGITS = 12
 
 def money(value: Decimal) -> str:
     """A money amount as the API shows it: two places."""
-    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+    return str(cents(value))
+
+
+def cents(value: Decimal) -> Decimal:
+    """A money amount to two places: a refusal's value, which reads as `money` in the API's
+    message and as the utility writes money on a page (`sts.vending.i18n.said`)."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def rate_str(value: Decimal) -> str:
@@ -149,10 +155,10 @@ class Quote:
 def check_limits(tariff: Tariff, amount: Decimal) -> None:
     if amount < tariff.min_amount:
         raise AmountTooLow(N_("the minimum purchase is {amount}"), field="amount",
-                           amount=money(tariff.min_amount))
+                           amount=cents(tariff.min_amount))
     if tariff.max_amount is not None and amount > tariff.max_amount:
         raise AmountTooHigh(N_("the maximum purchase is {amount}"), field="amount",
-                            amount=money(tariff.max_amount))
+                            amount=cents(tariff.max_amount))
 
 
 def quote(tariff: Tariff, amount: Decimal, *, month_units: Decimal, fixed_paid: Decimal,
@@ -196,8 +202,8 @@ def quote(tariff: Tariff, amount: Decimal, *, month_units: Decimal, fixed_paid: 
     steps = token_steps(steps)
     if units <= 0:
         raise AmountTooLow(N_("{amount} buys no units after charges and debt (energy "
-                              "{energy})"), field="amount", amount=money(amount),
-                           energy=money(energy_amount))
+                              "{energy})"), field="amount", amount=cents(amount),
+                           energy=cents(energy_amount))
     return Quote(amount, fixed, debt, debt_balance - debt, energy_amount, energy_net, vat, units,
                  free_units_due(tariff, free_issued), tuple(steps))
 

@@ -13,7 +13,7 @@ from sts.errors import InsufficientFloat, MeterBlocked, NotAuthorised
 from sts.vending.access.policy import Caller
 from sts.vending.i18n import N_
 from sts.vending.meters import MeterView, VendorView
-from sts.vending.tariff import money
+from sts.vending.tariff import cents
 
 
 def check_may_sell(caller: Caller, m: MeterView) -> VendorView:
@@ -36,8 +36,8 @@ def check_may_sell(caller: Caller, m: MeterView) -> VendorView:
 def check_float(vendor: VendorView, amount: Decimal) -> None:
     if vendor.float_balance < amount:
         raise InsufficientFloat(N_("the vendor's float ({float}) does not cover {amount}"),
-                                field="amount", float=money(vendor.float_balance),
-                                amount=money(amount))
+                                field="amount", float=cents(vendor.float_balance),
+                                amount=cents(amount))
 
 
 def float_not_covered() -> InsufficientFloat:

@@ -148,7 +148,7 @@ class Web:
         LANGUAGE.set(lang)  # the template renders here, in this thread and context
         # a refusal of the service handed over as itself is shown in the reader's language
         reader = i18n.translations(lang).gettext
-        ctx = {k: i18n.said(v, reader) if isinstance(v, StsError) else v
+        ctx = {k: i18n.said(v, reader, cur.amount) if isinstance(v, StsError) else v
                for k, v in ctx.items()}
         ctx |= {"op": op, "menu": menu, "path": request.url.path, "cur": cur, "lang": lang,
                 "_ids": {}}

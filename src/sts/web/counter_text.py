@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from decimal import Decimal
 
 from sts.errors import StsError
 from sts.vending.i18n import N_, said
@@ -42,11 +43,13 @@ def _same(text: str) -> str:
     return text
 
 
-def refusal(exc: StsError, _: Callable[[str], str] = _same) -> str:
-    """The message a cashier sees for a refusal of the service (in their language, `_`)."""
+def refusal(exc: StsError, _: Callable[[str], str] = _same,
+            money: Callable[[Decimal], str] | None = None) -> str:
+    """The message a cashier sees for a refusal of the service (in their language, `_`, its
+    amounts the utility's way, `money`)."""
     if exc.code == "METER_BLOCKED":
         return _(BLOCKED)
-    return printed(said(exc, _))
+    return printed(said(exc, _, money))
 
 
 def delivery(status: str, channel: str, reason: str | None, display: str | None,

@@ -55,7 +55,7 @@ def _page(request: Request, web: Web, op: Operator, meter: str, amount: str, *,
                 ctx["trial"] = web.service.trial({"meter": pan, "amount": typed}, caller)
                 ctx["purchase_id"] = str(uuid.uuid4())
     except StsError as exc:
-        ctx["error"] = counter_text.refusal(exc, words(request, op))
+        ctx["error"] = counter_text.refusal(exc, words(request, op), web.money(request).amount)
         if exc.field in ("meter", "pan") and ctx["lookup"] is None:
             ctx["error_field"] = "meter"
         elif ctx["lookup"] is not None or exc.field == "amount":
@@ -157,7 +157,8 @@ def reprint(request: Request, posted_: SellerPost) -> Response:
     except StsError as exc:
         field = "reprint_receipt" if exc.field == "receipt_no" else "reprint_meter"
         return _page(request, web, op, "", "", status=exc.http_status,
-                     reprint_error=counter_text.refusal(exc, words(request, op)),
+                     reprint_error=counter_text.refusal(exc, words(request, op),
+                                                        web.money(request).amount),
                      reprint_field=field,
                      reprint_meter=form.get("meter", ""),
                      reprint_receipt=form.get("receipt_no", ""))

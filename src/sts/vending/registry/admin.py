@@ -45,7 +45,7 @@ from sts.vending.storage.tables import (
     vendors,
 )
 from sts.vending.storage.tables_office import float_movements
-from sts.vending.tariff import Block, Tariff, money, parse_decimal
+from sts.vending.tariff import Block, Tariff, cents, money, parse_decimal
 
 KEY_TYPES = ("VUDK", "VDDK", "VCDK")
 
@@ -322,7 +322,7 @@ class Registry:
             if limit is not None:
                 raise ApprovalNeeded(N_("a top-up above {amount} needs a second approver: "
                                         "request it and have another operator approve it"),
-                                     field="amount", amount=money(limit))
+                                     field="amount", amount=cents(limit))
             return self.move_float(conn, vendor, value, reference, kind)
 
     def move_float(self, conn: Connection, vendor: str, value: Decimal, reference: str,
