@@ -91,6 +91,13 @@ def test_a_refusal_reads_in_french_on_a_page_and_stays_english_in_the_api() -> N
     assert i18n.said(low, money=rand) == "the minimum purchase is R\u00a01\u00a0000,00"
     # a message with no translation (or a plain one) reads as the English
     assert i18n.said(AmountTooLow("no such words"), french) == "no such words"
+    # a form field breaking the text rule, refused before the service is called
+    from sts.web.common import BadInput
+
+    bad = BadInput("note", "U+0000")
+    assert bad.message == ("note must not contain control characters or lone surrogates "
+                           "(found U+0000)")
+    assert bad.said(french).startswith("note ne doit contenir ni caractère de contrôle")
     # the meter layer's display meanings are marked, and the face translates them
     assert french(meaning("Accept")) == "Le jeton a été accepté."
 

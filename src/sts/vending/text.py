@@ -19,12 +19,16 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from sts.errors import InputError
+from sts.vending.i18n import N_
 
 # C0 controls (tab and newline kept apart) and UTF-16 surrogates
 _REFUSED = re.compile(r"[\x00-\x08\x0b-\x1f\ud800-\udfff]")
 _REFUSED_LINE = re.compile(r"[\x00-\x1f\ud800-\udfff]")
 
 F = TypeVar("F", bound=Callable[..., Any])
+# the refusal's words, marked for the pages' translation (`name`: the field, `found`: the
+# character's code point)
+RULE = N_("{name} must not contain control characters or lone surrogates (found {found})")
 
 
 def bad_char(value: str, *, multiline: bool = False) -> str | None:
@@ -43,14 +47,14 @@ def message(field: str, char: str) -> str:
 
 def rule_text(field: str, found: str) -> str:
     """The refusal's words, for faces that word their own errors."""
-    return f"{field} must not contain control characters or lone surrogates (found {found})"
+    return RULE.format(name=field, found=found)
 
 
 def check_text(value: str, field: str, *, multiline: bool = False) -> str:
     """`value` itself, or InputError naming `field`."""
     char = bad_char(value, multiline=multiline)
     if char is not None:
-        raise InputError(message(field, char), field=field)
+        raise InputError(RULE, field=field, name=field, found=describe(char))
     return value
 
 

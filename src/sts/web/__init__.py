@@ -71,8 +71,9 @@ def mount(app: FastAPI, service: VendingService) -> None:
 
     def bad_input(request: Request, exc: Exception) -> HTMLResponse:
         assert isinstance(exc, BadInput)
+        reader = i18n.translations(i18n.language_of(web.refusal_style().locale)).gettext
         return web.render(request, "error.html", None, status=422, title=N_("Not accepted"),
-                          message=exc.message)
+                          message=exc.said(reader))
 
     app.add_exception_handler(SignInNeeded, sign_in_needed)
     app.add_exception_handler(BadInput, bad_input)

@@ -229,8 +229,12 @@ class BadInput(Exception):
     """A form field or query parameter that breaks the text rule (`sts.vending.text`): shown
     as an error page (422) naming the field, before any database call."""
 
-    def __init__(self, field: str, message: str) -> None:
-        self.field, self.message = field, message
+    def __init__(self, field: str, found: str) -> None:
+        self.field, self.found = field, found
+        self.message = text.rule_text(field, found)
+
+    def said(self, _: Callable[[str], str]) -> str:
+        return _(text.RULE).format(name=self.field, found=self.found)
 
 
 def _plain(name: str, value: str, *, multiline: bool) -> None:
@@ -238,7 +242,7 @@ def _plain(name: str, value: str, *, multiline: bool) -> None:
         char = text.bad_char(checked, multiline=lines)
         if char is not None:
             shown = field if text.bad_char(field) is None else "field name"
-            raise BadInput(shown, text.message(shown, char))
+            raise BadInput(shown, text.describe(char))
 
 
 async def _form(request: Request) -> dict[str, str]:
