@@ -9,12 +9,11 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sts.codec.pan import MeterPan, parse_pan
 from sts.crypto.sta import TableSet, table_set
 from sts.engine import Issue, MeterKey
-from sts.engine.keychange_batch import KeySide, MeterChange
-from sts.engine.keychange_batch import key_change_many as engine_key_change_many
 from sts.errors import ConfigError, KeyDataError, StsError
 from sts.vending.keys.security_module import (
     VENDING_KEY_BYTES,
@@ -23,6 +22,9 @@ from sts.vending.keys.security_module import (
     KeyRecord,
     MeterIdentity,
 )
+
+if TYPE_CHECKING:
+    from sts.engine.keychange_batch import KeySide
 
 ENV_KEK = "STS_KEK"
 ENV_KEK_FILE = "STS_KEK_FILE"
@@ -174,7 +176,12 @@ class SoftwareSecurityModule(DerivingSecurityModule):
     def key_change_many(self, items: Sequence[KeyChangeItem]) -> list[Issue | StsError]:
         """The chunk at once (`sts.engine.keychange_batch`): per pair of keys, each vending
         key is unwrapped once and the plain meters' sets are made together; any meter that
-        path does not take goes through `key_change`, one by one, as before."""
+        path does not take goes through `key_change`, one by one, as before.  The batch
+        engine (numpy) is imported here, by the campaigns that use it, not by every server
+        and command at start."""
+        from sts.engine.keychange_batch import MeterChange
+        from sts.engine.keychange_batch import key_change_many as engine_key_change_many
+
         out: list[Issue | StsError | None] = [None] * len(items)
         groups: dict[tuple[int, int, bool], list[int]] = {}
         for i, it in enumerate(items):  # by object: a chunk shares its key records
@@ -201,6 +208,8 @@ class SoftwareSecurityModule(DerivingSecurityModule):
         return [got for got in out if got is not None]
 
     def _side(self, key: KeyRecord) -> KeySide:
+        from sts.engine.keychange_batch import KeySide
+
         return KeySide(key.dkga, self._unwrap(key), key.sgc, key.krn, key.ea, key.base_date,
                        self._tables(key))
 
