@@ -65,16 +65,26 @@ def test_reconcile_both_ways(momo: Momo, tmp_path: Path, kek_file: str) -> None:
     assert [x["provider_id"] for x in out["not_on_statement"]] == ["RKREC00004"]
 
 
-def test_secrets_hidden_and_private(tmp_path: Path) -> None:
+def test_secrets_hidden_and_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sts.payments.config import MomoSettings
+
     path = tmp_path / "secrets"
     path.write_text("consumer_key=ck\nconsumer_secret=TOPSECRET\npasskey=PASSKEY\n")
     os.chmod(path, 0o644)
-    with pytest.raises(ConfigError):
-        Secrets.from_file(str(path))
+    monkeypatch.setenv("STS_MPESA_SECRETS", str(path))
+    monkeypatch.setenv("STS_MPESA_PASSKEY", "not this one: the file wins")
+    with pytest.raises(ConfigError) as err:
+        Secrets.from_env()
+    assert err.value.field == "STS_MPESA_SECRETS"
     os.chmod(path, 0o600)
-    sec = Secrets.from_file(str(path))
+    sec = Secrets.from_env()
     assert sec.consumer_secret == "TOPSECRET" and sec.passkey == "PASSKEY"
     assert "TOPSECRET" not in repr(sec) and "PASSKEY" not in f"{sec}"
+    # a bad network names the provider's own setting
+    monkeypatch.setenv("STS_MOMO_ALLOW", "10.0.0.0/33")
+    with pytest.raises(ConfigError) as err:
+        MomoSettings.from_env()
+    assert err.value.field == "STS_MOMO_ALLOW"
 
 
 def test_secrets_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,18 +38,27 @@ class Secrets:
         return "Secrets(<hidden>)"
 
     @classmethod
-    def from_file(cls, path: str) -> Secrets:
-        """`name=value` lines from a file only its owner can read (else a config error)."""
-        return cls(**_secret_lines(path, ("consumer_key", "consumer_secret", "passkey"),
-                                   "STS_MPESA_SECRETS"))
+    def from_env(cls) -> Secrets:
+        """From STS_MPESA_SECRETS (a 0600 file of `consumer_key=`, `consumer_secret=`,
+        `passkey=` lines), else STS_MPESA_CONSUMER_KEY / _CONSUMER_SECRET / _PASSKEY."""
+        return cls(**_secrets("STS_MPESA", ("consumer_key", "consumer_secret", "passkey")))
 
 
-def parse_networks(text: str) -> tuple[Network, ...]:
+def parse_networks(text: str, setting: str = "STS_MPESA_ALLOW") -> tuple[Network, ...]:
     try:
         return tuple(ipaddress.ip_network(part.strip(), strict=False)
                      for part in text.split(",") if part.strip())
     except ValueError as exc:
-        raise ConfigError(f"STS_MPESA_ALLOW: {exc}", field="STS_MPESA_ALLOW") from None
+        raise ConfigError(f"{setting}: {exc}", field=setting) from None
+
+
+def address_in(networks: tuple[Network, ...], host: str | None) -> bool:
+    """Is `host` (a peer's address) in one of the networks callbacks are accepted from?"""
+    try:
+        addr = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return any(addr in net for net in networks)
 
 
 @dataclass(frozen=True)
@@ -64,26 +73,16 @@ class MobileMoneySettings:
     @classmethod
     def from_env(cls) -> MobileMoneySettings:
         env = os.environ
-        secrets_file = env.get("STS_MPESA_SECRETS")
-        secrets = Secrets.from_file(secrets_file) if secrets_file else Secrets(
-            consumer_key=env.get("STS_MPESA_CONSUMER_KEY", ""),
-            consumer_secret=env.get("STS_MPESA_CONSUMER_SECRET", ""),
-            passkey=env.get("STS_MPESA_PASSKEY", ""))
         return cls(shortcode=env.get("STS_MPESA_SHORTCODE", "600000"),
                    vendor=env.get("STS_MPESA_VENDOR", "M-Pesa"),
                    allow=parse_networks(env.get("STS_MPESA_ALLOW", LOOPBACK)),
                    api=env.get("STS_MPESA_API", SANDBOX).rstrip("/"),
                    callback_base=env.get("STS_MPESA_CALLBACK_BASE",
                                          "http://127.0.0.1:8062").rstrip("/"),
-                   secrets=secrets)
+                   secrets=Secrets.from_env())
 
     def allows(self, host: str | None) -> bool:
-        """Is a callback from `host` (the peer's address) from a configured network?"""
-        try:
-            addr = ipaddress.ip_address(host or "")
-        except ValueError:
-            return False
-        return any(addr in net for net in self.allow)
+        return address_in(self.allow, host)
 
 
 @dataclass(frozen=True)
@@ -99,15 +98,7 @@ class MomoSecrets:
     def from_env(cls) -> MomoSecrets:
         """From STS_MOMO_SECRETS (a 0600 file of `api_user=`, `api_key=`,
         `subscription_key=` lines), else STS_MOMO_API_USER / _API_KEY / _SUBSCRIPTION_KEY."""
-        env = os.environ
-        path = env.get("STS_MOMO_SECRETS")
-        if path:
-            values = _secret_lines(path, ("api_user", "api_key", "subscription_key"),
-                                   "STS_MOMO_SECRETS")
-            return cls(**values)
-        return cls(api_user=env.get("STS_MOMO_API_USER", ""),
-                   api_key=env.get("STS_MOMO_API_KEY", ""),
-                   subscription_key=env.get("STS_MOMO_SUBSCRIPTION_KEY", ""))
+        return cls(**_secrets("STS_MOMO", ("api_user", "api_key", "subscription_key")))
 
 
 @dataclass(frozen=True)
@@ -131,17 +122,23 @@ class MomoSettings:
                    environment=env.get("STS_MOMO_ENVIRONMENT", "sandbox"),
                    currency=env.get("STS_MOMO_CURRENCY", "EUR"),
                    vendor=env.get("STS_MOMO_VENDOR", "MTN MoMo"),
-                   allow=parse_networks(env.get("STS_MOMO_ALLOW", LOOPBACK)),
+                   allow=parse_networks(env.get("STS_MOMO_ALLOW", LOOPBACK), "STS_MOMO_ALLOW"),
                    callback_base=env.get("STS_MPESA_CALLBACK_BASE",
                                          "http://127.0.0.1:8062").rstrip("/"),
                    secrets=MomoSecrets.from_env())
 
     def allows(self, host: str | None) -> bool:
-        try:
-            addr = ipaddress.ip_address(host or "")
-        except ValueError:
-            return False
-        return any(addr in net for net in self.allow)
+        return address_in(self.allow, host)
+
+
+def _secrets(prefix: str, names: tuple[str, ...]) -> dict[str, str]:
+    """A provider's secrets: from the file `<prefix>_SECRETS` names when set (it wins), else
+    from the variables `<prefix>_<NAME>`."""
+    env = os.environ
+    path = env.get(f"{prefix}_SECRETS")
+    if path:
+        return _secret_lines(path, names, f"{prefix}_SECRETS")
+    return {name: env.get(f"{prefix}_{name.upper()}", "") for name in names}
 
 
 def _secret_lines(path: str, names: tuple[str, ...], setting: str) -> dict[str, str]:
