@@ -71,7 +71,7 @@ def test_a_sale_that_lost_a_deadlock_is_redone_or_answers_busy(demo: Demo) -> No
     db.attempts = 1  # no redo: the deadlock goes out as 503, and nothing was stored
     lost = str(uuid.uuid4())
     r = _sale_in_a_deadlock(demo, lost)
-    assert r.status_code == 503, r.text
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
     assert r.json()["code"] == "UNAVAILABLE" and "retry the same request" in r.json()["message"]
     assert waits == []
 

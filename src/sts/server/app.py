@@ -67,7 +67,8 @@ def create_app(service: VendingService, *, max_body: int = DEFAULT_MAX_BODY,
         status, body = api_error(exc)
         if status >= 500:
             log.error("request failed: %s [%s]", type(exc).__name__, exc.code)
-        return error_response(req, status, body)
+        # 503: busy or a part briefly away; the same request may be sent again shortly
+        return error_response(req, status, body, {"Retry-After": "1"} if status == 503 else None)
 
     @app.exception_handler(Exception)
     async def _error(req: Request, exc: Exception) -> Response:
