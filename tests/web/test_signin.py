@@ -65,8 +65,8 @@ def test_unknown_and_known_names_get_the_same_answer_and_work(
         demo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     db, clock = demo.service.db, demo.clock
     operator_admin.add_operator(demo.registry, "till8", "vendor", SECRET, vendor="Demo Vendor")
-    spy = _CountingHasher(operators._hasher)
-    monkeypatch.setattr(operators, "_hasher", spy)
+    spy = _CountingHasher(operators.PASSWORDS)
+    monkeypatch.setattr(operators, "PASSWORDS", spy)
     known = [_refusal(db, clock, "till8", "wrong password") for _ in range(7)]
     unknown = [_refusal(db, clock, "till-none", "wrong password") for _ in range(7)]
     assert known == unknown and len(set(known)) == 1
