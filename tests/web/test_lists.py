@@ -5,6 +5,7 @@ type them; bad paging refused naming the field; each role sees what the policy l
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from typing import Any
@@ -98,6 +99,42 @@ def test_every_meter_once_in_every_sort(town: Demo) -> None:
         assert backward == forward[::-1], sort
         if sort == "number":
             assert forward == sorted(forward)
+
+
+def _walk(demo: Demo, path: str, rel: str, **query: str) -> tuple[list[str], list[str]]:
+    """The meters seen following the pages' `rel` links from `path`, and the counts shown."""
+    seen: list[str] = []
+    counts: list[str] = []
+    url: str | None = path
+    params: dict[str, str] | None = {**query, "size": "25"}
+    while url:
+        assert len(counts) < 20, (url, counts[-3:])
+        resp = demo.client.get(url, params=params)
+        assert resp.status_code == 200, resp.text[:500]
+        seen += _numbers(resp.text)
+        counts.append(_count(resp.text))
+        found = re.search(rf'href="(\?[^"]*)" rel="{rel}"', resp.text)
+        url, params = (path + html.unescape(found.group(1)), None) if found else (None, None)
+    return seen, counts
+
+
+def test_next_and_previous_seek_through_every_sort(town: Demo) -> None:
+    _sign_in(town, "admin")
+    total = N + len(town.meters) + 1
+    for sort, order in (("number", "asc"), ("status", "desc"), ("registered", "asc")):
+        by_offset = _all_pages(town, "/admin/meters", sort=sort, order=order)
+        forward, counts = _walk(town, "/admin/meters", "next", sort=sort, order=order)
+        assert forward == by_offset and len(set(forward)) == total, sort
+        assert counts[1] == f"26–50 of {total} meters" and len(counts) == -(-total // 25)
+        last = str(len(counts))
+        back, _ = _walk(town, "/admin/meters", "prev", sort=sort, order=order, page=last)
+        pages = [by_offset[i:i + 25] for i in range(0, total, 25)]
+        assert back == [n for p in reversed(pages) for n in p], sort
+    listing = town.client.get("/admin/meters", params={"size": "25"}).text
+    assert "after=" in listing  # the link carries the last row's key, not only a page number
+    for bad in ('["x"', '["1","2"]', "[1]", "x" * 400):
+        resp = town.client.get("/admin/meters", params={"after": bad})
+        assert resp.status_code == 422 and "after must be the sort key" in resp.text.lower(), bad
 
 
 def test_the_count_and_the_last_page(town: Demo) -> None:

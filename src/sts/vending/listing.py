@@ -9,16 +9,23 @@ counts exactly up to `EXACT_UP_TO` rows; above that PostgreSQL's planner estimat
 load, for a figure nobody needs to the unit); a search counts up to `COUNT_CAP` matches and
 then says "more than 1,000" (counting half a million matches would cost more than the page).
 Page numbers are offsets: a page past the middle of an exactly counted list is read from the
-other end, so its last page costs what its first does.
+other end, so its last page costs what its first does.  Next and previous are seeks instead:
+their links carry the sort key of the page's last (first) row, and the page after it is read
+from the index where that key stands (`WHERE (keys) > (last) ORDER BY keys LIMIT n`), so
+page 20,000 reached by "Next" costs what page 2 does; a typed page number still works by
+offset.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, DateTime, Row, Select, func, literal, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from sts.errors import InputError
@@ -28,6 +35,7 @@ EXACT_UP_TO = 200_000  # a whole list larger than this (by the planner's estimat
 SIZES = (25, 50, 100, 200)
 MAX_PAGE = 1_000_000
 MAX_QUERY = 100
+MAX_KEY = 300  # characters of a seek key (the sort values of one row, as JSON)
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,9 @@ class PageRequest:
     desc: bool = False
     page: int = 1
     size: int = 50
+    after: str = ""  # seek: the rows after this sort key (the "Next" link) ...
+    before: str = ""  # ... or before it (the "Previous" link)
+    key: tuple[Any, ...] | None = None  # the seek key read back (None: by offset)
 
     @classmethod
     def parse(cls, params: Mapping[str, str], spec: ListSpec) -> PageRequest:
@@ -65,15 +76,76 @@ class PageRequest:
         if order not in ("", "asc", "desc"):
             raise InputError("order must be asc or desc", field="order")
         desc = order == "desc" if order else (spec.default_desc and sort == spec.default)
+        after, before = params.get("after", ""), params.get("before", "")
+        if after and before:
+            raise InputError("give after or before, not both", field="after")
+        name, text = ("after", after) if after else ("before", before)
+        key = read_key(text, spec.sorts[sort], name) if text else None
         return cls(q=q, sort=sort, desc=desc, page=_number(params, "page", 1, MAX_PAGE),
-                   size=_size(params))
+                   size=_size(params), after=after, before=before, key=key)
+
+    @property
+    def backwards(self) -> bool:
+        """A seek to the rows before the key (the "Previous" link)."""
+        return bool(self.before) and not self.after
 
     def query(self, **change: Any) -> dict[str, str]:
-        """This request's query-string parameters, with `change` applied (for links)."""
+        """This request's query-string parameters, with `change` applied (for links); a
+        link seeks only when `change` gives it a key."""
+        change.setdefault("after", "")
+        change.setdefault("before", "")
         r = replace(self, **change)
         out = {"q": r.q, "sort": r.sort, "order": "desc" if r.desc else "asc",
-               "page": str(r.page), "size": str(r.size)}
+               "page": str(r.page), "size": str(r.size), "after": r.after,
+               "before": r.before}
         return {k: v for k, v in out.items() if v}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def write_key(values: Sequence[Any]) -> str:
+    """A row's sort values as the text a link carries ("" when one is NULL: such a row is
+    paged by offset, as a row comparison with NULL matches nothing)."""
+    if any(v is None for v in values):
+        return ""
+    return json.dumps([_plain(v) for v in values], separators=(",", ":"))
+
+
+def read_key(text: str, cols: Sequence[ColumnElement[Any]], name: str) -> tuple[Any, ...]:
+    """The sort values a link carried, checked against the sort's columns."""
+    rule = f"{name} must be the sort key of a row of this list (follow the page's links)"
+    if len(text) > MAX_KEY:
+        raise InputError(rule, field=name)
+    try:
+        values = json.loads(text)
+    except ValueError:
+        raise InputError(rule, field=name) from None
+    if not isinstance(values, list) or len(values) != len(cols):
+        raise InputError(rule, field=name)
+    out: list[Any] = []
+    for value, col in zip(values, cols, strict=True):
+        try:
+            kind = col.type.python_type
+        except NotImplementedError:
+            kind = str
+        try:
+            if kind is datetime and isinstance(value, str):
+                out.append(datetime.fromisoformat(value))
+            elif kind is Decimal and isinstance(value, str | int):
+                out.append(Decimal(value))
+            elif isinstance(value, kind) and not isinstance(value, bool):  # int, str
+                out.append(value)
+            else:
+                raise ValueError(value)
+        except (ValueError, ArithmeticError):
+            raise InputError(rule, field=name) from None
+    return tuple(out)
 
 
 def _number(params: Mapping[str, str], name: str, default: int, top: int) -> int:
@@ -104,6 +176,8 @@ class Page:
     request: PageRequest
     about: bool = False  # total is the database's estimate (a very large whole list)
     filters: dict[str, str] = field(default_factory=dict)
+    first_key: str = ""  # the sort key of the first row (the "Previous" link seeks before it)
+    last_key: str = ""  # ... and of the last (the "Next" link seeks after it)
 
     @property
     def first(self) -> int:
@@ -131,15 +205,16 @@ class Page:
 
 
 Loader = Callable[[Connection, list[Any]], list[dict[str, Any]]]
+Found = list[Row[Any]]  # (id, sort values...) of a page's rows, in order
 
 
 def fetch(conn: Connection, spec: ListSpec, req: PageRequest, ids: Select[Any], *,
           filtered: bool, load: Loader) -> Page:
     """The page `req` asks for of the list whose ids (with the joins its sort keys need)
     `ids` selects; `load` reads the rows of the ids, which come back in order."""
-    cols = spec.sorts[req.sort]
+    cols = [_sortable(conn, c) for c in spec.sorts[req.sort]]
     offset = (req.page - 1) * req.size
-    found: list[Any] | None = None
+    found: Found | None = None
     if filtered:
         # one query answers most searches: the page of the first COUNT_CAP + 1 matches,
         # with their number; only a search matching more is read again over every match
@@ -151,10 +226,13 @@ def fetch(conn: Connection, spec: ListSpec, req: PageRequest, ids: Select[Any], 
     else:
         total, exact = _count_all(conn, ids)
     if found is None:
-        found = _ordered(conn, ids, cols, req, offset, total if exact else None)
-    rows = load(conn, found) if found else []
+        found = (_seek(conn, ids, cols, req) if req.key is not None
+                 else _ordered(conn, ids, cols, req, offset, total if exact else None))
+    rows = load(conn, [r[0] for r in found]) if found else []
     return Page(rows=rows, total=max(total, offset + len(rows)), exact=exact, request=req,
-                about=not filtered and not exact)
+                about=not filtered and not exact,
+                first_key=write_key(tuple(found[0])[1:]) if found else "",
+                last_key=write_key(tuple(found[-1])[1:]) if found else "")
 
 
 def _count_all(conn: Connection, ids: Select[Any]) -> tuple[int, bool]:
@@ -170,34 +248,77 @@ def _count_all(conn: Connection, ids: Select[Any]) -> tuple[int, bool]:
 
 
 def _first_matches(conn: Connection, ids: Select[Any], cols: Sequence[ColumnElement[Any]],
-                   req: PageRequest, offset: int) -> tuple[list[Any], int]:
+                   req: PageRequest, offset: int) -> tuple[Found, int]:
     key = ids.selected_columns[0]
     inner = ids.with_only_columns(key.label("k"), *[c.label(f"s{i}") for i, c in
                                                    enumerate(cols)]).limit(COUNT_CAP + 1)
     sub = inner.subquery()
-    order = [sub.c[f"s{i}"].desc() if req.desc else sub.c[f"s{i}"].asc()
-             for i in range(len(cols))]
-    rows = conn.execute(select(sub.c.k, func.count().over().label("n")).order_by(*order)
-                        .offset(offset).limit(req.size)).all()
+    sorts = [sub.c[f"s{i}"] for i in range(len(cols))]
+    order = [s.desc() if req.desc else s.asc() for s in sorts]
+    rows = conn.execute(select(sub.c.k, *sorts, func.count().over().label("n"))
+                        .order_by(*order).offset(offset).limit(req.size)).all()
     if rows:
-        return [r.k for r in rows], int(rows[0].n)
+        n = int(rows[0].n)
+        return [r[:-1] for r in rows], n  # type: ignore[misc]
     n = int(conn.scalar(select(func.count()).select_from(
         ids.order_by(None).limit(COUNT_CAP + 1).subquery())) or 0)
     return [], n
 
 
+def _with_keys(ids: Select[Any], cols: Sequence[ColumnElement[Any]]) -> Select[Any]:
+    return ids.add_columns(*[c.label(f"s{i}") for i, c in enumerate(cols)])
+
+
 def _ordered(conn: Connection, ids: Select[Any], cols: Sequence[ColumnElement[Any]],
-             req: PageRequest, offset: int, total: int | None) -> list[Any]:
+             req: PageRequest, offset: int, total: int | None) -> Found:
+    ids = _with_keys(ids, cols)
     if total is not None and offset > total // 2:
         # read from the far end: the last pages cost what the first do
         size = max(0, min(req.size, total - offset))
         far = max(0, total - offset - size)
         order = [c.asc() if req.desc else c.desc() for c in cols]
-        found = list(conn.scalars(ids.order_by(*order).offset(far).limit(size)))
+        found = list(conn.execute(ids.order_by(*order).offset(far).limit(size)).all())
         found.reverse()
         return found
     order = [c.desc() if req.desc else c.asc() for c in cols]
-    return list(conn.scalars(ids.order_by(*order).offset(offset).limit(req.size)))
+    return list(conn.execute(ids.order_by(*order).offset(offset).limit(req.size)).all())
+
+
+def _seek(conn: Connection, ids: Select[Any], cols: Sequence[ColumnElement[Any]],
+          req: PageRequest) -> Found:
+    """The page after (before) the row whose sort key the link carried: read from the index
+    where that key stands, never counting the rows before it."""
+    assert req.key is not None
+    back = req.backwards
+    key = tuple_(*[_bound(conn, v, c) for v, c in zip(req.key, cols, strict=True)])
+    later, earlier = tuple_(*cols) > key, tuple_(*cols) < key
+    # walking the list's order forwards (next) or backwards (previous)
+    up = req.desc == back
+    cond = (later if up else earlier)
+    order = [c.asc() if up else c.desc() for c in cols]
+    found = list(conn.execute(_with_keys(ids, cols).where(cond).order_by(*order)
+                              .limit(req.size)).all())
+    if back:
+        found.reverse()
+    return found
+
+
+SQLITE_TIME = "%Y-%m-%d %H:%M:%f"
+
+
+def _sortable(conn: Connection, col: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A sort column as the database compares it.  SQLite keeps a timestamp as text, written
+    with or without its fractions of a second, so a row comparison with a bound timestamp
+    would compare two spellings of one time: there it sorts by one spelling."""
+    if conn.dialect.name == "sqlite" and isinstance(col.type, DateTime):
+        return func.strftime(SQLITE_TIME, col)
+    return col
+
+
+def _bound(conn: Connection, value: Any, col: ColumnElement[Any]) -> ColumnElement[Any]:
+    if conn.dialect.name == "sqlite" and isinstance(value, datetime):
+        return func.strftime(SQLITE_TIME, literal(value, DateTime()))
+    return literal(value, col.type)
 
 
 def in_order(rows: Sequence[Any], ids: list[Any], key: str = "id") -> list[dict[str, Any]]:
