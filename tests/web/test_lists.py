@@ -281,3 +281,101 @@ def test_a_very_large_list_says_about(town: Demo, monkeypatch: pytest.MonkeyPatc
         assert re.fullmatch(r"1–50 of about [\d,]+ meters", _count(html)), _count(html)
         assert 'aria-label="Last page"' not in html
     assert 'rel="next"' in html
+
+
+def _cells(html_text: str, table: str) -> list[list[str]]:
+    """The text of each cell of each body row of table `table`."""
+    body = html_text.split(f'id="{table}"', 1)[1].split("<tbody>", 1)[1].split("</tbody>")[0]
+    rows = re.findall(r"<tr.*?</tr>", body, re.S)
+    return [[" ".join(re.sub(r"<[^>]+>", " ", cell).split())
+             for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)] for row in rows]
+
+
+def test_vendors_operators_and_keys_page_sort_and_search(town: Demo) -> None:
+    for i in range(30):
+        town.registry.add_vendor(f"Trader {i:02d}", address=f"{i} Market Street, "
+                                 f"{'Soweto' if i % 2 else 'Tembisa'}")
+        town.registry.add_api_key("vendor", label=f"till-{i:02d}", vendor=f"Trader {i:02d}")
+    from sts.vending.registry import catalogue
+
+    total = len(catalogue.list_vendors(town.service.db))
+    _sign_in(town, "admin")
+    vendors = town.client.get("/admin/vendors", params={"size": "25"}).text
+    assert _count(vendors, "vendors") == f"1–25 of {total} vendors"
+    nxt = town.client.get("/admin/vendors" + html.unescape(
+        re.search(r'href="(\?[^"]*)" rel="next"', vendors).group(1))).text  # type: ignore[union-attr]
+    assert _count(nxt, "vendors") == f"26–{total} of {total} vendors"
+    names = re.findall(r'data-float="([^"]+)"', vendors + nxt)
+    assert len(set(names)) == total and names == sorted(names)
+    soweto = town.client.get("/admin/vendors", params={"q": "SOWETO", "sort": "name",
+                                                      "order": "desc"}).text
+    found = re.findall(r"<td>(Trader \d\d)<br>", soweto)
+    assert found == sorted(found, reverse=True) and len(found) == 15
+    assert _count(soweto, "vendors") == "1–15 of 15 vendors"
+    bad = town.client.get("/admin/vendors", params={"sort": "float_balance"})
+    assert bad.status_code == 422 and "sort must be one of" in bad.text.lower()
+
+    keys = town.client.get("/admin/api-keys", params={"q": "till-", "sort": "label"}).text
+    labels = [r[2] for r in _cells(keys, "api-keys")]
+    assert labels[:25] == [f"till-{i:02d}" for i in range(25)]
+    assert _count(keys, "keys") == "1–30 of 30 keys"
+    assert [r[2] for r in _cells(town.client.get("/admin/api-keys", params={
+        "q": "Trader 07"}).text, "api-keys")] == ["till-07"]
+
+    people = town.client.get("/admin/operators", params={"sort": "role"}).text
+    roles = [r[0].removeprefix("demo-") for r in _cells(people, "operators")
+             if r[0].startswith("demo-")]  # the demo operators are named for their role
+    assert roles == sorted(roles) and len(roles) == 5
+    sup = town.client.get("/admin/operators", params={"q": "demo-SUP"}).text
+    assert [r[0] for r in _cells(sup, "operators")] == ["demo-supervisor"]
+    assert town.client.get("/admin/operators", params={"page": "x"}).status_code == 422
+    _sign_in(town, "supervisor")
+    assert town.client.get("/admin/api-keys").status_code == 403
+
+
+def test_reversals_list_pages_the_callers_own_sales(town: Demo) -> None:
+    town.registry.add_vendor("Other Vendor", float_balance="5000", sgcs=["999910"])
+    other = town.registry.add_api_key("vendor", vendor="Other Vendor")
+    sold = [town.buy(amount=a).json() for a in ("30", "10", "20")]
+    theirs = town.client.post("/v1/purchases/other-vendor-sale-1", json={
+        "meter": town.meters[0], "amount": "40"}, headers={"Authorization": f"Bearer {other}"})
+    assert theirs.status_code == 201, theirs.text
+    _sign_in(town, "supervisor")  # bound to the demo vendor
+    page = town.client.get("/admin/reversals").text
+    receipts = [r[0] for r in _cells(page, "sales")]
+    assert receipts == sorted((s["receipt"]["receipt_no"] for s in sold), reverse=True)
+    assert theirs.json()["receipt"]["receipt_no"] not in page
+    assert _count(page, "sales") == "1–3 of 3 sales"
+    by_amount = town.client.get("/admin/reversals", params={"sort": "amount",
+                                                           "order": "asc"}).text
+    assert [r[0] for r in _cells(by_amount, "sales")] == [
+        sold[i]["receipt"]["receipt_no"] for i in (1, 2, 0)]
+    spaced = printed(town.meters[0])
+    assert len(_cells(town.client.get("/admin/reversals", params={"q": spaced}).text,
+                      "sales")) == 3
+    one = town.client.get("/admin/reversals", params={"q": sold[1]["receipt"]["receipt_no"]})
+    assert [r[0] for r in _cells(one.text, "sales")] == [sold[1]["receipt"]["receipt_no"]]
+    # a meter asked for the old way is read as the search
+    assert "1–3 of 3 sales" in _count(town.client.get(
+        "/admin/reversals", params={"meter": town.meters[0]}).text, "sales")
+    bad = town.client.get("/admin/reversals", params={"sort": "vendor"})
+    assert bad.status_code == 422 and "sort must be one of" in bad.text.lower()
+
+
+def test_the_simulator_picker_searches_and_pages(town: Demo) -> None:
+    _sign_in(town, "engineer")
+    page = town.client.get("/simulator", params={"size": "25"}).text
+    total = N + len(town.meters) + 1
+    assert _count(page, "pick") == f"1–25 of {total} meters"
+    assert "<select" not in page.split('id="pick-search"')[0].split("</h1>")[-1]
+    found = town.client.get("/simulator", params={"q": "lerato 042"}).text
+    drn = printed(_pan(42)).replace(" ", "")
+    assert _cells(found, "pick") == [[printed(_pan(42)), "Lerato 042 Dube"]]
+    # the picked meter stays on the screen while the list pages
+    shown = town.client.get("/simulator", params={"meter": drn, "size": "25"}).text
+    assert f'data-meter="{_pan(42)}"' in shown
+    nxt = re.search(r'href="(\?[^"]*)" rel="next"', shown)
+    assert nxt and f"meter={drn}" in html.unescape(nxt.group(1))
+    by_number = town.client.get("/simulator", params={"q": printed(_pan(7))}).text
+    assert [r[0] for r in _cells(by_number, "pick")] == [printed(_pan(7))]
+    assert town.client.get("/simulator", params={"size": "7"}).status_code == 422

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -200,8 +200,12 @@ class Page:
         return self.last < self.total or (not self.exact and len(self.rows) == self.request.size)
 
     def link(self, **change: Any) -> dict[str, str]:
-        """Query parameters for a link to another page, sort or size of this list."""
-        return self.filters | self.request.query(**change)
+        """Query parameters for a link to another page, sort or size of this list (`change`
+        may also set one of the page's other parameters, a filter)."""
+        own = {f.name for f in fields(PageRequest)}
+        other = {k: str(v) for k, v in change.items() if k not in own}
+        return self.filters | other | self.request.query(
+            **{k: v for k, v in change.items() if k in own})
 
 
 Loader = Callable[[Connection, list[Any]], list[dict[str, Any]]]

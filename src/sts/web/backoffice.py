@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -20,9 +21,12 @@ from fastapi.responses import Response
 from sts.errors import StsError
 from sts.vending import reports
 from sts.vending.access.operators import Operator
+from sts.vending.i18n import N_
 from sts.vending.registry import catalogue
-from sts.web.common import Web, drn_of, meter_number, need, web_of
+from sts.vending.usecases import lists_office
+from sts.web.common import Web, need, web_of
 from sts.web.office import action, list_page, render
+from sts.web.paging import params
 
 router = APIRouter()
 Supervisor = Annotated[Operator, Depends(need("reverse"))]
@@ -58,19 +62,19 @@ list_page(router, "/admin/supply-groups", "admin/sgcs.html",
 
 
 def _reversals(request: Request, op: Operator, *, status: int = 200, **ctx: Any) -> Response:
-    """The sales of the meter asked for (or posted), unless the page is showing an error."""
+    """The sales the supervisor may reverse, a page at a time (searched by meter number or
+    receipt: `?meter=` is read as the search too), unless the page is showing an error."""
     web = web_of(request)
-    meter = request.query_params.get("meter", "") or ctx.get("form", {}).get("meter", "")
-    sales: list[dict[str, Any]] = []
-    if meter and "error" not in ctx:
-        try:
-            pan = meter_number(meter)
-            sales = web.service.sales_of_meter(pan, web.caller(op))
-            ctx["drn"] = drn_of(pan)
-        except StsError as exc:
-            ctx["error"] = exc
-    return render(request, web, op, "admin/reversals.html", status=status, meter=meter,
-                  sales=sales, **ctx)
+    query = params(request)
+    typed = query.pop("meter", "") or ctx.get("form", {}).get("meter", "")
+    if typed and not query.get("q"):
+        query["q"] = typed
+    try:
+        page = lists_office.list_sales(web.service, web.caller(op), query)
+    except StsError as exc:
+        return web.render(request, "error.html", op, status=exc.http_status,
+                          title=N_("Not accepted"), message=exc)
+    return render(request, web, op, "admin/reversals.html", status=status, page=page, **ctx)
 
 
 @router.get("/admin/reversals")
@@ -79,7 +83,8 @@ def reversals_page(request: Request, op: Supervisor) -> Response:
 
 
 @action(router, "/admin/reversals", _reversals,
-        lambda form: f"/admin/reversals?meter={form.get('meter', '')}", permission="reverse")
+        lambda form: "/admin/reversals?" + urlencode({"q": form.get("meter", "")}),
+        permission="reverse")
 def reverse(web: Web, op: Operator, form: dict[str, str]) -> str:
     pid = form.get("purchase_id", "")
     if not pid and form.get("receipt_no"):

@@ -1,4 +1,5 @@
-"""The back office's people (administrator): operator accounts and the API keys of integrators."""
+"""The back office's people (administrator): operator accounts and the API keys of integrators,
+each a paged list (`sts.vending.usecases.lists_office`) with its forms."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from sts.errors import InputError, StsError
-from sts.vending.access import operators
 from sts.vending.access.operators import Operator
 from sts.vending.access.usernames import username_key
 from sts.vending.registry import catalogue
 from sts.vending.registry import operators as operator_admin
+from sts.vending.usecases import lists_office
 from sts.web.common import Web, posted, web_of
 from sts.web.office import action, list_page
 
@@ -21,10 +22,12 @@ AdminPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("admin"))]
 
 show_operators = list_page(
     router, "/admin/operators", "admin/operators.html",
-    lambda request, web: {"operators": operators.list_operators(web.service.db),
-                          "keys": catalogue.list_api_keys(web.service.db),
-                          "choices": catalogue.choices(web.service.db)},
-    endpoint="operators_page")
+    lambda request, web: {"choices": catalogue.choices(web.service.db)},
+    endpoint="operators_page", permission="people", paged=lists_office.list_operators)
+show_keys = list_page(
+    router, "/admin/api-keys", "admin/api_keys.html",
+    lambda request, web: {"choices": catalogue.choices(web.service.db)},
+    endpoint="api_keys_page", permission="people", paged=lists_office.list_api_keys)
 
 
 @action(router, "/admin/operators", show_operators, "/admin/operators")
@@ -58,11 +61,11 @@ def api_key_add(request: Request, posted_: AdminPost) -> Response:
                                            label=form.get("label", "").strip(),
                                            vendor=form.get("vendor") or None)
     except StsError as exc:
-        return show_operators(request, op, status=exc.http_status, error=exc, form=form)
-    return show_operators(request, op, new_key=key)
+        return show_keys(request, op, status=exc.http_status, error=exc, form=form)
+    return show_keys(request, op, new_key=key)
 
 
-@action(router, "/admin/api-keys/revoke", show_operators, "/admin/operators")
+@action(router, "/admin/api-keys/revoke", show_keys, "/admin/api-keys")
 def api_key_revoke(web: Web, op: Operator, form: dict[str, str]) -> str:
     web.registry(op).revoke_api_key(form.get("prefix", ""))
     return "key-revoked"

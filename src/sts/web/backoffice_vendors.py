@@ -14,6 +14,7 @@ from sts.vending import floats, reports
 from sts.vending.access.operators import Operator
 from sts.vending.i18n import N_
 from sts.vending.registry import catalogue, float_approvals
+from sts.vending.usecases import lists_office
 from sts.web.common import Web, need, period, typed_amount, web_of
 from sts.web.office import action, list_page, render
 
@@ -22,12 +23,11 @@ Office = Annotated[Operator, Depends(need("back_office"))]
 
 show_vendors = list_page(
     router, "/admin/vendors", "admin/vendors.html",
-    lambda request, web: {"vendors": catalogue.list_vendors(web.service.db),
-                          "choices": catalogue.choices(web.service.db),
+    lambda request, web: {"choices": catalogue.choices(web.service.db),
                           "pending": float_approvals.requests(web.service.db),
                           "decided": float_approvals.requests(web.service.db, state=None,
                                                               limit=10)},
-    endpoint="vendors_page")
+    endpoint="vendors_page", paged=lists_office.list_vendors)
 
 
 @action(router, "/admin/vendors", show_vendors, "/admin/vendors")

@@ -8,7 +8,7 @@ This module does not use postponed annotations: the endpoints built here take th
 dependency from the factory's arguments, so FastAPI must see the annotations as objects.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,13 +16,17 @@ from fastapi.responses import Response
 
 from sts.errors import StsError
 from sts.vending.access.operators import Operator
-from sts.vending.access.policy import may
+from sts.vending.access.policy import Caller, may
+from sts.vending.context import ServiceContext
 from sts.vending.i18n import N_
+from sts.vending.listing import Page
 from sts.web.common import Web, need, posted, redirect, web_of
+from sts.web.paging import params
 
 Show = Callable[..., Response]
 Load = Callable[[Request, Web], dict[str, Any]]
 Act = Callable[[Web, Operator, dict[str, str]], str]
+Lister = Callable[[ServiceContext, Caller, Mapping[str, str]], Page]
 
 NOTICES = {
     "meter-added": N_("Meter registered."), "meter-blocked": N_("Meter blocked."),
@@ -44,7 +48,8 @@ NOTICES = {
 SECTIONS = (("/admin/meters", N_("Meters"), "registers"),
             ("/admin/customers", N_("Customers"), "customer_record"),
             ("/admin/tariffs", N_("Tariffs"), "admin"), ("/admin/vendors", N_("Vendors"), "admin"),
-            ("/admin/operators", N_("Operators & API keys"), "people"),
+            ("/admin/operators", N_("Operators"), "people"),
+            ("/admin/api-keys", N_("API keys"), "people"),
             ("/admin/supply-groups", N_("Supply groups"), "admin"),
             ("/admin/counter", N_("Counter"), "counter_settings"),
             ("/admin/reversals", N_("Reversals"), "reverse"))
@@ -63,13 +68,20 @@ def render(request: Request, web: Web, op: Operator, name: str, *, status: int =
 
 
 def list_page(router: APIRouter, path: str, name: str, load: Load, *,
-              permission: str = "admin", endpoint: str) -> Show:
+              permission: str = "admin", endpoint: str, paged: Lister | None = None) -> Show:
     """Serve GET `path` (for the roles the access policy allows `permission`) as template
-    `name` filled by `load`; return the page renderer, which the section's actions show again
-    with their error."""
+    `name` filled by `load` and, with `paged`, the page of the list the query string asks
+    for (as `page`; a bad paging value is refused naming the field); return the page
+    renderer, which the section's actions show again with their error."""
 
     def show(request: Request, op: Operator, *, status: int = 200, **ctx: Any) -> Response:
         web = web_of(request)
+        if paged is not None:
+            try:
+                ctx["page"] = paged(web.service, web.caller(op), params(request))
+            except StsError as exc:
+                return web.render(request, "error.html", op, status=exc.http_status,
+                                  title=N_("Not accepted"), message=exc)
         return render(request, web, op, name, status=status, **load(request, web), **ctx)
 
     def page(request: Request, op: Annotated[Operator, Depends(need(permission))]) -> Response:

@@ -10,9 +10,11 @@ from fastapi.responses import JSONResponse, Response
 from sts.errors import InputError, StsError
 from sts.meter.codes import DISPLAY_CODES
 from sts.vending.access.operators import Operator
-from sts.vending.i18n import said
-from sts.vending.usecases.simulator import Simulator, meter_choices
+from sts.vending.i18n import N_, said
+from sts.vending.usecases import lists
+from sts.vending.usecases.simulator import Simulator
 from sts.web.common import drn_of, meter_number, need, posted, web_of, words
+from sts.web.paging import params
 
 router = APIRouter()
 Anyone = Annotated[Operator, Depends(need("simulator"))]
@@ -47,17 +49,26 @@ def _number(form: dict[str, str], name: str) -> float:
 
 @router.get("/simulator")
 def page(request: Request, op: Anyone, meter: str | None = None) -> Response:
+    """The meter asked for (or the first of the picker's page) on the screen, and a page of
+    the meters to pick from (searched, paged: `lists.pick_meters`)."""
     web = web_of(request)
-    choices = meter_choices(web.service)
+    query = params(request)
+    query.pop("meter", None)
+    try:
+        choices = lists.pick_meters(web.service, web.caller(op), query)
+    except StsError as exc:
+        return web.render(request, "error.html", op, status=exc.http_status,
+                          title=N_("Not accepted"), message=exc)
     ctx: dict[str, Any] = {"choices": choices, "error": None, "pan": None, "meter_text": meter,
                            "codes": DISPLAY_CODES}
     try:
         if meter:
             ctx["pan"] = meter_number(meter)
-        elif choices:
-            ctx["pan"] = choices[0]["pan"]
+        elif choices.rows:
+            ctx["pan"] = choices.rows[0]["pan"]
         if ctx["pan"]:
             ctx["drn"] = drn_of(ctx["pan"])
+            choices.filters = {"meter": ctx["drn"]}
             ctx["state"] = _sim(request, op).view(ctx["pan"])
     except StsError as exc:
         ctx["error"], ctx["pan"] = exc, None

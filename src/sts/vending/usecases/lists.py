@@ -1,5 +1,6 @@
-"""The back office's long lists (meters, customers) as pages: what a search matches, which
-columns sort, and the rows of one page.  The paging itself is `sts.vending.listing`'s.
+"""The back office's long lists (meters, customers; the simulator's meter picker) as pages:
+what a search matches, which columns sort, and the rows of one page.  The paging itself is
+`sts.vending.listing`'s.
 
 A search is what people type: a meter number as printed, with or without spaces or dashes
 (any run of its digits matches), or a piece of a customer's name, account number or address,
@@ -98,6 +99,27 @@ def list_meters(svc: ServiceContext, caller: Caller, params: Mapping[str, str]) 
     ids, filtered = meter_ids(req.q)
     with svc.db.read() as conn:
         return fetch(conn, METERS, req, ids, filtered=filtered, load=_meter_rows)
+
+
+def _picker_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
+    rows = conn.execute(select(m.id, m.pan, c.name.label("customer"))
+                        .outerjoin(customers, c.id == m.customer_id)
+                        .where(m.id.in_(ids))).all()
+    out = in_order(rows, ids)
+    for r in out:
+        r["number"] = printed(r["pan"])
+        r["drn"] = r["number"].replace(" ", "")
+    return out
+
+
+def pick_meters(svc: ServiceContext, caller: Caller, params: Mapping[str, str]) -> Page:
+    """One page of the meters a trainer picks for the simulator: by number as printed or the
+    customer's name (the register's search), with the customer's name beside the number."""
+    caller.require("simulator")
+    req = PageRequest.parse(params, METERS)
+    ids, filtered = meter_ids(req.q)
+    with svc.db.read() as conn:
+        return fetch(conn, METERS, req, ids, filtered=filtered, load=_picker_rows)
 
 
 def _customer_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:

@@ -195,10 +195,3 @@ class Live:
                 "identity": snap["identity"], "tid_memory": snap["tid_memory"],
                 "last_result": snap["last_result"], "offset": offset,
                 "events": [e.as_dict() for e in m.take_events()]}
-
-
-def meter_choices(service: ServiceContext, limit: int = 50) -> list[dict[str, str]]:
-    """Meters a trainer can pick (the first registered ones)."""
-    with service.db.read() as conn:
-        rows = conn.execute(select(meters.c.pan).order_by(meters.c.id).limit(limit)).all()
-    return [{"pan": r.pan, "drn": parse_pan(r.pan).drn} for r in rows]

@@ -1,0 +1,157 @@
+"""The back office's other lists as pages (`sts.vending.listing`): vendors, operators, API
+keys and the sales a supervisor reverses from.  Each names its sorts (a unique tie-break
+last) and what its search matches; the access policy's checks and vendor scope are the
+same as the whole lists had.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from sts.vending.access.policy import Caller, vendor_filter
+from sts.vending.context import ServiceContext
+from sts.vending.listing import ListSpec, Page, PageRequest, digits_of, fetch, in_order, like_pattern
+from sts.vending.storage.tables import (
+    api_keys,
+    meters,
+    operators,
+    supply_groups,
+    transactions,
+    vendor_sgcs,
+    vendors,
+)
+from sts.vending.storage.tables_office import operator_credentials
+from sts.vending.tariff import money
+from sts.vending.usecases.lists import printed
+
+v, o, k, t = vendors.c, operators.c, api_keys.c, transactions.c
+
+VENDORS = ListSpec(sorts={"name": [v.name], "status": [v.status, v.name],
+                          "float": [v.float_balance, v.id]}, default="name")
+OPERATORS = ListSpec(sorts={"username": [o.username], "name": [o.name, o.id],
+                            "role": [o.role, o.username]}, default="username")
+KEYS = ListSpec(sorts={"created": [k.created_at, k.id], "role": [k.role, k.id],
+                       "label": [k.label, k.id]}, default="created", default_desc=True)
+SALES = ListSpec(sorts={"receipt": [t.seq], "amount": [t.amount, t.seq]}, default="receipt",
+                 default_desc=True)
+
+
+def _contains(q: str, *cols: Any) -> ColumnElement[bool]:
+    p = like_pattern(q)
+    return or_(*[func.lower(col).like(p, escape="\\") for col in cols])
+
+
+def _vendor_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
+    rows = conn.execute(select(v.id, v.name, v.address, v.float_balance, v.status)
+                        .where(v.id.in_(ids))).all()
+    sgcs: dict[int, list[str]] = {}
+    for r in conn.execute(select(vendor_sgcs.c.vendor_id, supply_groups.c.sgc)
+                          .join(supply_groups, supply_groups.c.id == vendor_sgcs.c.sgc_id)
+                          .where(vendor_sgcs.c.vendor_id.in_(ids))):
+        sgcs.setdefault(r.vendor_id, []).append(r.sgc)
+    out = in_order(rows, ids)
+    for row in out:
+        row["float_balance"] = money(Decimal(row["float_balance"]))
+        row["sgcs"] = sorted(sgcs.get(row["id"], []))
+    return out
+
+
+def list_vendors(svc: ServiceContext, caller: Caller, params: Mapping[str, str]) -> Page:
+    """One page of the vendors (administrators): search by name or address."""
+    caller.require("admin")
+    req = PageRequest.parse(params, VENDORS)
+    ids = select(v.id).select_from(vendors)
+    if req.q:
+        ids = ids.where(_contains(req.q, v.name, v.address))
+    with svc.db.read() as conn:
+        return fetch(conn, VENDORS, req, ids, filtered=bool(req.q), load=_vendor_rows)
+
+
+def _operator_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
+    c = operator_credentials.c
+    rows = conn.execute(
+        select(o.id, o.username, o.name, o.role, o.active, vendors.c.name.label("vendor"),
+               c.locked_until, c.last_login_at, c.failed_count,
+               c.operator_id.is_not(None).label("has_password"))
+        .outerjoin(vendors, vendors.c.id == o.vendor_id)
+        .outerjoin(operator_credentials, c.operator_id == o.id)
+        .where(o.id.in_(ids))).all()
+    return in_order(rows, ids)
+
+
+def list_operators(svc: ServiceContext, caller: Caller, params: Mapping[str, str]) -> Page:
+    """One page of the operator accounts: search by username, name, role or vendor."""
+    caller.require("people")
+    req = PageRequest.parse(params, OPERATORS)
+    ids = select(o.id).select_from(operators)
+    if req.q:
+        ids = ids.outerjoin(vendors, vendors.c.id == o.vendor_id).where(
+            _contains(req.q, o.username, o.name, o.role, vendors.c.name))
+    with svc.db.read() as conn:
+        return fetch(conn, OPERATORS, req, ids, filtered=bool(req.q), load=_operator_rows)
+
+
+def _key_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
+    rows = conn.execute(select(k.id, k.prefix, k.role, k.label, k.created_at, k.revoked_at,
+                               vendors.c.name.label("vendor"),
+                               operators.c.username.label("operator"))
+                        .outerjoin(vendors, vendors.c.id == k.vendor_id)
+                        .outerjoin(operators, operators.c.id == k.operator_id)
+                        .where(k.id.in_(ids))).all()
+    return in_order(rows, ids)
+
+
+def list_api_keys(svc: ServiceContext, caller: Caller, params: Mapping[str, str]) -> Page:
+    """One page of the integrators' API keys (not the web sessions' own keys): search by
+    label, prefix, role or vendor."""
+    caller.require("people")
+    req = PageRequest.parse(params, KEYS)
+    ids = select(k.id).select_from(api_keys).where(~k.label.like("web:%"))
+    if req.q:
+        ids = ids.outerjoin(vendors, vendors.c.id == k.vendor_id).where(
+            _contains(req.q, k.label, k.prefix, k.role, vendors.c.name))
+    with svc.db.read() as conn:
+        return fetch(conn, KEYS, req, ids, filtered=bool(req.q), load=_key_rows)
+
+
+def _sale_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
+    rows = conn.execute(select(t.seq.label("id"), t.request_id, t.amount, t.units, t.status,
+                               t.created_at, meters.c.pan, vendors.c.name.label("vendor"))
+                        .join(meters, meters.c.id == t.meter_id)
+                        .outerjoin(vendors, vendors.c.id == t.vendor_id)
+                        .where(t.seq.in_(ids))).all()
+    out = in_order(rows, ids)
+    for r in out:
+        r["receipt_no"] = f"{r['id']:010d}"
+        r["amount"] = money(Decimal(r["amount"]))
+        r["units"] = str(Decimal(r["units"]).quantize(Decimal("0.1")))
+        r["number"] = printed(r["pan"])
+    return out
+
+
+def list_sales(svc: ServiceContext, caller: Caller, params: Mapping[str, str]) -> Page:
+    """One page of the sales a supervisor may reverse, newest first, of the caller's vendor
+    only when it is bound to one: search by meter number as printed (any run of its digits)
+    or receipt number, or a piece of the vendor's name."""
+    caller.require("reverse")
+    req = PageRequest.parse(params, SALES)
+    ids = select(t.seq).select_from(transactions).where(t.kind == "sale")
+    scope = vendor_filter(caller.vendor_scope())
+    if scope is not None:
+        ids = ids.where(t.vendor_id == scope)
+    if req.q:
+        digits = digits_of(req.q)
+        if digits is None:
+            ids = ids.where(t.vendor_id.in_(select(v.id).where(_contains(req.q, v.name))))
+        else:
+            by_meter = select(meters.c.id).where(
+                meters.c.pan.like(like_pattern(digits), escape="\\"))
+            receipt = [t.seq == int(digits)] if len(digits) <= 10 else []
+            ids = ids.where(or_(t.meter_id.in_(by_meter), *receipt))
+    with svc.db.read() as conn:
+        return fetch(conn, SALES, req, ids, filtered=bool(req.q), load=_sale_rows)
