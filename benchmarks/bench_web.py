@@ -1,5 +1,6 @@
 """Web page loads at a utility's size: the meter register's first page, searches (number as
-printed, name, address), a deep page, the last page, a sort by customer, the customer list and
+printed, name, address), a deep page, the last page, Next and Previous from deep pages (seeks),
+a sort by customer, the customer list and
 a meter's page, with 1,000,000 meters and customers on PostgreSQL.
 
 The meters and customers go in with COPY (registration is not timed), then VACUUM ANALYZE as
@@ -99,8 +100,11 @@ def load(url: str, kek: Path, n: int) -> tuple[str, str]:
 
 def measure(url: str, kek: Path, user: str, password: str, n: int,
             repeat: int) -> dict[str, Any]:
+    from urllib.parse import quote
+
     from fastapi.testclient import TestClient
 
+    from sts.codec.pan import MeterPan
     from sts.server.app import create_app
     from sts.vending.config import Settings, open_service
 
@@ -113,6 +117,14 @@ def measure(url: str, kek: Path, user: str, password: str, n: int,
     some = drn(n // 2 + 7)
     spaced = " ".join(some[i:i + 4] for i in range(0, len(some), 4))
     last_page = -(-n // 50)
+
+    def key(*values: str) -> str:  # a Next/Previous link's seek key (sts.vending.listing)
+        return quote(json.dumps(list(values), separators=(",", ":")))
+
+    def pan_at(k: int) -> str:  # the k-th meter in number order
+        return MeterPan.from_drn(drn(k)).pan
+
+    middle = last_page // 2
     pages = {
         "meters_first_page": "/admin/meters",
         "search_number_as_printed": f"/admin/meters?q={spaced}",
@@ -122,6 +134,12 @@ def measure(url: str, kek: Path, user: str, password: str, n: int,
         "search_nothing_found": "/admin/meters?q=Nobody+Here",
         "meters_middle_page": f"/admin/meters?page={last_page // 2}",
         "meters_last_page": f"/admin/meters?page={last_page}",
+        "meters_next_after_middle": f"/admin/meters?page={middle + 1}&after="
+                                    + key(pan_at(middle * 50)),
+        "meters_previous_before_last": f"/admin/meters?page={last_page - 1}&before="
+                                       + key(pan_at((last_page - 1) * 50 + 1)),
+        "meters_by_status_next_deep": "/admin/meters?sort=status&page=10001&after="
+                                      + key("active", pan_at(n // 2 + 1)),
         "meters_by_status_page_100": "/admin/meters?sort=status&page=100",
         "meters_registered_page_100": "/admin/meters?sort=registered&order=desc&page=100",
         "customers_first_page": "/admin/customers",

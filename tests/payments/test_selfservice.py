@@ -188,6 +188,14 @@ def test_exceptions_on_the_web_back_office(momo: Momo) -> None:
     assert page.status_code == 200 and "RKX0000001" in page.text and "METER_BLOCKED" in page.text
     assert "RKX0000002" not in page.text  # sold: not an exception
     assert "RKX0000001" not in auditor.get("/payments?provider=momo").text
+    # paged, searched and sorted on the server (sts.vending.listing)
+    assert re.search(r'id="payments-count" role="status">1–1 of 1 payments<', page.text)
+    assert "RKX0000001" in auditor.get("/payments?q=rkx00000").text
+    assert "RKX0000001" not in auditor.get("/payments?q=nobody").text
+    everything = auditor.get("/payments?state=&sort=amount&order=desc").text
+    assert "RKX0000001" in everything and "RKX0000002" in everything
+    bad = auditor.get("/payments?sort=phone")
+    assert bad.status_code == 422 and "sort must be one of" in bad.text.lower()
     detail = auditor.get("/payments/mpesa/RKX0000001")
     assert detail.status_code == 200 and "Sell again" not in detail.text  # may not settle
     refused = auditor.post("/payments/mpesa/RKX0000001/settle",

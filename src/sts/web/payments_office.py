@@ -15,7 +15,9 @@ from sts.errors import StsError
 from sts.vending.access.operators import Operator
 from sts.vending.access.policy import may
 from sts.vending.i18n import N_
+from sts.vending.usecases import lists_office
 from sts.web.common import need, posted, redirect, web_of
+from sts.web.paging import params
 
 router = APIRouter()
 Reader = Annotated[Operator, Depends(need("payments"))]
@@ -30,17 +32,15 @@ NOTICES = {"sell": N_("Sold again: the token goes to the payer by SMS."),
 @router.get("/payments")
 def payments_page(request: Request, op: Reader, provider: str = "",
                   state: str = "exception") -> Response:
+    """A page of the payments of one state and provider (`lists_office.list_payments`)."""
     web = web_of(request)
-    error: StsError | None = None
-    items: list[dict[str, Any]] = []
     try:
-        page = web.service.list_payments(web.caller(op), state=state or None,
-                                         provider=provider or None, limit=200)
-        items = page["payments"]
+        page = lists_office.list_payments(web.service, web.caller(op), params(request))
     except StsError as exc:
-        error = exc
-    return web.render(request, "payments/list.html", op, items=items, provider=provider,
-                      state=state, providers=PROVIDERS, states=STATES, error=error)
+        return web.render(request, "error.html", op, status=exc.http_status,
+                          title=N_("Payments"), message=exc)
+    return web.render(request, "payments/list.html", op, page=page, provider=provider,
+                      state=state, providers=PROVIDERS, states=STATES, error=None)
 
 
 def _detail(request: Request, op: Operator, provider: str, provider_id: str, *,

@@ -1,7 +1,7 @@
 """The back office's other lists as pages (`sts.vending.listing`): vendors, operators, API
-keys and the sales a supervisor reverses from.  Each names its sorts (a unique tie-break
-last) and what its search matches; the access policy's checks and vendor scope are the
-same as the whole lists had.
+keys, the sales a supervisor reverses from and the mobile-money payments.  Each names its
+sorts (a unique tie-break last) and what its search matches; the access policy's checks and
+vendor scope are the same as the whole lists had.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from sts.errors import InputError
 from sts.vending.access.policy import Caller, vendor_filter
 from sts.vending.context import ServiceContext
 from sts.vending.listing import ListSpec, Page, PageRequest, digits_of, fetch, in_order, like_pattern
@@ -26,10 +27,12 @@ from sts.vending.storage.tables import (
     vendors,
 )
 from sts.vending.storage.tables_office import operator_credentials
+from sts.vending.storage.tables_payments import payments
 from sts.vending.tariff import money
+from sts.vending.usecases import payments as payment_usecases
 from sts.vending.usecases.lists import printed
 
-v, o, k, t = vendors.c, operators.c, api_keys.c, transactions.c
+v, o, k, t, p = vendors.c, operators.c, api_keys.c, transactions.c, payments.c
 
 VENDORS = ListSpec(sorts={"name": [v.name], "status": [v.status, v.name],
                           "float": [v.float_balance, v.id]}, default="name")
@@ -42,8 +45,8 @@ SALES = ListSpec(sorts={"receipt": [t.seq], "amount": [t.amount, t.seq]}, defaul
 
 
 def _contains(q: str, *cols: Any) -> ColumnElement[bool]:
-    p = like_pattern(q)
-    return or_(*[func.lower(col).like(p, escape="\\") for col in cols])
+    pattern = like_pattern(q)
+    return or_(*[func.lower(col).like(pattern, escape="\\") for col in cols])
 
 
 def _vendor_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
@@ -155,3 +158,42 @@ def list_sales(svc: ServiceContext, caller: Caller, params: Mapping[str, str]) -
             ids = ids.where(or_(t.meter_id.in_(by_meter), *receipt))
     with svc.db.read() as conn:
         return fetch(conn, SALES, req, ids, filtered=bool(req.q), load=_sale_rows)
+
+
+PAYMENTS = ListSpec(sorts={"received": [p.id], "amount": [p.amount, p.id]}, default="received")
+
+
+def _payment_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
+    rows = conn.execute(select(payments).where(p.id.in_(ids))).all()
+    return [payment_usecases.view(r._mapping) | {"id": r.id} for r in
+            sorted(rows, key=lambda r: ids.index(r.id))]
+
+
+def list_payments(svc: ServiceContext, caller: Caller, params: Mapping[str, str]) -> Page:
+    """One page of the mobile-money payments in the caller's scope, of one state and provider
+    when given (the exceptions to act on, oldest first, by default): search by the account
+    as typed, the provider's transaction id, the phone or the payer's name."""
+    caller.require("payments")
+    req = PageRequest.parse(params, PAYMENTS)
+    state = params.get("state", "exception")
+    provider = params.get("provider", "")
+    if state and state not in payment_usecases.STATES:
+        raise InputError(f"state must be one of {', '.join(payment_usecases.STATES)}",
+                         field="state")
+    if provider and provider not in payment_usecases.PROVIDERS:
+        raise InputError(f"provider must be one of {', '.join(payment_usecases.PROVIDERS)}",
+                         field="provider")
+    ids = select(p.id).select_from(payments)
+    if state:
+        ids = ids.where(p.state == state)
+    if provider:
+        ids = ids.where(p.provider == provider)
+    scope = vendor_filter(caller.vendor_scope())
+    if scope is not None:
+        ids = ids.where(p.vendor_id == scope)
+    if req.q:
+        ids = ids.where(_contains(req.q, p.account, p.provider_id, p.phone, p.msisdn, p.payer))
+    with svc.db.read() as conn:
+        page = fetch(conn, PAYMENTS, req, ids, filtered=bool(req.q), load=_payment_rows)
+    page.filters = {"state": state, "provider": provider}
+    return page
