@@ -5,6 +5,7 @@ class 1 test tokens and the simulator's persistence."""
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -292,6 +293,13 @@ def test_rejected_deliveries_report(demo: Any) -> None:
     try:
         page = demo.client.get("/reports")
         assert page.status_code == 200 and pid in page.text and "Old" in page.text
+        # a page of them, searched by what people type (sts.vending.listing)
+        assert re.search(r'id="rejected-count" role="status">1–1 of 1 deliveries<', page.text)
+        from sts.vending.usecases.lists import printed
+
+        assert pid in demo.client.get("/reports", params={"q": printed(demo.meters[0])}).text
+        assert pid not in demo.client.get("/reports", params={"q": "nothing like it"}).text
+        assert demo.client.get("/reports", params={"sort": "meter"}).status_code == 422
         csv_text = demo.client.get("/reports?table=rejected-deliveries&format=csv").text
         operator_admin.add_operator(demo.registry, "till9", "vendor", "a long enough secret",
                                vendor="Demo Vendor")

@@ -208,6 +208,15 @@ def list_deliveries(conn: Connection, *, status: str | None = None, channel: str
     return [public(r) for r in conn.execute(stmt.order_by(order).limit(limit))]
 
 
+def by_ids(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
+    """The jobs of `ids` in that order, as operators see them (a page of a list)."""
+    rows = conn.execute(select(*_COLS, deliveries.c.request_id, meters.c.pan)
+                        .join(meters, meters.c.id == deliveries.c.meter_id)
+                        .where(deliveries.c.id.in_(ids))).all()
+    by_id = {r.id: public(r) for r in rows}
+    return [by_id[i] for i in ids if i in by_id]
+
+
 # --- resend -------------------------------------------------------------------------------------
 
 def resend(db: Database, conn: Connection, request_id: str, channel: Any, to: Any, lang: Any,

@@ -14,7 +14,9 @@ from sts.errors import InputError, StsError
 from sts.vending import reports
 from sts.vending.access.operators import Operator
 from sts.vending.i18n import N_
+from sts.vending.usecases import deliveries
 from sts.web.common import SECURITY_HEADERS, need, period, web_of
+from sts.web.paging import params
 
 router = APIRouter()
 Reader = Annotated[Operator, Depends(need("reports"))]
@@ -82,8 +84,10 @@ def reports_page(request: Request, op: Reader) -> Response:
             raise InputError("group by day, vendor or sgc", field="by")
         got = web.service.report(web.caller(op), start, end, by)
         sales, days, recon, due = got["sales"], got["days"], got["recon"], got["due"]
-        rejected = [{name: item.get(name, "") for name in REJECTED_COLUMNS}
-                    for item in got["rejected"]]
+        # the refused deliveries: a page of them on the page, the latest 1,000 in the CSV
+        query = params(request)
+        rejected = deliveries.rejected_page(web.service, web.caller(op), query)
+        rejected.filters = {k: query[k] for k in ("start", "end", "by") if query.get(k)}
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
                           title=N_("Reports"), message=exc)
@@ -97,7 +101,9 @@ def reports_page(request: Request, op: Reader) -> Response:
         if table == "key-changes":
             return csv_response(reports.to_csv(due), "key-changes-due.csv")
         if table == "rejected-deliveries":
-            return csv_response(reports.to_csv(rejected, REJECTED_COLUMNS),
+            rows = [{name: item.get(name, "") for name in REJECTED_COLUMNS}
+                    for item in web.service.rejected_deliveries(web.caller(op))]
+            return csv_response(reports.to_csv(rows, REJECTED_COLUMNS),
                                 "rejected-deliveries.csv")
         return csv_response(reports.to_csv(sales["rows"] + [sales["total"]], SALES_COLUMNS,
                                            money=cur, money_columns=reports.SALES_MONEY),

@@ -1,5 +1,5 @@
 """The morning reports as a caller may read them: sales by day / vendor / SGC, the vendor
-float reconciliation, meters due a key change, the latest rejected deliveries and (for
+float reconciliation, meters due a key change and (for
 auditors and admins) the hash chains' verdict.  A caller bound to a vendor reads its own
 vendor's figures only (`access.policy`)."""
 
@@ -11,7 +11,6 @@ from typing import Any
 from sts.vending import audit, reports
 from sts.vending.access.policy import Caller, vendor_filter
 from sts.vending.context import ServiceContext
-from sts.vending.usecases import deliveries
 
 
 def report(svc: ServiceContext, caller: Caller, start: datetime, end: datetime,
@@ -25,6 +24,5 @@ def report(svc: ServiceContext, caller: Caller, start: datetime, end: datetime,
         "days": sales if by == "day" else reports.sales(db, start, end, "day", vendor_id=scope),
         "recon": reports.reconciliation(db, start, end, vendor_id=scope),
         "due": reports.key_change_due(db),
-        "rejected": deliveries.rejected(svc, caller),
         "check": audit.verify(db).as_dict() if caller.may("audit") else None,
     }
