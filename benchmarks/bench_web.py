@@ -1,7 +1,7 @@
 """Web page loads at a utility's size: the meter register's first page, searches (number as
 printed, name, address), a deep page, the last page, Next and Previous from deep pages (seeks),
-a sort by customer, the customer list and
-a meter's page, with 1,000,000 meters and customers on PostgreSQL.
+a sort by customer, the customer list and a meter's page, with 1,000,000 meters and customers
+on PostgreSQL.
 
 The meters and customers go in with COPY (registration is not timed), then VACUUM ANALYZE as
 a running database would have.  Each page is loaded through the whole web stack in-process

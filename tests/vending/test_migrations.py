@@ -49,7 +49,7 @@ def test_0007_down_and_up_with_sales(demo: Any) -> None:
     assert _token_fks(db.engine) == {"transactions", "meters", "vending_keys"}
     with db.begin() as conn:
         command.upgrade(_config(conn), "head")
-    assert migrate(db) == "0024_sale_shift"
+    assert migrate(db) == "0025_list_sorts"
     assert _token_fks(db.engine) == {"transactions"}
     with db.read() as conn:
         after = conn.execute(sa.select(tokens).order_by(tokens.c.id)).all()

@@ -288,6 +288,11 @@ def test_rejected_deliveries_report(demo: Any) -> None:
     assert "Old" in rows[0]["reason"]
     other = Caller(0, "supervisor", "sup", 10**6)  # a supervisor of another vendor
     assert demo.service.rejected_deliveries(other) == []
+    from sts.vending.usecases import deliveries as delivery_usecases
+
+    assert delivery_usecases.rejected_page(demo.service, other, {}).rows == []
+    assert [r["request_id"] for r in delivery_usecases.rejected_page(
+        demo.service, Caller(0, "admin", "boss", None), {}).rows] == [pid]
 
     demo.client.cookies.set(COOKIE, token)
     try:
