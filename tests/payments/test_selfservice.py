@@ -196,6 +196,14 @@ def test_exceptions_on_the_web_back_office(momo: Momo) -> None:
     assert "RKX0000001" in everything and "RKX0000002" in everything
     bad = auditor.get("/payments?sort=phone")
     assert bad.status_code == 422 and "sort must be one of" in bad.text.lower()
+    from sts.vending.access.policy import Caller
+    from sts.vending.usecases import lists_office
+
+    svc = momo.demo.service
+    assert [r["provider_id"] for r in lists_office.list_payments(
+        svc, Caller(0, "admin", "a", None), {}).rows] == ["RKX0000001"]
+    other = Caller(0, "supervisor", "s", 10**6)  # a supervisor of another vendor
+    assert lists_office.list_payments(svc, other, {"state": ""}).rows == []
     detail = auditor.get("/payments/mpesa/RKX0000001")
     assert detail.status_code == 200 and "Sell again" not in detail.text  # may not settle
     refused = auditor.post("/payments/mpesa/RKX0000001/settle",
