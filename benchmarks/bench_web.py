@@ -134,6 +134,7 @@ def measure(url: str, kek: Path, user: str, password: str, n: int,
         "search_nothing_found": "/admin/meters?q=Nobody+Here",
         "meters_middle_page": f"/admin/meters?page={last_page // 2}",
         "meters_last_page": f"/admin/meters?page={last_page}",
+        "meters_last_page_link": "/admin/meters?last=1",
         "meters_next_after_middle": f"/admin/meters?page={middle + 1}&after="
                                     + key(pan_at(middle * 50)),
         "meters_previous_before_last": f"/admin/meters?page={last_page - 1}&before="

@@ -61,6 +61,7 @@ class PageRequest:
     after: str = ""  # seek: the rows after this sort key (the "Next" link) ...
     before: str = ""  # ... or before it (the "Previous" link)
     key: tuple[Any, ...] | None = None  # the seek key read back (None: by offset)
+    last: bool = False  # the last page of a list counted only "about" (read from its end)
 
     @classmethod
     def parse(cls, params: Mapping[str, str], spec: ListSpec) -> PageRequest:
@@ -81,8 +82,11 @@ class PageRequest:
             raise InputError("give after or before, not both", field="after")
         name, text = ("after", after) if after else ("before", before)
         key = read_key(text, spec.sorts[sort], name) if text else None
+        last = params.get("last", "")
+        if last not in ("", "1"):
+            raise InputError("last must be 1 (the last page)", field="last")
         return cls(q=q, sort=sort, desc=desc, page=_number(params, "page", 1, MAX_PAGE),
-                   size=_size(params), after=after, before=before, key=key)
+                   size=_size(params), after=after, before=before, key=key, last=last == "1")
 
     @property
     def backwards(self) -> bool:
@@ -94,10 +98,11 @@ class PageRequest:
         link seeks only when `change` gives it a key."""
         change.setdefault("after", "")
         change.setdefault("before", "")
+        change.setdefault("last", False)
         r = replace(self, **change)
         out = {"q": r.q, "sort": r.sort, "order": "desc" if r.desc else "asc",
                "page": str(r.page), "size": str(r.size), "after": r.after,
-               "before": r.before}
+               "before": r.before, "last": "1" if r.last else ""}
         return {k: v for k, v in out.items() if v}
 
 
@@ -178,6 +183,7 @@ class Page:
     filters: dict[str, str] = field(default_factory=dict)
     first_key: str = ""  # the sort key of the first row (the "Previous" link seeks before it)
     last_key: str = ""  # ... and of the last (the "Next" link seeks after it)
+    at_end: bool = False  # the rows are the list's last (read from its end)
 
     @property
     def first(self) -> int:
@@ -197,6 +203,8 @@ class Page:
 
     @property
     def has_next(self) -> bool:
+        if self.at_end:
+            return False
         return self.last < self.total or (not self.exact and len(self.rows) == self.request.size)
 
     def link(self, **change: Any) -> dict[str, str]:
@@ -229,12 +237,18 @@ def fetch(conn: Connection, spec: ListSpec, req: PageRequest, ids: Select[Any], 
             found = None
     else:
         total, exact = _count_all(conn, ids)
+        if req.last:  # its page number as counted ("about": the estimate's)
+            req = replace(req, page=min(MAX_PAGE, max(1, -(-total // req.size))))
+            offset = (req.page - 1) * req.size
+            if not exact:
+                found = _tail(conn, ids, cols, req)
+                total = max(total, offset + len(found))
     if found is None:
         found = (_seek(conn, ids, cols, req) if req.key is not None
                  else _ordered(conn, ids, cols, req, offset, total if exact else None))
     rows = load(conn, [r[0] for r in found]) if found else []
     return Page(rows=rows, total=max(total, offset + len(rows)), exact=exact, request=req,
-                about=not filtered and not exact,
+                about=not filtered and not exact, at_end=req.last and not filtered,
                 first_key=write_key(tuple(found[0])[1:]) if found else "",
                 last_key=write_key(tuple(found[-1])[1:]) if found else "")
 
@@ -286,6 +300,15 @@ def _ordered(conn: Connection, ids: Select[Any], cols: Sequence[ColumnElement[An
         return found
     order = [c.desc() if req.desc else c.asc() for c in cols]
     return list(conn.execute(ids.order_by(*order).offset(offset).limit(req.size)).all())
+
+
+def _tail(conn: Connection, ids: Select[Any], cols: Sequence[ColumnElement[Any]],
+          req: PageRequest) -> Found:
+    """The last `size` rows, read from the far end of the index."""
+    order = [c.asc() if req.desc else c.desc() for c in cols]
+    found = list(conn.execute(_with_keys(ids, cols).order_by(*order).limit(req.size)).all())
+    found.reverse()
+    return found
 
 
 def _seek(conn: Connection, ids: Select[Any], cols: Sequence[ColumnElement[Any]],
