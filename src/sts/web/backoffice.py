@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -24,7 +24,7 @@ from sts.vending.access.operators import Operator
 from sts.vending.i18n import N_
 from sts.vending.registry import catalogue
 from sts.vending.usecases import lists_office
-from sts.web.common import Web, need, web_of
+from sts.web.common import Web, drn_of, need, web_of
 from sts.web.office import action, list_page, render
 from sts.web.paging import params
 
@@ -82,12 +82,36 @@ def reversals_page(request: Request, op: Supervisor) -> Response:
     return _reversals(request, op)
 
 
-@action(router, "/admin/reversals", _reversals,
-        lambda form: "/admin/reversals?" + urlencode({"q": form.get("meter", "")}),
+def _sale(request: Request, op: Operator, *, status: int = 200, **ctx: Any) -> Response:
+    """A sale's own page in the back office: what was sold, to whom, by whom, and its state;
+    the reversal form when it may still be reversed (the row action of the reversals list)."""
+    web = web_of(request)
+    pid = request.path_params.get("purchase_id") or ctx.get("form", {}).get("purchase_id", "")
+    try:
+        sale = web.service.get_purchase(pid, web.caller(op))
+    except StsError as exc:
+        return web.render(request, "error.html", op, status=exc.http_status,
+                          title=N_("No such sale"), message=exc)
+    receipt = sale.get("receipt", {})
+    return render(request, web, op, "admin/sale.html", status=status, sale=sale,
+                  receipt=receipt, drn=drn_of(receipt.get("meter", {}).get("pan", "")), **ctx)
+
+
+@router.get("/sales/{purchase_id}")
+def sale_page(request: Request, op: Supervisor, purchase_id: str) -> Response:
+    return _sale(request, op)
+
+
+@action(router, "/admin/reversals", _sale,
+        lambda form: "/sales/" + quote(form.get("purchase_id", ""), safe=""),
         permission="reverse")
 def reverse(web: Web, op: Operator, form: dict[str, str]) -> str:
+    """Reverse the sale named by its purchase id or receipt number (another vendor's sale is
+    not found); the page then shows that sale (its id written into the form for the way
+    back)."""
     pid = form.get("purchase_id", "")
     if not pid and form.get("receipt_no"):
-        pid = web.service.sale_by_receipt(form["receipt_no"], web.caller(op))
+        pid = form["purchase_id"] = web.service.sale_by_receipt(form["receipt_no"],
+                                                                web.caller(op))
     web.service.reverse(pid, form.get("reason", ""), web.caller(op))
     return "reversed"

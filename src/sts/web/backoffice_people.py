@@ -3,22 +3,26 @@ each a paged list (`sts.vending.usecases.lists_office`) with its forms."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from sts.errors import InputError, StsError
+from sts.vending.access import operators
 from sts.vending.access.operators import Operator
 from sts.vending.access.usernames import username_key
+from sts.vending.i18n import N_
 from sts.vending.registry import catalogue
 from sts.vending.registry import operators as operator_admin
 from sts.vending.usecases import lists_office
-from sts.web.common import Web, posted, web_of
-from sts.web.office import action, list_page
+from sts.web.common import Web, need, posted, web_of
+from sts.web.office import action, list_page, render
 
 router = APIRouter()
 AdminPost = Annotated[tuple[Operator, dict[str, str]], Depends(posted("admin"))]
+Admin = Annotated[Operator, Depends(need("people"))]
 
 show_operators = list_page(
     router, "/admin/operators", "admin/operators.html",
@@ -38,11 +42,49 @@ def operator_add(web: Web, op: Operator, form: dict[str, str]) -> str:
     return "operator-added"
 
 
-@action(router, "/admin/operators/state", show_operators, "/admin/operators")
+def show_operator(request: Request, op: Operator, *, status: int = 200,
+                  **ctx: Any) -> Response:
+    """An operator's own page: who they are, their state, and the administrator's changes
+    (enable or disable, a new password, another role), each a form of its own."""
+    web = web_of(request)
+    username = request.path_params.get("username") or ctx.get("form", {}).get("username", "")
+    try:
+        record = operators.operator_record(web.service.db, username)
+    except StsError as exc:
+        return web.render(request, "error.html", op, status=exc.http_status,
+                          title=N_("Operators"), message=exc)
+    return render(request, web, op, "admin/operator.html", status=status, o=record,
+                  choices=catalogue.choices(web.service.db),
+                  own=username_key(str(record["username"])) == username_key(op.username), **ctx)
+
+
+@router.get("/admin/operators/{username}")
+def operator_page(request: Request, op: Admin, username: str) -> Response:
+    return show_operator(request, op)
+
+
+def _back_to(form: dict[str, str]) -> str:
+    return "/admin/operators/" + quote(form.get("username", ""), safe="")
+
+
+def _not_yourself(op: Operator, username: str) -> None:
+    if username_key(username) == username_key(op.username):  # however the name is typed
+        raise InputError(N_("you cannot change your own account here"), field="username")
+
+
+@action(router, "/admin/operators/role", show_operator, _back_to)
+def operator_role(web: Web, op: Operator, form: dict[str, str]) -> str:
+    username = form.get("username", "")
+    _not_yourself(op, username)
+    operator_admin.set_role(web.registry(op), username, form.get("role", ""),
+                            vendor=form.get("vendor") or None)
+    return "operator-role"
+
+
+@action(router, "/admin/operators/state", show_operator, _back_to)
 def operator_state(web: Web, op: Operator, form: dict[str, str]) -> str:
     username = form.get("username", "")
-    if username_key(username) == username_key(op.username):  # however the name is typed
-        raise InputError("you cannot change your own account here", field="username")
+    _not_yourself(op, username)
     if form.get("action") == "password":
         operator_admin.set_password(web.registry(op), username, form.get("password", ""))
         return "password-set"

@@ -39,6 +39,7 @@ NOTICES = {
     "top-up-rejected": N_("Top-up rejected: the float is unchanged."),
     "vendor-added": N_("Vendor added."), "vendor-authorised": N_("Vendor authorised for the SGC."),
     "topped-up": N_("Float topped up."), "operator-added": N_("Operator added."),
+    "operator-role": N_("Role changed; the operator's sessions are ended."),
     "operator-disabled": N_("Operator disabled."), "operator-enabled": N_("Operator enabled."),
     "password-set": N_("Password set; the account is unlocked."), "key-revoked": N_("API key revoked."),
     "presets-saved": N_("Amount presets saved: the point of sale shows them from the next meter."),
