@@ -87,6 +87,9 @@ def _sale(request: Request, op: Operator, *, status: int = 200, **ctx: Any) -> R
     the reversal form when it may still be reversed (the row action of the reversals list)."""
     web = web_of(request)
     pid = request.path_params.get("purchase_id") or ctx.get("form", {}).get("purchase_id", "")
+    if not pid and ctx.get("error") is not None:  # refused before a sale was found
+        return web.render(request, "error.html", op, status=status,
+                          title=N_("No such sale"), message=ctx["error"])
     try:
         sale = web.service.get_purchase(pid, web.caller(op))
     except StsError as exc:
