@@ -103,22 +103,19 @@ def test_the_checks_find_what_they_look_for(new_page: Any) -> None:
     assert clean["overflow"] == [] and clean["contrast"] == []
 
 
-def test_every_page_for_every_role(site: Site, new_page: Any) -> None:
+@pytest.mark.parametrize("role", ROLES)
+def test_every_page_for_every_role(site: Site, new_page: Any, role: str) -> None:
     if site.backend != "sqlite":
         pytest.skip("the pages' HTML does not depend on the database: crawled on SQLite")
-    problems: list[str] = []
-    reached: dict[str, list[str]] = {}
-    for role in ROLES:
-        page = new_page(viewport={"width": 1280, "height": 800})
-        sign_in(page, site, role)
-        reached[role], found = _crawl(page, site, role)
-        problems += found
-        page.set_viewport_size({"width": 390, "height": 844})
-        shot(page, f"pages-{role}-phone", site)
-    # the crawl really went somewhere: every role has its home page and more
-    assert all(len(p) >= 2 for p in reached.values()), reached
-    assert "/admin/tariffs" in reached["admin"] and "/simulator" in reached["auditor"]
+    page = new_page(viewport={"width": 1280, "height": 800})
+    sign_in(page, site, role)
+    reached, problems = _crawl(page, site, role)
+    page.set_viewport_size({"width": 390, "height": 844})
+    shot(page, f"pages-{role}-phone", site)
+    # the crawl really went somewhere: the role's home page and more
+    assert len(reached) >= 2, reached
+    assert {"admin": "/admin/tariffs", "auditor": "/simulator"}.get(role, reached[0]) in reached
     # contrast problems are reported per distinct text, not once per width
     unique = list(dict.fromkeys(problems))
-    assert not unique, f"{len(unique)} problems on {sum(map(len, reached.values()))} pages:\n" \
+    assert not unique, f"{len(unique)} problems on {len(reached)} pages:\n" \
         + "\n".join(unique[:80])
