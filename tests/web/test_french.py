@@ -100,6 +100,23 @@ def test_a_refusal_reads_in_french_on_a_page_and_stays_english_in_the_api() -> N
     assert bad.said(french).startswith("note ne doit contenir ni caractère de contrôle")
     # the meter layer's display meanings are marked, and the face translates them
     assert french(meaning("Accept")) == "Le jeton a été accepté."
+    # the access policy's, the lists' and the delivery channels' refusals too
+    from sts.errors import InputError, StsError
+    from sts.vending.access.policy import Caller
+    from sts.vending.listing import ListSpec, PageRequest
+    from sts.vending.outbox import parse_deliver
+
+    with pytest.raises(StsError) as err:
+        Caller(1, "engineer", "tests", None).require("reverse")
+    assert err.value.message == "the engineer role may not reverse"
+    assert i18n.said(err.value, french) == "le rôle engineer ne peut pas : reverse"
+    with pytest.raises(InputError) as err:
+        PageRequest.parse({"page": "0"}, ListSpec(sorts={"n": ()}, default="n"))
+    assert i18n.said(err.value, french) == "page doit être un nombre entier de 1 à 1,000,000"
+    with pytest.raises(InputError) as err:
+        parse_deliver([{"channel": "sms", "to": "12"}])
+    assert err.value.message == "deliver.0.to must be an international number: + and 7-15 digits"
+    assert i18n.said(err.value, french).startswith("deliver.0.to doit être un numéro international")
 
 
 def test_the_language_follows_the_operator_then_the_utility() -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, DateTime, Row, Select, func, literal, select,
 from sqlalchemy.sql.elements import ColumnElement
 
 from sts.errors import InputError
+from sts.vending.i18n import N_
 
 COUNT_CAP = 1_000
 EXACT_UP_TO = 200_000  # a whole list larger than this (by the planner's estimate) is "about"
@@ -69,22 +70,23 @@ class PageRequest:
         naming the field and the rule."""
         q = params.get("q", "").strip()
         if len(q) > MAX_QUERY:
-            raise InputError(f"a search has at most {MAX_QUERY} characters", field="q")
+            raise InputError(N_("a search has at most {n} characters"), field="q", n=MAX_QUERY)
         sort = params.get("sort", "") or spec.default
         if sort not in spec.sorts:
-            raise InputError(f"sort must be one of {', '.join(spec.sorts)}", field="sort")
+            raise InputError(N_("sort must be one of {sorts}"), field="sort",
+                             sorts=", ".join(spec.sorts))
         order = params.get("order", "")
         if order not in ("", "asc", "desc"):
-            raise InputError("order must be asc or desc", field="order")
+            raise InputError(N_("order must be asc or desc"), field="order")
         desc = order == "desc" if order else (spec.default_desc and sort == spec.default)
         after, before = params.get("after", ""), params.get("before", "")
         if after and before:
-            raise InputError("give after or before, not both", field="after")
+            raise InputError(N_("give after or before, not both"), field="after")
         name, text = ("after", after) if after else ("before", before)
         key = read_key(text, spec.sorts[sort], name) if text else None
         last = params.get("last", "")
         if last not in ("", "1"):
-            raise InputError("last must be 1 (the last page)", field="last")
+            raise InputError(N_("last must be 1 (the last page)"), field="last")
         return cls(q=q, sort=sort, desc=desc, page=_number(params, "page", 1, MAX_PAGE),
                    size=_size(params), after=after, before=before, key=key, last=last == "1")
 
@@ -158,7 +160,8 @@ def _number(params: Mapping[str, str], name: str, default: int, top: int) -> int
     if not text:
         return default
     if not text.isdigit() or not 1 <= int(text) <= top:
-        raise InputError(f"{name} must be a whole number from 1 to {top:,}", field=name)
+        raise InputError(N_("{what} must be a whole number from 1 to {top:,}"), field=name,
+                         what=name, top=top)
     return int(text)
 
 
@@ -167,7 +170,8 @@ def _size(params: Mapping[str, str]) -> int:
     if not text:
         return 50
     if not text.isdigit() or int(text) not in SIZES:
-        raise InputError(f"size must be one of {', '.join(map(str, SIZES))}", field="size")
+        raise InputError(N_("size must be one of {sizes}"), field="size",
+                         sizes=", ".join(map(str, SIZES)))
     return int(text)
 
 

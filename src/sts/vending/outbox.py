@@ -29,6 +29,7 @@ from sqlalchemy.orm import aliased
 
 from sts.errors import InputError, ReversalNotAllowed, UnknownRecord
 from sts.vending import audit
+from sts.vending.i18n import N_
 from sts.vending.meters import meter_pan
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import meters, transactions
@@ -55,17 +56,20 @@ def parse_deliver(value: Any, field: str = "deliver") -> list[ChannelRequest]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise InputError(f"{field} must be a list of {{channel, to?}} objects", field=field)
+        raise InputError(N_("{where} must be a list of {{channel, to?}} objects"), field=field,
+                         where=field)
     if len(value) > MAX_CHANNELS:
-        raise InputError(f"{field} may name at most {MAX_CHANNELS} channels", field=field)
+        raise InputError(N_("{where} may name at most {n} channels"), field=field,
+                         where=field, n=MAX_CHANNELS)
     out: list[ChannelRequest] = []
     for i, item in enumerate(value):
         where = f"{field}.{i}"
         if not isinstance(item, dict):
-            raise InputError(f"{where} must be an object", field=where)
+            raise InputError(N_("{where} must be an object"), field=where, where=where)
         unknown = set(item) - {"channel", "to", "lang"}
         if unknown:
-            raise InputError(f"{where} has unknown field {sorted(unknown)[0]!r}", field=where)
+            raise InputError(N_("{where} has unknown field {name}"), field=where,
+                             where=where, name=repr(sorted(unknown)[0]))
         req = parse_channel(item.get("channel"), item.get("to"), item.get("lang"), where)
         if req not in out:
             out.append(req)
@@ -74,26 +78,28 @@ def parse_deliver(value: Any, field: str = "deliver") -> list[ChannelRequest]:
 
 def parse_channel(channel: Any, to: Any, lang: Any, where: str = "deliver") -> ChannelRequest:
     if channel not in CHANNELS:
-        raise InputError(f"{where}.channel must be one of {', '.join(CHANNELS)}",
-                         field=f"{where}.channel")
+        raise InputError(N_("{where} must be one of {channels}"), field=f"{where}.channel",
+                         where=f"{where}.channel", channels=", ".join(CHANNELS))
     if lang is not None and (not isinstance(lang, str) or not _LANG.match(lang)):
-        raise InputError(f"{where}.lang must be a language code such as en or af-ZA",
-                         field=f"{where}.lang")
+        raise InputError(N_("{where} must be a language code such as en or af-ZA"),
+                         field=f"{where}.lang", where=f"{where}.lang")
     if channel == "ami":
         if to is not None:
-            raise InputError(f"{where}.to is not used for ami (the meter is the addressee)",
-                             field=f"{where}.to")
+            raise InputError(N_("{where} is not used for ami (the meter is the addressee)"),
+                             field=f"{where}.to", where=f"{where}.to")
         return ChannelRequest("ami", "", lang or "")
     if not isinstance(to, str):
-        raise InputError(f"{where}.to is required for {channel}", field=f"{where}.to")
+        raise InputError(N_("{where} is required for {channel}"), field=f"{where}.to",
+                         where=f"{where}.to", channel=channel)
     to = to.strip()
     if channel == "sms":
         to = to.replace(" ", "").replace("-", "")
         if not _PHONE.match(to):
-            raise InputError(f"{where}.to must be an international number: + and 7-15 digits",
-                             field=f"{where}.to")
+            raise InputError(N_("{where} must be an international number: + and 7-15 digits"),
+                             field=f"{where}.to", where=f"{where}.to")
     elif len(to) > 254 or not _EMAIL.match(to):
-        raise InputError(f"{where}.to must be an e-mail address", field=f"{where}.to")
+        raise InputError(N_("{where} must be an e-mail address"), field=f"{where}.to",
+                         where=f"{where}.to")
     return ChannelRequest(channel, to, lang or "")
 
 

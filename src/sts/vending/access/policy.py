@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from sts.errors import InputError, NotAuthorised, UnknownRecord
 from sts.vending import observe
+from sts.vending.i18n import N_
 
 ROLES = ("vendor", "supervisor", "engineer", "admin", "auditor")
 EVERY_ROLE = frozenset(ROLES)
@@ -115,8 +116,8 @@ class Caller:
 
     def require(self, action: str) -> None:
         if not may(self.role, action):
-            raise NotAuthorised(f"the {self.role} role may not {action.replace('_', ' ')}",
-                                field="authorization")
+            raise NotAuthorised(N_("the {role} role may not {action}"), field="authorization",
+                                role=self.role, action=action.replace("_", " "))
 
     def vendor_scope(self) -> VendorScope:
         """The vendor whose records this caller sees, or EVERY_VENDOR."""
@@ -132,7 +133,7 @@ class Caller:
     def must_see(self, vendor_id: int | None, what: str, field: str) -> None:
         """Refuse a record of another vendor exactly as one that does not exist."""
         if not self.sees(vendor_id):
-            raise UnknownRecord(f"no {what}", field=field)
+            raise UnknownRecord(N_("no {what}"), field=field, what=what)
 
 
 def vendor_filter(scope: VendorScope) -> int | None:
@@ -142,5 +143,5 @@ def vendor_filter(scope: VendorScope) -> int | None:
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise InputError(f"role must be one of {', '.join(ROLES)}", field="role")
+        raise InputError(N_("role must be one of {roles}"), field="role", roles=", ".join(ROLES))
     return role
