@@ -93,9 +93,17 @@ def test_top_ups_and_statement(demo: Any) -> None:
     assert [ln["kind"] for ln in st["lines"]] == ["top_up", "sale", "reversal"]
     assert st["totals"] == {"top_up": "250.50", "adjustment": "0.00", "sale": "-100.00",
                             "reversal": "100.00"}
+    assert [ln["balance"] for ln in st["lines"]] == ["1000250.50", "1000150.50", "1000250.50"]
+    # a page of it carries the running balance on; the sums are the whole period's
+    second = floats.statement(db, "Demo Vendor", start, clock(), page=2, size=2)
+    assert second["lines"] == st["lines"][2:] and second["count"] == 3
+    assert second["closing"] == st["closing"] and second["totals"] == st["totals"]
     recon = reports.reconciliation(db, start, clock())["rows"][0]
     assert recon["opening"] == "1000000.00" and recon["closing"] == recon["float_now"]
     assert recon["top_ups"] == "250.50" and recon["sales"] == "100.00"
+    # a movement after the period changes neither its lines nor its opening or closing
+    reg.top_up("Demo Vendor", "10", "EFT 2")
+    assert floats.statement(db, "Demo Vendor", start, clock()) == st
 
 
 def test_sales_report_totals_and_csv(demo: Any) -> None:

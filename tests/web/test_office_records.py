@@ -6,6 +6,7 @@ list links each sale to it, and the reversal is made there."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -99,3 +100,25 @@ def test_a_sale_is_reversed_on_its_own_page(demo: Any) -> None:
     after = demo.client.get(out.headers["location"])
     assert 'id="sale-status">reversed' in after.text and 'name="reason"' not in after.text
     assert demo.client.get("/sales/no-such-sale").status_code == 404
+
+
+def test_a_vendors_statement_is_paged_with_its_running_balance(demo: Any) -> None:
+    start = demo.clock()
+    for i in range(27):
+        demo.registry.top_up("Demo Vendor", "1", f"EFT {i:03d}")
+    demo.clock.advance(minutes=1)
+    _admin(demo)
+    day = start.date().isoformat()
+    query = {"vendor": "Demo Vendor", "start": day, "end": day, "size": "25"}
+    first = demo.client.get("/admin/vendors/statement", params=query)
+    assert first.status_code == 200
+    assert "1–25 of 27 movements" in first.text and "EFT 024" in first.text
+    assert "EFT 025" not in first.text
+    second = demo.client.get("/admin/vendors/statement", params=query | {"page": "2"})
+    assert "26–27 of 27 movements" in second.text and "EFT 026" in second.text
+    assert re.search(r'id="closing">[^<]*1\D000\D027', second.text)  # the whole period's
+    # the CSV still holds every line
+    csv = demo.client.get("/admin/vendors/statement", params=query | {"format": "csv"})
+    assert csv.status_code == 200 and csv.text.count("EFT ") == 27
+    bad = demo.client.get("/admin/vendors/statement", params=query | {"size": "7"})
+    assert bad.status_code == 422 and "must be one of 25, 50, 100, 200" in bad.text

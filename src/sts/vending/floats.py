@@ -12,11 +12,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, null, select, type_coerce, union_all
 
 from sts.errors import UnknownRecord
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import (
+    Money,
     meters,
     supply_groups,
     transactions,
@@ -81,38 +82,55 @@ def _vendor(conn: Any, vendor: str) -> Any:
     return row
 
 
-def statement(db: Database, vendor: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """Every float movement of [start, end) with the running balance, opening and closing."""
+def _movements(vendor_id: int, start: datetime) -> Any:
+    """Every movement of the vendor's float from `start` on, as one query: (at, src, n,
+    kind, reference, pan, seq, amount), `amount` its effect on the float; ordered by (at,
+    src, n), top-ups and adjustments before the sales of the same second, as they were
+    written."""
     t, f = transactions.c, float_movements.c
+    floats_ = select(f.created_at.label("at"), literal(0).label("src"), f.id.label("n"),
+                     f.kind.label("kind"), f.reference.label("reference"),
+                     null().label("pan"), null().label("seq"),
+                     type_coerce(f.amount, Money).label("amount")
+                     ).where(f.vendor_id == vendor_id, f.created_at >= start)
+    sales = (select(t.created_at, literal(1), t.seq, t.kind, null(), meters.c.pan, t.seq,
+                    type_coerce(-t.amount, Money))
+             .join(meters, meters.c.id == t.meter_id)
+             .where(t.vendor_id == vendor_id, t.created_at >= start,
+                    t.kind.in_(("sale", "reversal"))))
+    return union_all(floats_, sales).subquery("movements")
+
+
+def statement(db: Database, vendor: str, start: datetime, end: datetime, *,
+              page: int | None = None, size: int = 100) -> dict[str, Any]:
+    """The float movements of [start, end) with the running balance, opening, closing and
+    totals per kind; the lines of one page (`page`, `size`) or, with no page, all of them
+    (the CSV).  The sums are the database's: a busy vendor's month is never read whole to
+    show a page of it; the opening balance is today's less everything since `start`."""
     with db.read() as conn:
         v = _vendor(conn, vendor)
-        lines: list[Line] = []
-        for r in conn.execute(select(f.created_at, f.kind, f.reference, f.amount)
-                              .where(f.vendor_id == v.id, f.created_at >= start)
-                              .order_by(f.id)):
-            lines.append(Line(r.created_at, r.kind, r.reference, Decimal(r.amount)))
-        for s in conn.execute(select(t.created_at, t.kind, t.seq, t.amount, meters.c.pan)
-                              .join(meters, meters.c.id == t.meter_id)
-                              .where(t.vendor_id == v.id, t.created_at >= start,
-                                     t.kind.in_(("sale", "reversal")))
-                              .order_by(t.seq)):
-            lines.append(Line(s.created_at, s.kind, f"receipt {s.seq:010d} meter {s.pan}",
-                              -Decimal(s.amount)))
-    lines.sort(key=lambda ln: ln.at)  # stable: same-second rows keep their own order
-    # walk back from today's balance to the opening balance of the period
-    balance = Decimal(v.float_balance) - sum((ln.amount for ln in lines), Decimal(0))
-    opening = closing = balance
-    out: list[Line] = []
-    for ln in lines:
-        balance += ln.amount
-        if ln.at < end:
-            out.append(Line(ln.at, ln.kind, ln.reference, ln.amount, balance))
-            closing = balance
-    totals: dict[str, Decimal] = {k: Decimal(0) for k in ("top_up", "adjustment", "sale",
-                                                          "reversal")}
-    for ln in out:
-        totals[ln.kind] += ln.amount
+        m = _movements(v.id, start)
+        since = Decimal(conn.scalar(select(func.coalesce(
+            func.sum(m.c.amount), type_coerce(0, Money)))) or 0)
+        opening = Decimal(v.float_balance) - since
+        totals: dict[str, Decimal] = {k: Decimal(0) for k in (*KINDS, "sale", "reversal")}
+        count = 0
+        for r in conn.execute(select(m.c.kind, func.count().label("n"),
+                                     type_coerce(func.sum(m.c.amount), Money).label("total"))
+                              .where(m.c.at < end).group_by(m.c.kind)):
+            totals[r.kind] = Decimal(r.total or 0)
+            count += int(r.n)
+        running = func.sum(m.c.amount).over(order_by=(m.c.at, m.c.src, m.c.n),
+                                            rows=(None, 0))
+        lines = (select(m.c.at, m.c.kind, m.c.reference, m.c.pan, m.c.seq, m.c.amount,
+                        type_coerce(running, Money).label("run"))
+                 .where(m.c.at < end).order_by(m.c.at, m.c.src, m.c.n))
+        if page is not None:
+            lines = lines.limit(size).offset((page - 1) * size)
+        out = [Line(r.at, r.kind, r.reference if r.pan is None
+                    else f"receipt {r.seq:010d} meter {r.pan}", Decimal(r.amount),
+                    opening + Decimal(r.run)).as_dict() for r in conn.execute(lines)]
     return {"vendor": v.name, "start": start.isoformat(sep=" "), "end": end.isoformat(sep=" "),
-            "opening": money(opening), "closing": money(closing),
-            "totals": {k: money(x) for k, x in totals.items()},
-            "lines": [ln.as_dict() for ln in out]}
+            "opening": money(opening), "closing": money(opening + sum(totals.values())),
+            "totals": {k: money(x) for k, x in totals.items()}, "count": count,
+            "lines": out}

@@ -13,10 +13,12 @@ from sts.errors import InputError, StsError
 from sts.vending import floats, reports
 from sts.vending.access.operators import Operator
 from sts.vending.i18n import N_
+from sts.vending.listing import ListSpec, Page, PageRequest
 from sts.vending.registry import catalogue, float_approvals
 from sts.vending.usecases import lists_office
 from sts.web.common import Web, need, period, typed_amount, web_of
 from sts.web.office import action, list_page, render
+from sts.web.paging import params
 
 router = APIRouter()
 Office = Annotated[Operator, Depends(need("back_office"))]
@@ -77,21 +79,31 @@ def vendor_top_up_reject(web: Web, op: Operator, form: dict[str, str]) -> str:
     return "top-up-rejected"
 
 
+STATEMENT = ListSpec(sorts={"when": ()}, default="when")  # in time order: a running balance
+
+
 @router.get("/admin/vendors/statement")
 def vendor_statement(request: Request, op: Office, vendor: str) -> Response:
+    """A vendor's statement for a period, a page of lines at a time (the CSV: all of them)."""
     web = web_of(request)
+    csv = request.query_params.get("format") == "csv"
     try:
         start, end = period(request, web, days=7)
-        st = floats.statement(web.service.db, vendor, start, end)
+        req = PageRequest.parse(params(request), STATEMENT)
+        st = floats.statement(web.service.db, vendor, start, end,
+                              page=None if csv else req.page, size=req.size)
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
                           title=N_("Statement"), message=exc)
-    if request.query_params.get("format") == "csv":
+    if csv:
         from sts.web.reports import csv_response
 
         return csv_response(reports.to_csv(st["lines"], money=web.money(request),
                                            money_columns=reports.STATEMENT_MONEY),
                             f"statement-{vendor}.csv")
-    return render(request, web, op, "admin/statement.html", st=st,
-                  start=start.date().isoformat(),
-                  end=(end - timedelta(days=1)).date().isoformat())
+    shown = {"start": start.date().isoformat(),
+             "end": (end - timedelta(days=1)).date().isoformat()}
+    page = Page(rows=st["lines"], total=st["count"], exact=True, request=req,
+                filters={"vendor": vendor, **shown})
+    return render(request, web, op, "admin/statement.html", st=st, page=page,
+                  start=shown["start"], end=shown["end"])
