@@ -89,12 +89,7 @@ class Page:
         env.filters["printed"] = printed
         env.filters["money"] = lambda v, st: st.amount(v)
         env.filters["units"] = lambda v, st: st.units(v)
-        env.add_extension("jinja2.ext.i18n")
-        env.install_gettext_callables(  # type: ignore[attr-defined]
-            gettext=lambda text: i18n.gettext(LANGUAGE.get(), text),
-            ngettext=lambda one, many, n: i18n.translations(LANGUAGE.get()).ngettext(
-                one, many, n),
-            newstyle=True)
+        i18n.install(env, LANGUAGE.get)
         self.sms = DeliveryConfig.load().sms
 
     def style(self, request: Request) -> MoneyStyle:

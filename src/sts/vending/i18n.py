@@ -16,6 +16,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -86,3 +87,13 @@ def said(exc: StsError, _: Callable[[str], str] = _same,
         return text.format(**params) if params else text
     except (KeyError, IndexError, ValueError):
         return exc.message
+
+
+def install(env: Any, language: Callable[[], str]) -> None:
+    """Jinja's i18n extension in `env`, its `_` and `ngettext` speaking `language()` (the
+    language of the request being rendered, read when the template renders)."""
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(
+        gettext=lambda text: gettext(language(), text),
+        ngettext=lambda one, many, n: translations(language()).ngettext(one, many, n),
+        newstyle=True)

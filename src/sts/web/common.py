@@ -104,12 +104,7 @@ class Web:
         self.templates.env.filters["group4"] = group4
         self.templates.env.filters["sentence"] = sentence
         env = self.templates.env
-        env.add_extension("jinja2.ext.i18n")
-        env.install_gettext_callables(  # type: ignore[attr-defined]
-            gettext=lambda text: i18n.gettext(LANGUAGE.get(), text),
-            ngettext=lambda one, many, n: i18n.translations(LANGUAGE.get()).ngettext(
-                one, many, n),
-            newstyle=True)
+        i18n.install(env, LANGUAGE.get)
         env.globals["languages"] = i18n.LANGUAGES
         self.templates.env.filters["money"] = lambda v, st: st.amount(v)
         self.templates.env.filters["num"] = lambda v, st: st.number(v)
