@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from sts.errors import InputError, StsError
-from sts.vending.access import operators
 from sts.vending.access.operators import Operator
 from sts.vending.access.usernames import username_key
 from sts.vending.i18n import N_
@@ -49,7 +48,7 @@ def show_operator(request: Request, op: Operator, *, status: int = 200,
     web = web_of(request)
     username = request.path_params.get("username") or ctx.get("form", {}).get("username", "")
     try:
-        record = operators.operator_record(web.service.db, username)
+        record = lists_office.operator_record(web.service, web.caller(op), username)
     except StsError as exc:
         return web.render(request, "error.html", op, status=exc.http_status,
                           title=N_("Operators"), message=exc)

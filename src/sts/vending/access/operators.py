@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
-from sts.errors import InputError, NotAuthenticated, RateLimited, UnknownRecord
+from sts.errors import InputError, NotAuthenticated, RateLimited
 from sts.vending import audit
 from sts.vending.access.api_keys import hash_key, new_key
 from sts.vending.access.passwords import PASSWORDS
@@ -71,27 +71,6 @@ def check_password(password: str) -> str:
     if len(password) > 200:
         raise InputError("the password must have at most 200 characters", field="password")
     return password
-
-
-def operator_record(db: Database, username: str) -> dict[str, object]:
-    """One operator as the administrator's page shows it (identity, role, vendor, state,
-    sign-in figures and open sessions; never the password hash), or UnknownRecord."""
-    o, c, s = operators.c, operator_credentials.c, web_sessions.c
-    sessions = (select(func.count()).select_from(web_sessions)
-                .where(s.operator_id == o.id).scalar_subquery())
-    with db.read() as conn:
-        row = conn.execute(
-            select(o.username, o.name, o.role, o.active, o.language,
-                   vendors.c.name.label("vendor"), c.locked_until, c.last_login_at,
-                   c.failed_count, c.changed_at, c.operator_id.is_not(None).label("has_password"),
-                   sessions.label("sessions"))
-            .outerjoin(vendors, vendors.c.id == o.vendor_id)
-            .outerjoin(operator_credentials, c.operator_id == o.id)
-            .where(o.username_key == username_key(username))).first()
-    if row is None:
-        raise UnknownRecord(N_("operator {name} does not exist"), field="username",
-                            name=repr(username))
-    return dict(row._mapping)
 
 
 def _lock_time(failed: int) -> timedelta:

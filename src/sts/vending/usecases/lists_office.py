@@ -13,9 +13,11 @@ from typing import Any
 from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from sts.errors import InputError
+from sts.errors import InputError, UnknownRecord
 from sts.vending.access.policy import Caller, vendor_filter
+from sts.vending.access.usernames import username_key
 from sts.vending.context import ServiceContext
+from sts.vending.i18n import N_
 from sts.vending.listing import ListSpec, Page, PageRequest, digits_of, fetch, in_order, like_pattern
 from sts.vending.storage.tables import (
     api_keys,
@@ -26,7 +28,7 @@ from sts.vending.storage.tables import (
     vendor_sgcs,
     vendors,
 )
-from sts.vending.storage.tables_office import operator_credentials
+from sts.vending.storage.tables_office import operator_credentials, web_sessions
 from sts.vending.storage.tables_payments import payments
 from sts.vending.tariff import money
 from sts.vending.usecases import payments as payment_usecases
@@ -79,7 +81,7 @@ def _operator_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
     c = operator_credentials.c
     rows = conn.execute(
         select(o.id, o.username, o.name, o.role, o.active, vendors.c.name.label("vendor"),
-               c.locked_until, c.last_login_at, c.failed_count,
+               c.locked_until, c.last_login_at, c.failed_count, c.changed_at,
                c.operator_id.is_not(None).label("has_password"))
         .outerjoin(vendors, vendors.c.id == o.vendor_id)
         .outerjoin(operator_credentials, c.operator_id == o.id)
@@ -97,6 +99,21 @@ def list_operators(svc: ServiceContext, caller: Caller, params: Mapping[str, str
             _contains(req.q, o.username, o.name, o.role, vendors.c.name))
     with svc.db.read() as conn:
         return fetch(conn, OPERATORS, req, ids, filtered=bool(req.q), load=_operator_rows)
+
+
+def operator_record(svc: ServiceContext, caller: Caller, username: str) -> dict[str, Any]:
+    """One operator as the administrator's page shows it (the list's row, with when the
+    password was set and how many sessions are open; never the hash), or UnknownRecord."""
+    caller.require("people")
+    with svc.db.read() as conn:
+        oid = conn.scalar(select(o.id).where(o.username_key == username_key(username)))
+        if oid is None:
+            raise UnknownRecord(N_("operator {name} does not exist"), field="username",
+                                name=repr(username))
+        row = _operator_rows(conn, [oid])[0]
+        row["sessions"] = conn.scalar(select(func.count()).select_from(web_sessions)
+                                      .where(web_sessions.c.operator_id == oid))
+    return row
 
 
 def _key_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
