@@ -132,7 +132,7 @@ def _sales(server_port: int, key: str, pans: list[str], count: int) -> dict[str,
 
 def run(quick: bool = False) -> dict[str, Any]:
     from sqlalchemy import func, select, update
-    from tests.vending.server import Server, free_port
+    from tests.support.server import Server, free_port
 
     from sts.delivery.sim import export_sim, write_jsonl
     from sts.vending.config import Settings, open_service

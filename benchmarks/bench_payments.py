@@ -99,7 +99,7 @@ def _load(port: int, bodies: list[bytes]) -> list[float]:
 
 def run(quick: bool = False) -> dict[str, Any]:
     from sqlalchemy import update
-    from tests.vending.server import Server
+    from tests.support.server import Server
 
     from sts.vending.config import Settings, open_service
     from sts.vending.registry.admin import Registry, add_demo_channel, fill_demo

@@ -161,7 +161,7 @@ class _LockSampler:
 
 def run_servers(n: int, url: str, kek: str, info: dict[str, Any], *, count: int,
                 inflight: int) -> dict[str, Any]:
-    from tests.vending.server import Server
+    from tests.support.server import Server
 
     servers = [Server(url, kek, extra_env={"STS_DB_POOL": "8"}) for _ in range(n)]
     for s in servers:

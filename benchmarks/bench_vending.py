@@ -107,7 +107,7 @@ def _load(port: int, key: str, pans: list[str], count: int, seconds: float, infl
 
 def bench_backend(db_url: str, tmp: Path, *, count: int, seconds: float, inflight: int,
                   meters: int) -> dict[str, Any]:
-    from tests.vending.server import Server
+    from tests.support.server import Server
 
     from sts.vending.config import Settings, open_service
     from sts.vending.registry.admin import Registry, fill_demo

@@ -130,7 +130,7 @@ def _load(port: int, kind: str, info: dict[str, Any], msnos: list[str], count: i
 
 def bench_backend(db_url: str, tmp: Path, *, count: int, seconds: float, inflight: int,
                   meters: int) -> dict[str, Any]:
-    from tests.vending.server import Server
+    from tests.support.server import Server
 
     from sts.codec.pan import parse_pan
     from sts.vending.config import Settings, open_service

@@ -7,9 +7,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.delivery.conftest import Broker, wait_for
 from tests.delivery.helpers import fast_config, meter_file, start_dispatcher, start_fleet
 from tests.fixtures import Demo
+from tests.support.carriers import Broker
+from tests.support.waiting import wait_for
 
 
 def delivery_of(demo: Demo, pid: str) -> list[dict[str, Any]]:

@@ -16,8 +16,8 @@ from sts.delivery.config import EmailConfig, SmsConfig
 from sts.delivery.email_smtp import EmailCarrier
 from sts.delivery.sms_http import SmsCarrier
 from sts.vending.outbox import Job
-from tests.delivery.conftest import Gateway
-from tests.vending.server import free_port
+from tests.support.carriers import Gateway
+from tests.support.server import free_port
 
 TOKEN = "12345678901234567890"
 RESPONSE: dict[str, Any] = {

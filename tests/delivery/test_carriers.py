@@ -10,9 +10,10 @@ from email import message_from_bytes
 from typing import Any
 
 from sts.delivery.worker import Dispatcher
-from tests.delivery.conftest import Gateway, Mailbox, wait_for
 from tests.delivery.helpers import fast_config
 from tests.fixtures import Demo
+from tests.support.carriers import Gateway, Mailbox
+from tests.support.waiting import wait_for
 
 
 def dispatcher(demo: Demo, gateway: Gateway | None = None,

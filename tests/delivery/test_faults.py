@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.delivery.conftest import Broker, wait_for
 from tests.delivery.helpers import fast_config, meter_file, start_dispatcher, start_fleet
 from tests.fixtures import Demo
-from tests.vending.server import Server
+from tests.support.carriers import Broker
+from tests.support.server import Server
+from tests.support.waiting import wait_for
 
 SALES = 50
 

@@ -28,9 +28,10 @@ from sts.delivery import answers, topics
 from sts.delivery.ami_mqtt import AmiCarrier
 from sts.delivery.worker import Dispatcher
 from sts.vending import outbox
-from tests.delivery.conftest import Broker, wait_for
 from tests.delivery.helpers import fast_config, meter_file, start_dispatcher, start_fleet
 from tests.fixtures import Demo
+from tests.support.carriers import Broker
+from tests.support.waiting import wait_for
 
 ACCEPT = [{"position": 0, "result": "accept", "code": 1, "display": "Accept",
            "token_status": "TOKEN_EXECUTION_OK"}]

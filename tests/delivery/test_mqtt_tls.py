@@ -24,10 +24,10 @@ from sts.delivery.ami_mqtt import configure_client
 from sts.delivery.config import DeliveryConfig, MqttEndpoint, parse_mqtt_url
 from sts.errors import ConfigError
 from sts.vending import outbox
-from tests.delivery.conftest import wait_for
 from tests.delivery.helpers import fast_config, meter_file, start_dispatcher
-from tests.delivery.tlsrig import Authority, SecureBroker
 from tests.fixtures import Demo
+from tests.support.tlsrig import Authority, SecureBroker
+from tests.support.waiting import wait_for
 
 PAN_A, PAN_B = "600727000000000009", "600727000000000017"
 DISPATCHER = "sts-dispatcher"

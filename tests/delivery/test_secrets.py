@@ -29,11 +29,12 @@ from sts.delivery.config import MqttEndpoint
 from sts.errors import InsecureFile
 from sts.vending import outbox
 from sts.vending.storage.database import sqlite_path
-from tests.delivery.conftest import Gateway, wait_for
 from tests.delivery.helpers import meter_file
-from tests.delivery.tlsrig import Authority, SecureBroker
 from tests.fixtures import Demo
-from tests.vending.server import free_port
+from tests.support.carriers import Gateway
+from tests.support.server import free_port
+from tests.support.tlsrig import Authority, SecureBroker
+from tests.support.waiting import wait_for
 
 STS = str(Path(sys.executable).parent / "sts")
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sts.cli.vending import admin, audit
 from sts.server.app import create_app
 from sts.vending.config import Settings, open_service
-from tests.electrum.conftest import envelope, new_id
+from tests.support.electrum import envelope, new_id
 
 
 def run(args: list[str]) -> Any:

@@ -10,7 +10,7 @@ import pytest
 
 from sts.errors import AlreadyExists, InputError
 from sts.vending.access import credentials
-from tests.electrum.conftest import BASE, Switch, envelope, make_switch, new_id
+from tests.support.electrum import BASE, Switch, envelope, make_switch, new_id
 
 CERT = hashlib.sha256(b"switch certificate").hexdigest()
 OTHER = hashlib.sha256(b"another certificate").hexdigest()

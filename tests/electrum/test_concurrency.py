@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from sts.vending.storage.tables import tokens, transactions
 from sts.vending.storage.tables_clients import sale_advices
-from tests.electrum.conftest import Switch, make_switch, new_id
 from tests.fixtures import known_pan, make_demo
-from tests.vending.server import Server
+from tests.support.electrum import Switch, make_switch, new_id
+from tests.support.server import Server
 
 N = 20
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.electrum.conftest import BASE, Switch, drn_of, envelope, new_id
 from tests.fixtures import known_pan
+from tests.support.electrum import BASE, Switch, drn_of, envelope, new_id
 
 
 @contextmanager

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from sts.electrum.models import ErrorDetail
-from tests.electrum.conftest import BASE, Switch, new_id
 from tests.fixtures import known_pan
+from tests.support.electrum import BASE, Switch, new_id
 
 
 def detail(r: Any) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sts.engine import decode
 from sts.vending import messages
 from sts.vending.storage.tables import tokens, vendors
-from tests.electrum.conftest import ORIGINATOR, Switch, drn_of, envelope, new_id
 from tests.fixtures import known_pan, meter_key, virtual_meter
+from tests.support.electrum import ORIGINATOR, Switch, drn_of, envelope, new_id
 
 ENVELOPE_KEYS = ("id", "time", "originator", "client", "settlementEntity", "receiver",
                  "basketRef", "tranType", "srcAccType", "destAccType", "stan", "rrn")
@@ -258,7 +258,7 @@ def test_authentication(switch: Switch) -> None:
     credentials.revoke(switch.demo.service.db, switch.username)
     assert switch.buy(known_pan(), 1000).status_code == 401
     # a credential bound to an institution refuses another originator
-    from tests.electrum.conftest import make_switch
+    from tests.support.electrum import make_switch
 
     bound = make_switch(switch.demo, institution_id="7777")
     r = bound.buy(known_pan(), 1000)
@@ -316,7 +316,7 @@ def test_fault_report_and_notification(switch: Switch) -> None:
 
 
 def test_another_vendors_retry_learns_nothing_and_changes_nothing(switch: Switch) -> None:
-    from tests.electrum.conftest import make_switch
+    from tests.support.electrum import make_switch
 
     demo = switch.demo
     demo.registry.add_vendor("Other Vendor", float_balance="1000", sgcs=["999920"])

@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.electrum.conftest import Switch, envelope
 from tests.electrum.test_openapi_client import DocumentClient
 from tests.fixtures import known_pan
+from tests.support.electrum import Switch, envelope
 
 PID = "3f1b6a2e-8d4c-4b7a-9e61-2c5d0f9a7b10"
 AID = "9c0d7e51-2b3a-4f68-8d19-6a7e5b4c3d21"

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sts.vending.ledger import REQUEST_ID, derived_id
-from tests.electrum.conftest import Switch, drn_of, envelope
 from tests.fixtures import known_pan
+from tests.support.electrum import Switch, drn_of, envelope
 
 FIRST = string.ascii_letters + string.digits
 REST = FIRST + "._:-"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from sts.codec.pan import MeterPan, luhn_check_digit
-from tests.electrum.conftest import Switch, envelope, make_switch, new_id
 from tests.fixtures import KNOWN_SGC, known_pan, virtual_meter
-from tests.vending.test_keychange import SGC, pan_for, rollover_setup
+from tests.support.electrum import Switch, envelope, make_switch, new_id
+from tests.support.keychange import SGC, pan_for, rollover_setup
 
 
 def kc_request(switch: Switch, meter_id: str, rid: str | None = None) -> Any:

@@ -12,9 +12,9 @@ from typing import Any
 
 import jsonschema_rs
 
-from tests.electrum.conftest import Switch, drn_of, envelope
 from tests.electrum.test_openapi import load_doc
 from tests.fixtures import known_pan, virtual_meter
+from tests.support.electrum import Switch, drn_of, envelope
 
 
 class DocumentClient:

@@ -4,8 +4,8 @@ the client repeats), sold just before a crash (found and finished), or dead (404
 from __future__ import annotations
 
 from sts.vending import messages
-from tests.electrum.conftest import Switch, new_id
 from tests.fixtures import known_pan
+from tests.support.electrum import Switch, new_id
 
 
 def pending_purchase(switch: Switch) -> str:

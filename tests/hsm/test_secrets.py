@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sts.cli.vending import admin
 from tests.fixtures import TEST_VENDING_KEY, known_pan, make_demo
 from tests.hsm.conftest import SoftHsm
-from tests.vending.test_secrets import after_sale_texts, database_text, needles
+from tests.support.leaks import after_sale_texts, database_text, needles
 
 
 def _all_needles() -> list[bytes]:

@@ -23,7 +23,7 @@ from sts.vending.storage.tables import campaign_items, tokens, transactions, ven
 from sts.vending.usecases import campaign as camp
 from tests.fixtures import KNOWN_SGC, known_pan, make_demo, virtual_meter
 from tests.hsm.conftest import SoftHsm
-from tests.vending.server import Server
+from tests.support.server import Server
 
 NEW_KEY = bytes.fromhex("0102030405060708090a0b0c0d0e0f1011121314")
 

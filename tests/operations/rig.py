@@ -1,5 +1,5 @@
 """A rig for the operations tests and the several-servers benchmark: a demo database ready for
-real `sts serve` processes (tests/vending/server.py), purchases sent from threads, and what
+real `sts serve` processes (tests/support/server.py), purchases sent from threads, and what
 the database holds afterwards."""
 
 from __future__ import annotations

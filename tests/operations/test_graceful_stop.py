@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.delivery.conftest import Gateway
 from tests.operations import rig
-from tests.vending.server import Server
+from tests.support.carriers import Gateway
+from tests.support.server import Server
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from sts.vending.storage.database import Database, migrate
 from sts.vending.storage.migration_plan import current_revision, script_directory
 from tests.fixtures import IN_CI
 from tests.operations import rig
-from tests.vending.server import Server
+from tests.support.server import Server
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

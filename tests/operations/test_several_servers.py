@@ -25,9 +25,9 @@ import sqlalchemy as sa
 
 from sts.vending.access.operators import LOCK_AFTER
 from sts.vending.storage.database import Database
-from tests.delivery.conftest import Gateway
 from tests.operations import rig
-from tests.vending.server import Server
+from tests.support.carriers import Gateway
+from tests.support.server import Server
 
 pytestmark = pytest.mark.slow
 # CI: 300; STS_SCALE_PURCHASES=3000 for the size (benchmarks/bench_servers.py also

@@ -164,7 +164,7 @@ def test_a_scrape_adds_up_every_worker_process(demo: Any, db_url: str, kek_file:
 
 def test_sales_and_errors_are_counted_per_face(demo: Any) -> None:
     """The same sale through Electrum is counted under its own face, and so is its refusal."""
-    from tests.electrum.conftest import drn_of, make_switch
+    from tests.support.electrum import drn_of, make_switch
 
     switch = make_switch(demo)
     before = samples(demo.client.get("/metrics", headers=demo.h("admin")).text)

@@ -18,7 +18,7 @@ from sts.vending.storage.tables import transactions
 from sts.vending.storage.tables_delivery import deliveries
 from sts.vending.storage.tables_payments import payments
 from tests.payments.conftest import Momo, confirmation
-from tests.vending.server import Server
+from tests.support.server import Server
 
 
 def post(url: str, body: dict[str, Any]) -> int:

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.payments.live import wait_for
-from tests.vending.server import free_port
+from tests.support.server import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ def test_serve_demo_starts_the_sandbox_and_a_customer_can_pay(db_url: str,
             except httpx.HTTPError:
                 return proc.poll() is not None
 
-        wait_for(up, "the demo server", 90)
+        wait_for(up, 90, "the demo server")
         assert proc.poll() is None, (tmp_path / "err.log").read_text()
         info = json.loads(out.read_text())
         mm = info["mobile_money"]
@@ -60,7 +60,7 @@ def test_serve_demo_starts_the_sandbox_and_a_customer_can_pay(db_url: str,
         assert paid.status_code == 303, paid.text[:300]
         ticket = paid.headers["location"].rsplit("/", 1)[1]
         wait_for(lambda: 'data-testid="tokens"' in httpx.get(
-            f"{base}/buy/status/{ticket}").text, "the token on the page", 60)
+            f"{base}/buy/status/{ticket}").text, 60, "the token on the page")
         token = re.search(r'class="token">([\d ]+)<',
                           httpx.get(f"{base}/buy/status/{ticket}").text)
         assert token is not None
@@ -68,7 +68,7 @@ def test_serve_demo_starts_the_sandbox_and_a_customer_can_pay(db_url: str,
         def texts() -> list[str]:
             return [m["text"] for m in httpx.get(inbox + "messages").json()]
 
-        wait_for(lambda: any(token.group(1) in t for t in texts()), "the token SMS", 60)
+        wait_for(lambda: any(token.group(1) in t for t in texts()), 60, "the token SMS")
         code = httpx.post(base + "/buy/mine/code", data={"meter": drn})
         assert code.status_code == 200 and "We sent a code to +254" in code.text
         assert any("Your code for meter" in t for t in texts())

@@ -24,7 +24,8 @@ from sts.vending.storage.tables import transactions
 from sts.vending.storage.tables_delivery import deliveries
 from sts.vending.storage.tables_payments import payment_requests, payments
 from tests.payments.conftest import Momo as MomoFixture
-from tests.payments.live import free_socket, serving, wait_for
+from tests.support.live import free_socket, serving
+from tests.support.waiting import wait_for
 
 PHONE = "256772000111"
 
@@ -79,7 +80,7 @@ def rig(momo: MomoFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
 
 def test_successful_sells_once(rig: Rig) -> None:
     ref = rig.buy(rig.fx.meters[0])
-    wait_for(lambda: rig.state(ref) == "paid", "the callback")
+    wait_for(lambda: rig.state(ref) == "paid", 20, "the callback")
     assert rig.standin.errors == []
     (req,) = rig.standin.requests.values()
     assert req["externalId"] == ref and req["currency"] == "UGX" and req["amount"] == "100"
@@ -96,7 +97,7 @@ def test_successful_sells_once(rig: Rig) -> None:
 def test_failed_sells_nothing(rig: Rig) -> None:
     rig.standin.outcome = "REJECTED"
     ref = rig.buy(rig.fx.meters[1])
-    wait_for(lambda: rig.state(ref) == "cancelled", "the callback")
+    wait_for(lambda: rig.state(ref) == "cancelled", 20, "the callback")
     assert rig.count(payments) == 0 and rig.count(transactions) == 0
 
 
@@ -115,7 +116,7 @@ def test_lost_callback_sold_by_status_query(rig: Rig) -> None:
 def test_other_currency_is_an_exception(rig: Rig) -> None:
     rig.standin.paid_currency = "KES"
     ref = rig.buy(rig.fx.meters[2])
-    wait_for(lambda: rig.state(ref) == "paid", "the callback")
+    wait_for(lambda: rig.state(ref) == "paid", 20, "the callback")
     (p,) = rig.fx.service.list_payments(Caller(0, "admin", "t", None), provider="momo")[
         "payments"]
     assert p["state"] == "exception" and "asked for UGX" in p["reason"]

@@ -21,7 +21,8 @@ from sts.vending.storage.tables import transactions
 from sts.vending.storage.tables_delivery import deliveries
 from sts.vending.storage.tables_payments import payment_requests, payments
 from tests.payments.conftest import SHORTCODE, Momo
-from tests.payments.live import free_socket, serving, wait_for
+from tests.support.live import free_socket, serving
+from tests.support.waiting import wait_for
 
 PHONE = "254722000111"
 
@@ -82,8 +83,8 @@ def test_ussd_buy_paid_sells_once(live: Live) -> None:
     (prompt,) = live.daraja.prompts
     assert prompt.body["Amount"] == "100" and prompt.body["PhoneNumber"] == PHONE
     assert prompt.body["CallBackURL"] == live.url + "/pay/stk/callback"
-    wait_for(lambda: live.daraja.callbacks_sent == 3, "the callbacks")
-    wait_for(lambda: live.count(payments, payments.c.state == "sold") == 1, "the sale")
+    wait_for(lambda: live.daraja.callbacks_sent == 3, 20, "the callbacks")
+    wait_for(lambda: live.count(payments, payments.c.state == "sold") == 1, 20, "the sale")
     assert live.daraja.errors == []
     assert live.count(transactions, transactions.c.kind == "sale") == 1
     assert live.count(deliveries, deliveries.c.channel == "sms",
@@ -101,14 +102,14 @@ def test_ussd_buy_paid_sells_once(live: Live) -> None:
 def test_cancelled_or_timed_out_sells_nothing(live: Live, outcome: str) -> None:
     live.daraja.outcome = outcome
     assert live.ussd(f"2*{live.momo.meters[1]}*50*1").startswith("END Enter your M-Pesa PIN")
-    wait_for(lambda: live.request_state() == "cancelled", "the prompt's answer")
+    wait_for(lambda: live.request_state() == "cancelled", 20, "the prompt's answer")
     assert live.count(payments) == 0 and live.count(transactions) == 0
 
 
 def test_paid_other_amount_is_an_exception(live: Live) -> None:
     live.daraja.paid_amount = "60"
     live.ussd(f"2*{live.momo.meters[1]}*50*1")
-    wait_for(lambda: live.count(payments, payments.c.state == "exception") == 1, "the payment")
+    wait_for(lambda: live.count(payments, payments.c.state == "exception") == 1, 20, "the payment")
     assert live.count(transactions) == 0
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from tests.fixtures import Demo
-from tests.vending.server import free_port
+from tests.support.server import free_port
 
 
 def checks(demo: Demo, status: int) -> dict[str, Any]:
@@ -38,15 +38,15 @@ def test_schema_behind_and_ahead(demo: Demo) -> None:
     from alembic import command
     from alembic.script import ScriptDirectory
 
-    from tests.vending.test_migrations import _config
+    from tests.support.migrations import alembic_config
 
     db = demo.service.db
     with db.read() as conn:
-        scripts = ScriptDirectory.from_config(_config(conn))
+        scripts = ScriptDirectory.from_config(alembic_config(conn))
     head = str(scripts.get_current_head())
     previous = str(scripts.get_revision(head).down_revision)
     with db.begin() as conn:
-        command.downgrade(_config(conn), previous)
+        command.downgrade(alembic_config(conn), previous)
     behind = checks(demo, 503)["migrations"]
     assert not behind["ok"] and "sts admin migrate" in behind["detail"]
     with db.begin() as conn:  # a newer server has migrated (additively): still ready
@@ -54,7 +54,7 @@ def test_schema_behind_and_ahead(demo: Demo) -> None:
     assert "newer" in checks(demo, 200)["migrations"]["detail"]
     with db.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": previous})
-        command.upgrade(_config(conn), "head")
+        command.upgrade(alembic_config(conn), "head")
     assert checks(demo, 200)["migrations"]["detail"] == f"at {head}"
 
 

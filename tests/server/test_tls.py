@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from sts.cli.vending import admin
-from tests.delivery.tlsrig import Authority, Issued
-from tests.electrum.conftest import envelope, new_id
-from tests.vending.server import Server
-from tests.xmlvend.conftest import Client
+from tests.support.electrum import envelope, new_id
+from tests.support.server import Server
+from tests.support.tlsrig import Authority, Issued
+from tests.support.xmlvend import Client
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,8 @@ from sts.vending.access.policy import (
     Caller,
     vendor_filter,
 )
-from tests.electrum.conftest import make_switch
 from tests.fixtures import Demo, vendor_float
+from tests.support.electrum import make_switch
 
 # --- the policy alone (no database, no HTTP) -------------------------------------------------
 
@@ -238,8 +238,8 @@ def test_electrum_credential_of_another_vendor(demo: Demo) -> None:
 
 
 def _electrum_sale(switch: Any, demo: Demo) -> tuple[str, Any]:
-    from tests.electrum.conftest import new_id
     from tests.fixtures import known_pan
+    from tests.support.electrum import new_id
 
     pid = new_id()
     got = switch.buy(known_pan(), 5000, pid=pid)

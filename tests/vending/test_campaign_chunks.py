@@ -27,7 +27,7 @@ from sts.vending.storage.tables import (
 )
 from sts.vending.usecases import campaign as camp
 from tests.fixtures import virtual_meter
-from tests.vending.test_keychange import SGC, new_key, old_key, pan_for, rollover_setup
+from tests.support.keychange import SGC, new_key, old_key, pan_for, rollover_setup
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.vending.server import free_port
+from tests.support.server import free_port
 
 README = Path(__file__).parents[2] / "README.md"
 

@@ -352,7 +352,7 @@ def test_a_client_id_shaped_like_a_campaign_id_does_not_block_the_campaign(
 
     from sts.vending.storage.tables import campaigns, meters
     from sts.vending.usecases import campaign as camp
-    from tests.vending.test_keychange import SGC, rollover_setup
+    from tests.support.keychange import SGC, rollover_setup
 
     demo, pans = rollover_setup(service, clock, meters=2)
     camp.create(service, "rollover", sgc=SGC, to_krn=2, from_krn=1)

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sts.engine import decode
 from sts.vending.storage.tables import tokens, transactions
 from tests.fixtures import Demo, known_pan, make_demo, meter_key
-from tests.vending.server import Server
+from tests.support.server import Server
 
 
 @pytest.fixture

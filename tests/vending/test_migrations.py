@@ -10,23 +10,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.config import Config
 
 from sts.vending.storage.database import migrate
 from sts.vending.storage.tables import tokens
-
-
-def _config(conn: sa.Connection) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", "sts.vending.storage:migrations")
-    cfg.attributes["connection"] = conn
-    return cfg
+from tests.support.migrations import alembic_config
 
 
 def _head() -> str:
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(_config(None)).get_current_head()  # type: ignore[arg-type]
+    head = ScriptDirectory.from_config(alembic_config(None)).get_current_head()
     assert head is not None
     return head
 
@@ -45,10 +38,10 @@ def test_0007_down_and_up_with_sales(demo: Any) -> None:
     assert {fk.column.table.name for fk in tokens.foreign_keys} == {"transactions"}
 
     with db.begin() as conn:  # down: the checks come back and hold for the stored rows
-        command.downgrade(_config(conn), "0006_web")
+        command.downgrade(alembic_config(conn), "0006_web")
     assert _token_fks(db.engine) == {"transactions", "meters", "vending_keys"}
     with db.begin() as conn:
-        command.upgrade(_config(conn), "head")
+        command.upgrade(alembic_config(conn), "head")
     assert migrate(db) == "0025_list_sorts"
     assert _token_fks(db.engine) == {"transactions"}
     with db.read() as conn:
@@ -79,21 +72,21 @@ def test_0009_username_keys_down_and_up(demo: Any) -> None:
                                              operators.c.username_key)).all())
     assert before and all(key == name.casefold() for name, key in before.items())
     with db.begin() as conn:
-        command.downgrade(_config(conn), "0008_fillfactor")
+        command.downgrade(alembic_config(conn), "0008_fillfactor")
     assert "username_key" not in {c["name"] for c in sa.inspect(db.engine).get_columns(
         "operators")}
     with db.begin() as conn:
-        command.upgrade(_config(conn), "head")
+        command.upgrade(alembic_config(conn), "head")
     with db.read() as conn:
         assert dict(conn.execute(sa.select(operators.c.username, operators.c.username_key))
                     .all()) == before
     with db.begin() as conn:
-        command.downgrade(_config(conn), "0008_fillfactor")
+        command.downgrade(alembic_config(conn), "0008_fillfactor")
     with db.begin() as conn:  # a look-alike made before the keys existed
         conn.execute(sa.text("INSERT INTO operators (username, name, role, active) "
                              "VALUES ('Demo-Admin', '', 'admin', true)"))
     with pytest.raises(RuntimeError, match="Demo-Admin"), db.begin() as conn:
-        command.upgrade(_config(conn), "head")
+        command.upgrade(alembic_config(conn), "head")
 
 
 def test_0019_list_search_down_and_up(demo: Any) -> None:
@@ -109,11 +102,11 @@ def test_0019_list_search_down_and_up(demo: Any) -> None:
     if not db.is_sqlite:
         assert {"ix_meters_pan_trgm", "ix_customers_name_trgm", "ix_meters_pan_covering"} <= made
     with db.begin() as conn:
-        command.downgrade(_config(conn), "0018_request_ids")
+        command.downgrade(alembic_config(conn), "0018_request_ids")
     left = indexes()
     gone = made - left
     assert left <= made and {"ix_meters_customer_id", "ix_audit_log_subject"} <= gone
     assert not any("trgm" in ix for ix in left)
     with db.begin() as conn:
-        command.upgrade(_config(conn), "head")
+        command.upgrade(alembic_config(conn), "head")
     assert indexes() == made

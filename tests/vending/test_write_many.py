@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from sts.vending.storage.statements import INSERT_AUDIT, UPDATE_METER, _bulk_form
 from sts.vending.storage.tables import audit_log, meters
+from tests.support.keychange import rollover_setup
 from tests.vending.test_campaign_chunks import bulk_meters
-from tests.vending.test_keychange import rollover_setup
 
 ODD = "tab\there, new\nline, back\\slash, quote ' \" , é € 😀, \\N"
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures import IN_CI, pg_worker_url
-from tests.vending.server import Server
+from tests.support.server import Server
 
 CHROMIUM = os.environ.get("STS_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"

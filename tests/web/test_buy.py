@@ -19,8 +19,8 @@ from playwright.sync_api import expect
 from sts.payments.sandbox.daraja import Daraja
 from sts.payments.sandbox.sms import SmsInbox
 from tests.fixtures import pg_worker_url
-from tests.payments.live import wait_for
-from tests.vending.server import Server
+from tests.support.server import Server
+from tests.support.waiting import wait_for
 from tests.web.conftest import Site, _demo, _drop, shot
 
 PHONE = "254722000111"
@@ -137,7 +137,7 @@ def test_a_customer_buys_from_a_phone_and_reads_their_tokens(buy_site: BuySite,
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_SIZE["width"]
     shot(page, "buy-token", site)
     wait_for(lambda: any(token in text for text in buy_site.sms.to(PHONE)),
-             "the token by SMS to the paying phone", 30)
+             30, "the token by SMS to the paying phone")
 
     # "my tokens": a code to the number on record; a wrong code, then the right one
     page.goto(site.url + "/buy/mine")
@@ -145,7 +145,7 @@ def test_a_customer_buys_from_a_phone_and_reads_their_tokens(buy_site: BuySite,
     page.get_by_role("button", name="Send me a code").click()
     expect(page.get_by_test_id("sent")).to_contain_text("+254")
     assert ON_RECORD not in page.content()  # the number itself is masked
-    wait_for(lambda: bool(buy_site.sms.to(ON_RECORD)), "the code by SMS", 20)
+    wait_for(lambda: bool(buy_site.sms.to(ON_RECORD)), 20, "the code by SMS")
     code = re.search(r"\b(\d{6})\b", buy_site.sms.to(ON_RECORD)[-1])
     assert code is not None
     wrong_code = f"{(int(code.group(1)) + 1) % 1_000_000:06d}"

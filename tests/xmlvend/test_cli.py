@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sts.cli.vending import admin, audit
 from sts.server.app import create_app
 from sts.vending.config import Settings, open_service
-from tests.xmlvend.conftest import Client, drn_of
+from tests.support.xmlvend import Client, drn_of
 
 
 def run(args: list[str]) -> Any:
@@ -67,7 +67,7 @@ def test_client_certificate_binding(demo: Any) -> None:
     from sts.vending.access import vend_clients
     from sts.xmlvend import mount
     from sts.xmlvend.face import Settings as FaceSettings
-    from tests.xmlvend.conftest import register
+    from tests.support.xmlvend import register
 
     fp = "ab" * 32
     register(demo, cert=fp)

@@ -18,8 +18,9 @@ from sqlalchemy import create_engine, func, select
 from sts.vending.storage.database import normalise_url
 from sts.vending.storage.tables import transactions
 from sts.vending.storage.tables_xmlvend import client_exchanges
-from tests.vending.server import Server
-from tests.xmlvend.conftest import Answer, Client, drn_of, known_pan, register
+from tests.fixtures import known_pan
+from tests.support.server import Server
+from tests.support.xmlvend import Answer, Client, drn_of, register
 
 pytestmark = pytest.mark.slow
 

@@ -12,17 +12,8 @@ from sqlalchemy import func, select
 
 from sts.codec.pan import MeterPan, luhn_check_digit
 from sts.vending.storage.tables import transactions
-from tests.fixtures import TEST_VENDING_KEY, Demo, virtual_meter
-from tests.xmlvend.conftest import (
-    BASE,
-    NS,
-    XSI,
-    Client,
-    drn_of,
-    known_pan,
-    register,
-    validate,
-)
+from tests.fixtures import TEST_VENDING_KEY, Demo, known_pan, virtual_meter
+from tests.support.xmlvend import BASE, NS, XSI, Client, drn_of, register, validate
 
 SGC = "999940"
 NEW_KEY = bytes(reversed(TEST_VENDING_KEY))

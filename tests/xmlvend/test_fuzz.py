@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.xmlvend.conftest import SAMPLES, Client, register
+from tests.support.xmlvend import SAMPLES, Client, register
 
 BILLION = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
            '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'

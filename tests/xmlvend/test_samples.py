@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests.fixtures import Demo
-from tests.xmlvend.conftest import (
+from tests.fixtures import Demo, known_pan
+from tests.support.xmlvend import (
     BASE,
     PASSWORD,
     SAMPLES,
@@ -19,7 +19,6 @@ from tests.xmlvend.conftest import (
     Answer,
     Client,
     drn_of,
-    known_pan,
     register,
     validate,
 )

@@ -9,7 +9,8 @@ from typing import Any
 
 from lxml import etree
 
-from tests.xmlvend.conftest import SOAP12, Client, drn_of, known_pan, register
+from tests.fixtures import known_pan
+from tests.support.xmlvend import SOAP12, Client, drn_of, register
 
 
 def test_wsdl_and_schemas(demo: Any) -> None:

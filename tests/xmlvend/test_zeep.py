@@ -12,16 +12,9 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from tests.vending.server import Server
-from tests.xmlvend.conftest import (
-    BASE,
-    METER,
-    REV,
-    drn_of,
-    known_pan,
-    register,
-    validate,
-)
+from tests.fixtures import known_pan
+from tests.support.server import Server
+from tests.support.xmlvend import BASE, METER, REV, drn_of, register, validate
 from tests.xmlvend.test_flows import NEW_KEY, SGC, pan_for, rich_meter
 
 zeep = pytest.importorskip("zeep")

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.delivery.conftest import RUN_AS, Broker
+from tests.support.carriers import RUN_AS, Broker
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 
