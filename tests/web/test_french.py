@@ -117,6 +117,20 @@ def test_a_refusal_reads_in_french_on_a_page_and_stays_english_in_the_api() -> N
         parse_deliver([{"channel": "sms", "to": "12"}])
     assert err.value.message == "deliver.0.to must be an international number: + and 7-15 digits"
     assert i18n.said(err.value, french).startswith("deliver.0.to doit être un numéro international")
+    # the registry's: an import file's header, a tariff, a supply group
+    import io
+
+    from sts.vending.registry.files import read_rows
+
+    with pytest.raises(InputError) as err:
+        list(read_rows(io.BytesIO(b"meter,colour\n600727000000000009,red\n"), "csv"))
+    assert err.value.message.startswith("unknown column(s) 'colour'; known: ")
+    assert i18n.said(err.value, french).startswith("colonne(s) inconnue(s) 'colour' ; connues : ")
+    from sts.vending.registry.admin import check_float_move
+
+    with pytest.raises(InputError) as err:
+        check_float_move("10", "EFT 1", "gift")
+    assert i18n.said(err.value, french).startswith("le type doit être l'un de top_up")
 
 
 def test_the_language_follows_the_operator_then_the_utility() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sts.codec.pan import parse_pan
 from sts.vending.access import operators
 from sts.vending.registry import operators as operator_admin
 from sts.vending.storage.tables import audit_log
@@ -122,3 +123,17 @@ def test_a_vendors_statement_is_paged_with_its_running_balance(demo: Any) -> Non
     assert csv.status_code == 200 and csv.text.count("EFT ") == 27
     bad = demo.client.get("/admin/vendors/statement", params=query | {"size": "7"})
     assert bad.status_code == 422 and "must be one of 25, 50, 100, 200" in bad.text
+
+
+def test_a_statements_sale_names_the_meter_as_printed(demo: Any) -> None:
+    """The vendor reads the number on the meter and the slip, never the 18-digit MeterPAN."""
+    sold = demo.buy(amount="25")
+    assert sold.status_code == 201
+    demo.clock.advance(minutes=1)
+    _admin(demo)
+    day = demo.clock().date().isoformat()
+    page = demo.client.get("/admin/vendors/statement",
+                           params={"vendor": "Demo Vendor", "start": day, "end": day})
+    drn = parse_pan(demo.meters[0]).drn
+    assert f"receipt {sold.json()['receipt']['receipt_no']} meter {drn}<" in page.text
+    assert demo.meters[0] not in page.text

@@ -28,9 +28,11 @@ def to_digits(number: int) -> str:
     return f"{number:020d}"
 
 
-def group(token: str, size: int = 4, sep: str = " ") -> str:
-    """'1234 5678 ...' for display; scripts should use the plain 20 digits."""
-    return sep.join(token[i : i + size] for i in range(0, len(token), size))
+def group(token: str | None, size: int = 4, sep: str = " ") -> str:
+    """'1234 5678 ...' for display (slips, pages, messages, a meter's keypad echo); scripts
+    should use the plain digits.  Nothing to show (None) is ""."""
+    text = token or ""
+    return sep.join(text[i : i + size] for i in range(0, len(text), size))
 
 
 def parse_token(text: object, *, field: str = "token") -> int:

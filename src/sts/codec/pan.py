@@ -116,6 +116,15 @@ def parse_pan(pan: object, *, field: str = "pan") -> MeterPan:
     return MeterPan(iin, drn)
 
 
+def printed_number(pan: str) -> str:
+    """The number printed on the meter (its DRN) for a MeterPAN; text that is not a valid
+    MeterPAN comes back as written (a log line or an old record may hold what was typed)."""
+    try:
+        return parse_pan(pan).drn
+    except InputError:
+        return pan
+
+
 METER_NUMBER_MAX_CHARS = 40
 _GROUPED_DIGITS = re.compile(r"[0-9]+(?:[ -]+[0-9]+)*")
 _RE_READ = "the check digit is wrong: please re-read the meter number"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sts.codec.digits import group
 from sts.vending import receipts
 from sts.vending.outbox import Job
 
@@ -24,11 +25,6 @@ SMS_TEMPLATES: dict[str, str] = {
 ENG_TEMPLATES: dict[str, str] = {
     "en": "Meter {meter}: enter in order {tokens}. Ref {receipt_no}.",
 }
-
-
-def group4(token: str) -> str:
-    """A 20-digit token in groups of four, as printed and read out."""
-    return " ".join(token[i:i + 4] for i in range(0, len(token), 4))
 
 
 def tokens_of(response: dict[str, Any]) -> list[dict[str, Any]]:
@@ -50,7 +46,7 @@ def facts(job: Job) -> dict[str, str]:
     toks = tokens_of(r)
     text = ", ".join(
         (f"{t['label'].title()} " if len(toks) > 1 and t.get("label") else "")
-        + group4(str(t.get("token", ""))) for t in toks)
+        + group(str(t.get("token", ""))) for t in toks)
     return {"tokens": text, "units": str(rec.get("units", "")), "unit": str(rec.get("unit", "")),
             "receipt_no": receipt_no(r), "meter": job.pan, "amount": str(rec.get("amount", "")),
             "purchase_id": job.request_id}
@@ -78,13 +74,13 @@ def email_parts(job: Job) -> tuple[str, str]:
             slip = receipts.slip(rec, tokens_of(r), title="CREDIT VEND - TAX INVOICE",
                                  _=receipts.words_of(rec))
         body = (f"Enter these tokens on meter {job.pan} in the order shown:\n\n"
-                + "\n".join(f"  {group4(str(t.get('token', '')))}  {t.get('label') or ''}"
+                + "\n".join(f"  {group(str(t.get('token', '')))}  {t.get('label') or ''}"
                             for t in tokens_of(r))
                 + "\n\n" + (slip or ""))
     else:
         subject = f"Engineering tokens - meter {job.pan}, ref {f['receipt_no']}"
         body = (f"Enter these tokens on meter {job.pan} in the order shown:\n\n"
-                + "\n".join(f"  {group4(str(t.get('token', '')))}  "
+                + "\n".join(f"  {group(str(t.get('token', '')))}  "
                             f"{t.get('label') or t.get('description', '')}"
                             for t in tokens_of(r)) + "\n")
     return subject, body

@@ -63,7 +63,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from sts.codec.amount import EXACT
-from sts.codec.digits import parse_token
+from sts.codec.digits import group, parse_token
 from sts.engine.core import decode
 from sts.engine.model import DecodedToken
 from sts.engine.wire import meter_from_json
@@ -182,11 +182,6 @@ class Event:
 
     def as_dict(self) -> dict[str, Any]:
         return {"t": self.t, "event": self.name, **self.data}
-
-
-def group_digits(digits: str) -> str:
-    """Keypad echo: a dash after every fourth digit ('1234-5678-9')."""
-    return "-".join(digits[i : i + 4] for i in range(0, len(digits), 4))
 
 
 def _amount_text(amount: Decimal, register: str) -> str:
@@ -332,7 +327,7 @@ class Meter:
             "tamper": m.tamper,
         }
         if v.entry:
-            return Display(group_digits(v.entry), counter=len(v.entry), **symbols)
+            return Display(group(v.entry, sep="-"), counter=len(v.entry), **symbols)
         for screen in v.screens:
             if screen.start <= now < screen.end:
                 return Display(self._screen_text(screen, now), **symbols)

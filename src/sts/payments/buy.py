@@ -30,7 +30,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from sts.codec.pan import parse_pan
+from sts.codec.digits import group
+from sts.codec.pan import printed_number
 from sts.delivery.carriers import Accepted
 from sts.delivery.config import DeliveryConfig
 from sts.delivery.sms_http import send_text
@@ -85,8 +86,8 @@ class Page:
         self.ask = ask  # the adapter's prompt call (Mpesa.initiate)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         env = self.templates.env
-        env.filters["group4"] = group4
-        env.filters["printed"] = printed
+        env.filters["group4"] = group
+        env.filters["printed"] = printed_number
         env.filters["money"] = lambda v, st: st.amount(v)
         env.filters["units"] = lambda v, st: st.units(v)
         i18n.install(env, LANGUAGE.get)
@@ -127,19 +128,6 @@ class Page:
         if not isinstance(outcome, Accepted):
             raise Unavailable(N_("we could not send the SMS now; please try again in a "
                                  "minute"), field="meter")
-
-
-def group4(token: object) -> str:
-    digits = str(token or "")
-    return " ".join(digits[i:i + 4] for i in range(0, len(digits), 4))
-
-
-def printed(pan: object) -> str:
-    """The number printed on the meter (its DRN) for a MeterPAN."""
-    try:
-        return parse_pan(pan).drn
-    except StsError:
-        return str(pan)
 
 
 def plain(exc: StsError, _: Callable[[str], str],

@@ -40,8 +40,9 @@ ACCEPTED = {"ResultCode": "0", "ResultDesc": "Accepted"}
 REJECT_CODES = {"account": "C2B00012", "amount": "C2B00013", "other": "C2B00016"}
 
 
-def printed_number(pan: str) -> str:
-    """The meter number as printed (the DRN under IIN 600727), else the PAN's last 12."""
+def account_reference(pan: str) -> str:
+    """An STK prompt's AccountReference (Daraja takes at most 12 characters): the number
+    printed on the meter when it has 11 digits (IIN 600727), else the MeterPAN's last 12."""
     return pan[6:17] if pan.startswith("600727") and len(pan) == 18 else pan[-12:]
 
 
@@ -267,7 +268,7 @@ class Mpesa:
             "CallBackURL": f"{s.callback_base}/pay/stk/callback",
             # the number printed on the meter (Daraja takes 12 characters): what the
             # statement's "A/C No." then shows, so `reconcile --sell` finds the meter
-            "AccountReference": printed_number(prompt.meter_pan),
+            "AccountReference": account_reference(prompt.meter_pan),
             "TransactionDesc": "Prepaid token"}
         out = self._call("/mpesa/stkpush/v1/processrequest", body)
         if str(out.get("ResponseCode")) != "0" or not isinstance(

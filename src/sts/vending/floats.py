@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, literal, null, select, type_coerce, union_all
 
+from sts.codec.pan import printed_number
 from sts.errors import UnknownRecord
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import (
@@ -128,7 +129,7 @@ def statement(db: Database, vendor: str, start: datetime, end: datetime, *,
         if page is not None:
             lines = lines.limit(size).offset((page - 1) * size)
         out = [Line(r.at, r.kind, r.reference if r.pan is None
-                    else f"receipt {r.seq:010d} meter {r.pan}", Decimal(r.amount),
+                    else f"receipt {r.seq:010d} meter {printed_number(r.pan)}", Decimal(r.amount),
                     opening + Decimal(r.run)).as_dict() for r in conn.execute(lines)]
     return {"vendor": v.name, "start": start.isoformat(sep=" "), "end": end.isoformat(sep=" "),
             "opening": money(opening), "closing": money(opening + sum(totals.values())),

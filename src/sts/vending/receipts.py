@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sts.codec.pan import parse_pan
-from sts.errors import StsError
+from sts.codec.digits import group
+from sts.codec.pan import printed_number
 from sts.vending import i18n
 from sts.vending.i18n import N_
 from sts.vending.money_text import MoneyStyle, style
@@ -44,18 +44,6 @@ SLIP_WORDS = (
 
 def _same(text: str) -> str:
     return text
-
-
-def group_token(token: str) -> str:
-    return " ".join(token[i : i + 4] for i in range(0, len(token), 4))
-
-
-def printed_number(pan: str) -> str:
-    """The number printed on the meter (its DRN) for a MeterPAN."""
-    try:
-        return parse_pan(pan).drn
-    except StsError:
-        return pan
 
 
 def instructions(tokens: list[dict[str, Any]], _: Gettext = _same) -> str:
@@ -154,7 +142,7 @@ def slip_model(receipt: dict[str, Any], tokens: list[dict[str, Any]], *, title: 
     slip_tokens = [
         SlipToken(step=i, label=_(t.get("label") or t.get("description") or ""),
                   units=f"{money.units(t['units'])} {unit}" if t.get("units") else "",
-                  digits=group_token(t["token"]) if t.get("token") else "",
+                  digits=group(t["token"]) if t.get("token") else "",
                   token=t.get("token") or "", tid=str(t.get("tid") or ""),
                   kct=t.get("kind") == "KCT")
         for i, t in enumerate(ordered, start=1)]

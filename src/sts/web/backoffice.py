@@ -18,13 +18,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from sts.codec.pan import printed_number
 from sts.errors import StsError
 from sts.vending import reports
 from sts.vending.access.operators import Operator
 from sts.vending.i18n import N_
 from sts.vending.registry import catalogue
 from sts.vending.usecases import lists_office
-from sts.web.common import Web, drn_of, need, web_of
+from sts.web.common import Web, need, web_of
 from sts.web.office import action, list_page, render
 from sts.web.paging import params
 
@@ -97,7 +98,7 @@ def _sale(request: Request, op: Operator, *, status: int = 200, **ctx: Any) -> R
                           title=N_("No such sale"), message=exc)
     receipt = sale.get("receipt", {})
     return render(request, web, op, "admin/sale.html", status=status, sale=sale,
-                  receipt=receipt, drn=drn_of(receipt.get("meter", {}).get("pan", "")), **ctx)
+                  receipt=receipt, drn=printed_number(receipt.get("meter", {}).get("pan", "")), **ctx)
 
 
 @router.get("/sales/{purchase_id}")

@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
+from sts.codec.digits import group
 from sts.codec.pan import MeterPan, parse_pan
 from sts.errors import InputError, InvalidDrn, InvalidPan, StsError
 from sts.vending import i18n, text
@@ -101,7 +102,7 @@ class Web:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["role_names"] = ROLE_NAMES
         self.templates.env.globals["may"] = may  # links shown only to roles that may open them
-        self.templates.env.filters["group4"] = group4
+        self.templates.env.filters["group4"] = group
         self.templates.env.filters["sentence"] = sentence
         env = self.templates.env
         i18n.install(env, LANGUAGE.get)
@@ -168,12 +169,6 @@ def sentence(text: str | None) -> str:
     """A message as a sentence: first letter upper case, the rest as written."""
     text = (text or "").strip()
     return text[:1].upper() + text[1:] if text else ""
-
-
-def group4(token: str | None) -> str:
-    if not token:
-        return ""
-    return " ".join(token[i:i + 4] for i in range(0, len(token), 4))
 
 
 def web_of(request: Request) -> Web:
@@ -318,14 +313,6 @@ def typed_amount(web: Web, op: Operator, text: str | None, field: str = "amount"
     money = house_style(web.service.db)
     words = i18n.translations(i18n.language_of(money.locale, op.language)).gettext
     return money.plain(text, field=field, label=label, _=words)
-
-
-def drn_of(pan: str) -> str:
-    """The number printed on the meter (its DRN) for a MeterPAN."""
-    try:
-        return parse_pan(pan).drn
-    except StsError:
-        return pan
 
 
 def redirect(path: str) -> RedirectResponse:

@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 
+from sts.codec.pan import printed_number
 from sts.errors import StsError
 from sts.vending.i18n import N_, said
-from sts.web.common import drn_of
 
 BLOCKED = N_("This meter is blocked: refer the customer to the utility office")
 PAN = re.compile(r"\b\d{18}\b")
@@ -36,7 +36,7 @@ NOT_HERE = {
 
 def printed(text: str) -> str:
     """`text` with every MeterPAN written as the number printed on the meter."""
-    return PAN.sub(lambda m: drn_of(m.group(0)), text)
+    return PAN.sub(lambda m: printed_number(m.group(0)), text)
 
 
 def _same(text: str) -> str:

@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from sts.codec.pan import printed_number
 from sts.errors import InputError, StsError
 from sts.vending.access.operators import Operator
-from sts.web.common import drn_of, meter_number, need, posted, web_of
+from sts.web.common import meter_number, need, posted, web_of
 
 router = APIRouter()
 Engineer = Annotated[Operator, Depends(need("engineering"))]
@@ -59,4 +60,4 @@ def engineering(request: Request, posted_: EngineerPost) -> Response:
     except StsError as exc:
         return _engineering(request, op, status=exc.http_status, error=exc,
                             error_field=exc.field, form=form)
-    return _engineering(request, op, issued=out, drn=drn_of(out["meter"]["pan"]), form={})
+    return _engineering(request, op, issued=out, drn=printed_number(out["meter"]["pan"]), form={})

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from sts.codec.pan import printed_number
 from sts.errors import InputError, StsError
 from sts.vending import receipts, reports, testtokens
 from sts.vending.access.operators import Operator
@@ -20,7 +21,7 @@ from sts.vending.i18n import N_
 from sts.vending.tenders import tender_of
 from sts.vending.usecases import presets, shifts
 from sts.web import counter_text
-from sts.web.common import Web, drn_of, meter_number, need, posted, redirect, web_of, words
+from sts.web.common import Web, meter_number, need, posted, redirect, web_of, words
 
 router = APIRouter()
 Seller = Annotated[Operator, Depends(need("point_of_sale"))]
@@ -47,7 +48,7 @@ def _page(request: Request, web: Web, op: Operator, meter: str, amount: str, *,
             raise error
         if meter:
             pan = meter_number(meter)
-            ctx["pan"], ctx["drn"] = pan, drn_of(pan)
+            ctx["pan"], ctx["drn"] = pan, printed_number(pan)
             ctx["lookup"] = web.service.lookup(pan, caller)
             ctx["presets"] = presets.for_meter(web.service.db, pan)
             if amount:
@@ -66,7 +67,7 @@ def _page(request: Request, web: Web, op: Operator, meter: str, amount: str, *,
             # a refused sale: show the customer and the amount again, the error by the amount
             try:
                 pan = meter_number(meter)
-                ctx["pan"], ctx["drn"] = pan, drn_of(pan)
+                ctx["pan"], ctx["drn"] = pan, printed_number(pan)
                 ctx["lookup"] = web.service.lookup(pan, caller)
                 ctx["presets"] = presets.for_meter(web.service.db, pan)
             except StsError:
@@ -173,7 +174,7 @@ def tests(request: Request, op: Tester, meter: str | None = None) -> Response:
     if meter:
         try:
             pan = meter_number(meter)
-            ctx["tests"], ctx["drn"] = testtokens.for_meter(pan), drn_of(pan)
+            ctx["tests"], ctx["drn"] = testtokens.for_meter(pan), printed_number(pan)
         except StsError as exc:
             ctx["error"] = exc
     return web.render(request, "tests.html", op, **ctx)

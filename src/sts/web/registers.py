@@ -15,13 +15,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from sts.codec.pan import printed_number
 from sts.errors import InputError, StsError
 from sts.vending.access.operators import Operator
 from sts.vending.access.policy import may
 from sts.vending.i18n import N_
 from sts.vending.registry import catalogue
 from sts.vending.usecases import lists, records
-from sts.web.common import Web, drn_of, meter_number, need, redirect, typed_amount, web_of
+from sts.web.common import Web, meter_number, need, redirect, typed_amount, web_of
 from sts.web.office import action, render
 from sts.web.paging import params
 
@@ -32,7 +33,7 @@ CustomerReader = Annotated[Operator, Depends(need("customer_record"))]
 
 
 def meter_href(pan: str) -> str:
-    return f"/meters/{drn_of(pan)}"
+    return f"/meters/{printed_number(pan)}"
 
 
 def _refused(request: Request, web: Web, op: Operator, exc: StsError) -> Response:
@@ -102,7 +103,7 @@ def meter_page(request: Request, op: MeterReader, number: str) -> Response:
         pan = meter_number(number)
     except StsError as exc:
         return _refused(request, web_of(request), op, exc)
-    if number != drn_of(pan):
+    if number != printed_number(pan):
         return redirect(meter_href(pan))
     return show_meter(request, op)
 

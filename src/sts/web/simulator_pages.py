@@ -7,13 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from sts.codec.pan import printed_number
 from sts.errors import InputError, StsError
 from sts.meter.codes import DISPLAY_CODES
 from sts.vending.access.operators import Operator
 from sts.vending.i18n import N_, said
 from sts.vending.usecases import lists
 from sts.vending.usecases.simulator import Simulator
-from sts.web.common import drn_of, meter_number, need, posted, web_of, words
+from sts.web.common import meter_number, need, posted, web_of, words
 from sts.web.paging import params
 
 router = APIRouter()
@@ -67,7 +68,7 @@ def page(request: Request, op: Anyone, meter: str | None = None) -> Response:
         elif choices.rows:
             ctx["pan"] = choices.rows[0]["pan"]
         if ctx["pan"]:
-            ctx["drn"] = drn_of(ctx["pan"])
+            ctx["drn"] = printed_number(ctx["pan"])
             choices.filters = {"meter": ctx["drn"]}
             ctx["state"] = _sim(request, op).view(ctx["pan"])
     except StsError as exc:

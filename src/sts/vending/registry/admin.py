@@ -201,7 +201,7 @@ class Registry:
                    description: str = "") -> int:
         if blocks is None:
             if price is None:
-                raise InputError("give a price or blocks", field="price")
+                raise InputError(N_("give a price or blocks"), field="price")
             blocks = [(None, price)]
 
         def dec(v: Any, f: str) -> Decimal:
@@ -244,20 +244,23 @@ class Registry:
         mp: MeterPan = parse_meter_number(pan, field="pan")
         check_identity(kt=kt, sgc=sgc, ti=ti, krn=krn or 1)
         if service not in SERVICES:
-            raise InputError(f"service must be one of {', '.join(SERVICES)}", field="service")
+            raise InputError(N_("service must be one of {services}"), field="service",
+                             services=", ".join(SERVICES))
         with self.db.begin() as conn:
             sg = conn.execute(select(supply_groups.c.id, supply_groups.c.current_key_id)
                               .where(supply_groups.c.sgc == sgc)).first()
             if sg is None:
-                raise UnknownRecord(f"SGC {sgc} does not exist", field="sgc")
+                raise UnknownRecord(N_("SGC {sgc} does not exist"), field="sgc", sgc=sgc)
             if krn is None:
                 key_id = sg.current_key_id
             else:
                 key_id = conn.scalar(select(vending_keys.c.id).where(
                     vending_keys.c.sgc_id == sg.id, vending_keys.c.krn == krn))
             if key_id is None:
-                raise UnknownRecord(f"SGC {sgc} has no vending key{f' KRN {krn}' if krn else ''}",
-                                    field="krn")
+                if krn:
+                    raise UnknownRecord(N_("SGC {sgc} has no vending key KRN {krn}"),
+                                        field="krn", sgc=sgc, krn=krn)
+                raise UnknownRecord(N_("SGC {sgc} has no vending key"), field="krn", sgc=sgc)
             key_ken = conn.scalar(select(vending_keys.c.ken).where(vending_keys.c.id == key_id))
             tariff_id = self._id(conn, tariffs, tariffs.c.name, tariff, "tariff")
             cust_id = (self._id(conn, customers, customers.c.account_no, customer, "customer")
@@ -400,7 +403,8 @@ class Registry:
                                                        api_keys.c.revoked_at.is_(None))
                                 .values(revoked_at=self._now()))
             if done.rowcount == 0:
-                raise UnknownRecord(f"no active API key starting {prefix}", field="prefix")
+                raise UnknownRecord(N_("no active API key starting {prefix}"), field="prefix",
+                                    prefix=prefix)
             self._audit(conn, "api_key.revoke", prefix)
         return int(done.rowcount)
 
@@ -414,7 +418,8 @@ def check_float_move(amount: str, reference: str, kind: str) -> tuple[Decimal, s
     value = parse_decimal(amount, "amount")
     assert value is not None
     if kind not in FLOAT_KINDS:
-        raise InputError(f"kind must be one of {', '.join(FLOAT_KINDS)}", field="kind")
+        raise InputError(N_("kind must be one of {kinds}"), field="kind",
+                         kinds=", ".join(FLOAT_KINDS))
     if kind == "top_up" and value <= 0:
         raise InputError(N_("a top-up must be more than 0"), field="amount")
     if value == 0 or abs(value) > Decimal("1e12"):

@@ -15,6 +15,7 @@ from sqlalchemy import func, or_, select, update
 
 from sts.errors import InputError, UnknownRecord
 from sts.vending import tariff_history
+from sts.vending.i18n import N_
 from sts.vending.registry.admin import Registry
 from sts.vending.storage.database import Database
 from sts.vending.storage.tables import (
@@ -102,7 +103,7 @@ def parse_blocks(text: str) -> list[tuple[str | None, str]]:
     'price' (e.g. '50:1.20; 350:2.10; 3.40')."""
     parts = [p.strip() for p in text.replace("\n", ";").split(";") if p.strip()]
     if not parts:
-        raise InputError("give at least one price", field="blocks")
+        raise InputError(N_("give at least one price"), field="blocks")
     out: list[tuple[str | None, str]] = []
     for p in parts:
         if ":" in p:
@@ -130,10 +131,11 @@ def set_meter_tariff(reg: Registry, pan: str, tariff: str) -> None:
     with reg.db.begin() as conn:
         tid = conn.scalar(select(tariffs.c.id).where(tariffs.c.name == tariff))
         if tid is None:
-            raise UnknownRecord(f"tariff {tariff!r} does not exist", field="tariff")
+            raise UnknownRecord(N_("tariff {tariff} does not exist"), field="tariff",
+                                tariff=repr(tariff))
         done = conn.execute(update(meters).where(meters.c.pan == pan).values(tariff_id=tid))
         if done.rowcount == 0:
-            raise UnknownRecord(f"meter {pan} does not exist", field="meter")
+            raise UnknownRecord(N_("meter {pan} does not exist"), field="meter", pan=pan)
         reg._audit(conn, "meter.tariff", pan, tariff=tariff)
 
 
@@ -205,7 +207,7 @@ def sales_of_meter(db: Database, pan: str, *, limit: int = 10,
     with db.read() as conn:
         mid = conn.scalar(select(meters.c.id).where(meters.c.pan == pan))
         if mid is None:
-            raise UnknownRecord(f"meter {pan} does not exist", field="meter")
+            raise UnknownRecord(N_("meter {pan} does not exist"), field="meter", pan=pan)
         rows = conn.execute(select(t.seq, t.request_id, t.amount, t.units, t.status,
                                    t.created_at, vendors.c.name.label("vendor"))
                             .outerjoin(vendors, vendors.c.id == t.vendor_id)
@@ -219,13 +221,14 @@ def sales_of_meter(db: Database, pan: str, *, limit: int = 10,
 def sale_by_receipt(db: Database, receipt_no: str, *, vendor_id: int | None = None) -> str:
     """The purchase id of a receipt number (of one vendor's sales when `vendor_id` is given)."""
     if not receipt_no.strip().isdigit():
-        raise InputError("a receipt number has digits only", field="receipt_no")
+        raise InputError(N_("a receipt number has digits only"), field="receipt_no")
     with db.read() as conn:
         rid = conn.scalar(select(transactions.c.request_id).where(
             transactions.c.seq == int(receipt_no), transactions.c.kind == "sale",
             *([transactions.c.vendor_id == vendor_id] if vendor_id is not None else [])))
     if rid is None:
-        raise UnknownRecord(f"no sale with receipt number {receipt_no}", field="receipt_no")
+        raise UnknownRecord(N_("no sale with receipt number {receipt_no}"), field="receipt_no",
+                            receipt_no=receipt_no)
     return str(rid)
 
 

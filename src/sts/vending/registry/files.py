@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from sts.errors import InputError
+from sts.vending.i18n import N_
 
 FORMATS = ("csv", "jsonl")
 # header spellings accepted for each field (lower case; spaces and dashes read as "_")
@@ -74,7 +75,8 @@ def read_rows(stream: IO[bytes], fmt: str) -> Iterator[Row]:
         return _read_csv(stream)
     if fmt == "jsonl":
         return _read_jsonl(stream)
-    raise InputError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}", field="format")
+    raise InputError(N_("format must be one of {formats}, got {got}"), field="format",
+                     formats=", ".join(FORMATS), got=repr(fmt))
 
 
 def _canon(header: str) -> str:
@@ -102,23 +104,25 @@ def _read_csv(stream: IO[bytes]) -> Iterator[Row]:
                 continue
             yield line, dict(zip(names, cells, strict=True))
     except UnicodeDecodeError:
-        raise InputError(f"the file is not UTF-8 text (near line {reader.line_num + 1})",
-                         field="file") from None
+        raise InputError(N_("the file is not UTF-8 text (near line {line})"), field="file",
+                         line=reader.line_num + 1) from None
     except csv.Error as exc:
-        raise InputError(f"line {reader.line_num}: not valid CSV ({exc})", field="file") from None
+        raise InputError(N_("line {line}: not valid CSV ({why})"), field="file",
+                         line=reader.line_num, why=str(exc)) from None
 
 
 def _check_header(names: list[str]) -> None:
     if "meter" not in names:
-        raise InputError("the header needs a meter column (meter, meter_number or pan)",
+        raise InputError(N_("the header needs a meter column (meter, meter_number or pan)"),
                          field="header")
     unknown = [n for n in names if n not in ALIASES]
     if unknown:
-        raise InputError(f"unknown column(s) {', '.join(map(repr, unknown[:5]))}; known: "
-                         f"{', '.join(ALIASES)}", field="header")
+        raise InputError(N_("unknown column(s) {unknown}; known: {known}"), field="header",
+                         unknown=", ".join(map(repr, unknown[:5])), known=", ".join(ALIASES))
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise InputError(f"column(s) given twice: {', '.join(sorted(dup))}", field="header")
+        raise InputError(N_("column(s) given twice: {names}"), field="header",
+                         names=", ".join(sorted(dup)))
 
 
 def _read_jsonl(stream: IO[bytes]) -> Iterator[Row]:

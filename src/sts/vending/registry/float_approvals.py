@@ -69,7 +69,7 @@ def decide(reg: Registry, request_id: int, approver: Caller, *, approve: bool,
     """Approve (the float moves now) or reject (with a reason) a pending top-up."""
     approver.require(APPROVE)
     if approver.vendor_scope() is not EVERY_VENDOR:
-        raise NotAuthorised("only an operator who answers for every vendor approves top-ups",
+        raise NotAuthorised(N_("only an operator who answers for every vendor approves top-ups"),
                             field="authorization")
     reason = (reason or "").strip()
     if not approve and not 3 <= len(reason) <= 300:

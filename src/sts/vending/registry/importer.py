@@ -26,6 +26,7 @@ from sts.codec.pan import parse_meter_number
 from sts.engine.model import check_identity
 from sts.errors import AlreadyExists, InputError, StsError, Unavailable
 from sts.vending import audit
+from sts.vending.i18n import N_
 from sts.vending.meters import SERVICES
 from sts.vending.registry import staging as stage
 from sts.vending.registry.files import Reject, Row, detect_format, read_rows
@@ -274,12 +275,12 @@ def import_meters(db: Database, rows: Iterable[Row], *, actor: str, at: datetime
         return res  # the transaction (staging table included) was rolled back
     except OperationalError as exc:
         if "lock" in str(exc).lower():
-            raise Unavailable("the meters table is busy (sales in progress); nothing was "
-                              "imported: run the import again in a quieter moment") from None
+            raise Unavailable(N_("the meters table is busy (sales in progress); nothing was "
+                                 "imported: run the import again in a quieter moment")) from None
         raise
     except IntegrityError:
-        raise AlreadyExists("another process registered some of these meters or customers "
-                            "while the import ran; nothing was imported: run it again",
+        raise AlreadyExists(N_("another process registered some of these meters or customers "
+                               "while the import ran; nothing was imported: run it again"),
                             field="meter") from None
     if progress is not None:
         progress("done", res.rows)
@@ -339,7 +340,8 @@ def import_file(db: Database, path: str | Path, *, actor: str, at: datetime,
     try:
         stream = p.open("rb")
     except OSError as exc:
-        raise InputError(f"cannot read {p}: {exc.strerror}", field="file") from None
+        raise InputError(N_("cannot read {path}: {why}"), field="file", path=str(p),
+                         why=str(exc.strerror)) from None
     with stream:
         head = stream.peek(64) if isinstance(stream, io.BufferedReader) else b""
         return import_meters(db, read_rows(stream, fmt or detect_format(str(p), head)),

@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, func, or_, select, union
 from sqlalchemy.sql.elements import ColumnElement
 
+from sts.codec.digits import group
+from sts.codec.pan import printed_number
 from sts.vending.access.policy import Caller
 from sts.vending.context import ServiceContext
 from sts.vending.listing import ListSpec, Page, PageRequest, digits_of, fetch, in_order, like_pattern
@@ -35,15 +37,8 @@ CUSTOMERS = ListSpec(
 
 
 def printed(pan: str) -> str:
-    """A meter number as printed on the meter, in groups of four ("0410 0000 012"): the DRN
-    under the STS IIN or the short IIN, else the PAN itself."""
-    if len(pan) == 18 and pan.startswith("600727"):
-        drn = pan[6:17]
-    elif len(pan) == 18 and pan.startswith("0000"):
-        drn = pan[4:17]
-    else:
-        drn = pan
-    return " ".join(drn[i:i + 4] for i in range(0, len(drn), 4))
+    """A meter number as printed on the meter, in groups of four ("0410 0000 012")."""
+    return group(printed_number(pan))
 
 
 def _customer_match(q: str, table: Any = customers) -> ColumnElement[bool]:
