@@ -78,7 +78,9 @@ def test_a_sale_that_lost_a_deadlock_is_redone_or_answers_busy(demo: Demo) -> No
     db.attempts = 5
     r = _sale_in_a_deadlock(demo, lost)  # the same id again: now sold, once
     assert r.status_code == 201, r.text
-    assert len(waits) == 1 and 0 < waits[0] <= 0.5
+    # lost at least once, maybe again (the redo may take the meter's row before the other
+    # connection wakes up for it: the same cycle), and sold before the attempts ran out
+    assert 1 <= len(waits) < db.attempts and all(0 < w <= 0.5 for w in waits), waits
     with db.read() as conn:
         sold = conn.execute(sa.select(transactions.c.request_id, transactions.c.amount)
                             .where(transactions.c.kind == "sale")).all()

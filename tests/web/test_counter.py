@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from sts.codec.pan import MeterPan, luhn_check_digit
 from sts.web import counter_text
@@ -24,8 +25,10 @@ def _text(locator: Any) -> str:
     return str(locator.inner_text()).replace("\u00a0", " ").replace("\u202f", " ")
 
 
-def _focused(page: Any) -> str:
-    return str(page.evaluate("document.activeElement && document.activeElement.id"))
+def _has_focus(page: Any, field: str) -> None:
+    """The field holds the keyboard's focus (the browser applies autofocus while it paints:
+    polled until Playwright's deadline, never read at once)."""
+    expect(page.locator(f"#{field}")).to_be_focused()
 
 
 def _engine(site: Site) -> sa.Engine:
@@ -47,7 +50,7 @@ def test_a_scanned_sale_by_keyboard_with_presets_and_shortcuts(site: Site,
     assert page.locator("#meter").input_value() == drn
     page.keyboard.press("Enter")
     page.wait_for_selector("#amount")
-    assert _focused(page) == "amount"
+    _has_focus(page, "amount")
     presets = page.locator(".preset")
     assert presets.count() >= 2
     shot(page, "counter-presets", site)
@@ -55,11 +58,11 @@ def test_a_scanned_sale_by_keyboard_with_presets_and_shortcuts(site: Site,
     page.wait_for_selector("#breakdown")
     total = page.locator("#total").inner_text()
     assert total == page.locator(".preset").nth(1).inner_text()
-    assert _focused(page) == "sell"
+    _has_focus(page, "sell")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/pos/sale/"))
     # after the sale Print has the focus; the shortcuts are written on the buttons
-    assert _focused(page) == "print"
+    _has_focus(page, "print")
     assert "P" in page.locator("#print").inner_text()
     assert "N" in page.locator("#next-sale").inner_text()
     shot(page, "counter-sold", site)
@@ -70,7 +73,7 @@ def test_a_scanned_sale_by_keyboard_with_presets_and_shortcuts(site: Site,
     page.locator("#print").focus()
     page.keyboard.press("n")
     page.wait_for_url(site.url + "/pos")
-    assert _focused(page) == "meter"
+    _has_focus(page, "meter")
 
 
 @pytest.mark.slow
@@ -139,7 +142,7 @@ def test_a_shift_is_opened_sold_in_closed_and_tied(site: Site, new_page: Any) ->
     page.locator("#close").click()
     page.wait_for_url(re.compile(r"/shifts/\d+$"))
     shift_url = page.url
-    assert _focused(page) == "print"
+    _has_focus(page, "print")
     assert _text(page.locator("#cu-amount")) == "R 70,00"
     assert _text(page.locator("#cu-expected")) == "R 250,00"
     assert _text(page.locator("#cu-counted")) == "R 245,00"
