@@ -181,6 +181,9 @@ def open_vending(ctx: click.Context) -> tuple[VendingService, Registry]:
         settings = settings_of(ctx)
         obj["settings"] = settings
         svc = open_service(settings, run_migrations=True, create_kek=True)
+        # its connections close with the command, not whenever the collector gets to them (a
+        # program that runs commands in process, like the tests, would pile them up)
+        ctx.find_root().call_on_close(svc.db.dispose)
         obj["service"] = svc
         obj["registry"] = Registry(svc.db, svc.sm, actor=f"cli:{os.environ.get('USER', '?')}")
     return obj["service"], obj["registry"]

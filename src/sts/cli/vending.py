@@ -995,9 +995,11 @@ def audit_verify(ctx: click.Context) -> None:
     from sts.vending.storage.database import Database, migrate
 
     db = Database(settings_of(ctx).db_url)
-    migrate(db)
-    result = audit_mod.verify(db)
-    db.dispose()
+    try:
+        migrate(db)
+        result = audit_mod.verify(db)
+    finally:
+        db.dispose()
     if wants_json(ctx):
         emit_json(result.as_dict())
     else:
