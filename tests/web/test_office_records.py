@@ -134,6 +134,15 @@ def test_a_statements_sale_names_the_meter_as_printed(demo: Any) -> None:
     day = demo.clock().date().isoformat()
     page = demo.client.get("/admin/vendors/statement",
                            params={"vendor": "Demo Vendor", "start": day, "end": day})
-    drn = parse_pan(demo.meters[0]).drn
-    assert f"receipt {sold.json()['receipt']['receipt_no']} meter {drn}<" in page.text
+    drn, no = parse_pan(demo.meters[0]).drn, sold.json()["receipt"]["receipt_no"]
+    assert f"<td>sale</td><td>receipt {no} meter {drn}</td>" in page.text
     assert demo.meters[0] not in page.text
+    # the CSV gives the receipt and the meter their own columns too
+    csv = demo.client.get("/admin/vendors/statement", params={
+        "vendor": "Demo Vendor", "start": day, "end": day, "format": "csv"}).text
+    assert csv.splitlines()[0].endswith(",receipt_no,meter") and f",{no},{drn}" in csv
+    # and a French page says it in French
+    operator_admin.set_language(demo.registry, "demo-admin", "fr")
+    french = demo.client.get("/admin/vendors/statement",
+                             params={"vendor": "Demo Vendor", "start": day, "end": day})
+    assert f"<td>vente</td><td>reçu {no} compteur {drn}</td>" in french.text

@@ -39,11 +39,14 @@ class Line:
     reference: str
     amount: Decimal  # effect on the float
     balance: Decimal = Decimal(0)
+    receipt_no: str = ""  # a sale's or reversal's own receipt, and its meter as printed
+    meter: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"at": self.at.isoformat(sep=" ", timespec="seconds"), "kind": self.kind,
                 "reference": self.reference, "amount": money(self.amount),
-                "balance": money(self.balance)}
+                "balance": money(self.balance), "receipt_no": self.receipt_no,
+                "meter": self.meter}
 
 
 def approval_limit(conn: Any, vendor: str) -> Decimal | None:
@@ -102,6 +105,17 @@ def _movements(vendor_id: int, start: datetime) -> Any:
     return union_all(floats_, sales).subquery("movements")
 
 
+def _line(r: Any, opening: Decimal) -> Line:
+    """A statement line: a top-up or adjustment by its reference, a sale or reversal by its
+    receipt number and the number printed on its meter."""
+    balance = opening + Decimal(r.run)
+    if r.pan is None:
+        return Line(r.at, r.kind, r.reference, Decimal(r.amount), balance)
+    receipt, meter = f"{r.seq:010d}", printed_number(r.pan)
+    return Line(r.at, r.kind, f"receipt {receipt} meter {meter}", Decimal(r.amount), balance,
+                receipt, meter)
+
+
 def statement(db: Database, vendor: str, start: datetime, end: datetime, *,
               page: int | None = None, size: int = 100) -> dict[str, Any]:
     """The float movements of [start, end) with the running balance, opening, closing and
@@ -128,9 +142,7 @@ def statement(db: Database, vendor: str, start: datetime, end: datetime, *,
                  .where(m.c.at < end).order_by(m.c.at, m.c.src, m.c.n))
         if page is not None:
             lines = lines.limit(size).offset((page - 1) * size)
-        out = [Line(r.at, r.kind, r.reference if r.pan is None
-                    else f"receipt {r.seq:010d} meter {printed_number(r.pan)}", Decimal(r.amount),
-                    opening + Decimal(r.run)).as_dict() for r in conn.execute(lines)]
+        out = [_line(r, opening).as_dict() for r in conn.execute(lines)]
     return {"vendor": v.name, "start": start.isoformat(sep=" "), "end": end.isoformat(sep=" "),
             "opening": money(opening), "closing": money(opening + sum(totals.values())),
             "totals": {k: money(x) for k, x in totals.items()}, "count": count,
