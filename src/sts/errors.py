@@ -8,6 +8,13 @@ Messages name the field and the rule that failed; they never contain key materia
 from __future__ import annotations
 
 
+def N_(text: str) -> str:
+    """Mark `text` for translation (`./run messages` extracts it); it is translated where a
+    face shows it.  Here, below every layer, so the meter's texts and every error's template
+    are marked the same way."""
+    return text
+
+
 class StsError(Exception):
     """Base class: `code` is stable, `message` is for people, `field` names the culprit.
 

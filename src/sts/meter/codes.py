@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import re
 
-
-def N_(text: str) -> str:
-    """Mark `text` for translation (`./run messages`); the faces translate it where they show
-    it (this layer speaks no language but the source's)."""
-    return text
+from sts.errors import N_
 
 # (pattern matched against the whole display text, as shown in the legend, meaning)
 DISPLAY_CODES: tuple[tuple[str, str, str], ...] = (

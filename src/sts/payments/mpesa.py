@@ -23,6 +23,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sts.codec.pan import printed_number
 from sts.errors import InputError, ProviderError
 from sts.payments.config import MobileMoneySettings
 from sts.payments.provider import PromptOutcome, StatementLine
@@ -42,8 +43,9 @@ REJECT_CODES = {"account": "C2B00012", "amount": "C2B00013", "other": "C2B00016"
 
 def account_reference(pan: str) -> str:
     """An STK prompt's AccountReference (Daraja takes at most 12 characters): the number
-    printed on the meter when it has 11 digits (IIN 600727), else the MeterPAN's last 12."""
-    return pan[6:17] if pan.startswith("600727") and len(pan) == 18 else pan[-12:]
+    printed on the meter when it fits (11 digits, IIN 600727), else the MeterPAN's last 12."""
+    number = printed_number(pan)
+    return number if len(number) <= 12 else pan[-12:]
 
 
 def rejected(outcome: str) -> dict[str, str]:

@@ -22,16 +22,12 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
+from sts.errors import N_ as N_  # the one marker, re-exported for the service's modules
 from sts.errors import InputError, StsError
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 LANGUAGES = {"en": "English", "fr": "Français"}
 SOURCE = "en"
-
-
-def N_(text: str) -> str:
-    """Mark `text` for extraction; it is translated where it is shown."""
-    return text
 
 
 def check_language(text: str | None, field: str = "language") -> str:
