@@ -89,7 +89,13 @@ class Gateway:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length).decode()
+                try:
+                    raw = self.rfile.read(length)
+                except ConnectionResetError:
+                    return
+                if len(raw) < length:  # the sender died mid-request: nothing to answer or send
+                    return
+                body = raw.decode()
                 request = {"path": self.path, "body": body, "headers": dict(self.headers)}
                 key = self.headers.get("Idempotency-Key")
                 with gw._lock:  # a repeat racing its first send still sends once
@@ -105,11 +111,14 @@ class Gateway:
                             if key:
                                 gw._answered[key] = (status, text)
                 data = text.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender died waiting for the answer; it was recorded and sent
 
             def log_message(self, *args: Any) -> None:
                 pass
