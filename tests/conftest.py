@@ -9,6 +9,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# speed is measured by the benchmarks, never asserted: no property test fails because a busy
+# machine ran one example slowly (hypothesis's default deadline is 200 ms an example)
+settings.register_profile("sts", deadline=None, print_blob=True)
+settings.load_profile("sts")
 
 # the vending fixtures (database on SQLite and PostgreSQL, service, demo data, fake clock) for
 # every test package: one plugin module, imported by nobody sideways

@@ -61,7 +61,7 @@ def paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
+@settings(max_examples=60, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_messages_never_fail_the_server(switch: Switch, data: st.DataObject) -> None:

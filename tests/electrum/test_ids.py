@@ -63,7 +63,7 @@ def _every_operation(switch: Switch, base: str) -> None:
         201)
 
 
-@settings(max_examples=6, deadline=None, derandomize=True,
+@settings(max_examples=6, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @pytest.mark.slow
 @given(ids)
@@ -105,7 +105,7 @@ def test_a_client_id_shaped_like_a_reversal_does_not_block_it(switch: Switch) ->
 
 
 @given(st.sampled_from(["reversal", "campaign"]), ids)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 def test_derived_ids_are_outside_the_client_grammar_and_fit(kind: str, of: str) -> None:
     made = derived_id(kind, of)
     assert len(made) <= 64 and not REQUEST_ID.fullmatch(made)

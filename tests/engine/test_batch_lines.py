@@ -126,7 +126,7 @@ def decode_lines(draw: st.DrawFn) -> str:
     return json.dumps(line)
 
 
-_SETTINGS = settings(max_examples=100, deadline=None,
+_SETTINGS = settings(max_examples=100,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

@@ -510,7 +510,7 @@ def _near_lines(draw: Any) -> tuple[bytes, str]:
 
 
 @pytest.mark.slow
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(_near_lines())
 def test_near_misses_equal_generic(case: tuple[bytes, str]) -> None:
     text, job = case

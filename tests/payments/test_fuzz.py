@@ -18,7 +18,7 @@ VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=
                    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
 FIELDS = ["TransactionType", "TransID", "TransTime", "TransAmount", "BusinessShortCode",
           "BillRefNumber", "MSISDN", "FirstName", "InvoiceNumber"]
-FUZZ = settings(max_examples=120, deadline=None,
+FUZZ = settings(max_examples=120,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -79,7 +79,7 @@ def check(resp: Any) -> None:
         assert isinstance(resp.json(), dict)
 
 
-@settings(max_examples=150, deadline=None, database=None,
+@settings(max_examples=150, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_arbitrary_json_in_every_body_field(demo: Demo, data: st.DataObject) -> None:
@@ -106,7 +106,7 @@ def test_arbitrary_json_in_every_body_field(demo: Demo, data: st.DataObject) -> 
     check(resp)
 
 
-@settings(max_examples=50, deadline=None, database=None,
+@settings(max_examples=50, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(meter=st.text(max_size=40) | st.sampled_from(TRICKY),
        amount=st.none() | st.text(max_size=25) | st.sampled_from(TRICKY),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +102,8 @@ def test_audit_verify_detects_tampering(db_url: str, kek_file: str) -> None:
     assert "entry 3" in json.loads(result.output)["problems"][0]
 
 
-def test_help_is_fast_and_light() -> None:
-    start = time.monotonic()
+def test_help_loads_no_server_stack() -> None:
+    """`sts --help` stays light: the CLI module loads neither the web framework nor the ORM."""
     code = ("import sys, sts.cli.vending; sys.exit(1 if any(m in sys.modules for m in "
             "('fastapi', 'sqlalchemy', 'uvicorn')) else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
-    assert time.monotonic() - start < 5

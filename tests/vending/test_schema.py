@@ -145,7 +145,7 @@ def test_schemathesis(sqlite_demo: Any, method: str, path: str) -> None:
     headers = sqlite_demo.h(ROLE[path])
 
     @given(cases)
-    @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck),
+    @settings(max_examples=20, suppress_health_check=list(HealthCheck),
               database=None)
     def run(case: Any) -> None:
         case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])

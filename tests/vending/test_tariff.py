@@ -70,7 +70,7 @@ def test_tariff_validation() -> None:
         Tariff("bad", (Block(None, D("0")),))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(amount=st.decimals(min_value=D("1"), max_value=D("5000"), places=2),
        used=st.decimals(min_value=D("0"), max_value=D("400"), places=1),
        vat=st.sampled_from([D("0"), D("0.15"), D("0.16")]))
