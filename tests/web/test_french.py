@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sts.vending import i18n
 
@@ -143,6 +145,21 @@ def test_the_language_follows_the_operator_then_the_utility() -> None:
     assert i18n.gettext("en", "Point of sale") == "Point of sale"
 
 
+def test_a_browsers_languages_pick_among_those_we_speak() -> None:
+    assert i18n.asked_language("fr-CI,fr;q=0.9,en;q=0.8") == "fr"
+    assert i18n.asked_language("de-DE, en;q=0.5, fr;q=0.7") == "fr"  # by weight, not place
+    assert i18n.asked_language("en, fr") == "en"  # equal weights: the first
+    assert i18n.asked_language("fr;q=0, en;q=0.1") == "en"  # q=0 is "not this one"
+    for nothing in (None, "", "de, sw", "*", "fr;q=abc", "fr;q=2", "fr;q=nan", ",;;=,",
+                    "de," * 20 + "fr"):  # the 21st entry is not read
+        assert i18n.asked_language(nothing) is None, nothing
+
+
+@given(st.text(max_size=200))
+def test_any_accept_language_header_gives_a_language_we_speak_or_none(header: str) -> None:
+    assert i18n.asked_language(header) in (None, *i18n.LANGUAGES)
+
+
 def _sign_in(client: Any, username: str, password: str) -> None:
     page = client.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
@@ -256,3 +273,33 @@ def test_the_self_service_page_speaks_the_utilitys_french(demo: Any) -> None:
     assert screen("9") == "END Veuillez choisir 1, 2, 3 ou 4."
     assert screen("2*12345").startswith("END Ce numéro de compteur est inconnu")
     assert screen(f"2*{drn}").endswith("\u00a0ZAR)") and "Saisissez le montant" in screen(f"2*{drn}")
+
+
+def test_the_self_service_page_speaks_the_browsers_language(demo: Any) -> None:
+    import sqlalchemy as sa
+
+    from sts.vending.registry.admin import DEMO_SGC
+    from sts.vending.storage.tables import utilities
+
+    demo.registry.add_vendor("M-Pesa", float_balance="1000000", sgcs=[DEMO_SGC])
+
+    def start(asked: str | None) -> Any:
+        page = demo.client.get("/buy", headers={"Accept-Language": asked} if asked else {})
+        assert page.status_code == 200 and page.headers["vary"] == "Accept-Language"
+        return page
+
+    english = start(None)  # the utility's language
+    assert 'lang="en"' in english.text and english.headers["content-language"] == "en"
+    french = start("fr-CI,fr;q=0.9,en;q=0.5")
+    assert 'lang="fr"' in french.text and "Acheter un jeton" in french.text
+    assert french.headers["content-language"] == "fr"
+    assert "Buy a token" in start("de-DE").text  # no words for German: the utility's
+    # a refusal is in the browser's language too; the money stays the utility's
+    refused = demo.client.post("/buy/meter", data={"meter": "12345"},
+                               headers={"Accept-Language": "fr"})
+    assert refused.status_code == 422 and 'lang="fr"' in refused.text
+    assert "Buy" not in refused.text
+    with demo.service.db.begin() as conn:
+        conn.execute(sa.update(utilities).values(locale="fr_CI"))
+    assert "Buy a token" in start("en-GB,en;q=0.9").text  # English asked on a French utility
+    assert "Acheter un jeton" in start("de-DE").text

@@ -53,6 +53,7 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # the wait page's address carries the ticket
     "Cache-Control": "no-store",
+    "Vary": "Accept-Language",  # the words follow the browser's languages
 }
 FIELD_MAX = 64
 
@@ -94,12 +95,17 @@ class Page:
         self.sms = DeliveryConfig.load().sms
 
     def style(self, request: Request) -> MoneyStyle:
-        """The utility's way of writing money and its language (the customer is not signed
-        in: the utility's language is the page's), once per request."""
+        """The utility's way of writing money, read once per request."""
         if not hasattr(request.state, "money"):
             request.state.money = house_style(self.service.db)
         found: MoneyStyle = request.state.money
         return found
+
+    def language(self, request: Request) -> str:
+        """The page's language: the first one the customer's browser asks for that we speak
+        (they are not signed in, so have no saved preference), else the utility's."""
+        asked = i18n.asked_language(request.headers.get("accept-language"))
+        return i18n.language_of(self.style(request).locale, asked)
 
     def refusal(self, request: Request, exc: StsError) -> str:
         """A refusal of the service in the customer's words, language and money."""
@@ -107,7 +113,7 @@ class Page:
 
     def words(self, request: Request) -> Callable[[str], str]:
         """The gettext of the page's language."""
-        return i18n.translations(i18n.language_of(self.style(request).locale)).gettext
+        return i18n.translations(self.language(request)).gettext
 
     def caller(self) -> Caller:
         found: Caller = self._caller()
@@ -115,12 +121,12 @@ class Page:
 
     def render(self, request: Request, name: str, status: int = 200,
                **ctx: Any) -> HTMLResponse:
-        cur = self.style(request)
-        lang = i18n.language_of(cur.locale)
+        cur, lang = self.style(request), self.language(request)
         LANGUAGE.set(lang)  # the template renders here, in this thread and context
         ctx |= {"cur": cur, "lang": lang}
         resp = self.templates.TemplateResponse(request, name, ctx, status_code=status)
         resp.headers.update(HEADERS)
+        resp.headers["Content-Language"] = lang
         return resp
 
     def send(self, phone: str, message: str) -> None:

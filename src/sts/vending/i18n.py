@@ -6,7 +6,9 @@ binary `.mo` is kept in the repository.  `./run messages` extracts the template 
 strings (`babel.cfg`) and updates the catalogues.
 
 A language is chosen per utility (its locale's language, `utilities.locale`) and per operator
-(`operators.language`, which wins); English is the source language.
+(`operators.language`, which wins); a customer who is not signed in (the self-service page) is
+answered in the first language their browser asks for that we speak, else the utility's.
+English is the source language.
 """
 
 from __future__ import annotations
@@ -57,6 +59,32 @@ def language_of(locale: str | None, preferred: str | None = None) -> str:
         return str(preferred)
     lang = (locale or "").split("_", 1)[0].lower()
     return lang if lang in LANGUAGES else SOURCE
+
+
+def asked_language(header: str | None) -> str | None:
+    """The language an Accept-Language header prefers among those we speak (the highest
+    weight; the earlier of equals), or None.  The header is the visitor's: only its first
+    20 entries are read, and a malformed entry or weight counts as absent, never an error."""
+    best: tuple[float, int] | None = None
+    chosen = None
+    for place, entry in enumerate((header or "")[:1000].split(",")[:20]):
+        tag, _, params = entry.partition(";")
+        lang = tag.strip().split("-", 1)[0].lower()
+        if lang not in LANGUAGES:
+            continue  # "*" and the languages we have no words for
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value.strip())
+                except ValueError:
+                    weight = -1.0
+        if not 0 < weight <= 1:  # q=0 means "not this one"; out of range or NaN: ignored
+            continue
+        if best is None or (weight, -place) > best:
+            best, chosen = (weight, -place), lang
+    return chosen
 
 
 def gettext(language: str, text: str) -> str:
