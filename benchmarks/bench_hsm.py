@@ -148,7 +148,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         kek = tmp / "kek.hex"
         kek.write_text(secrets.token_bytes(32).hex())
         kek.chmod(0o600)
-        databases = [("sqlite", None)]
+        databases: list[tuple[str, str | None]] = [("sqlite", None)]
         pg = pg_fresh(PG_URL)
         if pg is not None:
             databases.append(("postgres", pg))

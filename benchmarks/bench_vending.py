@@ -22,7 +22,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -105,6 +105,15 @@ def _load(port: int, key: str, pans: list[str], count: int, seconds: float, infl
 
 
 
+class Params(TypedDict):
+    """bench_backend's keyword arguments, as run() passes them."""
+
+    count: int
+    seconds: float
+    inflight: int
+    meters: int
+
+
 def bench_backend(db_url: str, tmp: Path, *, count: int, seconds: float, inflight: int,
                   meters: int) -> dict[str, Any]:
     from tests.support.server import Server
@@ -134,7 +143,7 @@ def bench_backend(db_url: str, tmp: Path, *, count: int, seconds: float, infligh
 
 def run(quick: bool = False) -> dict[str, Any]:
     count, seconds = (400, 20.0) if quick else (4000, 60.0)
-    params = {"count": count, "seconds": seconds, "inflight": 16, "meters": 50}
+    params: Params = {"count": count, "seconds": seconds, "inflight": 16, "meters": 50}
     out: dict[str, Any] = {"workers": 2, **params}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

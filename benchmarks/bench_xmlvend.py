@@ -25,7 +25,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -128,6 +128,15 @@ def _load(port: int, kind: str, info: dict[str, Any], msnos: list[str], count: i
     out.put(asyncio.run(main()))
 
 
+class Params(TypedDict):
+    """bench_backend's keyword arguments, as run() passes them."""
+
+    count: int
+    seconds: float
+    inflight: int
+    meters: int
+
+
 def bench_backend(db_url: str, tmp: Path, *, count: int, seconds: float, inflight: int,
                   meters: int) -> dict[str, Any]:
     from tests.support.server import Server
@@ -169,7 +178,7 @@ def bench_backend(db_url: str, tmp: Path, *, count: int, seconds: float, infligh
 
 def run(quick: bool = False, sqlite: bool = False) -> dict[str, Any]:
     count, seconds = (300, 20.0) if quick else (3000, 60.0)
-    params = {"count": count, "seconds": seconds, "inflight": 16, "meters": 50}
+    params: Params = {"count": count, "seconds": seconds, "inflight": 16, "meters": 50}
     out: dict[str, Any] = {"workers": 2, **params}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

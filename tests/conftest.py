@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -49,7 +50,7 @@ def tables_file() -> str:
     return path
 
 
-def load_vectors(*kinds: str) -> list[dict[str, object]]:
+def load_vectors(*kinds: str) -> list[dict[str, Any]]:
     """Every line of every *.jsonl file in the vectors directory (optionally of some kinds).
 
     Extra directories in the same format can be added with STS_EXTRA_VECTORS (os.pathsep
@@ -60,7 +61,7 @@ def load_vectors(*kinds: str) -> list[dict[str, object]]:
     dirs = [d for d in [vectors_dir()] if d is not None]
     extra = os.environ.get("STS_EXTRA_VECTORS", "")
     dirs += [Path(p) for p in extra.split(os.pathsep) if p]
-    out: list[dict[str, object]] = []
+    out: list[dict[str, Any]] = []
     for d in dirs:
         for path in sorted(d.glob("*.jsonl")):
             with path.open() as fh:

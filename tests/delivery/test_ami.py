@@ -108,8 +108,10 @@ def test_offline_meter_gets_its_tokens_when_it_connects(demo: Demo, broker: Brok
                  what="both sent to the broker")
         fleet = start_fleet(broker, path, state)
         for pid in pids:
-            wait_for(lambda pid=pid: delivery_of(demo, pid)[0]["status"] == "accepted",
-                     what="accepted after the meter connected")
+            def accepted(pid: str = pid) -> bool:
+                return bool(delivery_of(demo, pid)[0]["status"] == "accepted")
+
+            wait_for(accepted, what="accepted after the meter connected")
         for pan in pans:
             assert fleet.meters[pan].meter.state.memory.registers["electricity"] > 0
     finally:

@@ -319,7 +319,7 @@ class Hostile:
         topic = topics.status_topic(pan)
         retain = r.random() < 0.05
         kind = r.randrange(14)
-        results = r.choice([ACCEPT, REJECT, [{"result": "accept"}] * 3])
+        results: list[dict[str, Any]] = r.choice([ACCEPT, REJECT, [{"result": "accept"}] * 3])
         body: Any
         if kind == 0:  # huge: over our cap; some over the size we tell the broker we take
             size = r.choice([70_000, 200_000, 300_000])

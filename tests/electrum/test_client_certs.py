@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
+import httpx
 import pytest
 
 from sts.errors import AlreadyExists, InputError
@@ -21,8 +22,8 @@ def lookup(switch: Switch, meter: str, *, basic: bool, cert: str | None) -> int:
     headers = dict(switch.headers) if basic else {}
     if cert is not None:
         headers["X-Client-Cert"] = cert
-    r = switch.demo.client.post(f"{BASE}/meterLookups/{lid}", headers=headers,
-                                json=envelope(lid, meter={"meterId": meter}))
+    r: httpx.Response = switch.demo.client.post(f"{BASE}/meterLookups/{lid}", headers=headers,
+                                                json=envelope(lid, meter={"meterId": meter}))
     return r.status_code
 
 

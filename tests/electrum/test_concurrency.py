@@ -92,7 +92,8 @@ def reversals_and_confirmations_decide_once(switch: Switch, server: Server) -> N
     pid = sale.json()["id"]
     calls = []
     for i in range(N):
-        adv = switch.advice(pid, **({"tenders": []} if i % 2 else {"reversalReason": "TIMEOUT"}))
+        extra: dict[str, Any] = {"tenders": []} if i % 2 else {"reversalReason": "TIMEOUT"}
+        adv = switch.advice(pid, **extra)
         kind = "confirmations" if i % 2 else "reversals"
         calls.append((f"/tokenPurchases/{pid}/{kind}/{adv['id']}", adv))
     results = together(server, switch, calls)

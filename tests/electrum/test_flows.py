@@ -129,6 +129,7 @@ def test_purchase_reverse(switch: Switch) -> None:
     sale = switch.buy(pan, 5000).json()
     key = meter_key(pan)
     tid = decode(sale["tokens"][0]["token"], key).tid
+    assert tid is not None
     assert float_of(switch) == before - 50
     rid = new_id()
     rev = switch.reverse(sale["id"], rid, reason="TIMEOUT")
@@ -146,7 +147,8 @@ def test_purchase_reverse(switch: Switch) -> None:
     # the TID stays burnt: the next token has a later one
     switch.demo.clock.advance(minutes=1)
     nxt = switch.buy(pan, 5000).json()
-    assert decode(nxt["tokens"][0]["token"], key).tid > tid
+    next_tid = decode(nxt["tokens"][0]["token"], key).tid
+    assert next_tid is not None and next_tid > tid
     # a retry of the reversed purchase still tells the original answer
     assert switch.retry(sale["id"]).json()["tokens"] == sale["tokens"]
 

@@ -144,9 +144,9 @@ def errors_of(model: Any, data: Any) -> list[str]:
 
 
 def with_(path: str, value: Any, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    out = json.loads(json.dumps(data or PURCHASE_REQUEST))
+    out: dict[str, Any] = json.loads(json.dumps(data or PURCHASE_REQUEST))
     *parents, last = path.split(".")
-    node = out
+    node: Any = out  # a dict or a list on the way down
     for p in parents:
         node = node[int(p)] if p.isdigit() else node[p]
     if value is ...:

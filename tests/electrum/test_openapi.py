@@ -63,7 +63,7 @@ class Schemas:
     def kind(self, prop: dict[str, Any]) -> Any:
         """What a property holds, comparable across the two documents."""
         options = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
-        p = options[0] if len(options) == 1 else {"anyOf": options}
+        p: dict[str, Any] = options[0] if len(options) == 1 else {"anyOf": options}
         if "$ref" in p:
             target = self.get(p["$ref"])
             name = p["$ref"].rsplit("/", 1)[-1]
@@ -85,7 +85,7 @@ class Schemas:
             return ("enum", tuple(sorted(p["enum"])))
         if p.get("type") == "object" or "additionalProperties" in p:
             return ("map", self.kind(p["additionalProperties"]))
-        rules = {k: p[k] for k in ("minLength", "maxLength") if k in p}
+        rules: dict[str, Any] = {k: p[k] for k in ("minLength", "maxLength") if k in p}
         if "pattern" in p and p.get("format") != "email":
             rules["pattern"] = normal_pattern(p["pattern"])
         return (p.get("type", "any"), tuple(sorted(rules.items())))

@@ -31,7 +31,8 @@ def test_advice_for_a_running_purchase_answers_unknown_then_finds_it(switch: Swi
     svc.purchase_json(pid, {"meter": known_pan(), "amount": "20"}, key)
     again = switch.confirm(pid, aid)  # the client repeats the same advice
     assert again.status_code == 202, again.text
-    assert messages.get(svc.db, pid).status == "done"
+    message = messages.get(svc.db, pid)
+    assert message is not None and message.status == "done"
 
 
 def test_advice_for_a_purchase_that_never_happened(switch: Switch) -> None:

@@ -243,12 +243,12 @@ def test_cli_answers_every_line_and_exit_codes(tmp_path: Path) -> None:
 def test_python_api_generate_refuses_wrong_types() -> None:
     meter = meter_from_json(METER)
     bad: list[Any] = [
-        TokenRequest(True, 0, {"units": "1"}, tid=5),  # type: ignore[arg-type]
+        TokenRequest(True, 0, {"units": "1"}, tid=5),
         TokenRequest(0, "0", {"units": "1"}, tid=5),  # type: ignore[arg-type]
         TokenRequest(0, 0, ["units"], tid=5),  # type: ignore[arg-type]
         TokenRequest(0, 0, {"units": "1"}, issued_at="2020-01-01T00:00"),  # type: ignore[arg-type]
         TokenRequest(0, 0, {"units": 10.05}, tid=5),
-        TokenRequest(0, 0, {"units": "1"}, tid=True),  # type: ignore[arg-type]
+        TokenRequest(0, 0, {"units": "1"}, tid=True),
         TokenRequest(0, 0, {"units": "1"}, tid=2**24),
         TokenRequest(0, 0, {"units": "1"}, tid=5, rnd=16),
         {"class": 0},

@@ -80,7 +80,8 @@ def _meter(rng: random.Random) -> dict[str, Any]:
 
 def _line(rng: random.Random, i: int) -> dict[str, Any]:
     meter = _meter(rng)
-    bd = meter.get("base_date") if type(meter.get("base_date")) is int else 2014
+    base_date = meter.get("base_date")
+    bd = base_date if type(base_date) is int else 2014
     day = rng.randrange(28) + 1
     hour, minute = rng.choice([(0, 1), (0, 0), (13, 59), (23, 59)])
     year = bd + rng.randrange(0, 33)
@@ -109,7 +110,7 @@ def _line(rng: random.Random, i: int) -> dict[str, Any]:
         request[name] = rng.choice([0.0, False, True] + ([None] if name != "rnd" else []))
     elif roll < 0.19:
         request["colour"] = "red"
-    line = {"id": f"l{i}", "meter": meter, "request": request}
+    line: dict[str, Any] = {"id": f"l{i}", "meter": meter, "request": request}
     if rng.random() < 0.01:
         line["extra"] = 1
     if rng.random() < 0.01:  # next to nothing

@@ -16,6 +16,7 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,10 @@ def _id(rng: random.Random, i: int) -> Any:
 
 
 # textual variants of a value or a whole line: what the JSON reader sees, the objects do not
-_NUMBER_FORMS = [lambda v: f"{v}.0", lambda v: f"{v}e0", lambda v: "true" if v == 1 else "false",
-                 lambda v: "null", lambda v: f'"{v}"', lambda v: f"{v:021d}"[-21:].lstrip("0")
-                 + "0" * 19, lambda v: f"-{v}" if v == 0 else f"{v}"]
+_NUMBER_FORMS: list[Callable[[int], str]] = [
+    lambda v: f"{v}.0", lambda v: f"{v}e0", lambda v: "true" if v == 1 else "false",
+    lambda v: "null", lambda v: f'"{v}"', lambda v: f"{v:021d}"[-21:].lstrip("0") + "0" * 19,
+    lambda v: f"-{v}" if v == 0 else f"{v}"]
 
 
 def _write(value: Any, rng: random.Random, mutate: float, key: str = "") -> str:
@@ -392,8 +394,8 @@ def test_many_lines_past_the_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stream, "OUT_START", 600)
     monkeypatch.setattr(stream, "BACKS", 3)
     rng = random.Random(5)
-    objs = [_plain(rng.choice([7, 11]), None) if rng.random() < 0.6 else {"id": i}
-            for i in range(300)]
+    objs: list[dict[str, Any]] = [_plain(rng.choice([7, 11]), None) if rng.random() < 0.6
+                                  else {"id": i} for i in range(300)]
     objs.append({"id": "long" * 400, **_plain(11, None)})
     for obj in objs:
         obj["id"] = obj.get("id", "") or "z"
@@ -526,9 +528,9 @@ def test_byte_mutations_equal_generic() -> None:
         ea = rng.choice([7, 11])
         obj = _plain(ea, rng.choice([2, 4, None] if ea == 7 else [4, None]))
         obj["request"]["rnd"] = rng.randrange(16)
-        line = (json.dumps(obj) + "\n").encode()
-        good["generate"].append(line)
-        token = json.loads(_engine(line, "generate")[0])["tokens"][0]
+        request = (json.dumps(obj) + "\n").encode()
+        good["generate"].append(request)
+        token = json.loads(_engine(request, "generate")[0])["tokens"][0]
         good["decode"].append((json.dumps({"id": 1, "token": token, "meter": obj["meter"]})
                                + "\n").encode())
     for _ in range(1500):

@@ -46,7 +46,7 @@ def test_module_keys_cannot_be_read_out(module: Any) -> None:
     blobs = [module.create_key(sgc="999970", krn=1, dkga=4),
              module.import_key(secrets.token_bytes(20), sgc="999970", krn=2, dkga=4)]
 
-    def inspect(session: Any) -> list[dict[str, Any]]:
+    def inspect(session: Any) -> list[dict[Attribute, Any]]:
         out = []
         for blob in blobs:
             obj = session.get_key(object_class=ObjectClass.SECRET_KEY, label=blob_label(blob))

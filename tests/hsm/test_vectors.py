@@ -25,8 +25,8 @@ TABLES = sta_tables_file()
 
 def _with_key(dkga: int) -> list[Any]:
     out = [v for v in load_vectors("token")
-           if isinstance(v.get("meter"), dict) and "vending_key" in v["meter"]  # type: ignore[operator]
-           and v["meter"]["dkga"] == dkga]  # type: ignore[index]
+           if isinstance(v.get("meter"), dict) and "vending_key" in v["meter"]
+           and v["meter"]["dkga"] == dkga]
     if not out:
         return [pytest.param(None, marks=pytest.mark.skip(reason="no vectors available"))]
     return [pytest.param(v, id=str(v["id"])) for v in out]

@@ -34,7 +34,7 @@ def test_same_minute_requests_get_successive_tids() -> None:
         {"class": 2, "subclass": 0, "issued_at": AT, "mpl_watts": "5000"})]
     issues = generate_many(key, requests)
     tids = [i.tid for i in issues]
-    assert tids[1] == tids[0] + 1 and tids[2] == tids[0] + 2  # type: ignore[operator]
+    assert tids[0] is not None and tids[1] == tids[0] + 1 and tids[2] == tids[0] + 2
     for issue in issues:
         assert rig.meter.enter(issue.tokens[0].token).result == "accept"
 
@@ -53,7 +53,7 @@ def test_key_change_follow_up_after_a_credit_in_the_same_minute() -> None:
               "key_change": {"new_meter": {"krn": 2}, "ro": 0}}
     requests = [wire.request_from_json(_credit("5"), key), wire.request_from_json(change, key)]
     credit, kc = generate_many(key, requests)
-    assert kc.tid == credit.tid + 1  # type: ignore[operator]
+    assert credit.tid is not None and kc.tid == credit.tid + 1
     results = [rig.meter.enter(t.token).result for issue in (credit, kc) for t in issue.tokens]
     assert results == ["accept", "key_change_1", "accept", "accept"]
 

@@ -47,7 +47,9 @@ def prepare(db_url: str, kek_file: str, *, meters_count: int = 6, ami: bool = Fa
                 conn.execute(sa.update(meters).values(ami=False))
         passwords = demo_passwords(reg)
         with svc.db.read() as conn:
-            before = Decimal(conn.scalar(sa.select(vendors.c.float_balance)))
+            balance = conn.scalar(sa.select(vendors.c.float_balance))
+            assert balance is not None, "fill_demo made no vendor"
+            before = Decimal(balance)
     finally:
         svc.db.dispose()
     return Prepared(db_url, kek_file, info["api_keys"]["vendor"], info["meters"], passwords,

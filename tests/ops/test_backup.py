@@ -45,7 +45,7 @@ def _meter_tids(url: str) -> dict[str, tuple[int, int]]:
     try:
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT pan, tid_epoch, last_tid FROM meters")).all()
-            last = dict(conn.execute(sa.text(
+            last: dict[str, int] = dict(conn.execute(sa.text(
                 "SELECT m.pan, MAX(t.tid) FROM tokens t JOIN meters m ON m.id = t.meter_id "
                 "GROUP BY m.pan")).all())
     finally:

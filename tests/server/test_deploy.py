@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from sts.cli.group import cli
 from sts.cli.settings_file import load

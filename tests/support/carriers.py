@@ -12,7 +12,7 @@ import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -44,7 +44,7 @@ class Broker:
             "max_inflight_messages 100\n"
             f"log_dest file {directory}/mosquitto.log\n" + RUN_AS)
 
-    def start(self) -> Broker:
+    def start(self) -> Self:
         if not os.path.exists(MOSQUITTO):
             if IN_CI:
                 raise RuntimeError("CI run without mosquitto")

@@ -47,14 +47,18 @@ def without_deviations(payload: etree._Element) -> etree._Element:
     el = etree.fromstring(etree.tostring(payload))
     for name in ("maxVendAmt", "minVendAmt", "maxVendEng", "minVendEng"):
         for x in el.iter(f"{{{BASE}}}{name}"):
-            if etree.QName(x.getparent()).localname == "meterDetail":
-                x.getparent().remove(x)
+            parent = x.getparent()
+            if parent is not None and etree.QName(parent).localname == "meterDetail":
+                parent.remove(x)
     for name in ("tariffBreakdown", "MonthlyTotals"):
         for x in list(el.iter(f"{{{REV}}}{name}")):
-            x.getparent().remove(x)
+            parent = x.getparent()
+            assert parent is not None, f"{name} is the root"
+            parent.remove(x)
     for x in el.iter():
         for a in ("utilityType", "unitOfMeasurement"):
-            x.attrib.pop(a, None)
+            if a in x.attrib:
+                del x.attrib[a]
     if el.tag == "XMLVendFaultResp":
         el.tag = f"{{{BASE}}}xmlvendFaultResp"
     return el
@@ -64,8 +68,21 @@ def validate(payload: etree._Element) -> None:
     s = schema()
     el = without_deviations(payload)
     if not s.validate(el):
-        raise AssertionError("\n".join(str(e) for e in s.error_log)[:3000] + "\n"
+        raise AssertionError(str(s.error_log)[:3000] + "\n"  # its entries, one a line
                              + etree.tostring(payload).decode()[:3000])
+
+
+def attr_of(el: etree._Element, name: str = "value") -> str:
+    """An attribute the element must have."""
+    value = el.get(name)
+    assert value is not None, f"no {name} in {etree.tostring(el).decode()[:2000]}"
+    return value
+
+
+def text_of(el: etree._Element) -> str:
+    """The text the element must have."""
+    assert el.text is not None, f"no text in {etree.tostring(el).decode()[:2000]}"
+    return el.text
 
 
 def header(client_id: str, terminal: str, dt: str, un: str, op: str, password: str,

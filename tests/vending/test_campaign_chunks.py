@@ -18,6 +18,7 @@ from sts.vending import audit
 from sts.vending.service import KeyChange, load_key
 from sts.vending.storage.tables import (
     audit_log,
+    campaigns,
     meters,
     supply_groups,
     tariffs,
@@ -26,6 +27,7 @@ from sts.vending.storage.tables import (
     vending_keys,
 )
 from sts.vending.usecases import campaign as camp
+from sts.vending.usecases.keychange import after_key_changes
 from tests.fixtures import virtual_meter
 from tests.support.keychange import SGC, new_key, old_key, pan_for, rollover_setup
 
@@ -190,7 +192,7 @@ def test_concurrent_workers_claim_disjoint_chunks(settings: Any, clock: Any,
         camp.create(service, "rollover", sgc=SGC, to_krn=2, from_krn=1)
         holding = threading.Event()
         release = threading.Event()
-        real = camp.after_key_changes
+        real = after_key_changes  # what campaign calls
 
         def hook(svc: Any, conn: Any, issued: Any) -> None:
             real(svc, conn, issued)
@@ -282,7 +284,7 @@ def test_a_claim_past_pending_items_still_finds_them(service: Any, clock: Any) -
     camp.create(service, "rollover", sgc=SGC, to_krn=2, from_krn=1)
     with service.db.read() as conn:
         cid = camp._campaign_id(conn, "rollover")
-        row = conn.execute(select(camp.campaigns).where(camp.campaigns.c.id == cid)).one()
+        row = conn.execute(select(campaigns).where(campaigns.c.id == cid)).one()
     cursor = camp._Cursor()
     cursor.after = 10**9  # as if this worker had finished chunks past every pending item
     done = camp._run_chunk(service, cid, row, "rollover", "test", 10, cursor)

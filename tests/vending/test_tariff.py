@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sts.errors import AmountTooHigh, AmountTooLow, InputError
-from sts.vending.tariff import Block, Tariff, parse_amount, quote
+from sts.vending.tariff import Block, Quote, Tariff, parse_amount, quote
 
 Z = D(0)
 
 
-def q(t: Tariff, amount: str, **kw: D) -> object:
+def q(t: Tariff, amount: str, **kw: D) -> Quote:
     args = {"month_units": Z, "fixed_paid": Z, "free_issued": Z, "debt_balance": Z} | kw
     return quote(t, D(amount), **args)
 

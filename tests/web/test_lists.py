@@ -309,8 +309,9 @@ def test_vendors_operators_and_keys_page_sort_and_search(town: Demo) -> None:
     _sign_in(town, "admin")
     vendors = town.client.get("/admin/vendors", params={"size": "25"}).text
     assert _count(vendors, "vendors") == f"1–25 of {total} vendors"
-    nxt = town.client.get("/admin/vendors" + html.unescape(
-        re.search(r'href="(\?[^"]*)" rel="next"', vendors).group(1))).text  # type: ignore[union-attr]
+    link = re.search(r'href="(\?[^"]*)" rel="next"', vendors)
+    assert link is not None
+    nxt = town.client.get("/admin/vendors" + html.unescape(link.group(1))).text
     assert _count(nxt, "vendors") == f"26–{total} of {total} vendors"
     names = re.findall(r'data-float="([^"]+)"', vendors + nxt)
     assert len(set(names)) == total and names == sorted(names)

@@ -48,6 +48,7 @@ def _links(page: Any, origin: str) -> list[str]:
 
 def _crawl(page: Any, site: Site, role: str) -> tuple[list[str], list[str]]:
     """Every page the role reaches from its start page: (pages, problems)."""
+    pages: list[str]
     queue, seen, pages, problems = [site.url + "/"], set(), [], []
     while queue and len(pages) < MAX_PAGES:
         url = queue.pop(0)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from sts.errors import AlreadyExists, InputError, NotAuthenticated
 from sts.vending.access import credentials, operators
+from sts.vending.access.passwords import PASSWORDS
 from sts.vending.registry import operators as operator_admin
 from sts.vending.storage.tables import api_keys, audit_log
 
@@ -65,7 +66,7 @@ def test_unknown_and_known_names_get_the_same_answer_and_work(
         demo: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     db, clock = demo.service.db, demo.clock
     operator_admin.add_operator(demo.registry, "till8", "vendor", SECRET, vendor="Demo Vendor")
-    spy = _CountingHasher(operators.PASSWORDS)
+    spy = _CountingHasher(PASSWORDS)  # the hasher operators signs in with
     monkeypatch.setattr(operators, "PASSWORDS", spy)
     known = [_refusal(db, clock, "till8", "wrong password") for _ in range(7)]
     unknown = [_refusal(db, clock, "till-none", "wrong password") for _ in range(7)]
@@ -121,7 +122,8 @@ def test_secure_cookie_when_https_itself_or_from_a_named_proxy(settings: Any,
         config.load()
         client = TestClient(config.loaded_app, client=("127.0.0.1", 40000))
         page = client.get("/login", headers={"X-Forwarded-Proto": "https"})
-        return page.headers.get("set-cookie", "").lower()
+        cookie: str = page.headers.get("set-cookie", "")
+        return cookie.lower()
 
     assert "secure" not in cookie_flags(None)  # anyone may send the header: not believed
     assert "secure" in cookie_flags("127.0.0.1")  # the named proxy terminated TLS

@@ -52,7 +52,9 @@ def count(db_url: str, table: Any, *where: Any) -> int:
     eng = create_engine(normalise_url(db_url))
     try:
         with eng.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(table).where(*where)))
+            n = conn.scalar(select(func.count()).select_from(table).where(*where))
+            assert n is not None  # a count has a row
+            return int(n)
     finally:
         eng.dispose()
 
@@ -87,7 +89,7 @@ def test_twenty_concurrent_repeats_make_one_sale(setup: tuple[str, str], tmp_pat
     db_url, kek = setup
     srv = Server(db_url, kek, workers=2, log=tmp_path / "server.log").start()
     try:
-        c = Client(Http(srv.url))  # type: ignore[arg-type]
+        c = Client(Http(srv.url))
         dt, un = c.msg()
         msno = drn_of(known_pan())
 
@@ -115,7 +117,7 @@ def test_killed_between_sale_and_answer(setup: tuple[str, str], tmp_path: Path,
     srv = Server(db_url, kek, log=tmp_path / "server.log", extra_env={
         "STS_XMLVEND_HALT_AT": point, "STS_XMLVEND_HALT_FILE": str(marker)}).start()
     msno = drn_of(known_pan())
-    c = Client(Http(srv.url, timeout=120))  # type: ignore[arg-type]
+    c = Client(Http(srv.url, timeout=120))
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(c.vend, msno, "20")
         try:
@@ -155,14 +157,14 @@ def test_original_that_never_sold(setup: tuple[str, str], tmp_path: Path) -> Non
     srv = Server(db_url, kek, log=tmp_path / "server.log", extra_env={
         "STS_XMLVEND_HALT_AT": "before_sale", "STS_XMLVEND_HALT_FILE": str(marker)}).start()
     msno = drn_of(known_pan())
-    c = Client(Http(srv.url, timeout=120))  # type: ignore[arg-type]
+    c = Client(Http(srv.url, timeout=120))
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(c.vend, msno, "20")
         try:
             assert srv.proc is not None
             wait_for(marker, srv.proc)
             dt, un = c.last_msg
-            running = Client(Http(srv.url))  # type: ignore[arg-type]
+            running = Client(Http(srv.url))
             adv = running.advice("LastRespAdviceReq", dt, un)
             assert adv.status == 500 and "VD.17020008" in adv.text  # retryable
         finally:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sts.codec.pan import MeterPan, luhn_check_digit
 from sts.vending.storage.tables import transactions
 from tests.fixtures import TEST_VENDING_KEY, Demo, known_pan, virtual_meter
-from tests.support.xmlvend import BASE, NS, XSI, Client, drn_of, register, validate
+from tests.support.xmlvend import BASE, NS, XSI, Client, attr_of, drn_of, register, text_of, validate
 
 SGC = "999940"
 NEW_KEY = bytes(reversed(TEST_VENDING_KEY))
@@ -57,10 +57,10 @@ def test_credit_vend(client: Client, profile: str) -> None:
     validate(r.payload)
     tx = r.first(".//r:tx")
     assert xtype(tx) == "CreditVendTx"
-    amt = Decimal(r.first(".//r:tx/r:amt").get("value"))
-    tax = Decimal(r.first(".//r:tx/r:tax/b:amt").get("value"))
-    assert amt + tax == Decimal(r.first(".//r:lessRound").get("value")) == Decimal("90.00")
-    assert len(r.first(".//b:stsCipher").text) == 20
+    amt = Decimal(attr_of(r.first(".//r:tx/r:amt")))
+    tax = Decimal(attr_of(r.first(".//r:tx/r:tax/b:amt")))
+    assert amt + tax == Decimal(attr_of(r.first(".//r:lessRound"))) == Decimal("90.00")
+    assert len(text_of(r.first(".//b:stsCipher"))) == 20
     assert r.first("b:reqMsgID").get("uniqueNumber") == str(int(client.last_msg[1]))
     if profile == "conlog":
         assert "\n" not in r.text and '<tx xsi:type="CreditVendTx"' in r.text
@@ -83,11 +83,11 @@ def test_rich_sale_debt_charges_fbe_and_meter(demo: Demo, profile: str) -> None:
     assert kinds == ["CreditVendTx", "CreditVendTx", "ServiceChrgTx", "DebtRecoveryTx"]
     issues = [xtype(i) for i in r.find(".//r:creditTokenIssue")]
     assert issues == ["SaleCredTokenIssue", "FBECredTokenIssue"]
-    total = sum(Decimal(a.get("value")) for a in r.find(".//r:tx/r:amt"))
-    total += sum(Decimal(a.get("value")) for a in r.find(".//r:tx/r:tax/b:amt"))
-    assert total == Decimal(r.first(".//r:tenderAmt").get("value")) == Decimal("100.00")
-    debt = Decimal(r.find(".//r:tx/r:amt")[3].get("value"))
-    assert Decimal(r.first(".//r:balance").get("value")) == Decimal("100") - debt > 0
+    total: Decimal | int = sum(Decimal(attr_of(a)) for a in r.find(".//r:tx/r:amt"))
+    total += sum(Decimal(attr_of(a)) for a in r.find(".//r:tx/r:tax/b:amt"))
+    assert total == Decimal(attr_of(r.first(".//r:tenderAmt"))) == Decimal("100.00")
+    debt = Decimal(attr_of(r.find(".//r:tx/r:amt")[3]))
+    assert Decimal(attr_of(r.first(".//r:balance"))) == Decimal("100") - debt > 0
     for token in r.tokens():
         assert meter.enter(token).result == "accept", token
     assert sales(demo) == 1
@@ -105,7 +105,9 @@ def test_key_change_tokens_inside_the_credit_tx(demo: Demo, profile: str) -> Non
     validate(r.payload)
     tx = r.first(".//r:tx")
     kc = tx.find("r:kcTokenIssue", NS)
-    assert kc is not None and kc.find("b:kctData", NS).get("toKRN") == "2"
+    assert kc is not None
+    kct = kc.find("b:kctData", NS)
+    assert kct is not None and kct.get("toKRN") == "2"
     tokens = r.tokens()
     assert len(tokens) == 4  # 2 KCTs, credit, FBE
     for token in tokens:
@@ -226,7 +228,7 @@ def test_login(client: Client) -> None:
     assert r.status == 200, r.text
     validate(r.payload)
     assert r.first("r:MinVendAmt").text == "5" and r.first("r:MaxVendAmt").text == "5000"
-    assert Decimal(r.first("r:CDUBalance").text) > 0
+    assert Decimal(text_of(r.first("r:CDUBalance"))) > 0
 
 
 def test_reprint_by_meter_and_month_range(client: Client) -> None:
@@ -242,7 +244,7 @@ def test_reprint_by_meter_and_month_range(client: Client) -> None:
                                    terminal=f"R{month},{month}"))
     assert len(r.find("r:reprint")) == 2
     validate(r.payload)
-    token = first.first(".//b:stsCipher").text
+    token = text_of(first.first(".//b:stsCipher"))
     assert token in r.text
     none = client.post(client.request("reprintReq", client_vend_id(msno), terminal="R202001"))
     assert none.fault_type == "ReprintEx"
@@ -310,7 +312,7 @@ def test_update_meter_key(demo: Demo, profile: str) -> None:
     r = c.post(c.request("updateMeterKeyReq", inner, ns=M))
     assert r.status == 200, r.text
     validate(r.payload)
-    for t in r.tokens() or [x.text for x in r.find(".//b:stsCipher")]:
+    for t in r.tokens() or [text_of(x) for x in r.find(".//b:stsCipher")]:
         assert meter.enter(t).result in ("accept", "key_change_1", "key_change_2")
     assert meter.state.memory.key.krn == 2
 

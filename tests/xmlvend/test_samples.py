@@ -95,6 +95,7 @@ def shape(payload: etree._Element, fault: bool) -> Shape:
         here = (*path, (q.namespace or "", q.localname))
         attrs, types = out.setdefault(here, (set(), set()))
         for k, v in el.attrib.items():
+            assert isinstance(k, str) and isinstance(v, str)  # lxml's stubs allow bytes
             if k == f"{{{XSI}}}type":
                 prefix, _, local = v.rpartition(":")
                 ns = el.nsmap.get(prefix or None, "")

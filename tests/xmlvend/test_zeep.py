@@ -48,10 +48,16 @@ class Soap:
     def __init__(self, url: str, client_id: str, op: str) -> None:
         from zeep.plugins import HistoryPlugin
 
-        self.history = HistoryPlugin()
+        self.history = HistoryPlugin()  # type: ignore[no-untyped-call]  # zeep's is unannotated
         self.client = zeep.Client(url + "/xmlvend/xmlvend.wsdl", plugins=[self.history],
                                   settings=zeep.Settings(strict=False))
         self.client_id, self.op = client_id, op
+
+    def received(self) -> Any:
+        """The envelope of the last answer (an lxml element)."""
+        last = self.history.last_received
+        assert last is not None, "no answer received"
+        return last["envelope"]
 
     def t(self, ns: str, name: str) -> Any:
         return self.client.get_type(f"{{{ns}}}{name}")
@@ -76,7 +82,7 @@ class Soap:
 
     def call(self, op: str, **kw: Any) -> Any:
         out = getattr(self.client.service, op)(**kw)
-        env = self.history.last_received["envelope"]
+        env = self.received()
         validate(env.find(f"{{{env.nsmap['SOAP-ENV' if 'SOAP-ENV' in env.nsmap else 'soap']}}}"
                           "Body")[0])
         return out
@@ -124,7 +130,7 @@ def test_every_use_case_through_zeep(server: tuple[Server, dict[str, Any]], prof
         **soap.head(), adviceReqMsgID=_msg_of(second)))
     assert 'txReversed="true"' in rev
     soap.call("ReprintRequest", **soap.head(), idMethod=soap.meter(rich))
-    assert token in etree.tostring(soap.history.last_received["envelope"]).decode()
+    assert token in etree.tostring(soap.received()).decode()
     assert soap.fault("FBERequest", **soap.head(), resource=soap.t(BASE, "Electricity")(),
                       idMethod=soap.meter(rich)) == "FBEEx"  # this month's came with the sale
     same = soap.fault("UpdateMeterKeyRequest", **soap.head(), idMethod=soap.t(
