@@ -133,6 +133,20 @@ def test_a_refusal_reads_in_french_on_a_page_and_stays_english_in_the_api() -> N
     with pytest.raises(InputError) as err:
         check_float_move("10", "EFT 1", "gift")
     assert i18n.said(err.value, french).startswith("le type doit être l'un de top_up")
+    # an amount's cents, a tariff's open block and a list link's seek key
+    from sts.vending.tariff import Block, Tariff, parse_amount
+
+    with pytest.raises(InputError) as err:
+        parse_amount("1.234")
+    assert err.value.message == "amount has more than two decimal places (cents)"
+    assert i18n.said(err.value, french) == "amount a plus de deux décimales (centimes)"
+    with pytest.raises(InputError) as err:
+        Tariff("t", (Block(None, Decimal(1)), Block(None, Decimal(2))))
+    assert i18n.said(err.value, french) == "seule la dernière tranche peut être ouverte"
+    with pytest.raises(InputError) as err:
+        PageRequest.parse({"after": "[1"}, ListSpec(sorts={"n": ()}, default="n"))
+    assert err.value.field == "after"
+    assert i18n.said(err.value, french).startswith("after doit être la clé de tri d'une ligne")
 
 
 def test_the_language_follows_the_operator_then_the_utility() -> None:

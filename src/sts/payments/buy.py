@@ -102,10 +102,14 @@ class Page:
         return found
 
     def language(self, request: Request) -> str:
-        """The page's language: the first one the customer's browser asks for that we speak
-        (they are not signed in, so have no saved preference), else the utility's."""
-        asked = i18n.asked_language(request.headers.get("accept-language"))
-        return i18n.language_of(self.style(request).locale, asked)
+        """The page's language, read once per request: the first one the customer's browser
+        asks for that we speak (they are not signed in, so have no saved preference), else
+        the utility's."""
+        if not hasattr(request.state, "language"):
+            asked = i18n.asked_language(request.headers.get("accept-language"))
+            request.state.language = i18n.language_of(self.style(request).locale, asked)
+        found: str = request.state.language
+        return found
 
     def refusal(self, request: Request, exc: StsError) -> str:
         """A refusal of the service in the customer's words, language and money."""

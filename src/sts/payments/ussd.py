@@ -49,7 +49,7 @@ def answer(service: VendingService, caller: Caller, mpesa: Mpesa, phone: str,
            text: str, session: str = "") -> str:
     """The next screen for the session's inputs so far."""
     cur = house_style(service.db)
-    _ = i18n.translations(i18n.language_of(cur.locale)).gettext
+    _ = i18n.gettext_for(cur.locale)
     steps = [s.strip() for s in text.split("*")] if text else []
     try:
         if steps and steps[0] == "4":

@@ -91,6 +91,13 @@ def gettext(language: str, text: str) -> str:
     return str(translations(language).gettext(text))
 
 
+def gettext_for(locale: str | None, preferred: str | None = None) -> Callable[[str], str]:
+    """The gettext of the language a reader reads (`language_of`: their preference, else
+    the utility locale's)."""
+    gettext_: Callable[[str], str] = translations(language_of(locale, preferred)).gettext
+    return gettext_
+
+
 def _same(text: str) -> str:
     return text
 

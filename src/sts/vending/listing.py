@@ -126,15 +126,18 @@ def write_key(values: Sequence[Any]) -> str:
 
 def read_key(text: str, cols: Sequence[ColumnElement[Any]], name: str) -> tuple[Any, ...]:
     """The sort values a link carried, checked against the sort's columns."""
-    rule = f"{name} must be the sort key of a row of this list (follow the page's links)"
+    def refused() -> InputError:
+        return InputError(N_("{name} must be the sort key of a row of this list (follow the "
+                             "page's links)"), field=name, name=name)
+
     if len(text) > MAX_KEY:
-        raise InputError(rule, field=name)
+        raise refused()
     try:
         values = json.loads(text)
     except ValueError:
-        raise InputError(rule, field=name) from None
+        raise refused() from None
     if not isinstance(values, list) or len(values) != len(cols):
-        raise InputError(rule, field=name)
+        raise refused()
     out: list[Any] = []
     for value, col in zip(values, cols, strict=True):
         try:
@@ -151,7 +154,7 @@ def read_key(text: str, cols: Sequence[ColumnElement[Any]], name: str) -> tuple[
             else:
                 raise ValueError(value)
         except (ValueError, ArithmeticError):
-            raise InputError(rule, field=name) from None
+            raise refused() from None
     return tuple(out)
 
 
@@ -245,7 +248,7 @@ def fetch(conn: Connection, spec: ListSpec, req: PageRequest, ids: Select[Any], 
             req = replace(req, page=min(MAX_PAGE, max(1, -(-total // req.size))))
             offset = (req.page - 1) * req.size
             if not exact:
-                found = _tail(conn, ids, cols, req)
+                found = _from_end(conn, ids, cols, req, 0, req.size)
                 total = max(total, offset + len(found))
     if found is None:
         found = (_seek(conn, ids, cols, req) if req.key is not None
@@ -293,24 +296,22 @@ def _with_keys(ids: Select[Any], cols: Sequence[ColumnElement[Any]]) -> Select[A
 
 def _ordered(conn: Connection, ids: Select[Any], cols: Sequence[ColumnElement[Any]],
              req: PageRequest, offset: int, total: int | None) -> Found:
-    ids = _with_keys(ids, cols)
     if total is not None and offset > total // 2:
         # read from the far end: the last pages cost what the first do
         size = max(0, min(req.size, total - offset))
-        far = max(0, total - offset - size)
-        order = [c.asc() if req.desc else c.desc() for c in cols]
-        found = list(conn.execute(ids.order_by(*order).offset(far).limit(size)).all())
-        found.reverse()
-        return found
+        return _from_end(conn, ids, cols, req, max(0, total - offset - size), size)
     order = [c.desc() if req.desc else c.asc() for c in cols]
-    return list(conn.execute(ids.order_by(*order).offset(offset).limit(req.size)).all())
+    return list(conn.execute(_with_keys(ids, cols).order_by(*order).offset(offset)
+                             .limit(req.size)).all())
 
 
-def _tail(conn: Connection, ids: Select[Any], cols: Sequence[ColumnElement[Any]],
-          req: PageRequest) -> Found:
-    """The last `size` rows, read from the far end of the index."""
+def _from_end(conn: Connection, ids: Select[Any], cols: Sequence[ColumnElement[Any]],
+              req: PageRequest, skip: int, size: int) -> Found:
+    """`size` rows after the last `skip`, read from the far end of the index (in the list's
+    order)."""
     order = [c.asc() if req.desc else c.desc() for c in cols]
-    found = list(conn.execute(_with_keys(ids, cols).order_by(*order).limit(req.size)).all())
+    found = list(conn.execute(_with_keys(ids, cols).order_by(*order).offset(skip)
+                              .limit(size)).all())
     found.reverse()
     return found
 

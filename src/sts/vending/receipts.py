@@ -104,7 +104,7 @@ def money_style_of(receipt: dict[str, Any]) -> MoneyStyle:
 def words_of(receipt: dict[str, Any]) -> Gettext:
     """The gettext of the language of the receipt's utility (a reprint's slip)."""
     u = receipt.get("utility") or {}
-    return i18n.translations(i18n.language_of(u.get("locale"))).gettext
+    return i18n.gettext_for(u.get("locale"))
 
 
 def _when(text: str, money: MoneyStyle) -> str:

@@ -55,8 +55,8 @@ def parse_amount(value: object, *, field_name: str = "amount") -> Decimal:
         raise AmountTooLow(N_("{name} must be greater than zero"), field=field_name,
                            name=field_name)
     if amount != amount.quantize(CENT, rounding=ROUND_DOWN):
-        raise InvalidAmount(f"{field_name} has more than two decimal places (cents)",
-                            field=field_name)
+        raise InvalidAmount(N_("{name} has more than two decimal places (cents)"),
+                            field=field_name, name=field_name)
     return amount.quantize(CENT)
 
 
@@ -66,8 +66,9 @@ def parse_decimal(value: object, field_name: str, *, allow_none: bool = False) -
         return None
     dec = parse_amount_text(value, field=field_name)
     if dec.adjusted() >= MAX_AMOUNT_DIGITS or dec != dec.quantize(Decimal("0.000001")):
-        raise InvalidAmount(f"{field_name} must be below 10^{MAX_AMOUNT_DIGITS} with at most "
-                            "6 decimal places", field=field_name)
+        raise InvalidAmount(N_("{name} must be below 10^{digits} with at most 6 decimal "
+                               "places"), field=field_name, name=field_name,
+                            digits=MAX_AMOUNT_DIGITS)
     return dec
 
 
@@ -100,7 +101,8 @@ class Tariff:
             if b.up_to is not None and last is not None and b.up_to <= last:
                 raise InputError(N_("block limits must rise"), field=f"blocks[{i}].up_to")
             if b.up_to is None and i != len(self.blocks) - 1:
-                raise InputError("only the last block may be open", field=f"blocks[{i}].up_to")
+                raise InputError(N_("only the last block may be open"),
+                                 field=f"blocks[{i}].up_to")
             last = b.up_to
         if self.blocks[-1].up_to is not None:
             raise InputError("the last block must be open (no up_to)", field="blocks")

@@ -64,14 +64,14 @@ def mount(app: FastAPI, service: VendingService) -> None:
         assert isinstance(exc, Forbidden)
         op = current(request)
         # no database call for a refusal before sign-in: the house style last read
-        reader = words(request, op) if op is not None else i18n.translations(
-            i18n.language_of(web.refusal_style().locale)).gettext
+        reader = (words(request, op) if op is not None
+                  else i18n.gettext_for(web.refusal_style().locale))
         return web.render(request, "error.html", op, status=403, title=N_("Not allowed"),
                           message=exc.said(reader))
 
     def bad_input(request: Request, exc: Exception) -> HTMLResponse:
         assert isinstance(exc, BadInput)
-        reader = i18n.translations(i18n.language_of(web.refusal_style().locale)).gettext
+        reader = i18n.gettext_for(web.refusal_style().locale)
         return web.render(request, "error.html", None, status=422, title=N_("Not accepted"),
                           message=exc.said(reader))
 

@@ -71,8 +71,7 @@ LANGUAGE: ContextVar[str] = ContextVar("language", default=i18n.SOURCE)
 def words(request: Request, op: Operator | None) -> Callable[[str], str]:
     """The gettext of the language this operator reads (theirs, else the utility's)."""
     cur = web_of(request).money(request)
-    lang = i18n.language_of(cur.locale, op.language if op is not None else None)
-    return i18n.translations(lang).gettext
+    return i18n.gettext_for(cur.locale, op.language if op is not None else None)
 
 
 class SignInNeeded(Exception):
@@ -311,8 +310,8 @@ def typed_amount(web: Web, op: Operator, text: str | None, field: str = "amount"
     service's exact decimal string; refused naming `field`, in the operator's language, when
     it could be read two ways."""
     money = house_style(web.service.db)
-    words = i18n.translations(i18n.language_of(money.locale, op.language)).gettext
-    return money.plain(text, field=field, label=label, _=words)
+    return money.plain(text, field=field, label=label,
+                       _=i18n.gettext_for(money.locale, op.language))
 
 
 def redirect(path: str) -> RedirectResponse:

@@ -35,6 +35,11 @@ def _till(web: Web, op: Operator) -> dict[str, Any] | None:
     return reports.vendor_day(web.service.db, op.vendor_id, today, today + timedelta(days=1))
 
 
+def _refusal(request: Request, web: Web, op: Operator, exc: StsError) -> str:
+    """A refusal as the cashier reads it: in their language, amounts the utility's way."""
+    return counter_text.refusal(exc, words(request, op), web.money(request).amount)
+
+
 def _page(request: Request, web: Web, op: Operator, meter: str, amount: str, *,
           error: StsError | None = None, status: int = 200, **extra: Any) -> Response:
     """The point of sale for the meter and amount typed: the customer, the amount step with
@@ -56,7 +61,7 @@ def _page(request: Request, web: Web, op: Operator, meter: str, amount: str, *,
                 ctx["trial"] = web.service.trial({"meter": pan, "amount": typed}, caller)
                 ctx["purchase_id"] = str(uuid.uuid4())
     except StsError as exc:
-        ctx["error"] = counter_text.refusal(exc, words(request, op), web.money(request).amount)
+        ctx["error"] = _refusal(request, web, op, exc)
         if exc.field in ("meter", "pan") and ctx["lookup"] is None:
             ctx["error_field"] = "meter"
         elif ctx["lookup"] is not None or exc.field == "amount":
@@ -158,8 +163,7 @@ def reprint(request: Request, posted_: SellerPost) -> Response:
     except StsError as exc:
         field = "reprint_receipt" if exc.field == "receipt_no" else "reprint_meter"
         return _page(request, web, op, "", "", status=exc.http_status,
-                     reprint_error=counter_text.refusal(exc, words(request, op),
-                                                        web.money(request).amount),
+                     reprint_error=_refusal(request, web, op, exc),
                      reprint_field=field,
                      reprint_meter=form.get("meter", ""),
                      reprint_receipt=form.get("receipt_no", ""))

@@ -81,7 +81,7 @@ def reports_page(request: Request, op: Reader) -> Response:
     try:
         start, end = period(request, web, days=7)
         if by not in reports.GROUPS:
-            raise InputError("group by day, vendor or sgc", field="by")
+            raise InputError(N_("group by day, vendor or sgc"), field="by")
         got = web.service.report(web.caller(op), start, end, by)
         sales, days, recon, due = got["sales"], got["days"], got["recon"], got["due"]
         # the refused deliveries: a page of them on the page, the latest 1,000 in the CSV

@@ -102,8 +102,8 @@ def _picker_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
                         .where(m.id.in_(ids))).all()
     out = in_order(rows, ids)
     for r in out:
-        r["number"] = printed(r["pan"])
-        r["drn"] = r["number"].replace(" ", "")
+        r["drn"] = printed_number(r["pan"])
+        r["number"] = group(r["drn"])
     return out
 
 

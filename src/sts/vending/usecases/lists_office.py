@@ -195,11 +195,11 @@ def list_payments(svc: ServiceContext, caller: Caller, params: Mapping[str, str]
     state = params.get("state", "exception")
     provider = params.get("provider", "")
     if state and state not in payment_usecases.STATES:
-        raise InputError(f"state must be one of {', '.join(payment_usecases.STATES)}",
-                         field="state")
+        raise InputError(N_("state must be one of {states}"), field="state",
+                         states=", ".join(payment_usecases.STATES))
     if provider and provider not in payment_usecases.PROVIDERS:
-        raise InputError(f"provider must be one of {', '.join(payment_usecases.PROVIDERS)}",
-                         field="provider")
+        raise InputError(N_("provider must be one of {providers}"), field="provider",
+                         providers=", ".join(payment_usecases.PROVIDERS))
     ids = select(p.id).select_from(payments)
     if state:
         ids = ids.where(p.state == state)

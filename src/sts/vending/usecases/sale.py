@@ -116,7 +116,7 @@ def sale_receipt(*, m: MeterView, q: Quote, vendor: VendorView | None, receipt_n
 
 def utility_words(m: MeterView) -> receipts.Gettext:
     """The gettext of the meter's utility's language: its slips are written in it."""
-    return i18n.translations(i18n.language_of(m.utility.get("locale"))).gettext
+    return i18n.gettext_for(m.utility.get("locale"))
 
 
 def cashier_of(caller: Caller) -> str:
