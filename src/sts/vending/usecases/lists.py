@@ -19,7 +19,16 @@ from sts.codec.digits import group
 from sts.codec.pan import printed_number
 from sts.vending.access.policy import Caller
 from sts.vending.context import ServiceContext
-from sts.vending.listing import ListSpec, Page, PageRequest, digits_of, fetch, in_order, like_pattern
+from sts.vending.listing import (
+    ListSpec,
+    Loader,
+    Page,
+    PageRequest,
+    digits_of,
+    fetch,
+    in_order,
+    like_pattern,
+)
 from sts.vending.storage.tables import customers, meters, supply_groups, tariffs, vending_keys
 from sts.vending.tariff import money
 
@@ -90,10 +99,15 @@ def _meter_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
 def list_meters(svc: ServiceContext, caller: Caller, params: Mapping[str, str]) -> Page:
     """One page of the meter register (back office, auditors)."""
     caller.require("registers")
+    return _meter_page(svc, params, _meter_rows)
+
+
+def _meter_page(svc: ServiceContext, params: Mapping[str, str], load: Loader) -> Page:
+    """A page of the meters the register's search finds, its rows read by `load`."""
     req = PageRequest.parse(params, METERS)
     ids, filtered = meter_ids(req.q)
     with svc.db.read() as conn:
-        return fetch(conn, METERS, req, ids, filtered=filtered, load=_meter_rows)
+        return fetch(conn, METERS, req, ids, filtered=filtered, load=load)
 
 
 def _picker_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
@@ -111,10 +125,7 @@ def pick_meters(svc: ServiceContext, caller: Caller, params: Mapping[str, str]) 
     """One page of the meters a trainer picks for the simulator: by number as printed or the
     customer's name (the register's search), with the customer's name beside the number."""
     caller.require("simulator")
-    req = PageRequest.parse(params, METERS)
-    ids, filtered = meter_ids(req.q)
-    with svc.db.read() as conn:
-        return fetch(conn, METERS, req, ids, filtered=filtered, load=_picker_rows)
+    return _meter_page(svc, params, _picker_rows)
 
 
 def _customer_rows(conn: Connection, ids: list[Any]) -> list[dict[str, Any]]:
